@@ -1,0 +1,40 @@
+#!/bin/sh
+# Install every Debian 12 package that bhrr's build, tests and benchmarks need.
+# Idempotent; runs as root or through sudo.  Also enables bookworm-backports
+# (at its default low pin, so nothing installed is upgraded from it) because
+# scripts/fetch-qemu.sh downloads QEMU 10.0 from there.
+set -eu
+
+if [ "$(id -u)" -eq 0 ]; then SUDO=; else SUDO=sudo; fi
+
+PACKAGES="
+autoconf automake libtool pkg-config make gcc clang binutils
+libcapstone-dev libxxhash-dev libunwind-dev
+bats valgrind
+qemu-system-x86 qemu-utils
+libaio1 libbpf1 libfuse3-3 libibverbs1 libnuma1 libpmem1 librdmacm1
+libvdeplug2 liburing2 libslirp0 libfdt1
+"
+
+list=/etc/apt/sources.list.d/bhrr-backports.list
+if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+	echo 'deb http://deb.debian.org/debian bookworm-backports main' | $SUDO tee "$list" >/dev/null
+fi
+
+missing=
+for p in $PACKAGES; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' \
+		|| missing="$missing $p"
+done
+
+# Always refresh the lists once: backports must be known to fetch-qemu.sh.
+stamp=/var/lib/apt/periodic/bhrr-update-stamp
+if [ -n "$missing" ] || [ ! -e "$stamp" ] || ! apt-cache madison qemu-system-x86 | grep -q bpo12; then
+	$SUDO apt-get update -q
+	$SUDO mkdir -p "$(dirname "$stamp")" && $SUDO touch "$stamp"
+fi
+if [ -n "$missing" ]; then
+	echo "setup-debian: installing$missing"
+	$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing
+fi
+echo "setup-debian: all packages present"

@@ -1,0 +1,145 @@
+/*
+ * symbols.c - see symbols.h.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <link.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "symbols.h"
+
+static const struct qsym sym_table[QS_COUNT] = {
+	[QS_AIO_BH_CALL] = { { "aio_bh_call" } },
+	/* _full since 6.2; the plain name before */
+	[QS_AIO_BH_SCHEDULE_ONESHOT] = { { "aio_bh_schedule_oneshot_full", "aio_bh_schedule_oneshot" } },
+	[QS_QEMU_BH_SCHEDULE] = { { "qemu_bh_schedule" } },
+	[QS_QEMU_BH_SCHEDULE_IDLE] = { { "qemu_bh_schedule_idle" } },
+	[QS_AIO_BH_NEW_FULL] = { { "aio_bh_new_full" } },
+	[QS_AIO_POLL] = { { "aio_poll" } },
+	[QS_ICOUNT_START_WARP_TIMER] = { { "icount_start_warp_timer" } },
+	[QS_THREAD_POOL_SUBMIT_AIO] = { { "thread_pool_submit_aio" } },
+	[QS_ICOUNT_GET_RAW] = { { "icount_get_raw" } },
+	[QS_TIMER_INIT_FULL] = { { "timer_init_full" } },
+	[QS_TIMER_MOD_NS] = { { "timer_mod_ns" } },
+	[QS_ASYNC_RUN_ON_CPU] = { { "async_run_on_cpu" } },
+	/* renamed in 9.0 */
+	[QS_BQL_LOCK] = { { "bql_lock_impl", "qemu_mutex_lock_iothread_impl" } },
+	[QS_BQL_UNLOCK] = { { "bql_unlock", "qemu_mutex_unlock_iothread" } },
+};
+
+const char *
+qsym_name(const struct qemu_build *b, enum qsym_id id)
+{
+	return b->sym[id].found ? b->sym[id].found : sym_table[id].names[0];
+}
+
+struct phdr_ctx {
+	struct qemu_build *b;
+};
+
+static void
+read_build_id(struct dl_phdr_info *info, struct qemu_build *b)
+{
+	for (int i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+
+		if (ph->p_type != PT_NOTE)
+			continue;
+		const char *p = (const char *)(info->dlpi_addr + ph->p_vaddr);
+		const char *end = p + ph->p_memsz;
+
+		while (p + sizeof(ElfW(Nhdr)) <= end) {
+			const ElfW(Nhdr) *n = (const ElfW(Nhdr) *)p;
+			const char *name = p + sizeof(*n);
+			const unsigned char *desc =
+				(const unsigned char *)name + ((n->n_namesz + 3) & ~3u);
+
+			if ((const char *)desc + n->n_descsz > end)
+				break;
+			if (n->n_type == NT_GNU_BUILD_ID && n->n_namesz == 4 &&
+			    memcmp(name, "GNU", 4) == 0 && n->n_descsz <= 20) {
+				for (unsigned k = 0; k < n->n_descsz; k++)
+					snprintf(b->build_id + 2 * k, 3, "%02x", desc[k]);
+				return;
+			}
+			p = (const char *)desc + ((n->n_descsz + 3) & ~3u);
+		}
+	}
+}
+
+/* The version banner is a string literal in the executable's rodata. */
+static void
+read_version(struct dl_phdr_info *info, struct qemu_build *b)
+{
+	static const char banner[] = "QEMU emulator version ";
+
+	for (int i = 0; i < info->dlpi_phnum && !b->version[0]; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+
+		if (ph->p_type != PT_LOAD || (ph->p_flags & (PF_X | PF_W)) || !(ph->p_flags & PF_R))
+			continue;
+		const char *seg = (const char *)(info->dlpi_addr + ph->p_vaddr);
+		const char *hit = memmem(seg, ph->p_filesz, banner, sizeof(banner) - 1);
+
+		if (hit == NULL)
+			continue;
+		hit += sizeof(banner) - 1;
+		size_t n = 0, room = (size_t)(seg + ph->p_filesz - hit);
+
+		while (n < room && n < sizeof(b->version) - 1 && hit[n] != '\n' && hit[n] != 0)
+			n++;
+		memcpy(b->version, hit, n);
+		b->version[n] = 0;
+		sscanf(b->version, "%d.%d", &b->major, &b->minor);
+	}
+}
+
+static int
+first_object(struct dl_phdr_info *info, size_t size, void *data)
+{
+	struct phdr_ctx *c = data;
+
+	(void)size;
+	c->b->exe_base = (void *)info->dlpi_addr;
+	read_build_id(info, c->b);
+	if (c->b->is_qemu)
+		read_version(info, c->b);
+	return 1; /* the main program comes first: stop */
+}
+
+int
+qemu_build_probe(struct qemu_build *b)
+{
+	int missing = 0;
+	struct phdr_ctx c = { b };
+	ssize_t n;
+
+	memset(b, 0, sizeof(*b));
+	memcpy(b->sym, sym_table, sizeof(sym_table));
+	n = readlink("/proc/self/exe", b->exe, sizeof(b->exe) - 1);
+	b->exe[n > 0 ? n : 0] = 0;
+
+	const char *base = strrchr(b->exe, '/');
+
+	base = base ? base + 1 : b->exe;
+	b->has_exports = dlsym(RTLD_DEFAULT, "qemu_bh_schedule") != NULL &&
+			 dlsym(RTLD_DEFAULT, "qemu_init") != NULL;
+	b->is_qemu = b->has_exports || strncmp(base, "qemu-system-", 12) == 0;
+	if (!b->is_qemu)
+		return QS_COUNT;
+	dl_iterate_phdr(first_object, &c);
+	for (int i = 0; i < QS_COUNT; i++) {
+		struct qsym *s = &b->sym[i];
+
+		for (int k = 0; k < 3 && s->names[k] && !s->addr; k++) {
+			s->addr = dlsym(RTLD_DEFAULT, s->names[k]);
+			if (s->addr)
+				s->found = s->names[k];
+		}
+		missing += s->addr == NULL;
+	}
+	return missing;
+}

@@ -1,0 +1,60 @@
+/*
+ * symbols.h - finding QEMU's functions and identifying the QEMU build.
+ *
+ * QEMU's modular builds (Debian's, Ubuntu's) link with --export-dynamic, so
+ * every non-static function of the executable is in .dynsym and dlsym
+ * (RTLD_DEFAULT) finds it.  Names that changed across versions are looked up
+ * under each spelling (the BQL pair became bql_lock_impl/bql_unlock in 9.0).
+ */
+#ifndef BHRR_SYMBOLS_H
+#define BHRR_SYMBOLS_H
+
+#include <stddef.h>
+
+/* The QEMU functions bhrr uses; the order is the table order in symbols.c. */
+enum qsym_id {
+	QS_AIO_BH_CALL,
+	QS_AIO_BH_SCHEDULE_ONESHOT,
+	QS_QEMU_BH_SCHEDULE,
+	QS_QEMU_BH_SCHEDULE_IDLE,
+	QS_AIO_BH_NEW_FULL,
+	QS_AIO_POLL,
+	QS_ICOUNT_START_WARP_TIMER,
+	QS_THREAD_POOL_SUBMIT_AIO,
+	QS_ICOUNT_GET_RAW,
+	QS_TIMER_INIT_FULL,
+	QS_TIMER_MOD_NS,
+	QS_ASYNC_RUN_ON_CPU,
+	QS_BQL_LOCK,
+	QS_BQL_UNLOCK,
+	QS_COUNT
+};
+
+struct qsym {
+	const char *names[3]; /* spellings, newest first; NULL-terminated */
+	const char *found;    /* the spelling that resolved, or NULL */
+	void *addr;
+};
+
+struct qemu_build {
+	int is_qemu;            /* a QEMU system emulator (by name or symbols) */
+	int has_exports;        /* its functions are in .dynsym */
+	char exe[256];          /* /proc/self/exe */
+	void *exe_base;         /* load address of the executable */
+	char build_id[41];      /* hex GNU build-id, "" if none */
+	char version[96];       /* "7.2.22 (Debian 1:7.2+dfsg-7+deb12u18+b3)", "" if unknown */
+	int major, minor;       /* parsed from version; 0 if unknown */
+	struct qsym sym[QS_COUNT];
+};
+
+/*
+ * Fill @b for the running process.  Cheap (no full-text scan) unless the
+ * process looks like QEMU.  Returns the number of required symbols missing
+ * (0: all present).
+ */
+int qemu_build_probe(struct qemu_build *b);
+
+/* Short name of a symbol slot for messages ("aio_bh_call"). */
+const char *qsym_name(const struct qemu_build *b, enum qsym_id id);
+
+#endif

@@ -1,0 +1,49 @@
+# helper.bash - shared set-up for bhrr's bats suites.  Loaded with
+# "load helper"; run through 'make check', which exports BHRR_BUILDDIR and
+# BHRR_SRCDIR.
+
+: "${BHRR_BUILDDIR:?run the tests through make check}"
+: "${BHRR_SRCDIR:=$BHRR_BUILDDIR}"
+
+BHRR="$BHRR_BUILDDIR/tools/bhrr"
+SHIM="$BHRR_BUILDDIR/.libs/libbhrr.so"
+GUEST_DIR="$BHRR_BUILDDIR/tests/guest"
+
+# use_qemu VERSION: set QEMU_BIN and QEMU_FW for "7.2" (the system QEMU)
+# or "10.0" (unpacked by scripts/fetch-qemu.sh into the build tree).
+use_qemu() {
+	case "$1" in
+	7.2)
+		QEMU_BIN=/usr/bin/qemu-system-x86_64
+		QEMU_FW=
+		unset QEMU_MODULE_DIR
+		;;
+	10.0)
+		# shellcheck disable=SC1091
+		. "$BHRR_BUILDDIR/qemu/10.0/env"
+		QEMU_FW=$QEMU_FIRMWARE
+		;;
+	*)
+		echo "use_qemu: unknown version $1" >&2
+		return 1
+		;;
+	esac
+	[ -x "$QEMU_BIN" ] || { echo "no QEMU $1 at $QEMU_BIN" >&2; return 1; }
+	"$QEMU_BIN" -version | head -n 1 | grep -q "version $1\." \
+		|| { echo "$QEMU_BIN is not QEMU $1" >&2; return 1; }
+}
+
+# mini_guest_argv [QEMU OPTIONS...]: the command line that boots
+# tests/guest/mini.elf reading its disk; extra options are appended.
+mini_guest_argv() {
+	MINI_DISK="$BATS_TEST_TMPDIR/disk.img"
+	cp "$GUEST_DIR/mini-disk.img" "$MINI_DISK"
+	# shellcheck disable=SC2206
+	QEMU_ARGV=("$QEMU_BIN" $QEMU_FW -nodefaults -display none -accel tcg
+		-kernel "$GUEST_DIR/mini.elf" -append "sectors=256"
+		-drive "file=$MINI_DISK,format=raw,if=ide,index=0"
+		-device isa-debug-exit,iobase=0xf4,iosize=1 -debugcon stdio "$@")
+}
+
+# The exit status QEMU gives when the mini guest passes (0x10 << 1 | 1).
+MINI_PASS=33

@@ -1,0 +1,211 @@
+/*
+ * bhrr.c - the bhrr command: a git-style table of subcommands.
+ *
+ * Exit status: the wrapped QEMU's for commands that run it; 2 for a usage
+ * error; 3 for a subcommand this version does not provide yet.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+
+#define EXIT_USAGE 2
+#define EXIT_NOT_YET 3
+
+__attribute__((noreturn, format(printf, 2, 3))) static void
+die(int status, const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("bhrr: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(status);
+}
+
+/*
+ * The shim to preload: $BHRR_SHIM, else the one beside this binary's build
+ * tree when run from it, else the installed one.
+ */
+static const char *
+find_shim(void)
+{
+	static char path[PATH_MAX];
+	char self[PATH_MAX];
+	const char *env = getenv("BHRR_SHIM");
+	ssize_t n;
+
+	if (env != NULL && env[0] != 0) {
+		if (access(env, R_OK) != 0)
+			die(1, "BHRR_SHIM='%s': %s", env, strerror(errno));
+		return env;
+	}
+	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n > 0) {
+		self[n] = 0;
+		snprintf(path, sizeof(path), "%s/tools", BHRR_BUILDDIR);
+		if (strcmp(dirname(self), path) == 0) {
+			snprintf(path, sizeof(path), "%s/.libs/libbhrr.so", BHRR_BUILDDIR);
+			if (access(path, R_OK) == 0)
+				return path;
+		}
+	}
+	snprintf(path, sizeof(path), "%s/libbhrr.so", BHRR_PKGLIBDIR);
+	if (access(path, R_OK) != 0)
+		die(1, "cannot find libbhrr.so (looked in %s; set BHRR_SHIM)", BHRR_PKGLIBDIR);
+	return path;
+}
+
+/* Put @shim first in LD_PRELOAD, keeping whatever was there. */
+static void
+preload(const char *shim)
+{
+	const char *old = getenv("LD_PRELOAD");
+	char *v;
+
+	if (old != NULL && old[0] != 0) {
+		if (asprintf(&v, "%s:%s", shim, old) < 0)
+			die(1, "out of memory");
+	} else
+		v = strdup(shim);
+	if (v == NULL || setenv("LD_PRELOAD", v, 1) != 0)
+		die(1, "cannot set LD_PRELOAD");
+	free(v);
+}
+
+/* Skip an optional "--"; the rest must name a QEMU to run. */
+static char **
+qemu_argv(int argc, char **argv, int i, const char *cmd)
+{
+	if (i < argc && strcmp(argv[i], "--") == 0)
+		i++;
+	if (i >= argc)
+		die(EXIT_USAGE, "%s: no QEMU command line given (usage: bhrr %s [--] QEMU ARGS...)",
+		    cmd, cmd);
+	return argv + i;
+}
+
+static void
+run_qemu(char **qargv)
+{
+	execvp(qargv[0], qargv);
+	die(127, "cannot run '%s': %s", qargv[0], strerror(errno));
+}
+
+static int
+cmd_check(int argc, char **argv)
+{
+	int i = 1, all = 0;
+
+	for (; i < argc && argv[i][0] == '-' && strcmp(argv[i], "--") != 0; i++) {
+		if (strcmp(argv[i], "--all") == 0)
+			all = 1;
+		else
+			die(EXIT_USAGE, "check: unknown option '%s'", argv[i]);
+	}
+	char **qargv = qemu_argv(argc, argv, i, "check");
+
+	preload(find_shim());
+	setenv("BHRR_MODE", "check", 1);
+	if (all)
+		setenv("BHRR_CHECK_ALL", "1", 1);
+	run_qemu(qargv);
+	return 0;
+}
+
+static int
+cmd_shim_path(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	puts(find_shim());
+	return 0;
+}
+
+static int
+cmd_version(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	printf("bhrr %s\n", PACKAGE_VERSION);
+	return 0;
+}
+
+static int cmd_help(int argc, char **argv);
+
+struct command {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+	const char *usage;
+};
+
+static const struct command commands[] = {
+	{ "check", cmd_check, "check [--all] [--] QEMU ARGS...   hook every target, report, run QEMU" },
+	{ "record", NULL, "record [-o LOG] [--] QEMU ARGS...   (not yet)" },
+	{ "replay", NULL, "replay LOG [-- QEMU ARGS...]        (not yet)" },
+	{ "doctor", NULL, "doctor [--] QEMU ARGS...            (not yet)" },
+	{ "flake", NULL, "flake ... -- QEMU ARGS...           (not yet)" },
+	{ "diff", NULL, "diff A B                            (not yet)" },
+	{ "bisect", NULL, "bisect LOG ...                      (not yet)" },
+	{ "dump", NULL, "dump LOG [--json]                   (not yet)" },
+	{ "verify", NULL, "verify LOG                          (not yet)" },
+	{ "stat", NULL, "stat LOG [--json]                   (not yet)" },
+	{ "export", NULL, "export --format=chrome LOG...       (not yet)" },
+	{ "shim-path", cmd_shim_path, "shim-path                           print the libbhrr.so bhrr preloads" },
+	{ "version", cmd_version, "version" },
+	{ "help", cmd_help, "help" },
+};
+
+#define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static void
+usage(FILE *f)
+{
+	fprintf(f, "usage: bhrr COMMAND [ARGS...]\n\ncommands:\n");
+	for (size_t i = 0; i < N_COMMANDS; i++)
+		fprintf(f, "  bhrr %s\n", commands[i].usage);
+}
+
+static int
+cmd_help(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	usage(stdout);
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)
+		return cmd_help(argc - 1, argv + 1);
+	if (strcmp(argv[1], "--version") == 0)
+		return cmd_version(argc - 1, argv + 1);
+	for (size_t i = 0; i < N_COMMANDS; i++) {
+		if (strcmp(argv[1], commands[i].name) != 0)
+			continue;
+		if (commands[i].fn == NULL) {
+			fprintf(stderr, "bhrr: '%s' is not available in bhrr %s yet\n",
+				commands[i].name, PACKAGE_VERSION);
+			return EXIT_NOT_YET;
+		}
+		return commands[i].fn(argc - 1, argv + 1);
+	}
+	fprintf(stderr, "bhrr: '%s' is not a bhrr command\n\n", argv[1]);
+	usage(stderr);
+	return EXIT_USAGE;
+}
