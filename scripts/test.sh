@@ -1,0 +1,37 @@
+#!/bin/sh
+# test.sh - the one command that passes the tests on a fresh Debian 12:
+# installs every package (scripts/setup-debian.sh), builds, and runs
+# 'make check' (C unit tests and bats suites against the real QEMU 7.2 and
+# 10.0).  Fails on any failing, erroring or skipped test, and ends with the
+# line "N passed, N failed".
+set -eu
+cd "$(dirname "$0")/.."
+
+scripts/setup-debian.sh
+scripts/build.sh
+
+status=0
+make -j"$(nproc)" check || status=$?
+
+log=test-suite.log
+count() { sed -n "s/^# $1: *\([0-9]*\)$/\1/p" "$log" | head -n 1; }
+if [ ! -f "$log" ]; then
+	echo "test.sh: make check produced no $log" >&2
+	exit 1
+fi
+pass=$(count PASS); fail=$(count FAIL); err=$(count ERROR); skip=$(count SKIP)
+xpass=$(count XPASS)
+failed=$((fail + err + xpass))
+if [ "$status" -ne 0 ] || [ "$failed" -ne 0 ]; then
+	echo "---- failing test logs ----"
+	grep -lE '^(FAIL|ERROR|XPASS):' $(find tests -name '*.log') 2>/dev/null | while read -r f; do
+		echo "== $f"; cat "$f"
+	done
+fi
+if [ "$skip" -ne 0 ]; then
+	echo "test.sh: $skip test(s) skipped; a skip counts as a failure here" >&2
+	grep '^SKIP:' "$log" >&2 || true
+	failed=$((failed + skip))
+fi
+echo "$pass passed, $failed failed"
+[ "$status" -eq 0 ] && [ "$failed" -eq 0 ]
