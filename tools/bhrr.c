@@ -16,20 +16,43 @@
 
 #include "config.h"
 
-#define EXIT_USAGE 2
-#define EXIT_NOT_YET 3
+#include "cmd.h"
 
-__attribute__((noreturn, format(printf, 2, 3))) static void
-die(int status, const char *fmt, ...)
+static void __attribute__((noreturn))
+vdie(int status, const char *fmt, va_list ap)
+{
+	fputs("bhrr: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	exit(status);
+}
+
+void
+die(const char *fmt, ...)
 {
 	va_list ap;
 
-	fputs("bhrr: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(status);
+	vdie(1, fmt, ap);
+}
+
+void
+usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vdie(EXIT_USAGE, fmt, ap);
+}
+
+/* Exit with @status after "bhrr: MESSAGE". */
+__attribute__((noreturn, format(printf, 2, 3))) static void
+die_status(int status, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vdie(status, fmt, ap);
 }
 
 /*
@@ -46,7 +69,7 @@ find_shim(void)
 
 	if (env != NULL && env[0] != 0) {
 		if (access(env, R_OK) != 0)
-			die(1, "BHRR_SHIM='%s': %s", env, strerror(errno));
+			die("BHRR_SHIM='%s': %s", env, strerror(errno));
 		return env;
 	}
 	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
@@ -61,7 +84,7 @@ find_shim(void)
 	}
 	snprintf(path, sizeof(path), "%s/libbhrr.so", BHRR_PKGLIBDIR);
 	if (access(path, R_OK) != 0)
-		die(1, "cannot find libbhrr.so (looked in %s; set BHRR_SHIM)", BHRR_PKGLIBDIR);
+		die("cannot find libbhrr.so (looked in %s; set BHRR_SHIM)", BHRR_PKGLIBDIR);
 	return path;
 }
 
@@ -74,11 +97,11 @@ preload(const char *shim)
 
 	if (old != NULL && old[0] != 0) {
 		if (asprintf(&v, "%s:%s", shim, old) < 0)
-			die(1, "out of memory");
+			die("out of memory");
 	} else
 		v = strdup(shim);
 	if (v == NULL || setenv("LD_PRELOAD", v, 1) != 0)
-		die(1, "cannot set LD_PRELOAD");
+		die("cannot set LD_PRELOAD");
 	free(v);
 }
 
@@ -89,7 +112,7 @@ qemu_argv(int argc, char **argv, int i, const char *cmd)
 	if (i < argc && strcmp(argv[i], "--") == 0)
 		i++;
 	if (i >= argc)
-		die(EXIT_USAGE, "%s: no QEMU command line given (usage: bhrr %s [--] QEMU ARGS...)",
+		usage_error("%s: no QEMU command line given (usage: bhrr %s [--] QEMU ARGS...)",
 		    cmd, cmd);
 	return argv + i;
 }
@@ -98,7 +121,7 @@ static void
 run_qemu(char **qargv)
 {
 	execvp(qargv[0], qargv);
-	die(127, "cannot run '%s': %s", qargv[0], strerror(errno));
+	die_status(127, "cannot run '%s': %s", qargv[0], strerror(errno));
 }
 
 static int
@@ -110,7 +133,7 @@ cmd_check(int argc, char **argv)
 		if (strcmp(argv[i], "--all") == 0)
 			all = 1;
 		else
-			die(EXIT_USAGE, "check: unknown option '%s'", argv[i]);
+			usage_error("check: unknown option '%s'", argv[i]);
 	}
 	char **qargv = qemu_argv(argc, argv, i, "check");
 
@@ -156,9 +179,9 @@ static const struct command commands[] = {
 	{ "flake", NULL, "flake ... -- QEMU ARGS...           (not yet)" },
 	{ "diff", NULL, "diff A B                            (not yet)" },
 	{ "bisect", NULL, "bisect LOG ...                      (not yet)" },
-	{ "dump", NULL, "dump LOG [--json]                   (not yet)" },
-	{ "verify", NULL, "verify LOG                          (not yet)" },
-	{ "stat", NULL, "stat LOG [--json]                   (not yet)" },
+	{ "dump", cmd_dump, "dump LOG [--json]                   one event per line (JSON Lines)" },
+	{ "verify", cmd_verify, "verify LOG                          0 intact, 1 damaged, 2 not a log" },
+	{ "stat", cmd_stat, "stat LOG [--json]                   counts, bytes per event, spans" },
 	{ "export", NULL, "export --format=chrome LOG...       (not yet)" },
 	{ "shim-path", cmd_shim_path, "shim-path                           print the libbhrr.so bhrr preloads" },
 	{ "version", cmd_version, "version" },

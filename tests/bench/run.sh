@@ -3,6 +3,8 @@
 # and reported as a ratio, never checked against a wall-clock bound.
 #   1. per-call cost of a forwarding hook: ns (best of alternating rounds)
 #      and instructions (callgrind, repeatable on a noisy machine);
+#   1b. event log: writer ns and instructions per event, reader events/s,
+#      bytes per event by kind on a synthetic disk-I/O stream;
 #   2. hook install time of the full target set, per QEMU version;
 #   3. per QEMU version: exported functions, accepted, refused by reason.
 set -eu
@@ -24,6 +26,21 @@ if command -v valgrind >/dev/null; then
 	awk -v p="$p" -v h="$h" -v n="$n" 'BEGIN {
 		printf "  callgrind, %d calls each: unhooked %.2f instr/call, hooked %.2f instr/call, hook adds %.2f instr/call (ratio %.2fx)\n",
 			n, p / n, h / n, (h - p) / n, h / p }'
+fi
+
+echo "== 1b. event log: writer, reader, bytes per event"
+"$b/tests/bench/bench_log" "$out"
+if command -v valgrind >/dev/null; then
+	n=200000
+	for k in 1 2; do
+		valgrind --tool=callgrind --callgrind-out-file="$out/cg.log$k" \
+			"$b/tests/bench/bench_log" --only $((n * k)) "$out" >/dev/null 2>"$out/cg.log$k.err"
+	done
+	a=$(sed -n 's/^summary: *//p' "$out/cg.log1" | head -n 1)
+	c=$(sed -n 's/^summary: *//p' "$out/cg.log2" | head -n 1)
+	awk -v a="$a" -v c="$c" -v n="$n" 'BEGIN {
+		printf "  callgrind: %.1f instructions per appended io_complete (difference of %d and %d appends)\n",
+			(c - a) / n, 2 * n, n }'
 fi
 
 guest() {

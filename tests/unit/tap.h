@@ -28,7 +28,7 @@ ok(int cond, const char *fmt, ...)
 }
 
 /* A diagnostic line, shown by the driver in the log. */
-__attribute__((format(printf, 1, 2))) static void
+__attribute__((format(printf, 1, 2), unused)) static void
 diag(const char *fmt, ...)
 {
 	va_list ap;

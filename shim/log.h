@@ -1,0 +1,154 @@
+/*
+ * log.h - bhrr's event log: the in-memory event and header, the writer and
+ * the reader.  Format: doc/log_format.md.
+ */
+#ifndef BHRR_LOG_H
+#define BHRR_LOG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum log_kind {
+	LOG_EV_NONE = 0,
+	LOG_EV_STRING = 1,
+	LOG_EV_IDENT = 2,
+	LOG_EV_BH_SCHEDULE = 3,
+	LOG_EV_BH_RUN = 4,
+	LOG_EV_IO_SUBMIT = 5,
+	LOG_EV_IO_COMPLETE = 6,
+	LOG_EV_WARP = 7,
+	LOG_EV_NESTED_POLL = 8,
+	LOG_EV_VM_STOP = 9,
+	LOG_EV_VM_RESUME = 10,
+	LOG_EV_DIVERGE = 11,
+	LOG_EV_CHAOS = 12,
+	LOG_EV_END = 13,
+	LOG_EV_COUNT
+};
+
+/* How an event's icount was obtained. */
+enum log_icount { LOG_IC_EXACT = 0, LOG_IC_LOWER = 1, LOG_IC_UNKNOWN = 2 };
+
+#define LOG_TEXT_MAX 4096 /* longest string a reader accepts */
+
+/*
+ * One event.  Which fields matter depends on kind (doc/log_format.md 2.3);
+ * the reader fills the ones of the kind it read and zeroes the rest.
+ * Strings point into the reader's or the caller's memory.
+ */
+struct log_event {
+	uint64_t seq;          /* reader: sequence number */
+	size_t wire_len;       /* reader: bytes this event took in its batch */
+	unsigned kind;         /* enum log_kind; reader: unknown kinds as read */
+	unsigned icount_how;   /* enum log_icount */
+	int64_t icount;
+	uint64_t id;           /* string, ident: the id being defined */
+	uint64_t ident;        /* bh_schedule, bh_run */
+	uint64_t cb_off;       /* ident */
+	uint64_t name_id;      /* ident */
+	uint64_t role;         /* bh_schedule, nested_poll */
+	uint64_t site;         /* bh_schedule */
+	uint64_t ordinal;      /* bh_run */
+	uint64_t req;          /* io_submit, io_complete (absolute) */
+	uint64_t op, offset, bytes; /* io_submit */
+	int64_t ret;           /* io_complete */
+	int64_t delta_ns;      /* warp */
+	uint64_t state;        /* vm_stop, vm_resume */
+	uint64_t index;        /* diverge */
+	uint64_t decision;     /* chaos */
+	int64_t value;         /* chaos */
+	uint64_t complete, events, dropped, wall_ns; /* end */
+	const char *text;      /* string: the text; diverge: expected */
+	size_t text_len;
+	const char *text2;     /* diverge: actual */
+	size_t text2_len;
+};
+
+#define LOG_ARGV_MAX 512
+
+struct log_header {
+	unsigned version;
+	char bhrr_version[32];
+	char build_id[48];
+	char qemu_version[128];
+	char exe[256];
+	char host[160];
+	unsigned icount_mode;  /* 0 none, 1 exact, 2 ordering */
+	unsigned icount_shift;
+	uint64_t start_ns;
+	uint64_t pid;
+	int argc;
+	char *argv[LOG_ARGV_MAX]; /* reader: owned by the reader */
+};
+
+/* Name of a kind for dump/JSON ("bh_run"), or NULL if unknown. */
+const char *log_kind_name(unsigned kind);
+
+/* ---- writer ---- */
+
+struct log_writer;
+
+/*
+ * Create @path and write the header.  @flush_ms > 0 starts a flusher thread
+ * writing at least that often.  Returns NULL and fills @err on failure.
+ */
+struct log_writer *log_writer_open(const char *path, const struct log_header *h,
+				   unsigned flush_ms, char *err, size_t errlen);
+/*
+ * Append one event; any thread.  The fast path encodes on the stack and
+ * copies under a mutex: no allocation, no stdio.  Returns the event's
+ * sequence number.
+ */
+uint64_t log_writer_append(struct log_writer *w, const struct log_event *ev);
+/* Frame and write what is buffered; 0 or -1 (the writer then stops writing). */
+int log_writer_flush(struct log_writer *w);
+/*
+ * Append the end event (complete unless a write failed), flush, close and
+ * free.  Returns 0 if the log on disk is complete.
+ */
+int log_writer_close(struct log_writer *w, int64_t end_icount);
+/* Events dropped after a write error. */
+uint64_t log_writer_dropped(const struct log_writer *w);
+
+/* ---- reader ---- */
+
+struct log_reader;
+
+enum log_open_err {
+	LOG_OK = 0,
+	LOG_E_IO = -1,       /* cannot open or read the file */
+	LOG_E_NOTLOG = -2,   /* not a bhrr log (no magic in a first header record) */
+	LOG_E_VERSION = -3,  /* a newer format version */
+	LOG_E_HEADER = -4,   /* magic present but the header record is damaged */
+};
+
+/* Open @path and read its header; NULL with *code and @err filled on failure. */
+struct log_reader *log_reader_open(const char *path, int *code, char *err, size_t errlen);
+/* Read from a buffer instead (fuzzing, tests); the buffer must outlive the reader. */
+struct log_reader *log_reader_open_mem(const uint8_t *buf, size_t len, int *code, char *err,
+				       size_t errlen);
+const struct log_header *log_reader_header(const struct log_reader *r);
+/*
+ * Next event: 1 with *ev filled, 0 at the end.  Damage never stops reading:
+ * it is reported through log_reader_damage_count()/the callback.
+ */
+int log_reader_next(struct log_reader *r, struct log_event *ev);
+
+/* Called once per damaged span: file offset, bytes dropped, reason. */
+typedef void log_damage_fn(void *opaque, uint64_t offset, uint64_t dropped, const char *reason);
+void log_reader_on_damage(struct log_reader *r, log_damage_fn *fn, void *opaque);
+uint64_t log_reader_damage_count(const struct log_reader *r);
+uint64_t log_reader_dropped_bytes(const struct log_reader *r);
+/* Bytes of a torn final record (0 if the file ends on a record boundary). */
+uint64_t log_reader_torn_tail(const struct log_reader *r);
+/* Events whose kind this reader does not know (skipped, but returned as such). */
+uint64_t log_reader_unknown_count(const struct log_reader *r);
+/* Interned string @id, or NULL if never defined (or lost to damage). */
+const char *log_reader_string(const struct log_reader *r, uint64_t id);
+/* Callback identity @id: 0 and fills the outputs, or -1. */
+int log_reader_ident(const struct log_reader *r, uint64_t id, uint64_t *cb_off, const char **name);
+/* File size and logical bytes of events read so far, for stat. */
+uint64_t log_reader_file_size(const struct log_reader *r);
+void log_reader_close(struct log_reader *r);
+
+#endif

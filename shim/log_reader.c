@@ -1,0 +1,740 @@
+/*
+ * log_reader.c - streams a bhrr log (doc/log_format.md) with bounded memory.
+ *
+ * Nothing read from the file is trusted: every length is checked against
+ * the bytes actually there, every count and id against fixed bounds.  Damage
+ * is reported (offset, bytes dropped, reason) and reading resumes at the
+ * next block; a torn final record is a clean end.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "log.h"
+#include "log_format.h"
+
+#define RECORD_MAX (1u << 20)  /* largest logical record accepted */
+#define TABLE_MAX (1u << 20)   /* largest string / ident id accepted */
+#define STRINGS_BYTES_MAX (64u << 20)
+
+enum { PHYS_EOF = -1, PHYS_AGAIN = -2 };
+
+struct log_reader {
+	/* source */
+	int fd;
+	const uint8_t *mem;
+	uint64_t size;
+	/* current block */
+	uint8_t block[LOG_BLOCK];
+	uint64_t block_off; /* file offset of block[0] */
+	size_t block_len, pos;
+	int eof;
+	int resync; /* the last physical record read was damage */
+	/* logical record assembly */
+	uint8_t *rec;
+	size_t rec_len;
+	uint64_t rec_off; /* file offset where the record began */
+	/* current batch */
+	const uint8_t *bp, *bend;
+	uint64_t seq, next_seq;
+	int64_t prev_icount;
+	uint64_t prev_req;
+	/* results */
+	struct log_header h;
+	uint64_t damage, dropped, torn, unknown, lost_events;
+	log_damage_fn *on_damage;
+	void *opaque;
+	/* interned tables, indexed by id */
+	char **strings;
+	size_t n_strings, strings_bytes;
+	uint64_t *ident_cb, *ident_name;
+	size_t n_idents;
+};
+
+/* ---- source ---- */
+
+static ssize_t
+src_read(struct log_reader *r, uint64_t off, uint8_t *buf, size_t len)
+{
+	if (off >= r->size)
+		return 0;
+	if (len > r->size - off)
+		len = (size_t)(r->size - off);
+	if (r->mem) {
+		memcpy(buf, r->mem + off, len);
+		return (ssize_t)len;
+	}
+	size_t got = 0;
+
+	while (got < len) {
+		ssize_t n = pread(r->fd, buf + got, len - got, (off_t)(off + got));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -1 : (ssize_t)got;
+		got += (size_t)n;
+	}
+	return (ssize_t)got;
+}
+
+static void
+report(struct log_reader *r, uint64_t off, uint64_t dropped, const char *reason)
+{
+	r->damage++;
+	r->dropped += dropped;
+	if (r->on_damage)
+		r->on_damage(r->opaque, off, dropped, reason);
+}
+
+/* Load the block after the current one; 0, or PHYS_EOF. */
+static int
+next_block(struct log_reader *r)
+{
+	uint64_t off = r->block_len ? r->block_off + r->block_len : r->block_off;
+	ssize_t n;
+
+	if (r->eof)
+		return PHYS_EOF;
+	if (r->block_len)
+		r->block_off = off;
+	n = src_read(r, off, r->block, LOG_BLOCK);
+	if (n <= 0) {
+		r->eof = 1;
+		r->block_len = r->pos = 0;
+		return PHYS_EOF;
+	}
+	r->block_len = (size_t)n;
+	r->pos = 0;
+	if (r->block_len < LOG_BLOCK)
+		r->eof = 1; /* this is the last block */
+	return 0;
+}
+
+/* Drop the rest of the current block as damage. */
+static void
+drop_block(struct log_reader *r, const char *reason)
+{
+	report(r, r->block_off + r->pos, r->block_len - r->pos, reason);
+	r->pos = r->block_len;
+}
+
+static int
+all_zero(const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i])
+			return 0;
+	return 1;
+}
+
+/*
+ * Next physical record: its type (>= 0) with payload, len and off set,
+ * PHYS_EOF at the end, PHYS_AGAIN after damage (the caller drops any
+ * record in assembly).
+ */
+static int
+read_physical(struct log_reader *r, const uint8_t **payload, size_t *len, uint64_t *off)
+{
+	for (;;) {
+		size_t left = r->block_len - r->pos;
+
+		if (left < LOG_HEADER) {
+			if (r->block_len == LOG_BLOCK || r->block_len == 0) {
+				/* a trailer (or nothing loaded yet): next block */
+				if (next_block(r) < 0)
+					return PHYS_EOF;
+				continue;
+			}
+			r->torn += left; /* a header cut short by the end of file */
+			r->pos = r->block_len;
+			return PHYS_EOF;
+		}
+		const uint8_t *p = r->block + r->pos;
+		uint32_t sum;
+		uint16_t l;
+		uint8_t type = p[6];
+
+		memcpy(&sum, p, 4);
+		memcpy(&l, p + 4, 2);
+		if (type == LOG_ZERO && l == 0 && all_zero(p, left)) {
+			r->pos = r->block_len; /* zero fill to the end of the block */
+			continue;
+		}
+		if (LOG_HEADER + (size_t)l > left) {
+			if (r->eof) { /* runs past the end of the file: torn tail */
+				r->torn += left;
+				r->pos = r->block_len;
+				return PHYS_EOF;
+			}
+			drop_block(r, "record length runs past its block");
+			return PHYS_AGAIN;
+		}
+		if (XXH32(p + 6, 1 + (size_t)l, LOG_SEED) != sum) {
+			drop_block(r, "checksum mismatch");
+			return PHYS_AGAIN;
+		}
+		if (type < LOG_FULL || type > LOG_LAST) {
+			char why[64];
+
+			snprintf(why, sizeof(why), "unknown record type %u", type);
+			report(r, r->block_off + r->pos, LOG_HEADER + (size_t)l, why);
+			r->pos += LOG_HEADER + l;
+			return PHYS_AGAIN;
+		}
+		*off = r->block_off + r->pos;
+		*payload = p + LOG_HEADER;
+		*len = l;
+		r->pos += LOG_HEADER + l;
+		return type;
+	}
+}
+
+/*
+ * Next logical record into r->rec: 1, or 0 at the end.  Fragments out of
+ * sequence are reported and dropped.
+ */
+static int
+read_logical(struct log_reader *r)
+{
+	int in_frag = 0;
+
+	for (;;) {
+		const uint8_t *p;
+		size_t len;
+		uint64_t off;
+		int t = read_physical(r, &p, &len, &off);
+
+		if (t != PHYS_AGAIN && t != LOG_MIDDLE && t != LOG_LAST)
+			r->resync = 0;
+
+		if (t == PHYS_EOF) {
+			if (in_frag)
+				r->torn += r->rec_len; /* the last record never finished */
+			return 0;
+		}
+		if (t == PHYS_AGAIN) {
+			r->resync = 1;
+			if (in_frag)
+				report(r, r->rec_off, r->rec_len, "fragmented record cut by damage");
+			in_frag = 0;
+			continue;
+		}
+		if ((t == LOG_FULL || t == LOG_FIRST) && in_frag) {
+			report(r, r->rec_off, r->rec_len, "fragmented record without its last part");
+			in_frag = 0;
+		}
+		if ((t == LOG_MIDDLE || t == LOG_LAST) && !in_frag) {
+			report(r, off, LOG_HEADER + len,
+			       r->resync ? "the rest of a record lost to the damage before"
+			       : t == LOG_MIDDLE ? "middle fragment without a first"
+						 : "last fragment without a first");
+			continue;
+		}
+		if (t == LOG_FULL || t == LOG_FIRST) {
+			r->rec_len = 0;
+			r->rec_off = off;
+		}
+		if (r->rec_len + len > RECORD_MAX) {
+			report(r, r->rec_off, r->rec_len + len, "record larger than 1 MiB");
+			in_frag = 0;
+			continue;
+		}
+		memcpy(r->rec + r->rec_len, p, len);
+		r->rec_len += len;
+		if (t == LOG_FULL || t == LOG_LAST)
+			return 1;
+		in_frag = 1;
+	}
+}
+
+/* ---- tables ---- */
+
+static void
+table_string(struct log_reader *r, uint64_t id, const uint8_t *s, size_t len)
+{
+	if (id >= TABLE_MAX || r->strings_bytes + len > STRINGS_BYTES_MAX)
+		return;
+	if (id >= r->n_strings) {
+		size_t n = r->n_strings ? r->n_strings : 64;
+
+		while (n <= id)
+			n *= 2;
+		char **v = realloc(r->strings, n * sizeof(*v));
+
+		if (v == NULL)
+			return;
+		memset(v + r->n_strings, 0, (n - r->n_strings) * sizeof(*v));
+		r->strings = v;
+		r->n_strings = n;
+	}
+	char *c = malloc(len + 1);
+
+	if (c == NULL)
+		return;
+	memcpy(c, s, len);
+	c[len] = 0;
+	if (r->strings[id])
+		r->strings_bytes -= strlen(r->strings[id]);
+	free(r->strings[id]);
+	r->strings[id] = c;
+	r->strings_bytes += len;
+}
+
+static void
+table_ident(struct log_reader *r, uint64_t id, uint64_t cb, uint64_t name)
+{
+	if (id >= TABLE_MAX)
+		return;
+	if (id >= r->n_idents) {
+		size_t n = r->n_idents ? r->n_idents : 64;
+
+		while (n <= id)
+			n *= 2;
+		uint64_t *a = realloc(r->ident_cb, n * sizeof(*a));
+
+		if (a == NULL)
+			return;
+		r->ident_cb = a;
+		uint64_t *b = realloc(r->ident_name, n * sizeof(*b));
+
+		if (b == NULL)
+			return;
+		r->ident_name = b;
+		for (size_t i = r->n_idents; i < n; i++)
+			a[i] = b[i] = UINT64_MAX;
+		r->n_idents = n;
+	}
+	r->ident_cb[id] = cb;
+	r->ident_name[id] = name;
+}
+
+const char *
+log_reader_string(const struct log_reader *r, uint64_t id)
+{
+	return id < r->n_strings ? r->strings[id] : NULL;
+}
+
+int
+log_reader_ident(const struct log_reader *r, uint64_t id, uint64_t *cb_off, const char **name)
+{
+	if (id >= r->n_idents || r->ident_cb[id] == UINT64_MAX)
+		return -1;
+	*cb_off = r->ident_cb[id];
+	*name = log_reader_string(r, r->ident_name[id]);
+	return 0;
+}
+
+/* ---- header ---- */
+
+static void
+copy_str(char *dst, size_t cap, const uint8_t *s, size_t len)
+{
+	if (len >= cap)
+		len = cap - 1;
+	memcpy(dst, s, len);
+	dst[len] = 0;
+}
+
+static uint64_t
+num_of(const uint8_t *v, size_t len)
+{
+	uint64_t x = 0;
+	const uint8_t *p = v;
+
+	if (log_get_varint(&p, v + len, &x) < 0)
+		return 0;
+	return x;
+}
+
+/* Parse r->rec as the header; 0 or -1 if malformed. */
+static int
+parse_header(struct log_reader *r)
+{
+	const uint8_t *p = r->rec + 1 + LOG_MAGIC_LEN + 2;
+	const uint8_t *end = r->rec + r->rec_len;
+	struct log_header *h = &r->h;
+
+	while (p < end) {
+		uint64_t tag, len;
+
+		if (log_get_varint(&p, end, &tag) < 0 || log_get_varint(&p, end, &len) < 0 ||
+		    len > (uint64_t)(end - p))
+			return -1;
+		switch (tag) {
+		case LOG_H_BHRR_VERSION: copy_str(h->bhrr_version, sizeof(h->bhrr_version), p, len); break;
+		case LOG_H_BUILD_ID: copy_str(h->build_id, sizeof(h->build_id), p, len); break;
+		case LOG_H_QEMU_VERSION: copy_str(h->qemu_version, sizeof(h->qemu_version), p, len); break;
+		case LOG_H_EXE: copy_str(h->exe, sizeof(h->exe), p, len); break;
+		case LOG_H_HOST: copy_str(h->host, sizeof(h->host), p, len); break;
+		case LOG_H_ICOUNT_MODE: h->icount_mode = (unsigned)num_of(p, len); break;
+		case LOG_H_ICOUNT_SHIFT: h->icount_shift = (unsigned)num_of(p, len); break;
+		case LOG_H_START_NS: h->start_ns = num_of(p, len); break;
+		case LOG_H_PID: h->pid = num_of(p, len); break;
+		case LOG_H_ARG:
+			if (h->argc < LOG_ARGV_MAX && len <= LOG_TEXT_MAX) {
+				char *a = malloc(len + 1);
+
+				if (a == NULL)
+					return -1;
+				memcpy(a, p, len);
+				a[len] = 0;
+				h->argv[h->argc++] = a;
+			}
+			break;
+		default:
+			break; /* a newer writer's field */
+		}
+		p += len;
+	}
+	return 0;
+}
+
+static struct log_reader *
+open_common(struct log_reader *r, int *code, char *err, size_t errlen, const char *name)
+{
+	uint8_t first[LOG_HEADER + 1 + LOG_MAGIC_LEN + 2];
+	ssize_t n = src_read(r, 0, first, sizeof(first));
+	uint16_t version;
+
+	r->rec = malloc(RECORD_MAX);
+	if (r->rec == NULL) {
+		*code = LOG_E_IO;
+		snprintf(err, errlen, "%s: out of memory", name);
+		goto fail;
+	}
+	if (n < 0) {
+		*code = LOG_E_IO;
+		snprintf(err, errlen, "%s: cannot read: %s", name, strerror(errno));
+		goto fail;
+	}
+	if (n == 0) {
+		*code = LOG_E_NOTLOG;
+		snprintf(err, errlen, "%s: empty file, not a bhrr log", name);
+		goto fail;
+	}
+	if ((size_t)n < sizeof(first) || (first[6] != LOG_FULL && first[6] != LOG_FIRST) ||
+	    first[LOG_HEADER] != LOG_REC_HEADER ||
+	    memcmp(first + LOG_HEADER + 1, LOG_MAGIC, LOG_MAGIC_LEN) != 0) {
+		*code = LOG_E_NOTLOG;
+		snprintf(err, errlen, "%s: not a bhrr log (no BHRRLOG header at the start)", name);
+		goto fail;
+	}
+	memcpy(&version, first + LOG_HEADER + 1 + LOG_MAGIC_LEN, 2);
+	if (version > LOG_VERSION || version == 0) {
+		*code = LOG_E_VERSION;
+		snprintf(err, errlen,
+			 "%s: log format version %u, but this bhrr reads version %u%s", name,
+			 version, LOG_VERSION, version > LOG_VERSION ? " (upgrade bhrr)" : "");
+		goto fail;
+	}
+	r->h.version = version;
+	if (!read_logical(r) || r->rec_off != 0 || r->rec_len < 1 + LOG_MAGIC_LEN + 2 ||
+	    r->rec[0] != LOG_REC_HEADER || parse_header(r) < 0) {
+		*code = LOG_E_HEADER;
+		snprintf(err, errlen, "%s: the log header is damaged", name);
+		goto fail;
+	}
+	r->damage = r->dropped = 0; /* the header was read whole */
+	*code = LOG_OK;
+	return r;
+fail:
+	log_reader_close(r);
+	return NULL;
+}
+
+struct log_reader *
+log_reader_open(const char *path, int *code, char *err, size_t errlen)
+{
+	struct log_reader *r = calloc(1, sizeof(*r));
+	struct stat st;
+
+	if (r == NULL) {
+		*code = LOG_E_IO;
+		snprintf(err, errlen, "%s: out of memory", path);
+		return NULL;
+	}
+	r->fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (r->fd < 0 || fstat(r->fd, &st) < 0) {
+		*code = LOG_E_IO;
+		snprintf(err, errlen, "cannot open log '%s': %s", path, strerror(errno));
+		log_reader_close(r);
+		return NULL;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		*code = LOG_E_NOTLOG;
+		snprintf(err, errlen, "%s: not a regular file", path);
+		log_reader_close(r);
+		return NULL;
+	}
+	r->size = (uint64_t)st.st_size;
+	return open_common(r, code, err, errlen, path);
+}
+
+struct log_reader *
+log_reader_open_mem(const uint8_t *buf, size_t len, int *code, char *err, size_t errlen)
+{
+	struct log_reader *r = calloc(1, sizeof(*r));
+
+	if (r == NULL) {
+		*code = LOG_E_IO;
+		snprintf(err, errlen, "(memory): out of memory");
+		return NULL;
+	}
+	r->fd = -1;
+	r->mem = buf;
+	r->size = len;
+	return open_common(r, code, err, errlen, "(memory)");
+}
+
+/* ---- events ---- */
+
+#define GET(v)                                              \
+	do {                                                \
+		if (log_get_varint(&p, end, &(v)) < 0)      \
+			return -1;                          \
+	} while (0)
+
+static int
+get_text(const uint8_t **pp, const uint8_t *end, const char **s, size_t *len)
+{
+	uint64_t l;
+
+	if (log_get_varint(pp, end, &l) < 0 || l > (uint64_t)(end - *pp) || l > LOG_TEXT_MAX)
+		return -1;
+	*s = (const char *)*pp;
+	*len = (size_t)l;
+	*pp += l;
+	return 0;
+}
+
+/* Decode one event body [p, end) of a known kind into ev; 0 or -1. */
+static int
+decode_fields(struct log_reader *r, const uint8_t *p, const uint8_t *end, struct log_event *ev)
+{
+	uint64_t u;
+
+	switch (ev->kind) {
+	case LOG_EV_STRING:
+		GET(ev->id);
+		if (get_text(&p, end, &ev->text, &ev->text_len) < 0)
+			return -1;
+		table_string(r, ev->id, (const uint8_t *)ev->text, ev->text_len);
+		return 0;
+	case LOG_EV_IDENT:
+		GET(ev->id);
+		GET(ev->cb_off);
+		GET(ev->name_id);
+		table_ident(r, ev->id, ev->cb_off, ev->name_id);
+		return 0;
+	case LOG_EV_BH_SCHEDULE:
+		GET(ev->ident);
+		GET(ev->role);
+		GET(ev->site);
+		return 0;
+	case LOG_EV_BH_RUN:
+		GET(ev->ident);
+		GET(ev->ordinal);
+		return 0;
+	case LOG_EV_IO_SUBMIT:
+		GET(ev->req);
+		GET(ev->op);
+		GET(ev->offset);
+		GET(ev->bytes);
+		return 0;
+	case LOG_EV_IO_COMPLETE:
+		GET(u);
+		ev->req = r->prev_req + (uint64_t)log_unzigzag(u);
+		r->prev_req = ev->req;
+		GET(u);
+		ev->ret = log_unzigzag(u);
+		return 0;
+	case LOG_EV_WARP:
+		GET(u);
+		ev->delta_ns = log_unzigzag(u);
+		return 0;
+	case LOG_EV_NESTED_POLL:
+		GET(ev->role);
+		return 0;
+	case LOG_EV_VM_STOP:
+	case LOG_EV_VM_RESUME:
+		GET(ev->state);
+		return 0;
+	case LOG_EV_DIVERGE:
+		GET(ev->index);
+		if (get_text(&p, end, &ev->text, &ev->text_len) < 0 ||
+		    get_text(&p, end, &ev->text2, &ev->text2_len) < 0)
+			return -1;
+		return 0;
+	case LOG_EV_CHAOS:
+		GET(ev->decision);
+		GET(u);
+		ev->value = log_unzigzag(u);
+		return 0;
+	case LOG_EV_END:
+		GET(ev->complete);
+		GET(ev->events);
+		GET(ev->dropped);
+		GET(ev->wall_ns);
+		return 0;
+	default:
+		return 0;
+	}
+}
+
+/* Start the batch in r->rec; 0 or -1 if its prefix is malformed. */
+static int
+start_batch(struct log_reader *r)
+{
+	const uint8_t *p = r->rec + 1, *end = r->rec + r->rec_len;
+	uint64_t first_seq, base;
+
+	if (log_get_varint(&p, end, &first_seq) < 0 || log_get_varint(&p, end, &base) < 0)
+		return -1;
+	if (first_seq > r->next_seq)
+		r->lost_events += first_seq - r->next_seq;
+	r->seq = first_seq;
+	r->prev_icount = (int64_t)base;
+	r->prev_req = 0;
+	r->bp = p;
+	r->bend = end;
+	return 0;
+}
+
+int
+log_reader_next(struct log_reader *r, struct log_event *ev)
+{
+	for (;;) {
+		while (r->bp == NULL || r->bp >= r->bend) {
+			r->bp = r->bend = NULL;
+			if (!read_logical(r))
+				return 0;
+			if (r->rec_len > 0 && r->rec[0] == LOG_REC_BATCH) {
+				if (start_batch(r) < 0)
+					report(r, r->rec_off, r->rec_len, "malformed batch prefix");
+				continue;
+			}
+			char why[64];
+
+			if (r->rec_len == 0)
+				snprintf(why, sizeof(why), "empty logical record");
+			else if (r->rec[0] == LOG_REC_HEADER)
+				snprintf(why, sizeof(why), "a second header record");
+			else
+				snprintf(why, sizeof(why), "unknown logical record kind 0x%02x",
+					 r->rec[0]);
+			report(r, r->rec_off, r->rec_len, why);
+		}
+
+		const uint8_t *p = r->bp, *end = r->bend;
+		uint8_t head = *p++;
+		uint64_t len, u;
+
+		memset(ev, 0, sizeof(*ev));
+		if (log_get_varint(&p, end, &len) < 0 || len > (uint64_t)(end - p) ||
+		    (head & 0x80)) {
+			report(r, r->rec_off, (uint64_t)(r->bend - r->bp), "malformed event in batch");
+			r->bp = NULL;
+			continue;
+		}
+		const uint8_t *body_end = p + len;
+
+		ev->wire_len = (size_t)(body_end - r->bp);
+		r->bp = body_end;
+		ev->seq = r->seq++;
+		r->next_seq = r->seq;
+		ev->kind = head & LOG_EV_KIND_MASK;
+		if (head & LOG_EV_ICOUNT_UNKNOWN) {
+			ev->icount_how = LOG_IC_UNKNOWN;
+		} else {
+			if (log_get_varint(&p, body_end, &u) < 0) {
+				report(r, r->rec_off, len, "event without its icount");
+				continue;
+			}
+			ev->icount = r->prev_icount + log_unzigzag(u);
+			r->prev_icount = ev->icount;
+			ev->icount_how = (head & LOG_EV_ICOUNT_LOWER) ? LOG_IC_LOWER : LOG_IC_EXACT;
+		}
+		if (log_kind_name(ev->kind) == NULL) {
+			r->unknown++;
+			return 1; /* returned as is: the caller may show it */
+		}
+		if (decode_fields(r, p, body_end, ev) < 0) {
+			char why[64];
+
+			snprintf(why, sizeof(why), "truncated %s event", log_kind_name(ev->kind));
+			report(r, r->rec_off, len, why);
+			continue;
+		}
+		return 1;
+	}
+}
+
+/* ---- accessors ---- */
+
+const struct log_header *
+log_reader_header(const struct log_reader *r)
+{
+	return &r->h;
+}
+
+void
+log_reader_on_damage(struct log_reader *r, log_damage_fn *fn, void *opaque)
+{
+	r->on_damage = fn;
+	r->opaque = opaque;
+}
+
+uint64_t
+log_reader_damage_count(const struct log_reader *r)
+{
+	return r->damage;
+}
+
+uint64_t
+log_reader_dropped_bytes(const struct log_reader *r)
+{
+	return r->dropped;
+}
+
+uint64_t
+log_reader_torn_tail(const struct log_reader *r)
+{
+	return r->torn;
+}
+
+uint64_t
+log_reader_unknown_count(const struct log_reader *r)
+{
+	return r->unknown;
+}
+
+uint64_t
+log_reader_file_size(const struct log_reader *r)
+{
+	return r->size;
+}
+
+void
+log_reader_close(struct log_reader *r)
+{
+	if (r == NULL)
+		return;
+	if (r->fd >= 0)
+		close(r->fd);
+	for (size_t i = 0; i < r->n_strings; i++)
+		free(r->strings[i]);
+	for (int i = 0; i < r->h.argc; i++)
+		free(r->h.argv[i]);
+	free(r->strings);
+	free(r->ident_cb);
+	free(r->ident_name);
+	free(r->rec);
+	free(r);
+}

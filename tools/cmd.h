@@ -1,0 +1,19 @@
+/*
+ * cmd.h - what the bhrr subcommands share.
+ */
+#ifndef BHRR_CMD_H
+#define BHRR_CMD_H
+
+#define EXIT_USAGE 2
+#define EXIT_NOT_YET 3
+
+/* Print "bhrr: MESSAGE" and exit 1. */
+void die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+/* Print "bhrr: MESSAGE" and exit EXIT_USAGE. */
+void usage_error(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+
+int cmd_dump(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
+int cmd_stat(int argc, char **argv);
+
+#endif

@@ -1,0 +1,466 @@
+/*
+ * cmd_log.c - bhrr dump / verify / stat: reading logs for people and scripts.
+ *
+ * Exit status of all three: 0 the log is intact; 1 it is damaged (every
+ * damaged span is printed with its offset and reason, and everything
+ * readable is still shown); 2 it is not a bhrr log, of a newer format, or
+ * cannot be opened.  A log without its end event (a killed run) is intact
+ * but "incomplete"; verify says so.
+ */
+#define _GNU_SOURCE
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd.h"
+#include "log.h"
+
+struct damage_ctx {
+	const char *path;
+};
+
+static void
+print_damage(void *opaque, uint64_t off, uint64_t dropped, const char *reason)
+{
+	const struct damage_ctx *c = opaque;
+
+	fprintf(stderr, "bhrr: %s: damaged at offset %" PRIu64 ": %s (%" PRIu64 " bytes dropped)\n",
+		c->path, off, reason, dropped);
+}
+
+/* Open @path or exit 2 with the reader's message; damage goes to stderr. */
+static struct log_reader *
+open_or_die(const char *path, struct damage_ctx *dc)
+{
+	char err[512];
+	int code;
+	struct log_reader *r = log_reader_open(path, &code, err, sizeof(err));
+
+	if (r == NULL) {
+		fprintf(stderr, "bhrr: %s\n", err);
+		exit(code == LOG_E_HEADER ? 1 : 2);
+	}
+	dc->path = path;
+	log_reader_on_damage(r, print_damage, dc);
+	return r;
+}
+
+static void
+json_str(FILE *f, const char *s, size_t len)
+{
+	fputc('"', f);
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c == '"' || c == '\\')
+			fprintf(f, "\\%c", c);
+		else if (c < 0x20 || c >= 0x7f)
+			fprintf(f, "\\u%04x", c);
+		else
+			fputc(c, f);
+	}
+	fputc('"', f);
+}
+
+static void
+json_cstr(FILE *f, const char *s)
+{
+	if (s == NULL)
+		fputs("null", f);
+	else
+		json_str(f, s, strlen(s));
+}
+
+/* The name an event carries: the ident's bh->name, or a string's text. */
+static const char *
+event_name(const struct log_reader *r, const struct log_event *ev, uint64_t *cb_off, int *has_cb)
+{
+	const char *name = NULL;
+
+	*has_cb = 0;
+	if (ev->kind == LOG_EV_BH_RUN || ev->kind == LOG_EV_BH_SCHEDULE) {
+		if (log_reader_ident(r, ev->ident, cb_off, &name) == 0)
+			*has_cb = 1;
+	} else if (ev->kind == LOG_EV_IDENT) {
+		name = log_reader_string(r, ev->name_id);
+		*cb_off = ev->cb_off;
+		*has_cb = 1;
+	} else if (ev->kind == LOG_EV_STRING) {
+		name = log_reader_string(r, ev->id);
+	}
+	return name;
+}
+
+static const char *const roles[] = { "vcpu", "main", "worker", "other" };
+static const char *const ops[] = { "read", "write", "flush", "discard", "other" };
+
+static const char *
+role_name(uint64_t role)
+{
+	return role < 4 ? roles[role] : "?";
+}
+
+static void
+dump_text(FILE *f, const struct log_reader *r, const struct log_event *ev)
+{
+	const char *kind = log_kind_name(ev->kind);
+	uint64_t cb = 0;
+	int has_cb;
+	const char *name = event_name(r, ev, &cb, &has_cb);
+
+	if (kind)
+		fprintf(f, "%" PRIu64 " %s", ev->seq, kind);
+	else
+		fprintf(f, "%" PRIu64 " unknown(%u)", ev->seq, ev->kind);
+	if (ev->icount_how == LOG_IC_UNKNOWN)
+		fputs(" icount=?", f);
+	else
+		fprintf(f, " icount=%s%" PRId64, ev->icount_how == LOG_IC_LOWER ? ">=" : "", ev->icount);
+	switch (ev->kind) {
+	case LOG_EV_STRING:
+		fprintf(f, " id=%" PRIu64 " text=%s", ev->id, name ? name : "");
+		break;
+	case LOG_EV_IDENT:
+		fprintf(f, " id=%" PRIu64 " cb=+%#" PRIx64 " name=%s", ev->id, ev->cb_off,
+			name ? name : "?");
+		break;
+	case LOG_EV_BH_SCHEDULE:
+	case LOG_EV_BH_RUN:
+		fprintf(f, " ident=%" PRIu64, ev->ident);
+		if (has_cb)
+			fprintf(f, " cb=+%#" PRIx64 " name=%s", cb, name ? name : "?");
+		if (ev->kind == LOG_EV_BH_RUN)
+			fprintf(f, " ordinal=%" PRIu64, ev->ordinal);
+		else {
+			const char *site = ev->site ? log_reader_string(r, ev->site) : NULL;
+
+			fprintf(f, " role=%s", role_name(ev->role));
+			if (ev->site)
+				fprintf(f, " site=%s", site ? site : "?");
+		}
+		break;
+	case LOG_EV_IO_SUBMIT:
+		fprintf(f, " req=%" PRIu64 " op=%s offset=%" PRIu64 " bytes=%" PRIu64, ev->req,
+			ev->op < 5 ? ops[ev->op] : "?", ev->offset, ev->bytes);
+		break;
+	case LOG_EV_IO_COMPLETE:
+		fprintf(f, " req=%" PRIu64 " ret=%" PRId64, ev->req, ev->ret);
+		break;
+	case LOG_EV_WARP:
+		fprintf(f, " delta_ns=%" PRId64, ev->delta_ns);
+		break;
+	case LOG_EV_NESTED_POLL:
+		fprintf(f, " role=%s", role_name(ev->role));
+		break;
+	case LOG_EV_VM_STOP:
+	case LOG_EV_VM_RESUME:
+		fprintf(f, " state=%" PRIu64, ev->state);
+		break;
+	case LOG_EV_DIVERGE:
+		fprintf(f, " index=%" PRIu64 " expected=%.*s actual=%.*s", ev->index,
+			(int)ev->text_len, ev->text, (int)ev->text2_len, ev->text2);
+		break;
+	case LOG_EV_CHAOS:
+		fprintf(f, " decision=%" PRIu64 " value=%" PRId64, ev->decision, ev->value);
+		break;
+	case LOG_EV_END:
+		fprintf(f, " complete=%" PRIu64 " events=%" PRIu64 " dropped=%" PRIu64
+			" wall_ms=%.1f", ev->complete, ev->events, ev->dropped,
+			(double)ev->wall_ns / 1e6);
+		break;
+	default:
+		break;
+	}
+	fputc('\n', f);
+}
+
+static void
+dump_json(FILE *f, const struct log_reader *r, const struct log_event *ev)
+{
+	const char *kind = log_kind_name(ev->kind);
+	uint64_t cb = 0;
+	int has_cb;
+	const char *name = event_name(r, ev, &cb, &has_cb);
+
+	fprintf(f, "{\"seq\":%" PRIu64 ",\"kind\":\"%s\"", ev->seq, kind ? kind : "unknown");
+	if (!kind)
+		fprintf(f, ",\"code\":%u", ev->kind);
+	if (ev->icount_how == LOG_IC_UNKNOWN)
+		fputs(",\"icount\":null", f);
+	else
+		fprintf(f, ",\"icount\":%" PRId64 ",\"icount_exact\":%s", ev->icount,
+			ev->icount_how == LOG_IC_EXACT ? "true" : "false");
+	fputs(",\"name\":", f);
+	json_cstr(f, name);
+	if (has_cb)
+		fprintf(f, ",\"cb_off\":%" PRIu64, cb);
+	switch (ev->kind) {
+	case LOG_EV_STRING:
+	case LOG_EV_IDENT:
+		fprintf(f, ",\"id\":%" PRIu64, ev->id);
+		break;
+	case LOG_EV_BH_SCHEDULE:
+		fprintf(f, ",\"ident\":%" PRIu64 ",\"role\":\"%s\",\"site\":", ev->ident,
+			role_name(ev->role));
+		json_cstr(f, ev->site ? log_reader_string(r, ev->site) : NULL);
+		break;
+	case LOG_EV_BH_RUN:
+		fprintf(f, ",\"ident\":%" PRIu64 ",\"ordinal\":%" PRIu64, ev->ident, ev->ordinal);
+		break;
+	case LOG_EV_IO_SUBMIT:
+		fprintf(f, ",\"req\":%" PRIu64 ",\"op\":\"%s\",\"offset\":%" PRIu64
+			",\"bytes\":%" PRIu64, ev->req, ev->op < 5 ? ops[ev->op] : "?", ev->offset,
+			ev->bytes);
+		break;
+	case LOG_EV_IO_COMPLETE:
+		fprintf(f, ",\"req\":%" PRIu64 ",\"ret\":%" PRId64, ev->req, ev->ret);
+		break;
+	case LOG_EV_WARP:
+		fprintf(f, ",\"delta_ns\":%" PRId64, ev->delta_ns);
+		break;
+	case LOG_EV_NESTED_POLL:
+		fprintf(f, ",\"role\":\"%s\"", role_name(ev->role));
+		break;
+	case LOG_EV_VM_STOP:
+	case LOG_EV_VM_RESUME:
+		fprintf(f, ",\"state\":%" PRIu64, ev->state);
+		break;
+	case LOG_EV_DIVERGE:
+		fprintf(f, ",\"index\":%" PRIu64 ",\"expected\":", ev->index);
+		json_str(f, ev->text, ev->text_len);
+		fputs(",\"actual\":", f);
+		json_str(f, ev->text2, ev->text2_len);
+		break;
+	case LOG_EV_CHAOS:
+		fprintf(f, ",\"decision\":%" PRIu64 ",\"value\":%" PRId64, ev->decision, ev->value);
+		break;
+	case LOG_EV_END:
+		fprintf(f, ",\"complete\":%s,\"events\":%" PRIu64 ",\"dropped\":%" PRIu64
+			",\"wall_ns\":%" PRIu64, ev->complete ? "true" : "false", ev->events,
+			ev->dropped, ev->wall_ns);
+		break;
+	default:
+		break;
+	}
+	fputs("}\n", f);
+}
+
+static void
+dump_header(FILE *f, const struct log_header *h)
+{
+	static const char *const modes[] = { "none", "exact", "ordering" };
+
+	fprintf(f, "# bhrr log format %u, written by bhrr %s\n", h->version, h->bhrr_version);
+	fprintf(f, "# qemu %s, build-id %s, exe %s\n", h->qemu_version, h->build_id, h->exe);
+	fprintf(f, "# icount mode %s, shift %u; host %s; pid %" PRIu64 "\n",
+		h->icount_mode < 3 ? modes[h->icount_mode] : "?", h->icount_shift, h->host, h->pid);
+	fputs("# argv", f);
+	for (int i = 0; i < h->argc; i++)
+		fprintf(f, " %s", h->argv[i]);
+	fputc('\n', f);
+}
+
+int
+cmd_dump(int argc, char **argv)
+{
+	int json = 0;
+	const char *path = NULL;
+	struct damage_ctx dc;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0)
+			json = 1;
+		else if (argv[i][0] == '-' && argv[i][1])
+			usage_error("dump: unknown option '%s' (usage: bhrr dump LOG [--json])", argv[i]);
+		else if (path == NULL)
+			path = argv[i];
+		else
+			usage_error("dump: one log at a time (usage: bhrr dump LOG [--json])");
+	}
+	if (path == NULL)
+		usage_error("dump: no log given (usage: bhrr dump LOG [--json])");
+
+	struct log_reader *r = open_or_die(path, &dc);
+	struct log_event ev;
+
+	if (!json)
+		dump_header(stdout, log_reader_header(r));
+	while (log_reader_next(r, &ev) == 1)
+		(json ? dump_json : dump_text)(stdout, r, &ev);
+	int damaged = log_reader_damage_count(r) > 0;
+
+	log_reader_close(r);
+	return fflush(stdout) == 0 && !damaged ? 0 : 1;
+}
+
+int
+cmd_verify(int argc, char **argv)
+{
+	struct damage_ctx dc;
+
+	if (argc != 2 || argv[1][0] == '-')
+		usage_error("verify: usage: bhrr verify LOG");
+
+	struct log_reader *r = open_or_die(argv[1], &dc);
+	struct log_event ev;
+	uint64_t n = 0, complete = 0, unknown;
+	int has_end = 0;
+
+	while (log_reader_next(r, &ev) == 1) {
+		n++;
+		if (ev.kind == LOG_EV_END) {
+			has_end = 1;
+			complete = ev.complete;
+		}
+	}
+	uint64_t damage = log_reader_damage_count(r), torn = log_reader_torn_tail(r);
+
+	unknown = log_reader_unknown_count(r);
+	if (damage) {
+		printf("%s: damaged: %" PRIu64 " damaged span(s), %" PRIu64
+		       " bytes dropped; %" PRIu64 " events readable\n",
+		       argv[1], damage, log_reader_dropped_bytes(r), n);
+	} else {
+		printf("%s: intact: %" PRIu64 " events, %s%s", argv[1], n,
+		       !has_end ? "incomplete (no end event: the run was killed or is still going)"
+		       : complete ? "complete" : "incomplete (the writer hit a write error)",
+		       torn ? "" : "\n");
+		if (torn)
+			printf(", torn tail of %" PRIu64 " bytes ignored\n", torn);
+	}
+	if (unknown)
+		printf("%s: %" PRIu64 " events of kinds this bhrr does not know (a newer writer?)\n",
+		       argv[1], unknown);
+	log_reader_close(r);
+	return damage ? 1 : 0;
+}
+
+struct kind_stat {
+	uint64_t count, bytes;
+};
+
+struct cb_stat {
+	uint64_t ident, runs;
+};
+
+int
+cmd_stat(int argc, char **argv)
+{
+	int json = 0;
+	const char *path = NULL;
+	struct damage_ctx dc;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0)
+			json = 1;
+		else if (argv[i][0] == '-' && argv[i][1])
+			usage_error("stat: unknown option '%s' (usage: bhrr stat LOG [--json])", argv[i]);
+		else if (path == NULL)
+			path = argv[i];
+		else
+			usage_error("stat: one log at a time");
+	}
+	if (path == NULL)
+		usage_error("stat: no log given (usage: bhrr stat LOG [--json])");
+
+	struct log_reader *r = open_or_die(path, &dc);
+	struct log_event ev;
+	struct kind_stat ks[LOG_EV_COUNT + 1];
+	struct cb_stat *cbs = NULL;
+	size_t n_cbs = 0, cap_cbs = 0;
+	uint64_t n = 0, wall_ns = 0, wire = 0;
+	int64_t ic_min = INT64_MAX, ic_max = INT64_MIN;
+
+	memset(ks, 0, sizeof(ks));
+	while (log_reader_next(r, &ev) == 1) {
+		unsigned k = ev.kind < LOG_EV_COUNT ? ev.kind : LOG_EV_COUNT;
+
+		n++;
+		wire += ev.wire_len;
+		ks[k].count++;
+		ks[k].bytes += ev.wire_len;
+		if (ev.icount_how == LOG_IC_EXACT) {
+			ic_min = ev.icount < ic_min ? ev.icount : ic_min;
+			ic_max = ev.icount > ic_max ? ev.icount : ic_max;
+		}
+		if (ev.kind == LOG_EV_END)
+			wall_ns = ev.wall_ns;
+		if (ev.kind != LOG_EV_BH_RUN)
+			continue;
+		size_t i = 0;
+
+		while (i < n_cbs && cbs[i].ident != ev.ident)
+			i++;
+		if (i == n_cbs) {
+			if (n_cbs == cap_cbs) {
+				cap_cbs = cap_cbs ? cap_cbs * 2 : 16;
+				cbs = realloc(cbs, cap_cbs * sizeof(*cbs));
+				if (cbs == NULL)
+					die("out of memory");
+			}
+			cbs[n_cbs++] = (struct cb_stat){ ev.ident, 0 };
+		}
+		cbs[i].runs++;
+	}
+	uint64_t size = log_reader_file_size(r);
+	int damaged = log_reader_damage_count(r) > 0;
+
+	if (json) {
+		printf("{\"log\":");
+		json_cstr(stdout, path);
+		printf(",\"events\":%" PRIu64 ",\"file_bytes\":%" PRIu64
+		       ",\"bytes_per_event\":%.2f,\"damaged\":%s,\"kinds\":{",
+		       n, size, n ? (double)size / (double)n : 0.0, damaged ? "true" : "false");
+		int first = 1;
+
+		for (unsigned k = 0; k <= LOG_EV_COUNT; k++) {
+			if (!ks[k].count)
+				continue;
+			printf("%s\"%s\":{\"count\":%" PRIu64 ",\"bytes_per_event\":%.2f}",
+			       first ? "" : ",", k < LOG_EV_COUNT ? log_kind_name(k) : "unknown",
+			       ks[k].count, (double)ks[k].bytes / (double)ks[k].count);
+			first = 0;
+		}
+		printf("},\"callbacks\":[");
+		for (size_t i = 0; i < n_cbs; i++) {
+			uint64_t cb = 0;
+			const char *name = NULL;
+
+			log_reader_ident(r, cbs[i].ident, &cb, &name);
+			printf("%s{\"ident\":%" PRIu64 ",\"name\":", i ? "," : "", cbs[i].ident);
+			json_cstr(stdout, name);
+			printf(",\"cb_off\":%" PRIu64 ",\"runs\":%" PRIu64 "}", cb, cbs[i].runs);
+		}
+		printf("],\"icount_first\":");
+		if (ic_max >= ic_min)
+			printf("%" PRId64 ",\"icount_last\":%" PRId64, ic_min, ic_max);
+		else
+			printf("null,\"icount_last\":null");
+		printf(",\"wall_ns\":%" PRIu64 "}\n", wall_ns);
+	} else {
+		printf("%s: %" PRIu64 " events in %" PRIu64 " bytes (%.2f bytes/event on disk, "
+		       "%.2f in batches)%s\n", path, n, size, n ? (double)size / (double)n : 0.0,
+		       n ? (double)wire / (double)n : 0.0, damaged ? ", DAMAGED" : "");
+		for (unsigned k = 0; k <= LOG_EV_COUNT; k++)
+			if (ks[k].count)
+				printf("  %-12s %10" PRIu64 " events %8.2f bytes/event\n",
+				       k < LOG_EV_COUNT ? log_kind_name(k) : "unknown", ks[k].count,
+				       (double)ks[k].bytes / (double)ks[k].count);
+		for (size_t i = 0; i < n_cbs; i++) {
+			uint64_t cb = 0;
+			const char *name = NULL;
+
+			log_reader_ident(r, cbs[i].ident, &cb, &name);
+			printf("  bh_run %-32s +%#-10" PRIx64 " %10" PRIu64 " runs\n",
+			       name ? name : "?", cb, cbs[i].runs);
+		}
+		if (ic_max >= ic_min)
+			printf("  icount span %" PRId64 " .. %" PRId64 " (%" PRId64 " instructions)\n",
+			       ic_min, ic_max, ic_max - ic_min);
+		printf("  wall span %.3f s\n", (double)wall_ns / 1e9);
+	}
+	free(cbs);
+	log_reader_close(r);
+	return damaged ? 1 : 0;
+}
