@@ -2,8 +2,8 @@
 # test.sh - the one command that passes the tests on a fresh Debian 12:
 # installs every package (scripts/setup-debian.sh), builds, and runs
 # 'make check' (C unit tests and bats suites against the real QEMU 7.2 and
-# 10.0).  Fails on any failing, erroring or skipped test, and ends with the
-# line "N passed, N failed".
+# 10.0) and 'make check-linux' (the Linux guest tier).  Fails on any
+# failing, erroring or skipped test, and ends with "N passed, N failed".
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -11,14 +11,23 @@ scripts/setup-debian.sh
 scripts/build.sh
 
 status=0
+rm -f test-suite.log test-suite-linux.log
 make -j"$(nproc)" check || status=$?
+make check-linux || status=$?
 
-log=test-suite.log
-count() { sed -n "s/^# $1: *\([0-9]*\)$/\1/p" "$log" | head -n 1; }
-if [ ! -f "$log" ]; then
-	echo "test.sh: make check produced no $log" >&2
-	exit 1
-fi
+for log in test-suite.log test-suite-linux.log; do
+	[ -f "$log" ] || { echo "test.sh: no $log was written" >&2; status=1; }
+done
+# Sum a counter over both suites' logs.
+count() {
+	total=0
+	for log in test-suite.log test-suite-linux.log; do
+		[ -f "$log" ] || continue
+		n=$(sed -n "s/^# $1: *\([0-9]*\)$/\1/p" "$log" | head -n 1)
+		total=$((total + ${n:-0}))
+	done
+	echo "$total"
+}
 pass=$(count PASS); fail=$(count FAIL); err=$(count ERROR); skip=$(count SKIP)
 xpass=$(count XPASS)
 failed=$((fail + err + xpass))
@@ -30,7 +39,7 @@ if [ "$status" -ne 0 ] || [ "$failed" -ne 0 ]; then
 fi
 if [ "$skip" -ne 0 ]; then
 	echo "test.sh: $skip test(s) skipped; a skip counts as a failure here" >&2
-	grep '^SKIP:' "$log" >&2 || true
+	grep -h '^SKIP:' test-suite.log test-suite-linux.log >&2 || true
 	failed=$((failed + skip))
 fi
 echo "$pass passed, $failed failed"

@@ -1,0 +1,54 @@
+# guest.sh - named configurations of the test guest, sourced by the tests,
+# the benchmarks and scripts/demo.sh.
+#
+#   guest_argv CONFIG DIR
+#
+# copies fresh disk images into DIR and sets the array GUEST_ARGV to the QEMU
+# options (everything after the binary and its firmware options) that boot
+# tests/guest/guest.elf in configuration CONFIG under -icount
+# shift=0,sleep=off, with the debugcon on stdout.  Needs GUEST_DIR (where
+# guest.elf and disk.img were built).
+
+GUEST_CONFIGS="ide-pio ide-dma-irq ide-pio-pit ahci-ncq ahci-ncq-irq virtio virtio-irq flaky"
+
+# The -append string of each configuration.
+guest_append() {
+	case "$1" in
+	ide-pio)      echo "dev=ide mode=pio n=64" ;;
+	ide-dma-irq)  echo "dev=ide mode=dma wait=irq n=64" ;;
+	ide-pio-pit)  echo "dev=ide mode=pio wait=irq hz=1000 n=64" ;;
+	ahci-ncq)     echo "dev=ahci depth=8 n=64" ;;
+	ahci-ncq-irq) echo "dev=ahci depth=8 wait=irq hz=100 n=64" ;;
+	virtio)       echo "dev=virtio depth=8 n=64" ;;
+	virtio-irq)   echo "dev=virtio depth=8 wait=irq hz=100 n=64" ;;
+	flaky)        echo "dev=virtio depth=4 n=32 flaky=12" ;;
+	*) return 1 ;;
+	esac
+}
+
+guest_argv() {
+	local config=$1 dir=$2 append
+	append=$(guest_append "$config") || { echo "guest_argv: unknown configuration '$config'" >&2; return 1; }
+	cp "$GUEST_DIR/disk.img" "$dir/disk0.img"
+	GUEST_ARGV=(-nodefaults -display none -accel tcg -icount shift=0,sleep=off
+		-kernel "$GUEST_DIR/guest.elf" -append "$append"
+		-device isa-debug-exit,iobase=0xf4,iosize=1 -debugcon stdio)
+	case "$append" in
+	*dev=ide*)
+		cp "$GUEST_DIR/disk.img" "$dir/disk1.img"
+		GUEST_ARGV+=(-drive "file=$dir/disk0.img,format=raw,if=ide,index=0"
+			-drive "file=$dir/disk1.img,format=raw,if=ide,index=2") ;;
+	*dev=ahci*)
+		GUEST_ARGV+=(-device ahci,id=ahci0
+			-drive "id=d0,file=$dir/disk0.img,format=raw,if=none"
+			-device ide-hd,drive=d0,bus=ahci0.0) ;;
+	*dev=virtio*)
+		GUEST_ARGV+=(-drive "id=d0,file=$dir/disk0.img,format=raw,if=none"
+			-device virtio-blk-pci,drive=d0,disable-modern=on,ioeventfd=off) ;;
+	esac
+}
+
+# Exit statuses of QEMU for the guest's verdicts.
+GUEST_PASS=33
+GUEST_FAIL=35
+GUEST_FLAKY=37

@@ -1,0 +1,474 @@
+/*
+ * main.c - the bare-metal test guest: read the configuration from the
+ * multiboot command line, drive one disk controller with several commands
+ * in flight, check every byte read, print one line per completed command on
+ * the debugcon port and leave through isa-debug-exit.
+ *
+ * Its only nondeterminism is when completions arrive: everything it chooses
+ * comes from its seed.  So two free runs differ exactly where I/O timing
+ * differed, and a replay that delivered completions differently (or wrong
+ * data) shows in the output.
+ *
+ * Exit (isa-debug-exit at 0xf4; QEMU exits with (value << 1) | 1):
+ *   0x10 -> 33  pass
+ *   0x11 -> 35  failure: bad data, device error, configuration error
+ *   0x12 -> 37  flaky failure: flaky=K and at least K commands completed
+ *               before the command issued just before them
+ *
+ * Options (multiboot command line, "key=value ..."):
+ *   dev=ide|ahci|virtio  mode=pio|dma (ide)  n=commands  count=sectors each
+ *   depth=in flight  writes=percent  wait=poll|irq  hz=PIT rate (0 off)
+ *   seed=N  flaky=K  sectors=disk size  channels=1|2 (ide)  quiet=1
+ *   batch=0|1 (ahci, virtio: one doorbell per batch of commands)
+ */
+#include <stdarg.h>
+
+#include "guest.h"
+
+#define EXIT_PASS 0x10
+#define EXIT_FAIL 0x11
+#define EXIT_FLAKY 0x12
+#define MAX_CMDS 4096
+#define MAX_DEPTH 32
+#define MAX_COUNT 64
+#define MAX_SECTORS 65536
+
+struct config cfg = {
+	.dev = "ide", .mode = "pio", .n = 64, .count = 8, .depth = 2, .writes = 25,
+	.irq = 0, .hz = 0, .seed = 1, .flaky = 0, .sectors = 2048, .channels = 2, .quiet = 0, .batch = 1,
+};
+
+static struct cmd cmds[MAX_CMDS];
+static uint8_t bufs[MAX_DEPTH][MAX_COUNT * SECTOR] __attribute__((aligned(4096)));
+static int buf_owner[MAX_DEPTH];
+static uint8_t version[2][MAX_SECTORS]; /* per disk: 0 original pattern, else the generation */
+static uint8_t busy[MAX_SECTORS];    /* sector is part of a command in flight */
+static int done_order[MAX_CMDS];
+static int n_done;
+static uint64_t digest = 0xcbf29ce484222325ull;
+static const struct driver *drv;
+
+/* ---- output ---- */
+
+static void
+putc_dbg(char c)
+{
+	outb(0xe9, (uint8_t)c);
+	digest = (digest ^ (uint8_t)c) * 0x100000001b3ull;
+}
+
+void
+print(const char *s)
+{
+	while (*s)
+		putc_dbg(*s++);
+}
+
+static void
+put_u64(uint64_t v, unsigned base, int width)
+{
+	char tmp[24];
+	int n = 0;
+
+	do {
+		uint64_t q = 0, r = 0;
+
+		/* 64-bit division by shifting: no libgcc in a freestanding guest */
+		for (int bit = 63; bit >= 0; bit--) {
+			r = r << 1 | ((v >> bit) & 1);
+			if (r >= base) {
+				r -= base;
+				q |= 1ull << bit;
+			}
+		}
+		tmp[n++] = "0123456789abcdef"[r];
+		v = q;
+	} while (v);
+	while (n < width)
+		tmp[n++] = '0';
+	while (n)
+		putc_dbg(tmp[--n]);
+}
+
+static void
+vprint(const char *fmt, va_list ap)
+{
+	for (; *fmt; fmt++) {
+		if (*fmt != '%') {
+			putc_dbg(*fmt);
+			continue;
+		}
+		int width = 0, lng = 0;
+
+		fmt++;
+		while (*fmt >= '0' && *fmt <= '9')
+			width = width * 10 + *fmt++ - '0';
+		while (*fmt == 'l') {
+			lng++;
+			fmt++;
+		}
+		switch (*fmt) {
+		case 'd': {
+			long long v = lng > 1 ? va_arg(ap, long long) : va_arg(ap, int);
+
+			if (v < 0) {
+				putc_dbg('-');
+				v = -v;
+			}
+			put_u64((uint64_t)v, 10, width);
+			break;
+		}
+		case 'u':
+			put_u64(lng > 1 ? va_arg(ap, unsigned long long) : va_arg(ap, unsigned), 10, width);
+			break;
+		case 'x':
+			put_u64(lng > 1 ? va_arg(ap, unsigned long long) : va_arg(ap, unsigned), 16, width);
+			break;
+		case 's':
+			print(va_arg(ap, const char *));
+			break;
+		case 'c':
+			putc_dbg((char)va_arg(ap, int));
+			break;
+		default:
+			putc_dbg(*fmt);
+		}
+	}
+}
+
+void
+printf(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vprint(fmt, ap);
+	va_end(ap);
+}
+
+static void __attribute__((noreturn))
+leave(uint8_t code)
+{
+	outb(0xf4, code);
+	for (;;)
+		__asm__ volatile("cli; hlt");
+}
+
+void
+fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	print("FAIL: ");
+	va_start(ap, fmt);
+	vprint(fmt, ap);
+	va_end(ap);
+	print("\n");
+	leave(EXIT_FAIL);
+}
+
+void *
+memset(void *d, int c, size_t n)
+{
+	uint8_t *p = d;
+
+	while (n--)
+		*p++ = (uint8_t)c;
+	return d;
+}
+
+void *
+memcpy(void *d, const void *s, size_t n)
+{
+	uint8_t *p = d;
+	const uint8_t *q = s;
+
+	while (n--)
+		*p++ = *q++;
+	return d;
+}
+
+static int
+streq(const char *a, const char *b)
+{
+	while (*a && *a == *b)
+		a++, b++;
+	return *a == *b;
+}
+
+/* ---- configuration: "key=value key=value ..." ---- */
+
+static char cmdline[512];
+
+static uint32_t
+parse_num(const char *s)
+{
+	uint32_t v = 0;
+
+	while (*s >= '0' && *s <= '9')
+		v = v * 10 + (uint32_t)(*s++ - '0');
+	return v;
+}
+
+static void
+parse_cmdline(const char *src)
+{
+	size_t n = 0;
+
+	while (src && src[n] && n < sizeof(cmdline) - 1) {
+		cmdline[n] = src[n];
+		n++;
+	}
+	cmdline[n] = 0;
+	for (char *p = cmdline; *p;) {
+		while (*p == ' ')
+			p++;
+		char *key = p, *val = NULL;
+
+		while (*p && *p != ' ') {
+			if (*p == '=' && !val) {
+				*p = 0;
+				val = p + 1;
+			}
+			p++;
+		}
+		if (*p)
+			*p++ = 0;
+		if (!val)
+			continue;
+		if (streq(key, "dev")) cfg.dev = val;
+		else if (streq(key, "mode")) cfg.mode = val;
+		else if (streq(key, "n")) cfg.n = (int)parse_num(val);
+		else if (streq(key, "count")) cfg.count = (int)parse_num(val);
+		else if (streq(key, "depth")) cfg.depth = (int)parse_num(val);
+		else if (streq(key, "writes")) cfg.writes = (int)parse_num(val);
+		else if (streq(key, "wait")) cfg.irq = streq(val, "irq");
+		else if (streq(key, "hz")) cfg.hz = (int)parse_num(val);
+		else if (streq(key, "seed")) cfg.seed = parse_num(val);
+		else if (streq(key, "flaky")) cfg.flaky = (int)parse_num(val);
+		else if (streq(key, "sectors")) cfg.sectors = parse_num(val);
+		else if (streq(key, "channels")) cfg.channels = (int)parse_num(val);
+		else if (streq(key, "quiet")) cfg.quiet = (int)parse_num(val);
+		else if (streq(key, "batch")) cfg.batch = (int)parse_num(val);
+		else
+			fail("unknown option '%s'", key);
+	}
+}
+
+/* ---- data patterns ---- */
+
+static uint32_t
+pattern(uint32_t lba, unsigned i, unsigned gen)
+{
+	uint32_t base = lba * 65536u + i; /* what tests/guest/mkdisk.sh wrote */
+
+	return gen ? base ^ (gen * 0x9e3779b9u) ^ cfg.seed : base;
+}
+
+static uint32_t
+rng_state;
+
+static uint32_t
+rnd(void)
+{
+	rng_state ^= rng_state << 13;
+	rng_state ^= rng_state >> 17;
+	rng_state ^= rng_state << 5;
+	return rng_state;
+}
+
+static uint32_t
+checksum(const uint8_t *p, size_t n)
+{
+	uint32_t h = 2166136261u;
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ p[i]) * 16777619u;
+	return h;
+}
+
+/* Prepare command @i: a random range not overlapping any command in flight. */
+static void
+make_cmd(struct cmd *c, int i)
+{
+	uint32_t slots = cfg.sectors / (uint32_t)cfg.count;
+
+	c->id = i;
+	c->disk = 0;
+	c->gen = (unsigned)(i % 254) + 1;
+	c->count = (uint32_t)cfg.count;
+	c->write = (int)(rnd() % 100) < cfg.writes;
+	for (;;) {
+		c->lba = (rnd() % slots) * (uint32_t)cfg.count;
+		if (!busy[c->lba])
+			break;
+	}
+	for (uint32_t s = 0; s < c->count; s++)
+		busy[c->lba + s] = 1;
+	c->buf = NULL;
+	for (int b = 0; b < MAX_DEPTH; b++)
+		if (buf_owner[b] < 0) {
+			buf_owner[b] = i;
+			c->buf = bufs[b];
+			break;
+		}
+	if (c->buf == NULL)
+		fail("no free buffer");
+	if (c->write) {
+		uint32_t *w = (uint32_t *)c->buf;
+
+		for (uint32_t s = 0; s < c->count; s++)
+			for (unsigned k = 0; k < 128; k++)
+				w[s * 128 + k] = pattern(c->lba + s, k, c->gen);
+	} else {
+		memset(c->buf, 0xee, c->count * SECTOR);
+	}
+}
+
+void
+cmd_complete(struct cmd *c)
+{
+	uint64_t tsc = rdtsc();
+	const uint32_t *w = (const uint32_t *)c->buf;
+
+	if (c->done)
+		fail("command %d completed twice", c->id);
+	c->done = 1;
+	c->latency = tsc - c->issued;
+	done_order[n_done++] = c->id;
+	for (uint32_t s = 0; s < c->count; s++) {
+		uint32_t lba = c->lba + s;
+		unsigned gen = c->write ? c->gen : version[c->disk][lba];
+
+		for (unsigned k = 0; k < 128; k++)
+			if (w[s * 128 + k] != pattern(lba, k, gen))
+				fail("%s: command %d: sector %u word %u is %x, want %x", drv->name,
+				     c->id, lba, k, w[s * 128 + k], pattern(lba, k, gen));
+		if (c->write)
+			version[c->disk][lba] = (uint8_t)gen;
+		busy[lba] = 0;
+	}
+	if (!cfg.quiet)
+		printf("%s%d slot=%d cmd=%d op=%c lba=%u n=%u sum=%8x tsc=%llu lat=%llu\n", drv->name, c->disk,
+		       c->slot, c->id, c->write ? 'W' : 'R', c->lba, c->count,
+		       checksum(c->buf, c->count * SECTOR), (unsigned long long)tsc,
+		       (unsigned long long)c->latency);
+	for (int b = 0; b < MAX_DEPTH; b++)
+		if (buf_owner[b] == c->id)
+			buf_owner[b] = -1;
+}
+
+/*
+ * Adjacent inversions: how many commands K completed before command K-1.
+ * The guest "assumes" completions arrive in issue order; with several
+ * commands in flight whether they do depends only on I/O timing.
+ */
+static int
+inversions(void)
+{
+	static int pos[MAX_CMDS];
+	int n = 0;
+
+	for (int i = 0; i < n_done; i++)
+		pos[done_order[i]] = i;
+	for (int k = 1; k < n_done; k++)
+		n += pos[k] < pos[k - 1];
+	return n;
+}
+
+struct mb_info {
+	uint32_t flags, mem_lower, mem_upper, boot_device, cmdline;
+};
+
+void kmain(const struct mb_info *mb);
+
+void
+kmain(const struct mb_info *mb)
+{
+	parse_cmdline((mb->flags & 4) ? (const char *)mb->cmdline : "");
+	rng_state = cfg.seed * 2654435761u + 1;
+	if (cfg.n < 1 || cfg.n > MAX_CMDS || cfg.count < 1 || cfg.count > MAX_COUNT ||
+	    cfg.depth < 1 || cfg.depth > MAX_DEPTH || cfg.sectors > MAX_SECTORS ||
+	    cfg.sectors / (uint32_t)cfg.count < (uint32_t)cfg.depth * 2)
+		fail("bad configuration");
+	if (streq(cfg.dev, "ide"))
+		drv = &ide_driver;
+	else if (streq(cfg.dev, "ahci"))
+		drv = &ahci_driver;
+	else if (streq(cfg.dev, "virtio"))
+		drv = &virtio_driver;
+	else
+		fail("unknown device '%s'", cfg.dev);
+	if (cfg.depth > drv->max_depth)
+		cfg.depth = drv->max_depth;
+	for (int b = 0; b < MAX_DEPTH; b++)
+		buf_owner[b] = -1;
+
+	irq_init();
+	printf("guest: dev=%s mode=%s n=%d count=%d depth=%d writes=%d wait=%s hz=%d seed=%u flaky=%d batch=%d\n",
+	       cfg.dev, cfg.mode, cfg.n, cfg.count, cfg.depth, cfg.writes, cfg.irq ? "irq" : "poll",
+	       cfg.hz, cfg.seed, cfg.flaky, cfg.batch);
+	if (drv->init(cfg.irq) < 0)
+		fail("%s: no device", drv->name);
+	if (cfg.hz)
+		pit_start(cfg.hz);
+	if (cfg.irq || cfg.hz)
+		sti();
+
+	int issued = 0, inflight = 0;
+
+	while (n_done < cfg.n) {
+		while (issued < cfg.n && inflight < cfg.depth) {
+			struct cmd *c = &cmds[issued];
+
+			make_cmd(c, issued);
+			cli();
+			c->issued = rdtsc();
+			int rc = drv->issue(c);
+
+			if (cfg.irq || cfg.hz)
+				sti();
+			if (rc < 0) {
+				for (uint32_t s = 0; s < c->count; s++)
+					busy[c->lba + s] = 0;
+				for (int b = 0; b < MAX_DEPTH; b++)
+					if (buf_owner[b] == c->id)
+						buf_owner[b] = -1;
+				break;
+			}
+			issued++;
+			inflight++;
+			if (drv->kick && !cfg.batch)
+				drv->kick();
+		}
+		if (drv->kick && cfg.batch) {
+			cli();
+			drv->kick();
+			if (cfg.irq || cfg.hz)
+				sti();
+		}
+		int before = n_done;
+
+		cli();
+		drv->poll();
+		if (n_done == before && cfg.irq)
+			__asm__ volatile("sti; hlt" ::: "memory"); /* woken by the device or the PIT */
+		else if (cfg.irq || cfg.hz)
+			sti();
+		inflight -= n_done - before;
+	}
+	cli();
+	int inv = inversions();
+
+	printf("done: dev=%s cmds=%d inversions=%d ticks=%u tsc=%llu\n", drv->name, n_done, inv,
+	       pit_ticks, (unsigned long long)rdtsc());
+	uint64_t d = digest;
+
+	printf("digest=%16llx\n", (unsigned long long)d);
+	if (cfg.flaky && inv >= cfg.flaky) {
+		printf("FLAKY: %d commands completed before the one issued just before them (limit %d)\n",
+		       inv, cfg.flaky);
+		leave(EXIT_FLAKY);
+	}
+	leave(EXIT_PASS);
+}

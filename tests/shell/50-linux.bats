@@ -1,0 +1,54 @@
+#!/usr/bin/env bats
+# The Linux test guest (a Debian kernel and busybox, tests/guest/linux/init):
+# concurrent O_DIRECT readers and writers on an IDE and a virtio-blk disk.
+# Slow tier: run by 'make check-linux'.
+
+load helper
+
+LINUX_DIR="$BHRR_BUILDDIR/guest-linux"
+
+# linux_argv VERSION OPS: QEMU_ARGV for one run with fresh disks.
+linux_argv() {
+	use_qemu "$1"
+	cp "$BHRR_BUILDDIR/tests/guest/disk.img" "$BATS_TEST_TMPDIR/sda.img"
+	cp "$BHRR_BUILDDIR/tests/guest/disk.img" "$BATS_TEST_TMPDIR/vda.img"
+	# shellcheck disable=SC2206
+	QEMU_ARGV=("$QEMU_BIN" $QEMU_FW -nodefaults -display none -accel tcg
+		-icount shift=0,sleep=off -m 256 -no-reboot
+		-kernel "$LINUX_DIR/vmlinuz" -initrd "$LINUX_DIR/initrd.gz"
+		-append "console=ttyS0 quiet panic=-1 bhrr.ops=$2" -serial stdio
+		-drive "file=$BATS_TEST_TMPDIR/sda.img,format=raw,if=ide,index=0"
+		-drive "id=v,file=$BATS_TEST_TMPDIR/vda.img,format=raw,if=none"
+		-device virtio-blk-pci,drive=v,ioeventfd=off)
+}
+
+assert_linux_run() {
+	[ "$status" -eq 0 ]
+	grep -q "^linux-guest: done $((2 * $1)) ops" <<<"$output"
+	grep -qE '^linux-guest: digest [0-9a-f]{32}' <<<"$output"
+	[ "$(grep -cE '^(sda|vda) [0-9]+ [RW] [0-9]+ [0-9a-f]{32} [0-9]+' <<<"$output")" -eq $((2 * $1)) ]
+	! grep -q 'failed\|FAIL' <<<"$output"
+}
+
+@test "the Linux guest runs its readers and writers to a clean poweroff on QEMU 7.2" {
+	linux_argv 7.2 30
+	run timeout 300 "${QEMU_ARGV[@]}"
+	assert_linux_run 30
+}
+
+@test "the Linux guest runs its readers and writers to a clean poweroff on QEMU 10.0" {
+	linux_argv 10.0 30
+	run timeout 300 "${QEMU_ARGV[@]}"
+	assert_linux_run 30
+}
+
+@test "free runs of the Linux guest differ (3 runs on QEMU 7.2)" {
+	for _ in 1 2 3; do
+		linux_argv 7.2 30
+		run timeout 300 "${QEMU_ARGV[@]}"
+		assert_linux_run 30
+		grep '^linux-guest: digest' <<<"$output" >>"$BATS_TEST_TMPDIR/digests"
+	done
+	cat "$BATS_TEST_TMPDIR/digests"
+	[ "$(sort -u "$BATS_TEST_TMPDIR/digests" | wc -l)" -ge 2 ]
+}
