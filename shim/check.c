@@ -27,8 +27,8 @@
 #include "shim.h"
 #include "vlog.h"
 
-static atomic_ulong calls[QS_COUNT];
-static void *real[QS_COUNT];
+static atomic_ulong calls[QS_HOOK_COUNT];
+static void *real[QS_HOOK_COUNT];
 
 #define COUNT(id) atomic_fetch_add_explicit(&calls[id], 1, memory_order_relaxed)
 #define REAL(id, type) ((type)real[id])
@@ -302,7 +302,7 @@ check_start(void)
 		 b->build_id[0] ? b->build_id : "none", b->exe);
 	if (hook_batch_begin() < 0)
 		vlog_error("check: cannot read /proc/self/maps");
-	for (int id = 0; id < QS_COUNT; id++) {
+	for (int id = 0; id < QS_HOOK_COUNT; id++) {
 		struct qsym *s = &b->sym[id];
 		struct hook_info info;
 
@@ -326,7 +326,7 @@ check_start(void)
 	}
 	if (hook_batch_end() < 0)
 		vlog_error("check: could not restore text page protections");
-	vlog_say("check: %u targets, %u hooked, %u refused; install %.2f ms", QS_COUNT, hooked,
+	vlog_say("check: %u targets, %u hooked, %u refused; install %.2f ms", QS_HOOK_COUNT, hooked,
 		 refused, (double)(shim_now_ns() - t0) / 1e6);
 	if (shim_cfg.check_all)
 		check_all_exports();
@@ -338,7 +338,7 @@ check_finish(void)
 	char line[1024];
 	int len = 0;
 
-	for (int id = 0; id < QS_COUNT && len < (int)sizeof(line) - 64; id++)
+	for (int id = 0; id < QS_HOOK_COUNT && len < (int)sizeof(line) - 64; id++)
 		if (real[id] != NULL)
 			len += snprintf(line + len, sizeof(line) - (size_t)len, " %s=%lu",
 					qsym_name(&shim_qemu, id), atomic_load(&calls[id]));

@@ -95,6 +95,11 @@ struct log_writer;
 struct log_writer *log_writer_open(const char *path, const struct log_header *h,
 				   unsigned flush_ms, char *err, size_t errlen);
 /*
+ * Start the flusher thread later (after hooks that need a single-threaded
+ * process are installed); 0 or -1.  No-op if one runs already.
+ */
+int log_writer_start_flusher(struct log_writer *w, unsigned flush_ms);
+/*
  * Append one event; any thread.  The fast path encodes on the stack and
  * copies under a mutex: no allocation, no stdio.  Returns the event's
  * sequence number.
@@ -107,6 +112,12 @@ int log_writer_flush(struct log_writer *w);
  * free.  Returns 0 if the log on disk is complete.
  */
 int log_writer_close(struct log_writer *w, int64_t end_icount);
+/*
+ * Append the end event, flush and fsync, and stop: later appends from any
+ * thread are dropped.  Nothing is freed, so threads still appending stay
+ * safe; for process exit.  Returns 0 if the log on disk is complete.
+ */
+int log_writer_seal(struct log_writer *w, int64_t end_icount);
 /* Events dropped after a write error. */
 uint64_t log_writer_dropped(const struct log_writer *w);
 

@@ -43,6 +43,7 @@ struct log_writer {
 	unsigned flush_ms;
 	int fd;
 	int failed;
+	int sealed; /* no more appends (log_writer_seal) */
 	char path[256];
 	struct batch cur, spare;
 	uint8_t *frame;
@@ -325,6 +326,10 @@ log_writer_append(struct log_writer *w, const struct log_event *ev)
 		log_writer_flush(w);
 		pthread_mutex_lock(&w->mu);
 	}
+	if (w->sealed) {
+		pthread_mutex_unlock(&w->mu);
+		return 0;
+	}
 	seq = w->seq++;
 	if (w->failed) {
 		w->dropped++;
@@ -471,21 +476,30 @@ log_writer_open(const char *path, const struct log_header *h, unsigned flush_ms,
 		writer_free(w);
 		return NULL;
 	}
-	if (flush_ms > 0) {
-		sigset_t all, old;
-
-		/* The flusher must never receive the process's signals. */
-		sigfillset(&all);
-		pthread_sigmask(SIG_SETMASK, &all, &old);
-		w->flush_ms = flush_ms;
-		w->has_flusher = pthread_create(&w->flusher, NULL, flusher_main, w) == 0;
-		pthread_sigmask(SIG_SETMASK, &old, NULL);
-	}
+	if (flush_ms > 0)
+		log_writer_start_flusher(w, flush_ms);
 	return w;
 }
 
 int
-log_writer_close(struct log_writer *w, int64_t end_icount)
+log_writer_start_flusher(struct log_writer *w, unsigned flush_ms)
+{
+	sigset_t all, old;
+
+	if (w->has_flusher)
+		return 0;
+	/* The flusher must never receive the process's signals. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	w->flush_ms = flush_ms;
+	w->has_flusher = pthread_create(&w->flusher, NULL, flusher_main, w) == 0;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return w->has_flusher ? 0 : -1;
+}
+
+/* Stop the flusher, append the end event, flush and fsync; 0 if complete. */
+static int
+finish(struct log_writer *w, int64_t end_icount)
 {
 	struct timespec t1;
 	struct log_event end;
@@ -504,15 +518,35 @@ log_writer_close(struct log_writer *w, int64_t end_icount)
 	end.kind = LOG_EV_END;
 	end.icount = end_icount;
 	end.complete = !w->failed;
-	end.events = w->seq;
 	end.dropped = w->dropped;
 	end.wall_ns = (uint64_t)((t1.tv_sec - w->t0.tv_sec) * 1000000000LL +
 				 (t1.tv_nsec - w->t0.tv_nsec));
+	pthread_mutex_lock(&w->mu);
+	end.events = w->seq;
+	pthread_mutex_unlock(&w->mu);
 	log_writer_append(w, &end);
+	pthread_mutex_lock(&w->mu);
+	w->sealed = 1;
+	pthread_mutex_unlock(&w->mu);
 	rc = log_writer_flush(w);
 	if (!w->failed && fsync(w->fd) < 0 && errno != EINVAL)
 		write_failed(w, errno);
 	rc = (close(w->fd) < 0 || w->failed) ? -1 : rc;
+	w->fd = -1;
+	return rc;
+}
+
+int
+log_writer_seal(struct log_writer *w, int64_t end_icount)
+{
+	return finish(w, end_icount);
+}
+
+int
+log_writer_close(struct log_writer *w, int64_t end_icount)
+{
+	int rc = finish(w, end_icount);
+
 	pthread_mutex_destroy(&w->mu);
 	pthread_mutex_destroy(&w->fmu);
 	pthread_cond_destroy(&w->cv);

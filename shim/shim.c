@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "record.h"
 #include "shim.h"
 #include "vlog.h"
 
@@ -60,7 +61,11 @@ shim_init(void)
 		check_start();
 		return;
 	}
-	vlog_error("BHRR_MODE='%s' is not a mode this libbhrr.so knows (known: check); "
+	if (strcmp(mode, "record") == 0) {
+		shim_active = record_start() == 0;
+		return;
+	}
+	vlog_error("BHRR_MODE='%s' is not a mode this libbhrr.so knows (known: check, record); "
 		   "QEMU runs without bhrr", mode);
 }
 
@@ -71,4 +76,6 @@ shim_fini(void)
 		return;
 	if (strcmp(shim_cfg.mode, "check") == 0)
 		check_finish();
+	else if (strcmp(shim_cfg.mode, "record") == 0)
+		record_finish();
 }

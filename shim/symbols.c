@@ -28,7 +28,32 @@ static const struct qsym sym_table[QS_COUNT] = {
 	/* renamed in 9.0 */
 	[QS_BQL_LOCK] = { { "bql_lock_impl", "qemu_mutex_lock_iothread_impl" } },
 	[QS_BQL_UNLOCK] = { { "bql_unlock", "qemu_mutex_unlock_iothread" } },
+	[QS_QEMU_CLOCK_GET_NS] = { { "qemu_clock_get_ns" } },
+	[QS_RUNSTATE_IS_RUNNING] = { { "runstate_is_running" } },
+	[QS_QEMU_IN_VCPU_THREAD] = { { "qemu_in_vcpu_thread" } },
+	[QS_QEMU_GET_AIO_CONTEXT] = { { "qemu_get_aio_context" } },
+	[QS_ICOUNT_GET] = { { "icount_get" } },
+	[QS_ICOUNT_TO_NS] = { { "icount_to_ns" } },
+	[QS_ADD_VM_CHANGE_STATE_HANDLER] = { { "qemu_add_vm_change_state_handler" } },
+	[QS_QEMU_BH_DELETE] = { { "qemu_bh_delete" } },
+	[QS_TIMERS_STATE] = { { "timers_state" } },
+	[QS_USE_ICOUNT] = { { "use_icount" } },
 };
+
+const char *const qemu_known_builds[] = {
+	"d9541fd67c4ea37f9ca7fca0f5096f32b3b7e7e0", "Debian 12 qemu-system-x86 1:7.2+dfsg-7+deb12u18+b3",
+	"0fbbd5ca8d2d0a32532049e20739f3e0d521c5ed", "Debian 12 backports qemu-system-x86 1:10.0.2+ds-2+deb13u1~bpo12+1",
+	NULL,
+};
+
+const char *
+qemu_known_build(const char *build_id)
+{
+	for (int i = 0; qemu_known_builds[i]; i += 2)
+		if (strcmp(build_id, qemu_known_builds[i]) == 0)
+			return qemu_known_builds[i + 1];
+	return NULL;
+}
 
 const char *
 qsym_name(const struct qemu_build *b, enum qsym_id id)
@@ -131,6 +156,7 @@ qemu_build_probe(struct qemu_build *b)
 	if (!b->is_qemu)
 		return QS_COUNT;
 	dl_iterate_phdr(first_object, &c);
+	b->known = qemu_known_build(b->build_id);
 	for (int i = 0; i < QS_COUNT; i++) {
 		struct qsym *s = &b->sym[i];
 

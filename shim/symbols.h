@@ -27,6 +27,18 @@ enum qsym_id {
 	QS_ASYNC_RUN_ON_CPU,
 	QS_BQL_LOCK,
 	QS_BQL_UNLOCK,
+	QS_HOOK_COUNT, /* the entries above are hook targets (check mode hooks all) */
+	/* called, never hooked */
+	QS_QEMU_CLOCK_GET_NS = QS_HOOK_COUNT,
+	QS_RUNSTATE_IS_RUNNING,
+	QS_QEMU_IN_VCPU_THREAD,
+	QS_QEMU_GET_AIO_CONTEXT,
+	QS_ICOUNT_GET,
+	QS_ICOUNT_TO_NS,
+	QS_ADD_VM_CHANGE_STATE_HANDLER,
+	QS_QEMU_BH_DELETE,
+	QS_TIMERS_STATE,  /* data */
+	QS_USE_ICOUNT,    /* data */
 	QS_COUNT
 };
 
@@ -44,6 +56,7 @@ struct qemu_build {
 	char build_id[41];      /* hex GNU build-id, "" if none */
 	char version[96];       /* "7.2.22 (Debian 1:7.2+dfsg-7+deb12u18+b3)", "" if unknown */
 	int major, minor;       /* parsed from version; 0 if unknown */
+	const char *known;      /* name of a build bhrr was tested on, or NULL */
 	struct qsym sym[QS_COUNT];
 };
 
@@ -53,6 +66,14 @@ struct qemu_build {
  * (0: all present).
  */
 int qemu_build_probe(struct qemu_build *b);
+
+/*
+ * The builds bhrr is tested on, by GNU build-id: NULL-terminated pairs of
+ * build-id and description.
+ */
+extern const char *const qemu_known_builds[];
+/* The description of a known build-id, or NULL. */
+const char *qemu_known_build(const char *build_id);
 
 /* Short name of a symbol slot for messages ("aio_bh_call"). */
 const char *qsym_name(const struct qemu_build *b, enum qsym_id id);

@@ -124,6 +124,12 @@ run_qemu(char **qargv)
 	die_status(127, "cannot run '%s': %s", qargv[0], strerror(errno));
 }
 
+void
+preload_shim(void)
+{
+	preload(find_shim());
+}
+
 static int
 cmd_check(int argc, char **argv)
 {
@@ -173,9 +179,9 @@ struct command {
 
 static const struct command commands[] = {
 	{ "check", cmd_check, "check [--all] [--] QEMU ARGS...   hook every target, report, run QEMU" },
-	{ "record", NULL, "record [-o LOG] [--] QEMU ARGS...   (not yet)" },
+	{ "record", cmd_record, "record [-o LOG] [--force] [--] QEMU ARGS...  record a run" },
 	{ "replay", NULL, "replay LOG [-- QEMU ARGS...]        (not yet)" },
-	{ "doctor", NULL, "doctor [--] QEMU ARGS...            (not yet)" },
+	{ "doctor", cmd_doctor, "doctor [--] QEMU ARGS...            list what bhrr cannot make repeatable" },
 	{ "flake", NULL, "flake ... -- QEMU ARGS...           (not yet)" },
 	{ "diff", NULL, "diff A B                            (not yet)" },
 	{ "bisect", NULL, "bisect LOG ...                      (not yet)" },

@@ -12,7 +12,12 @@ void die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 /* Print "bhrr: MESSAGE" and exit EXIT_USAGE. */
 void usage_error(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 
+/* Put libbhrr.so first in LD_PRELOAD (exits if it cannot be found). */
+void preload_shim(void);
+
 int cmd_dump(int argc, char **argv);
+int cmd_record(int argc, char **argv);
+int cmd_doctor(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_stat(int argc, char **argv);
 

@@ -6,7 +6,8 @@
 # copies fresh disk images into DIR and sets the array GUEST_ARGV to the QEMU
 # options (everything after the binary and its firmware options) that boot
 # tests/guest/guest.elf in configuration CONFIG under -icount
-# shift=0,sleep=off, with the debugcon on stdout.  Needs GUEST_DIR (where
+# shift=0,sleep=off, with the debugcon on stdout.  The command lines are
+# clean by 'bhrr doctor': nothing but I/O timing varies between runs.  Needs GUEST_DIR (where
 # guest.elf and disk.img were built).
 
 GUEST_CONFIGS="ide-pio ide-dma-irq ide-pio-pit ahci-ncq ahci-ncq-irq virtio virtio-irq flaky"
@@ -31,6 +32,7 @@ guest_argv() {
 	append=$(guest_append "$config") || { echo "guest_argv: unknown configuration '$config'" >&2; return 1; }
 	cp "$GUEST_DIR/disk.img" "$dir/disk0.img"
 	GUEST_ARGV=(-nodefaults -display none -accel tcg -icount shift=0,sleep=off
+		-rtc clock=vm,base=2020-01-01T00:00:00 -seed 1
 		-kernel "$GUEST_DIR/guest.elf" -append "$append"
 		-device isa-debug-exit,iobase=0xf4,iosize=1 -debugcon stdio)
 	case "$append" in

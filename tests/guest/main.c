@@ -387,7 +387,7 @@ kmain(const struct mb_info *mb)
 {
 	parse_cmdline((mb->flags & 4) ? (const char *)mb->cmdline : "");
 	rng_state = cfg.seed * 2654435761u + 1;
-	if (cfg.n < 1 || cfg.n > MAX_CMDS || cfg.count < 1 || cfg.count > MAX_COUNT ||
+	if (cfg.n < 0 || cfg.n > MAX_CMDS || cfg.count < 1 || cfg.count > MAX_COUNT ||
 	    cfg.depth < 1 || cfg.depth > MAX_DEPTH || cfg.sectors > MAX_SECTORS ||
 	    cfg.sectors / (uint32_t)cfg.count < (uint32_t)cfg.depth * 2)
 		fail("bad configuration");

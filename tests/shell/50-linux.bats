@@ -52,3 +52,16 @@ assert_linux_run() {
 	cat "$BATS_TEST_TMPDIR/digests"
 	[ "$(sort -u "$BATS_TEST_TMPDIR/digests" | wc -l)" -ge 2 ]
 }
+
+@test "bhrr record of the Linux guest: poweroff ends it cleanly with a complete log" {
+	linux_argv 7.2 30
+	run timeout 300 "$BHRR" record -o "$BATS_TEST_TMPDIR/linux.bhlog" -- "${QEMU_ARGV[@]}"
+	assert_linux_run 30
+	run "$BHRR" verify "$BATS_TEST_TMPDIR/linux.bhlog"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"complete" ]]
+	# the guest's O_DIRECT requests show up as exact completions
+	n=$("$BHRR" dump --json "$BATS_TEST_TMPDIR/linux.bhlog" | jq -s '[.[] | select(.kind == "io_complete" and .icount_exact)] | length')
+	echo "exact completions: $n"
+	[ "$n" -ge 60 ]
+}

@@ -1,0 +1,788 @@
+/*
+ * record.c - BHRR_MODE=record: every guest-affecting bottom half, I/O
+ * completion and clock warp, in one ordered log, tagged with the icount.
+ *
+ * Where work runs, not where it is scheduled: aio_bh_call sees every BH
+ * execution, however it was scheduled (QEMU inlines the enqueue into many
+ * callers).  A BH on the main AioContext is *gated* unless a rule lets it
+ * pass (doc/record.md): in exact mode (-icount shift=N,sleep=off) a gated BH
+ * is copied and held, and an executor - a QEMU_CLOCK_VIRTUAL timer with
+ * QEMU_TIMER_ATTR_EXTERNAL on main_loop_tlg - runs it in the vCPU thread at
+ * an instruction boundary, so the logged icount is exactly where the guest
+ * saw its effect.  In ordering mode (no usable icount) gated BHs run at once
+ * and the log keeps their order.
+ *
+ * Thread-pool completions are batched into one BH, so each request gets its
+ * own identity: thread_pool_submit_aio's callback is wrapped, and every
+ * completion is its own io_complete event.
+ *
+ * Locks: rec.mu guards the held queue and the intern tables; it is never
+ * held while calling into QEMU.
+ */
+#define _GNU_SOURCE
+#include <malloc.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+#define UNW_LOCAL_ONLY
+#include <libunwind.h>
+
+#include "config.h"
+#include "hook.h"
+#include "log.h"
+#include "qemu_types.h"
+#include "record.h"
+#include "shim.h"
+#include "vlog.h"
+
+#define HELD_MAX 4096
+#define IDENT_MAX 4096
+#define SITE_MAX 4096
+#define STACK_MAX 16
+
+/* Thread roles in bh_schedule / nested_poll events. */
+enum { ROLE_VCPU, ROLE_MAIN, ROLE_WORKER, ROLE_OTHER };
+
+struct held {
+	void *copy;     /* a copy of the QEMUBH, run through aio_bh_call */
+	uint64_t ident;
+};
+
+struct ident_slot {
+	void *cb;
+	uint64_t id;
+};
+
+struct site_slot {
+	uint64_t hash, id;
+};
+
+struct req {
+	BlockCompletionFunc *cb;
+	void *opaque;
+	uint64_t id;
+};
+
+typedef void vm_change_fn(void *opaque, bool running, int state);
+
+static struct {
+	int active;
+	int exact;                 /* exact mode: hold and place by icount */
+	unsigned stacks;           /* BHRR_STACKS */
+	struct log_writer *w;
+	/* discovered layout */
+	size_t bh_size, off_ctx, off_name, off_cb, off_opaque;
+	volatile int64_t *qemu_icount, *icount_bias;
+	/* QEMU state */
+	void *main_ctx;
+	pid_t main_tid;
+	int lazy_done;
+	void *timer;
+	/* original functions */
+	void (*aio_bh_call)(QEMUBH *);
+	void (*schedule)(QEMUBH *);
+	void (*schedule_idle)(QEMUBH *);
+	void (*oneshot)(AioContext *, QEMUBHFunc *, void *, const char *);
+	bool (*aio_poll)(AioContext *, bool);
+	void (*warp)(void);
+	void *submit;
+	/* called functions */
+	void (*timer_init_full)(void *, void *, int, int, int, QEMUTimerCB *, void *);
+	void (*timer_mod_ns)(void *, int64_t);
+	int64_t (*clock_get_ns)(int);
+	bool (*runstate_is_running)(void);
+	bool (*in_vcpu_thread)(void);
+	AioContext *(*get_aio_context)(void);
+	void *(*add_vm_change_state_handler)(vm_change_fn *, void *);
+	/* held queue and tables, under mu */
+	pthread_mutex_t mu;
+	struct held held[HELD_MAX];
+	unsigned held_head, held_n;
+	struct ident_slot idents[IDENT_MAX];
+	uint64_t ordinals[IDENT_MAX];
+	uint64_t next_ident, next_string;
+	struct site_slot sites[SITE_MAX];
+	atomic_ullong next_req;
+	atomic_ullong gated, passed, held_total, schedules;
+} rec = { .mu = PTHREAD_MUTEX_INITIALIZER };
+
+static __thread int in_executor;
+static __thread int poll_depth;
+
+/* ---- small helpers ---- */
+
+static void *
+field(const void *bh, size_t off)
+{
+	void *v;
+
+	memcpy(&v, (const char *)bh + off, sizeof(v));
+	return v;
+}
+
+static int
+role(void)
+{
+	if (rec.in_vcpu_thread && rec.in_vcpu_thread())
+		return ROLE_VCPU;
+	if ((pid_t)syscall(SYS_gettid) == rec.main_tid)
+		return ROLE_MAIN;
+	return ROLE_WORKER;
+}
+
+/* The icount now and how good it is; exact only where no TB is running. */
+static int64_t
+icount_now(unsigned *how, int exact_here)
+{
+	if (rec.qemu_icount == NULL || !rec.exact) {
+		*how = rec.qemu_icount ? LOG_IC_LOWER : LOG_IC_UNKNOWN;
+		return rec.qemu_icount ? __atomic_load_n(rec.qemu_icount, __ATOMIC_ACQUIRE) : 0;
+	}
+	*how = exact_here ? LOG_IC_EXACT : LOG_IC_LOWER;
+	return __atomic_load_n(rec.qemu_icount, __ATOMIC_ACQUIRE);
+}
+
+static void
+emit(struct log_event *ev)
+{
+	log_writer_append(rec.w, ev);
+}
+
+/* Intern @cb (with its BH name) as an ident; called with mu held. */
+static uint64_t
+ident_of(void *cb, const char *name)
+{
+	size_t h = ((uintptr_t)cb * 0x9e3779b97f4a7c15ull) >> 52;
+
+	for (size_t i = 0; i < IDENT_MAX; i++) {
+		struct ident_slot *s = &rec.idents[(h + i) % IDENT_MAX];
+
+		if (s->cb == cb)
+			return s->id;
+		if (s->cb != NULL)
+			continue;
+		struct log_event ev = { 0 };
+
+		s->cb = cb;
+		s->id = ++rec.next_ident;
+		ev.kind = LOG_EV_STRING;
+		ev.icount_how = LOG_IC_UNKNOWN;
+		ev.id = ++rec.next_string;
+		ev.text = name ? name : "?";
+		ev.text_len = strlen(ev.text);
+		emit(&ev);
+		ev.kind = LOG_EV_IDENT;
+		ev.name_id = ev.id;
+		ev.id = s->id;
+		ev.cb_off = (uint64_t)((char *)cb - (char *)shim_qemu.exe_base);
+		emit(&ev);
+		return s->id;
+	}
+	return 0;
+}
+
+/* Intern the caller's stack (BHRR_STACKS frames) as a site string; mu held. */
+static uint64_t
+site_of(void *const *frames, int n)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	for (int i = 0; i < n; i++)
+		h = (h ^ (uintptr_t)frames[i]) * 1099511628211ull;
+	for (size_t i = 0; i < SITE_MAX; i++) {
+		struct site_slot *s = &rec.sites[(h + i) % SITE_MAX];
+
+		if (s->hash == h && s->id)
+			return s->id;
+		if (s->id)
+			continue;
+		char text[STACK_MAX * 24];
+		size_t len = 0;
+
+		for (int k = 0; k < n && len < sizeof(text) - 24; k++)
+			len += (size_t)snprintf(text + len, sizeof(text) - len, "%s+%#lx", k ? " " : "",
+						(unsigned long)((char *)frames[k] -
+								(char *)shim_qemu.exe_base));
+		struct log_event ev = { 0 };
+
+		ev.kind = LOG_EV_STRING;
+		ev.icount_how = LOG_IC_UNKNOWN;
+		ev.id = ++rec.next_string;
+		ev.text = text;
+		ev.text_len = len;
+		emit(&ev);
+		s->hash = h;
+		s->id = ev.id;
+		return s->id;
+	}
+	return 0;
+}
+
+/* ---- gate rules ---- */
+
+/* Host-side BHs that must run at once (doc/record.md). */
+static const char *const allow_list[] = {
+	"notify_event_cb", "co_schedule_bh_cb", "dummy_bh_cb", "aio_wait_bh",
+	"spawn_thread_bh_fn", "monitor_accept_input", "do_qmp_dispatch_bh", "chr_closed_bh",
+	"graphic_hw_update_bh", "vnc_jobs_bh", "iothread_stop_bh", "vhost_user_async_close_bh",
+	"migrate_fd_cleanup_bh", "qemu_chr_be_update_read_handlers_bh", "char_socket_finalize_bh",
+	NULL,
+};
+
+static int
+allow_listed(const char *name)
+{
+	if (name == NULL)
+		return 0;
+	for (int i = 0; allow_list[i]; i++)
+		if (strcmp(name, allow_list[i]) == 0)
+			return 1;
+	return strncmp(name, "snapshot_", 9) == 0 || strncmp(name, "migration_", 10) == 0;
+}
+
+/* ---- executor ---- */
+
+static void
+run_held(struct held *h, unsigned how, int64_t icount)
+{
+	struct log_event ev = { 0 };
+
+	pthread_mutex_lock(&rec.mu);
+	ev.kind = LOG_EV_BH_RUN;
+	ev.icount_how = how;
+	ev.icount = icount;
+	ev.ident = h->ident;
+	ev.ordinal = h->ident < IDENT_MAX ? rec.ordinals[h->ident]++ : 0;
+	emit(&ev);
+	pthread_mutex_unlock(&rec.mu);
+	rec.aio_bh_call(h->copy);
+	free(h->copy);
+}
+
+/* Run everything held, in order; the caller holds the BQL. */
+static void
+drain_held(unsigned how)
+{
+	in_executor++;
+	for (;;) {
+		struct held h;
+		unsigned exact_how;
+		int64_t ic;
+
+		pthread_mutex_lock(&rec.mu);
+		if (rec.held_n == 0) {
+			pthread_mutex_unlock(&rec.mu);
+			break;
+		}
+		h = rec.held[rec.held_head];
+		rec.held_head = (rec.held_head + 1) % HELD_MAX;
+		rec.held_n--;
+		pthread_mutex_unlock(&rec.mu);
+		ic = icount_now(&exact_how, how == LOG_IC_EXACT);
+		run_held(&h, exact_how, ic);
+	}
+	in_executor--;
+}
+
+/*
+ * The executor: a VIRTUAL timer callback, in the vCPU thread with the BQL,
+ * at the top of the round-robin loop where no TB runs, so the icount is
+ * exact.  It never waits.
+ */
+static void
+executor_cb(void *opaque)
+{
+	(void)opaque;
+	drain_held(LOG_IC_EXACT);
+}
+
+static void
+vm_change(void *opaque, bool running, int state)
+{
+	struct log_event ev = { 0 };
+	unsigned how;
+
+	(void)opaque;
+	if (!running)
+		drain_held(LOG_IC_LOWER); /* a stopped VM runs no VIRTUAL timer */
+	ev.kind = running ? LOG_EV_VM_RESUME : LOG_EV_VM_STOP;
+	ev.icount = icount_now(&how, 0);
+	ev.icount_how = how;
+	ev.state = (uint64_t)state;
+	emit(&ev);
+}
+
+/* First gated BH on the main loop: QEMU is initialised, the BQL is held. */
+static void
+lazy_init(void)
+{
+	rec.lazy_done = 1;
+	if (rec.exact) {
+		rec.timer = calloc(1, 256); /* QEMUTimer is 48 bytes; never freed */
+		if (rec.timer)
+			rec.timer_init_full(rec.timer, NULL, 1 /* QEMU_CLOCK_VIRTUAL */, 1 /* SCALE_NS */,
+					    1 /* QEMU_TIMER_ATTR_EXTERNAL */, executor_cb, NULL);
+	}
+	rec.add_vm_change_state_handler(vm_change, NULL);
+}
+
+/* ---- hooks ---- */
+
+static void
+hk_aio_bh_call(QEMUBH *bh)
+{
+	void *ctx = field(bh, rec.off_ctx);
+	const char *name = field(bh, rec.off_name);
+	void *cb = field(bh, rec.off_cb);
+
+	if (rec.main_ctx == NULL)
+		rec.main_ctx = rec.get_aio_context();
+	if (ctx != rec.main_ctx || rec.main_ctx == NULL || allow_listed(name) || in_executor) {
+		atomic_fetch_add(&rec.passed, 1);
+		rec.aio_bh_call(bh);
+		return;
+	}
+	if (!rec.lazy_done)
+		lazy_init();
+	atomic_fetch_add(&rec.gated, 1);
+
+	struct held h;
+	unsigned how;
+
+	pthread_mutex_lock(&rec.mu);
+	h.ident = ident_of(cb, name);
+	pthread_mutex_unlock(&rec.mu);
+	/* Not held: ordering mode, inside a nested poll, VM stopped, no timer. */
+	if (!rec.exact || poll_depth > 0 || rec.timer == NULL || !rec.runstate_is_running()) {
+		h.copy = NULL;
+		pthread_mutex_lock(&rec.mu);
+		struct log_event ev = { 0 };
+
+		ev.kind = LOG_EV_BH_RUN;
+		ev.icount = icount_now(&how, 0);
+		ev.icount_how = how;
+		ev.ident = h.ident;
+		ev.ordinal = h.ident < IDENT_MAX ? rec.ordinals[h.ident]++ : 0;
+		emit(&ev);
+		pthread_mutex_unlock(&rec.mu);
+		in_executor++;
+		rec.aio_bh_call(bh);
+		in_executor--;
+		return;
+	}
+	/* Hold a copy: a oneshot is freed as soon as this returns. */
+	h.copy = malloc(rec.bh_size);
+	if (h.copy == NULL) {
+		rec.aio_bh_call(bh);
+		return;
+	}
+	memcpy(h.copy, bh, rec.bh_size);
+	pthread_mutex_lock(&rec.mu);
+	if (rec.held_n == HELD_MAX) {
+		pthread_mutex_unlock(&rec.mu);
+		free(h.copy);
+		drain_held(LOG_IC_LOWER);
+		rec.aio_bh_call(bh);
+		return;
+	}
+	rec.held[(rec.held_head + rec.held_n) % HELD_MAX] = h;
+	rec.held_n++;
+	pthread_mutex_unlock(&rec.mu);
+	atomic_fetch_add(&rec.held_total, 1);
+	/* Due now: the vCPU leaves its TB at the next boundary and runs it. */
+	rec.timer_mod_ns(rec.timer, rec.clock_get_ns(1));
+}
+
+static void
+log_schedule(void *cb, const char *name)
+{
+	struct log_event ev = { 0 };
+	void *frames[STACK_MAX + 2];
+	int n = 0;
+	unsigned how;
+
+	atomic_fetch_add(&rec.schedules, 1);
+	if (rec.stacks)
+		n = unw_backtrace(frames, (int)(rec.stacks + 2 > STACK_MAX + 2 ? STACK_MAX + 2 : rec.stacks + 2));
+	ev.kind = LOG_EV_BH_SCHEDULE;
+	ev.icount = icount_now(&how, 0);
+	ev.icount_how = how;
+	ev.role = (uint64_t)role();
+	pthread_mutex_lock(&rec.mu);
+	ev.ident = ident_of(cb, name);
+	if (n > 2)
+		ev.site = site_of(frames + 2, n - 2); /* skip log_schedule and the hook */
+	emit(&ev);
+	pthread_mutex_unlock(&rec.mu);
+}
+
+static void
+hk_qemu_bh_schedule(QEMUBH *bh)
+{
+	log_schedule(field(bh, rec.off_cb), field(bh, rec.off_name));
+	rec.schedule(bh);
+}
+
+static void
+hk_qemu_bh_schedule_idle(QEMUBH *bh)
+{
+	log_schedule(field(bh, rec.off_cb), field(bh, rec.off_name));
+	rec.schedule_idle(bh);
+}
+
+static void
+hk_oneshot(AioContext *ctx, QEMUBHFunc *cb, void *opaque, const char *name)
+{
+	/* before 6.2 there was no name argument: it is garbage there */
+	log_schedule((void *)cb, shim_qemu.major >= 7 ? name : NULL);
+	rec.oneshot(ctx, cb, opaque, name);
+}
+
+static bool
+hk_aio_poll(AioContext *ctx, bool blocking)
+{
+	bool r;
+
+	if (rec.main_ctx == NULL || ctx != rec.main_ctx)
+		return rec.aio_poll(ctx, blocking);
+	if (poll_depth++ == 0) {
+		struct log_event ev = { 0 };
+		unsigned how;
+		int rl = role();
+
+		ev.kind = LOG_EV_NESTED_POLL;
+		ev.icount = icount_now(&how, 0);
+		ev.icount_how = how;
+		ev.role = (uint64_t)rl;
+		emit(&ev);
+		/* the main thread may be waiting for a held completion (quit drains) */
+		if (rl == ROLE_MAIN)
+			drain_held(LOG_IC_LOWER);
+	}
+	r = rec.aio_poll(ctx, blocking);
+	poll_depth--;
+	return r;
+}
+
+static void
+hk_warp(void)
+{
+	int64_t before = rec.icount_bias ? __atomic_load_n(rec.icount_bias, __ATOMIC_ACQUIRE) : 0;
+
+	rec.warp();
+	if (rec.icount_bias == NULL)
+		return;
+	int64_t after = __atomic_load_n(rec.icount_bias, __ATOMIC_ACQUIRE);
+
+	if (after != before) {
+		struct log_event ev = { 0 };
+
+		ev.kind = LOG_EV_WARP;
+		/* warps happen only while every vCPU is idle: the icount is exact */
+		ev.icount = icount_now(&ev.icount_how, 1);
+		ev.delta_ns = after - before;
+		emit(&ev);
+	}
+}
+
+static void
+req_complete(void *opaque, int ret)
+{
+	struct req *r = opaque;
+	struct log_event ev = { 0 };
+	BlockCompletionFunc *cb = r->cb;
+	void *op = r->opaque;
+
+	ev.kind = LOG_EV_IO_COMPLETE;
+	ev.icount = icount_now(&ev.icount_how, in_executor > 0 && rec.exact && poll_depth == 0);
+	ev.req = r->id;
+	ev.ret = ret;
+	emit(&ev);
+	free(r);
+	cb(op, ret);
+}
+
+static struct req *
+req_new(BlockCompletionFunc *cb, void *opaque)
+{
+	struct req *r = malloc(sizeof(*r));
+	struct log_event ev = { 0 };
+
+	if (r == NULL)
+		return NULL;
+	r->cb = cb;
+	r->opaque = opaque;
+	r->id = atomic_fetch_add(&rec.next_req, 1);
+	ev.kind = LOG_EV_IO_SUBMIT;
+	ev.icount = icount_now(&ev.icount_how, 0);
+	ev.req = r->id;
+	ev.op = 4;
+	emit(&ev);
+	return r;
+}
+
+/* QEMU 7.2: thread_pool_submit_aio(pool, func, arg, cb, opaque) */
+static BlockAIOCB *
+hk_submit_v7(ThreadPool *pool, ThreadPoolFunc *func, void *arg, BlockCompletionFunc *cb,
+	     void *opaque)
+{
+	BlockAIOCB *(*real)(ThreadPool *, ThreadPoolFunc *, void *, BlockCompletionFunc *, void *) =
+		rec.submit;
+	struct req *r = cb ? req_new(cb, opaque) : NULL;
+
+	return r ? real(pool, func, arg, req_complete, r) : real(pool, func, arg, cb, opaque);
+}
+
+/* QEMU >= 8.0: thread_pool_submit_aio(func, arg, cb, opaque) */
+static BlockAIOCB *
+hk_submit_v8(ThreadPoolFunc *func, void *arg, BlockCompletionFunc *cb, void *opaque)
+{
+	BlockAIOCB *(*real)(ThreadPoolFunc *, void *, BlockCompletionFunc *, void *) = rec.submit;
+	struct req *r = cb ? req_new(cb, opaque) : NULL;
+
+	return r ? real(func, arg, req_complete, r) : real(func, arg, cb, opaque);
+}
+
+/* ---- discovery ---- */
+
+static void
+probe_cb(void *opaque)
+{
+	(void)opaque;
+}
+
+/*
+ * Find the QEMUBH layout with a probe: create a BH with known ctx, callback,
+ * opaque and name, find each value in the block, free it unscheduled.
+ */
+static int
+discover_bh_layout(char *why, size_t len)
+{
+	QEMUBH *(*new_full)(void *, QEMUBHFunc *, void *, const char *, void *) =
+		shim_qemu.sym[QS_AIO_BH_NEW_FULL].addr;
+	void *const ctx = (void *)0x6268727201010101ull, *const opaque = (void *)0x6268727202020202ull;
+	static const char name[] = "bhrr-probe";
+	void *bh = new_full(ctx, probe_cb, opaque, name, NULL);
+	int found = 0;
+
+	if (bh == NULL) {
+		snprintf(why, len, "aio_bh_new_full returned NULL");
+		return -1;
+	}
+	rec.bh_size = malloc_usable_size(bh);
+	for (size_t off = 0; off + sizeof(void *) <= rec.bh_size; off += sizeof(void *)) {
+		void *v = field(bh, off);
+
+		if (v == ctx)
+			rec.off_ctx = off, found |= 1;
+		else if (v == (void *)probe_cb)
+			rec.off_cb = off, found |= 2;
+		else if (v == opaque)
+			rec.off_opaque = off, found |= 4;
+		else if (v == (void *)name)
+			rec.off_name = off, found |= 8;
+	}
+	free(bh); /* g_free is free() with glib's default allocator */
+	if (found != 15) {
+		snprintf(why, len, "the QEMUBH probe found only fields %#x of 0xf in %zu bytes", found,
+			 rec.bh_size);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * timers_state.qemu_icount and .qemu_icount_bias: the documented offsets
+ * (0x40, 0x28) are checked once the main loop runs; until then unused.
+ */
+static int
+discover_timers(char *why, size_t len)
+{
+	char *ts = shim_qemu.sym[QS_TIMERS_STATE].addr;
+
+	if (ts == NULL) {
+		snprintf(why, len, "timers_state is not exported");
+		return -1;
+	}
+	rec.qemu_icount = (volatile int64_t *)(ts + 0x40);
+	rec.icount_bias = (volatile int64_t *)(ts + 0x28);
+	return 0;
+}
+
+/* ---- start and stop ---- */
+
+/* "-icount shift=N,sleep=off" (or "-icount N,sleep=off"): exact mode. */
+static int
+parse_icount(int argc, char **argv, unsigned *shift)
+{
+	for (int i = 0; i + 1 < argc; i++) {
+		if (strcmp(argv[i], "-icount") != 0 && strcmp(argv[i], "--icount") != 0)
+			continue;
+		const char *o = argv[i + 1];
+		const char *s = strstr(o, "shift=");
+		const char *v = s ? s + 6 : o;
+
+		if (strncmp(v, "auto", 4) == 0 || v[0] < '0' || v[0] > '9')
+			return 2;
+		*shift = (unsigned)atoi(v);
+		return strstr(o, "sleep=off") ? 1 : 2;
+	}
+	return 0;
+}
+
+static int
+read_cmdline(char **argv, int max, char *buf, size_t cap)
+{
+	FILE *f = fopen("/proc/self/cmdline", "r");
+	size_t n = f ? fread(buf, 1, cap - 1, f) : 0;
+	int argc = 0;
+
+	if (f)
+		fclose(f);
+	buf[n] = 0;
+	for (size_t i = 0; i < n && argc < max; i += strlen(buf + i) + 1)
+		argv[argc++] = buf + i;
+	return argc;
+}
+
+static int
+install(enum qsym_id id, void *hook, void **real, unsigned flags, char *why, size_t len)
+{
+	struct hook_info info;
+	int err = hook_install_ex(shim_qemu.sym[id].addr, hook, real, flags, &info);
+
+	if (err < 0)
+		snprintf(why, len, "cannot hook %s: %s (%s)", qsym_name(&shim_qemu, id),
+			 hook_errname(err), info.detail);
+	return err;
+}
+
+int
+record_start(void)
+{
+	static char cmdline[65536];
+	struct log_header h;
+	char why[256], err[512];
+	const char *path = getenv("BHRR_LOG");
+	char defpath[64];
+	const char *st = getenv("BHRR_STACKS");
+	struct utsname un;
+
+	if (shim_qemu.known == NULL && !getenv("BHRR_FORCE")) {
+		vlog_error("QEMU build %s (%s, %s) is not one bhrr was tested on; not recording "
+			   "(BHRR_FORCE=1 tries anyway)",
+			   shim_qemu.build_id[0] ? shim_qemu.build_id : "without build-id",
+			   shim_qemu.version[0] ? shim_qemu.version : "version unknown", shim_qemu.exe);
+		return -1;
+	}
+	for (int i = 0; i < QS_COUNT; i++)
+		if (shim_qemu.sym[i].addr == NULL && i != QS_ICOUNT_GET_RAW) {
+			vlog_error("QEMU build %s lacks %s; not recording", shim_qemu.build_id,
+				   qsym_name(&shim_qemu, i));
+			return -1;
+		}
+	if (discover_bh_layout(why, sizeof(why)) < 0 || discover_timers(why, sizeof(why)) < 0) {
+		vlog_error("QEMU build %s (%s): %s; not recording", shim_qemu.build_id,
+			   shim_qemu.version, why);
+		return -1;
+	}
+	rec.stacks = st ? (unsigned)atoi(st) : 0;
+	rec.main_tid = (pid_t)syscall(SYS_gettid);
+	rec.timer_init_full = shim_qemu.sym[QS_TIMER_INIT_FULL].addr;
+	rec.timer_mod_ns = shim_qemu.sym[QS_TIMER_MOD_NS].addr;
+	rec.clock_get_ns = shim_qemu.sym[QS_QEMU_CLOCK_GET_NS].addr;
+	rec.runstate_is_running = shim_qemu.sym[QS_RUNSTATE_IS_RUNNING].addr;
+	rec.in_vcpu_thread = shim_qemu.sym[QS_QEMU_IN_VCPU_THREAD].addr;
+	rec.get_aio_context = shim_qemu.sym[QS_QEMU_GET_AIO_CONTEXT].addr;
+	rec.add_vm_change_state_handler = shim_qemu.sym[QS_ADD_VM_CHANGE_STATE_HANDLER].addr;
+
+	/* every hook is checked before any is installed: never half-hooked */
+	struct {
+		enum qsym_id id;
+		void *hook;
+		void **real;
+	} hooks[] = {
+		{ QS_AIO_BH_CALL, (void *)hk_aio_bh_call, (void **)&rec.aio_bh_call },
+		{ QS_QEMU_BH_SCHEDULE, (void *)hk_qemu_bh_schedule, (void **)&rec.schedule },
+		{ QS_QEMU_BH_SCHEDULE_IDLE, (void *)hk_qemu_bh_schedule_idle, (void **)&rec.schedule_idle },
+		{ QS_AIO_BH_SCHEDULE_ONESHOT, (void *)hk_oneshot, (void **)&rec.oneshot },
+		{ QS_AIO_POLL, (void *)hk_aio_poll, (void **)&rec.aio_poll },
+		{ QS_ICOUNT_START_WARP_TIMER, (void *)hk_warp, (void **)&rec.warp },
+		{ QS_THREAD_POOL_SUBMIT_AIO,
+		  shim_qemu.major >= 8 ? (void *)hk_submit_v8 : (void *)hk_submit_v7, &rec.submit },
+	};
+	size_t n_hooks = sizeof(hooks) / sizeof(hooks[0]);
+
+	for (size_t i = 0; i < n_hooks; i++)
+		if (install(hooks[i].id, hooks[i].hook, NULL, HOOK_F_DRY_RUN, why, sizeof(why)) < 0) {
+			vlog_error("QEMU build %s: %s; not recording", shim_qemu.build_id, why);
+			return -1;
+		}
+
+	/* the log first: if it cannot be created, nothing is hooked */
+	memset(&h, 0, sizeof(h));
+	snprintf(h.bhrr_version, sizeof(h.bhrr_version), "%s", PACKAGE_VERSION);
+	snprintf(h.build_id, sizeof(h.build_id), "%s", shim_qemu.build_id);
+	snprintf(h.qemu_version, sizeof(h.qemu_version), "%s", shim_qemu.version);
+	snprintf(h.exe, sizeof(h.exe), "%s", shim_qemu.exe);
+	if (uname(&un) == 0)
+		snprintf(h.host, sizeof(h.host), "%.20s %.60s %.16s %.60s", un.sysname, un.release,
+			 un.machine, un.nodename);
+	h.argc = read_cmdline(h.argv, LOG_ARGV_MAX, cmdline, sizeof(cmdline));
+	h.icount_mode = (unsigned)parse_icount(h.argc, h.argv, &h.icount_shift);
+	h.pid = (uint64_t)getpid();
+	struct timespec now;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	h.start_ns = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
+	rec.exact = h.icount_mode == 1;
+	if (h.icount_mode == 0)
+		rec.qemu_icount = NULL; /* no icount: nothing to tag with */
+	if (path == NULL || path[0] == 0) {
+		snprintf(defpath, sizeof(defpath), "bhrr-%d.bhlog", (int)getpid());
+		path = defpath;
+	}
+	rec.w = log_writer_open(path, &h, 0, err, sizeof(err));
+	if (rec.w == NULL) {
+		vlog_error("%s; not recording", err);
+		return -1;
+	}
+	hook_batch_begin();
+	for (size_t i = 0; i < n_hooks; i++)
+		if (install(hooks[i].id, hooks[i].hook, hooks[i].real, 0, why, sizeof(why)) < 0)
+			vlog_error("%s (after a successful dry run!)", why);
+	hook_batch_end();
+	/* threads only now: hooks are installed single-threaded */
+	if (log_writer_start_flusher(rec.w, 50) < 0)
+		vlog_error("cannot start the log flusher thread; the log is written at exit only");
+	rec.active = 1;
+	vlog("record: log %s, %s mode, QEMUBH %zu bytes (ctx@%zu name@%zu cb@%zu opaque@%zu)",
+	     path, rec.exact ? "exact" : h.icount_mode == 2 ? "ordering (icount not exact)"
+							    : "ordering (no icount)",
+	     rec.bh_size, rec.off_ctx, rec.off_name, rec.off_cb, rec.off_opaque);
+	return 0;
+}
+
+void
+record_finish(void)
+{
+	unsigned how;
+	int64_t ic;
+
+	if (!rec.active)
+		return;
+	rec.active = 0;
+	ic = icount_now(&how, 0);
+	if (log_writer_seal(rec.w, ic) < 0)
+		vlog_error("the log is incomplete");
+	vlog("record: %llu BHs gated (%llu held for the executor), %llu passed through, "
+	     "%llu schedule calls",
+	     (unsigned long long)rec.gated, (unsigned long long)rec.held_total,
+	     (unsigned long long)rec.passed, (unsigned long long)rec.schedules);
+}

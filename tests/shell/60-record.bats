@@ -1,0 +1,208 @@
+#!/usr/bin/env bats
+# bhrr record on the real QEMU 7.2 and 10.0 with the bundled guests: the
+# guest still passes, the log verifies, every I/O request has its own
+# completion event at an exact icount, and every quit path leaves a
+# complete log.
+
+load helper
+
+setup() {
+	# shellcheck source=tests/guest/guest.sh
+	. "$BHRR_SRCDIR/tests/guest/guest.sh"
+	LOG="$BATS_TEST_TMPDIR/run.bhlog"
+}
+
+# record VERSION CONFIG [extra -append words]: one recorded run.
+record() {
+	use_qemu "$1"
+	guest_argv "$2" "$BATS_TEST_TMPDIR"
+	local append
+	append=$(guest_append "$2")
+	GUEST_ARGV=("${GUEST_ARGV[@]/$append/$append ${3:-}}")
+	# shellcheck disable=SC2086
+	run env BHRR_VERBOSE=1 "$BHRR" record -o "$LOG" -- "$QEMU_BIN" $QEMU_FW "${GUEST_ARGV[@]}"
+}
+
+json() {
+	"$BHRR" dump --json "$LOG"
+}
+
+# The checks every recorded run must pass; $1 = requests expected, or "ge:N".
+assert_recorded() {
+	[ "$status" -eq "$GUEST_PASS" ] || [ "$status" -eq "$GUEST_FLAKY" ]
+	run "$BHRR" verify "$LOG"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"complete" ]]
+	json >"$BATS_TEST_TMPDIR/events"
+	exact=$(jq -s '[.[] | select(.kind == "io_complete" and .icount_exact)] | length' "$BATS_TEST_TMPDIR/events")
+	echo "exact io_complete events: $exact (want $1)"
+	case "$1" in
+	ge:*) [ "$exact" -ge "${1#ge:}" ] ;;
+	*) [ "$exact" -eq "$1" ] ;;
+	esac
+	# every completion has its own request id, submitted before it
+	[ "$(jq -s '[.[] | select(.kind == "io_complete") | .req] | (length == (unique | length))' "$BATS_TEST_TMPDIR/events")" = true ]
+	# exact icounts never go backwards in the executor's stream
+	[ "$(jq -s '[.[] | select(.icount_exact == true) | .icount] | . == sort' "$BATS_TEST_TMPDIR/events")" = true ]
+	# the header says exact mode
+	"$BHRR" dump "$LOG" | grep -q '^# icount mode exact, shift 0'
+}
+
+assert_schedules_logged() {
+	calls=$(sed -n 's/.* \([0-9]*\) schedule calls$/\1/p' <<<"$output")
+	logged=$(jq -s '[.[] | select(.kind == "bh_schedule")] | length' "$BATS_TEST_TMPDIR/events")
+	echo "schedule calls $calls, bh_schedule events $logged"
+	[ -n "$calls" ] && [ "$calls" -gt 0 ] && [ "$calls" -eq "$logged" ]
+}
+
+@test "record on QEMU 7.2: IDE by PIO, one completion event per sector" {
+	record 7.2 ide-pio
+	out=$output
+	assert_recorded 512
+	output=$out
+	assert_schedules_logged
+}
+
+@test "record on QEMU 7.2: IDE by DMA with IRQs, one completion per command" {
+	record 7.2 ide-dma-irq
+	assert_recorded 64
+}
+
+@test "record on QEMU 7.2: AHCI with 8 NCQ commands in flight, one completion per command" {
+	record 7.2 ahci-ncq
+	assert_recorded 64
+}
+
+@test "record on QEMU 7.2: virtio-blk with 8 requests in flight, a completion per request" {
+	record 7.2 virtio
+	assert_recorded ge:64
+}
+
+@test "record on QEMU 10.0: IDE, AHCI and virtio-blk" {
+	record 10.0 ide-pio-pit
+	assert_recorded 512
+	record 10.0 ahci-ncq-irq
+	assert_recorded 64
+	record 10.0 virtio-irq
+	assert_recorded ge:64
+}
+
+@test "record names each gated callback and tags completions with the running BH's icount" {
+	record 7.2 ahci-ncq
+	json >"$BATS_TEST_TMPDIR/events"
+	# the thread-pool completion BH is gated and named
+	jq -r 'select(.kind == "bh_run") | .name' "$BATS_TEST_TMPDIR/events" | grep -qx thread_pool_completion_bh
+	# every exact completion shares its icount with the bh_run before it
+	[ "$(jq -s 'reduce .[] as $e ({ok: true, last: null};
+		if $e.kind == "bh_run" then .last = $e.icount
+		elif ($e.kind == "io_complete" and $e.icount_exact) then .ok = (.ok and $e.icount == .last)
+		else . end) | .ok' "$BATS_TEST_TMPDIR/events")" = true ]
+}
+
+@test "without -icount, record keeps the order and says which mode it used" {
+	use_qemu 7.2
+	guest_argv virtio "$BATS_TEST_TMPDIR"
+	args=()
+	for a in "${GUEST_ARGV[@]}"; do
+		case "$a" in -icount|shift=0,sleep=off) ;; *) args+=("$a") ;; esac
+	done
+	run "$BHRR" record -o "$LOG" -- "$QEMU_BIN" "${args[@]}"
+	[ "$status" -eq "$GUEST_PASS" ]
+	[ "$(grep -c 'warning: no -icount' <<<"$output")" -eq 1 ]
+	"$BHRR" dump "$LOG" | grep -q '^# icount mode none'
+	[ "$(json | jq -s '[.[] | select(.kind == "bh_run")] | length')" -gt 0 ]
+}
+
+@test "SIGTERM to bhrr record mid-I/O ends QEMU within 3 s with a complete log" {
+	use_qemu 7.2
+	guest_argv virtio "$BATS_TEST_TMPDIR"
+	GUEST_ARGV=("${GUEST_ARGV[@]/n=64/n=4000 count=64}")
+	"$BHRR" record -o "$LOG" -- "$QEMU_BIN" "${GUEST_ARGV[@]}" >/dev/null 2>&1 &
+	pid=$!
+	sleep 1.5
+	kill -TERM "$pid"
+	t0=$(date +%s%N)
+	wait "$pid" || true
+	ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+	echo "exited $ms ms after SIGTERM"
+	[ "$ms" -lt 3000 ]
+	run "$BHRR" verify "$LOG"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"complete" ]]
+	[ "$(json | jq -s '[.[] | select(.kind == "io_complete")] | length')" -gt 10 ]
+}
+
+@test "QMP quit mid-I/O ends QEMU within 3 s with a complete log" {
+	use_qemu 10.0
+	guest_argv virtio "$BATS_TEST_TMPDIR"
+	port=$((20000 + RANDOM % 20000))
+	GUEST_ARGV=("${GUEST_ARGV[@]/n=64/n=4000 count=64}")
+	# shellcheck disable=SC2086
+	"$BHRR" record -o "$LOG" -- "$QEMU_BIN" $QEMU_FW "${GUEST_ARGV[@]}" \
+		-qmp "tcp:127.0.0.1:$port,server=on,wait=off" >/dev/null 2>&1 &
+	pid=$!
+	sleep 1.5
+	exec 5<>"/dev/tcp/127.0.0.1/$port"
+	printf '%s\n' '{"execute":"qmp_capabilities"}' '{"execute":"quit"}' >&5
+	t0=$(date +%s%N)
+	wait "$pid" || true
+	exec 5>&-
+	ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+	echo "exited $ms ms after quit"
+	[ "$ms" -lt 3000 ]
+	run "$BHRR" verify "$LOG"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"complete" ]]
+}
+
+@test "SIGKILL mid-run leaves a verifiable prefix" {
+	use_qemu 7.2
+	guest_argv virtio "$BATS_TEST_TMPDIR"
+	GUEST_ARGV=("${GUEST_ARGV[@]/n=64/n=4000 count=64}")
+	BHRR_MODE=record BHRR_LOG="$LOG" LD_PRELOAD="$SHIM" "$QEMU_BIN" "${GUEST_ARGV[@]}" >/dev/null 2>&1 &
+	pid=$!
+	sleep 1.5
+	kill -KILL "$pid"
+	wait "$pid" || true
+	run "$BHRR" verify "$LOG"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"incomplete (no end event"* ]]
+	[ "$(json | jq -s '[.[] | select(.kind == "io_complete")] | length')" -gt 10 ]
+}
+
+@test "bhrr record refuses a QEMU build it does not know, naming the build-id" {
+	mkdir -p "$BATS_TEST_TMPDIR/bin"
+	cp /bin/true "$BATS_TEST_TMPDIR/bin/qemu-system-x86_64"
+	id=$(readelf -n /bin/true | sed -n 's/.*Build ID: //p')
+	run "$BHRR" record -o "$LOG" -- "$BATS_TEST_TMPDIR/bin/qemu-system-x86_64" -version
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"has build-id $id, which is not a QEMU build bhrr was tested on; refusing"* ]]
+	[ ! -e "$LOG" ]
+}
+
+@test "bhrr doctor flags each source of nondeterminism on a crafted command line" {
+	run "$BHRR" doctor -- qemu-system-x86_64 -smp 2 -icount shift=auto -rtc base=localtime \
+		-device virtio-blk-pci,drive=d -netdev user,id=n -drive file=x.qcow2,if=none,id=d \
+		-object iothread,id=io -drive file=y.img,aio=native -monitor stdio
+	[ "$status" -eq 1 ]
+	for what in '-icount shift=auto' 'without sleep=off' '-smp with several vCPUs' \
+		'RTC follows the host' 'no -seed' 'virtio device with ioeventfd' 'network backend' \
+		'qcow2 image' 'iothread' 'aio=native' 'a display' 'human monitor'; do
+		grep -qF -- "$what" <<<"$output" || { echo "not flagged: $what"; false; }
+	done
+	[ "$(grep -c '^    fix: ' <<<"$output")" -eq 12 ]
+	run "$BHRR" doctor -- qemu-system-x86_64 -enable-kvm -nographic
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"no -icount"* ]] && [[ "$output" == *"hardware accelerator"* ]]
+}
+
+@test "bhrr doctor is silent on every bundled guest command line" {
+	use_qemu 7.2
+	for config in $GUEST_CONFIGS; do
+		guest_argv "$config" "$BATS_TEST_TMPDIR"
+		run "$BHRR" doctor -- "$QEMU_BIN" "${GUEST_ARGV[@]}"
+		echo "$config: $output"
+		[ "$status" -eq 0 ]
+		[ -z "$output" ]
+	done
+}
