@@ -318,11 +318,42 @@ vm_change(void *opaque, bool running, int state)
 	emit(&ev);
 }
 
+/*
+ * Check the timers_state offsets against QEMU's own getters, from the main
+ * thread (where icount_get_raw never aborts).  Several tries: a vCPU may
+ * move the counters between two reads.
+ */
+static int
+check_timers(void)
+{
+	int64_t (*get_raw)(void) = shim_qemu.sym[QS_ICOUNT_GET_RAW].addr;
+	int64_t (*get)(void) = shim_qemu.sym[QS_ICOUNT_GET].addr;
+	int64_t (*to_ns)(int64_t) = shim_qemu.sym[QS_ICOUNT_TO_NS].addr;
+
+	if (rec.qemu_icount == NULL)
+		return 0;
+	for (int i = 0; i < 100; i++) {
+		int64_t raw = get_raw(), mine = *rec.qemu_icount;
+		int64_t clock = get(), bias = *rec.icount_bias, raw2 = get_raw();
+
+		if (raw == mine && raw2 == raw && clock == bias + to_ns(raw))
+			return 0;
+	}
+	return -1;
+}
+
 /* First gated BH on the main loop: QEMU is initialised, the BQL is held. */
 static void
 lazy_init(void)
 {
 	rec.lazy_done = 1;
+	if (check_timers() < 0) {
+		vlog_error("QEMU build %s: timers_state does not hold qemu_icount at +0x40 and the "
+			   "bias at +0x28; recording the order of events only", shim_qemu.build_id);
+		rec.exact = 0;
+		rec.qemu_icount = NULL;
+		rec.icount_bias = NULL;
+	}
 	if (rec.exact) {
 		rec.timer = calloc(1, 256); /* QEMUTimer is 48 bytes; never freed */
 		if (rec.timer)
@@ -348,7 +379,8 @@ hk_aio_bh_call(QEMUBH *bh)
 		rec.aio_bh_call(bh);
 		return;
 	}
-	if (!rec.lazy_done)
+	/* only the main thread initialises (icount_get_raw is safe there) */
+	if (!rec.lazy_done && (pid_t)syscall(SYS_gettid) == rec.main_tid)
 		lazy_init();
 	atomic_fetch_add(&rec.gated, 1);
 

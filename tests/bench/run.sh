@@ -83,3 +83,72 @@ for v in 7.2 10.0; do
 	awk -v p="$best_plain" -v c="$best_check" 'BEGIN {
 		printf "  plain %.3f s, with hooks %.3f s, ratio %.3fx\n", p, c, c / p }'
 done
+
+# ---- 5. record: wall time against plain runs, log size, shim instructions
+GUEST_DIR=$b/tests/guest
+# shellcheck source=tests/guest/guest.sh
+. "$(dirname "$0")/../guest/guest.sh"
+now_s() { date +%s.%N; }
+min() { awk -v a="$1" -v b="$2" 'BEGIN { print (b < a) ? b : a }'; }
+for v in 7.2 10.0; do
+	if [ "$v" = 7.2 ]; then
+		qemu=/usr/bin/qemu-system-x86_64; fw=
+	else
+		. "$b/qemu/10.0/env"; qemu=$QEMU_BIN; fw=$QEMU_FIRMWARE
+	fi
+	echo "== 5. QEMU $v: record (the shim preloaded) vs plain, each guest with 8x its commands; best of 5 alternating runs"
+	for config in $GUEST_CONFIGS; do
+		bp=999; br=999
+		n=$(guest_append "$config" | sed -n 's/.* n=\([0-9]*\).*/\1/p')
+		for _ in 1 2 3 4 5; do
+			guest_argv "$config" "$out"
+			args=("${GUEST_ARGV[@]/ n=$n/ n=$((8 * n))}")
+			t0=$(now_s)
+			# shellcheck disable=SC2086
+			"$qemu" $fw "${args[@]}" >/dev/null 2>&1 || true
+			t1=$(now_s)
+			guest_argv "$config" "$out"
+			# shellcheck disable=SC2086
+			BHRR_MODE=record BHRR_LOG="$out/rec.bhlog" LD_PRELOAD="$b/.libs/libbhrr.so" \
+				"$qemu" $fw "${args[@]}" >/dev/null 2>&1 || true
+			t2=$(now_s)
+			bp=$(min "$bp" "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')")
+			br=$(min "$br" "$(awk -v a="$t1" -v b="$t2" 'BEGIN { print b - a }')")
+		done
+		size=$(stat -c %s "$out/rec.bhlog")
+		ios=$("$b/tools/bhrr" stat --json "$out/rec.bhlog" | sed -n 's/.*"io_complete":{"count":\([0-9]*\).*/\1/p')
+		cmds=$((8 * n))
+		awk -v c="$config" -v p="$bp" -v r="$br" -v s="$size" -v io="${ios:-0}" -v n="$cmds" 'BEGIN {
+			printf "  %-13s plain %.3f s, record %.3f s, ratio %.3fx; log %d bytes: %.1f per guest command, %.1f per I/O request\n",
+				c, p, r, r / p, s, s / n, (io ? s / io : 0) }'
+	done
+done
+if [ -f "$b/guest-linux/.stamp" ]; then
+	echo "== 5b. Linux tier (QEMU 7.2), one run each"
+	cp "$b/tests/guest/disk.img" "$out/sda.img"; cp "$b/tests/guest/disk.img" "$out/vda.img"
+	set -- /usr/bin/qemu-system-x86_64 -nodefaults -display none -accel tcg -icount shift=0,sleep=off \
+		-rtc clock=vm,base=2020-01-01T00:00:00 -seed 1 -m 256 -no-reboot \
+		-kernel "$b/guest-linux/vmlinuz" -initrd "$b/guest-linux/initrd.gz" \
+		-append "console=ttyS0 quiet panic=-1 bhrr.ops=30" -serial stdio \
+		-drive "file=$out/sda.img,format=raw,if=ide,index=0" \
+		-drive "id=v,file=$out/vda.img,format=raw,if=none" -device virtio-blk-pci,drive=v,ioeventfd=off
+	t0=$(now_s); "$@" >/dev/null 2>&1 || true; t1=$(now_s)
+	"$b/tools/bhrr" record -o "$out/linux.bhlog" -- "$@" >/dev/null 2>&1 || true; t2=$(now_s)
+	awk -v a="$t0" -v b="$t1" -v c="$t2" 'BEGIN { printf "  plain %.1f s, record %.1f s, ratio %.3fx\n", b - a, c - b, (c - b) / (b - a) }'
+fi
+if command -v valgrind >/dev/null && command -v callgrind_annotate >/dev/null; then
+	echo "== 5c. shim instructions per gated BH (callgrind, QEMU 7.2, virtio guest n=16)"
+	guest_argv virtio "$out"
+	BHRR_MODE=record BHRR_LOG="$out/cg.bhlog" BHRR_VERBOSE=1 LD_PRELOAD="$b/.libs/libbhrr.so" \
+		valgrind --tool=callgrind --callgrind-out-file="$out/cg.qemu" --smc-check=all \
+		/usr/bin/qemu-system-x86_64 "${GUEST_ARGV[@]/n=64/n=16}" >"$out/cg.qemu.txt" 2>&1 || true
+	gated=$(sed -n 's/.*record: \([0-9]*\) BHs gated.*/\1/p' "$out/cg.qemu.txt")
+	events=$("$b/tools/bhrr" stat --json "$out/cg.bhlog" | sed -n 's/.*"events":\([0-9]*\).*/\1/p')
+	# self cost of the shim's run-time paths (install, discovery and flusher excluded)
+	callgrind_annotate --inclusive=no --threshold=100 "$out/cg.qemu" 2>/dev/null \
+		| grep 'libbhrr.so\]' | sed 's/ (.*%)  / /' \
+		| awk -v g="$gated" -v e="$events" '
+			{ gsub(",", "", $1); f = $2 }
+			f ~ /shim\/(record|log_writer)\.c:/ && f !~ /record_start|discover|install|parse_icount|read_cmdline|lazy_init|log_writer_open|put_tag|encode_header|flusher_main|log_writer_flush|frame_record|write_all|finish|seal|record_finish/ { s += $1 }
+			END { printf "  %d BHs gated, %d events logged: %.0f shim instructions per gated BH, %.0f per logged event\n", g, e, s / g, s / e }'
+fi

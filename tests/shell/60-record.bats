@@ -99,6 +99,19 @@ assert_schedules_logged() {
 		else . end) | .ok' "$BATS_TEST_TMPDIR/events")" = true ]
 }
 
+@test "BHRR_STACKS=4 gives every scheduling event its call site" {
+	use_qemu 7.2
+	guest_argv virtio "$BATS_TEST_TMPDIR"
+	BHRR_STACKS=4 run "$BHRR" record -o "$LOG" -- "$QEMU_BIN" "${GUEST_ARGV[@]}"
+	[ "$status" -eq "$GUEST_PASS" ]
+	json >"$BATS_TEST_TMPDIR/events"
+	[ "$(jq -s '[.[] | select(.kind == "bh_schedule" and .site == null)] | length' "$BATS_TEST_TMPDIR/events")" -eq 0 ]
+	# a site is up to 4 frames, each an offset in the QEMU executable
+	jq -r 'select(.kind == "bh_schedule") | .site' "$BATS_TEST_TMPDIR/events" | sort -u >"$BATS_TEST_TMPDIR/sites"
+	! grep -vE '^\+0x[0-9a-f]+( \+0x[0-9a-f]+){0,3}$' "$BATS_TEST_TMPDIR/sites"
+	[ "$(wc -l <"$BATS_TEST_TMPDIR/sites")" -ge 2 ]
+}
+
 @test "without -icount, record keeps the order and says which mode it used" {
 	use_qemu 7.2
 	guest_argv virtio "$BATS_TEST_TMPDIR"
