@@ -261,26 +261,35 @@ dump_header(FILE *f, const struct log_header *h)
 	fputc('\n', f);
 }
 
-int
-cmd_dump(int argc, char **argv)
+/* "CMD LOG [--json]": the log's path, and *json. */
+static const char *
+log_args(int argc, char **argv, int *json)
 {
-	int json = 0;
-	const char *path = NULL;
-	struct damage_ctx dc;
+	const char *path = NULL, *cmd = argv[0];
 
+	*json = 0;
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--json") == 0)
-			json = 1;
+			*json = 1;
 		else if (argv[i][0] == '-' && argv[i][1])
-			usage_error("dump: unknown option '%s' (usage: bhrr dump LOG [--json])", argv[i]);
+			usage_error("%s: unknown option '%s' (usage: bhrr %s LOG [--json])", cmd, argv[i],
+				    cmd);
 		else if (path == NULL)
 			path = argv[i];
 		else
-			usage_error("dump: one log at a time (usage: bhrr dump LOG [--json])");
+			usage_error("%s: one log at a time (usage: bhrr %s LOG [--json])", cmd, cmd);
 	}
 	if (path == NULL)
-		usage_error("dump: no log given (usage: bhrr dump LOG [--json])");
+		usage_error("%s: no log given (usage: bhrr %s LOG [--json])", cmd, cmd);
+	return path;
+}
 
+int
+cmd_dump(int argc, char **argv)
+{
+	int json;
+	const char *path = log_args(argc, argv, &json);
+	struct damage_ctx dc;
 	struct log_reader *r = open_or_die(path, &dc);
 	struct log_event ev;
 
@@ -347,23 +356,9 @@ struct cb_stat {
 int
 cmd_stat(int argc, char **argv)
 {
-	int json = 0;
-	const char *path = NULL;
+	int json;
+	const char *path = log_args(argc, argv, &json);
 	struct damage_ctx dc;
-
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--json") == 0)
-			json = 1;
-		else if (argv[i][0] == '-' && argv[i][1])
-			usage_error("stat: unknown option '%s' (usage: bhrr stat LOG [--json])", argv[i]);
-		else if (path == NULL)
-			path = argv[i];
-		else
-			usage_error("stat: one log at a time");
-	}
-	if (path == NULL)
-		usage_error("stat: no log given (usage: bhrr stat LOG [--json])");
-
 	struct log_reader *r = open_or_die(path, &dc);
 	struct log_event ev;
 	struct kind_stat ks[LOG_EV_COUNT + 1];
