@@ -20,7 +20,9 @@
  * held while calling into QEMU.
  */
 #define _GNU_SOURCE
+#include <dlfcn.h>
 #include <malloc.h>
+#include <stdarg.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -114,6 +116,54 @@ static struct {
 
 static __thread int in_executor;
 static __thread int poll_depth;
+
+/* ---- replay state (BHRR_MODE=replay) ---- */
+
+enum act_kind { ACT_RUN, ACT_COMPLETE, ACT_WARP };
+
+struct action {
+	int kind;
+	int64_t icount;
+	uint64_t key;   /* RUN: callback offset; COMPLETE: request ordinal */
+	int64_t delta;  /* WARP */
+	uint64_t seq;   /* the event's index in the recorded log */
+	char name[48];
+};
+
+struct avail_bh {
+	uint64_t cb_off;
+	void *copy;
+};
+
+struct avail_req {
+	struct req *r;
+	int ret;
+};
+
+#define AVAIL_MAX 1024
+#define WATCHDOG_MS 10000
+
+static struct {
+	int on;              /* replaying */
+	int free;            /* recorded control ended: run free */
+	unsigned shift;
+	struct action *v;
+	size_t n, next;
+	struct avail_bh bhs[AVAIL_MAX];
+	size_t n_bhs;
+	struct avail_req reqs[AVAIL_MAX];
+	size_t n_reqs;
+	int parked;
+	uint64_t parks;
+	pthread_cond_t cv;   /* with rec.mu: something became available */
+	void (*bql_lock)(const char *, int);
+	void (*bql_unlock)(void);
+	void (*async_run_on_cpu)(CPUState *, run_on_cpu_func, run_on_cpu_data);
+} rp = { .cv = PTHREAD_COND_INITIALIZER };
+
+static void replay_step(void);
+static void replay_free(const char *why);
+static void replay_arm(void);
 
 /* ---- small helpers ---- */
 
@@ -299,8 +349,13 @@ static void
 executor_cb(void *opaque)
 {
 	(void)opaque;
-	drain_held(LOG_IC_EXACT);
+	if (rp.on && !rp.free)
+		replay_step();
+	else
+		drain_held(LOG_IC_EXACT);
 }
+
+static void lazy_init(void);
 
 static void
 vm_change(void *opaque, bool running, int state)
@@ -309,6 +364,13 @@ vm_change(void *opaque, bool running, int state)
 	unsigned how;
 
 	(void)opaque;
+	/* the VM starts: QEMU is initialised, vCPUs resume right after this */
+	if (running && !rec.lazy_done)
+		lazy_init();
+	if (running && rp.on && !rp.free)
+		replay_arm();
+	if (!running && rp.on && !rp.free)
+		replay_free("the VM stopped");
 	if (!running)
 		drain_held(LOG_IC_LOWER); /* a stopped VM runs no VIRTUAL timer */
 	ev.kind = running ? LOG_EV_VM_RESUME : LOG_EV_VM_STOP;
@@ -360,7 +422,6 @@ lazy_init(void)
 			rec.timer_init_full(rec.timer, NULL, 1 /* QEMU_CLOCK_VIRTUAL */, 1 /* SCALE_NS */,
 					    1 /* QEMU_TIMER_ATTR_EXTERNAL */, executor_cb, NULL);
 	}
-	rec.add_vm_change_state_handler(vm_change, NULL);
 }
 
 /* ---- hooks ---- */
@@ -390,6 +451,32 @@ hk_aio_bh_call(QEMUBH *bh)
 	pthread_mutex_lock(&rec.mu);
 	h.ident = ident_of(cb, name);
 	pthread_mutex_unlock(&rec.mu);
+	if (rp.on && !rp.free && rec.exact && poll_depth == 0 && rec.timer &&
+	    rec.runstate_is_running()) {
+		if (name && strcmp(name, "thread_pool_completion_bh") == 0) {
+			/* it only hands completions to req_complete, which holds each one */
+			rec.aio_bh_call(bh);
+			return;
+		}
+		void *copy = malloc(rec.bh_size);
+
+		if (copy != NULL) {
+			memcpy(copy, bh, rec.bh_size);
+			pthread_mutex_lock(&rec.mu);
+			if (rp.n_bhs < AVAIL_MAX) {
+				rp.bhs[rp.n_bhs++] = (struct avail_bh){
+					(uint64_t)((char *)cb - (char *)shim_qemu.exe_base), copy };
+				copy = NULL;
+			}
+			pthread_cond_broadcast(&rp.cv);
+			pthread_mutex_unlock(&rec.mu);
+			if (copy == NULL) {
+				replay_arm();
+				return;
+			}
+			free(copy);
+		}
+	}
 	/* Not held: ordering mode, inside a nested poll, VM stopped, no timer. */
 	if (!rec.exact || poll_depth > 0 || rec.timer == NULL || !rec.runstate_is_running()) {
 		h.copy = NULL;
@@ -494,6 +581,8 @@ hk_aio_poll(AioContext *ctx, bool blocking)
 		ev.role = (uint64_t)rl;
 		emit(&ev);
 		/* the main thread may be waiting for a held completion (quit drains) */
+		if (rl == ROLE_MAIN && rp.on && !rp.free && rec.runstate_is_running())
+			replay_free("the main loop waits in a nested aio_poll");
 		if (rl == ROLE_MAIN)
 			drain_held(LOG_IC_LOWER);
 	}
@@ -502,9 +591,15 @@ hk_aio_poll(AioContext *ctx, bool blocking)
 	return r;
 }
 
+static void replay_warp(void);
+
 static void
 hk_warp(void)
 {
+	if (rp.on && !rp.free && rec.icount_bias) {
+		replay_warp();
+		return;
+	}
 	int64_t before = rec.icount_bias ? __atomic_load_n(rec.icount_bias, __ATOMIC_ACQUIRE) : 0;
 
 	rec.warp();
@@ -531,6 +626,17 @@ req_complete(void *opaque, int ret)
 	BlockCompletionFunc *cb = r->cb;
 	void *op = r->opaque;
 
+	if (rp.on && !rp.free && rec.exact && poll_depth == 0 && !in_executor && rec.timer) {
+		pthread_mutex_lock(&rec.mu);
+		if (rp.n_reqs < AVAIL_MAX) {
+			rp.reqs[rp.n_reqs++] = (struct avail_req){ r, ret };
+			pthread_cond_broadcast(&rp.cv);
+			pthread_mutex_unlock(&rec.mu);
+			replay_arm();
+			return;
+		}
+		pthread_mutex_unlock(&rec.mu);
+	}
 	ev.kind = LOG_EV_IO_COMPLETE;
 	ev.icount = icount_now(&ev.icount_how, in_executor > 0 && rec.exact && poll_depth == 0);
 	ev.req = r->id;
@@ -579,6 +685,386 @@ hk_submit_v8(ThreadPoolFunc *func, void *arg, BlockCompletionFunc *cb, void *opa
 	struct req *r = cb ? req_new(cb, opaque) : NULL;
 
 	return r ? real(func, arg, req_complete, r) : real(func, arg, cb, opaque);
+}
+
+/* ---- replay: the same executor, driven by the recorded log ---- */
+
+/* Arm the executor for the next recorded action (not for a warp). */
+static void
+replay_arm(void)
+{
+	if (rp.free || rp.next >= rp.n || rec.timer == NULL)
+		return;
+	const struct action *a = &rp.v[rp.next];
+
+	/*
+	 * VIRTUAL = bias + (icount << shift); the bias moves only by warps.
+	 * Armed for a warp too: the warp hook applies it, the executor only
+	 * notices a guest that ran past it.
+	 */
+	rec.timer_mod_ns(rec.timer, __atomic_load_n(rec.icount_bias, __ATOMIC_ACQUIRE) +
+					   (a->icount << rp.shift));
+}
+
+static const char *const act_names[] = { "bh_run", "io_complete", "warp" };
+
+static void
+replay_diverge(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void
+replay_diverge(const char *fmt, ...)
+{
+	char actual[256], expected[256];
+	va_list ap;
+	struct log_event ev = { 0 };
+	const struct action *a = rp.next < rp.n ? &rp.v[rp.next] : NULL;
+
+	va_start(ap, fmt);
+	vsnprintf(actual, sizeof(actual), fmt, ap);
+	va_end(ap);
+	if (a)
+		snprintf(expected, sizeof(expected), "%s %s%s%#llx at icount %lld",
+			 act_names[a->kind], a->name, a->name[0] ? " " : "",
+			 (unsigned long long)a->key, (long long)a->icount);
+	else
+		snprintf(expected, sizeof(expected), "the end of the log");
+	vlog_say("replay: divergence at recorded event #%llu: expected %s; %s",
+		 a ? (unsigned long long)a->seq : 0ull, expected, actual);
+	ev.kind = LOG_EV_DIVERGE;
+	ev.icount = icount_now(&ev.icount_how, 0);
+	ev.index = a ? a->seq : 0;
+	ev.text = expected;
+	ev.text_len = strlen(expected);
+	ev.text2 = actual;
+	ev.text2_len = strlen(actual);
+	emit(&ev);
+	replay_free("divergence");
+}
+
+/* Deliver one completion or BH the way record's executor did; BQL held. */
+static void
+deliver_req(struct avail_req *q, unsigned how)
+{
+	struct log_event ev = { 0 };
+	struct req *r = q->r;
+	BlockCompletionFunc *cb = r->cb;
+	void *op = r->opaque;
+
+	ev.kind = LOG_EV_IO_COMPLETE;
+	ev.icount = icount_now(&ev.icount_how, how == LOG_IC_EXACT);
+	ev.req = r->id;
+	ev.ret = q->ret;
+	emit(&ev);
+	free(r);
+	in_executor++;
+	cb(op, q->ret);
+	in_executor--;
+}
+
+static void
+deliver_bh(struct avail_bh *b, unsigned how)
+{
+	struct held h;
+	unsigned ih;
+
+	pthread_mutex_lock(&rec.mu);
+	h.ident = ident_of((char *)shim_qemu.exe_base + b->cb_off,
+			   field(b->copy, rec.off_name));
+	pthread_mutex_unlock(&rec.mu);
+	h.copy = b->copy;
+	in_executor++;
+	run_held(&h, how == LOG_IC_EXACT ? LOG_IC_EXACT : LOG_IC_LOWER,
+		 icount_now(&ih, how == LOG_IC_EXACT));
+	in_executor--;
+}
+
+/* Take what action @a needs from the available sets; 1 if delivered. */
+static int
+take(const struct action *a)
+{
+	pthread_mutex_lock(&rec.mu);
+	if (a->kind == ACT_COMPLETE) {
+		for (size_t i = 0; i < rp.n_reqs; i++)
+			if (rp.reqs[i].r->id == a->key) {
+				struct avail_req q = rp.reqs[i];
+
+				memmove(&rp.reqs[i], &rp.reqs[i + 1], (rp.n_reqs - i - 1) * sizeof(q));
+				rp.n_reqs--;
+				pthread_mutex_unlock(&rec.mu);
+				deliver_req(&q, LOG_IC_EXACT);
+				return 1;
+			}
+	} else if (a->kind == ACT_RUN) {
+		for (size_t i = 0; i < rp.n_bhs; i++)
+			if (rp.bhs[i].cb_off == a->key) {
+				struct avail_bh b = rp.bhs[i];
+
+				memmove(&rp.bhs[i], &rp.bhs[i + 1], (rp.n_bhs - i - 1) * sizeof(b));
+				rp.n_bhs--;
+				pthread_mutex_unlock(&rec.mu);
+				deliver_bh(&b, LOG_IC_EXACT);
+				return 1;
+			}
+	}
+	pthread_mutex_unlock(&rec.mu);
+	return 0;
+}
+
+static int
+available(const struct action *a)
+{
+	int ok = 0;
+
+	pthread_mutex_lock(&rec.mu);
+	if (a->kind == ACT_COMPLETE)
+		for (size_t i = 0; i < rp.n_reqs && !ok; i++)
+			ok = rp.reqs[i].r->id == a->key;
+	else if (a->kind == ACT_RUN)
+		for (size_t i = 0; i < rp.n_bhs && !ok; i++)
+			ok = rp.bhs[i].cb_off == a->key;
+	pthread_mutex_unlock(&rec.mu);
+	return ok;
+}
+
+/*
+ * Parked: an async_run_on_cpu work item, so no instruction runs meanwhile.
+ * It holds the BQL only to check and deliver, and leaves when the VM stops.
+ */
+static void
+park_fn(CPUState *cpu, run_on_cpu_data data)
+{
+	long long t0 = shim_now_ns();
+
+	(void)cpu;
+	(void)data;
+	for (;;) {
+		if (rp.free || rp.next >= rp.n) {
+			rp.parked = 0;
+			return;
+		}
+		if (available(&rp.v[rp.next])) {
+			rp.parked = 0;
+			replay_step();
+			return;
+		}
+		if (!rec.runstate_is_running()) {
+			rp.parked = 0;
+			return;
+		}
+		if (shim_now_ns() - t0 > (long long)WATCHDOG_MS * 1000000) {
+			rp.parked = 0;
+			replay_diverge("it did not arrive within %d s", WATCHDOG_MS / 1000);
+			return;
+		}
+		struct timespec ts;
+
+		rp.bql_unlock();
+		pthread_mutex_lock(&rec.mu);
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 10 * 1000000;
+		ts.tv_sec += ts.tv_nsec / 1000000000;
+		ts.tv_nsec %= 1000000000;
+		pthread_cond_timedwait(&rp.cv, &rec.mu, &ts);
+		pthread_mutex_unlock(&rec.mu);
+		rp.bql_lock(__FILE__, __LINE__);
+	}
+}
+
+static void
+park(void)
+{
+	CPUState **cc = dlsym(RTLD_DEFAULT, "current_cpu");
+
+	if (rp.parked)
+		return;
+	if (cc == NULL || *cc == NULL) {
+		replay_free("cannot park: no current vCPU");
+		return;
+	}
+	rp.parked = 1;
+	rp.parks++;
+	rp.async_run_on_cpu(*cc, park_fn, (run_on_cpu_data){ .host_ptr = NULL });
+}
+
+/* From the executor (vCPU thread, BQL, exact icount): act on the log. */
+static void
+replay_step(void)
+{
+	while (!rp.free) {
+		if (rp.next >= rp.n) {
+			replay_free("end of the log");
+			return;
+		}
+		const struct action *a = &rp.v[rp.next];
+		int64_t ic = __atomic_load_n(rec.qemu_icount, __ATOMIC_ACQUIRE);
+
+		if (ic < a->icount) {
+			replay_arm();
+			return;
+		}
+		if (ic > a->icount) {
+			replay_diverge("the guest is already at icount %lld", (long long)ic);
+			return;
+		}
+		if (a->kind == ACT_WARP)
+			return;
+		if (!take(a)) {
+			park();
+			return;
+		}
+		rp.next++;
+	}
+}
+
+/* The warp hook while replaying: warp only where the log has a warp. */
+static void
+replay_warp(void)
+{
+	const struct action *a = rp.next < rp.n ? &rp.v[rp.next] : NULL;
+
+	if (a == NULL || a->kind != ACT_WARP)
+		return;
+	int64_t ic = __atomic_load_n(rec.qemu_icount, __ATOMIC_ACQUIRE);
+
+	if (ic > a->icount) {
+		replay_diverge("the guest ran on to icount %lld without the warp", (long long)ic);
+		return;
+	}
+	if (ic != a->icount)
+		return;
+	int64_t before = __atomic_load_n(rec.icount_bias, __ATOMIC_ACQUIRE);
+
+	rec.warp();
+	int64_t delta = __atomic_load_n(rec.icount_bias, __ATOMIC_ACQUIRE) - before;
+
+	if (delta == 0)
+		return; /* a vCPU was not idle yet: QEMU tries again */
+	struct log_event ev = { 0 };
+
+	ev.kind = LOG_EV_WARP;
+	ev.icount = icount_now(&ev.icount_how, 1);
+	ev.delta_ns = delta;
+	emit(&ev);
+	if (delta != a->delta) {
+		replay_diverge("a warp of %lld ns where the log has %lld", (long long)delta,
+			       (long long)a->delta);
+		return;
+	}
+	rp.next++;
+	replay_arm();
+}
+
+/* Recorded control ends: deliver everything held, run free from now on. */
+static void
+replay_free(const char *why)
+{
+	unsigned how;
+
+	if (rp.free)
+		return;
+	rp.free = 1;
+	vlog_say("replay: recorded control ended at icount %lld after %zu of %zu recorded events "
+		 "(%s; %llu parks); running free",
+		 (long long)icount_now(&how, 0), rp.next, rp.n, why, (unsigned long long)rp.parks);
+	for (;;) {
+		struct avail_req q;
+		struct avail_bh b;
+		int kind = 0;
+
+		pthread_mutex_lock(&rec.mu);
+		if (rp.n_reqs) {
+			q = rp.reqs[0];
+			memmove(&rp.reqs[0], &rp.reqs[1], --rp.n_reqs * sizeof(q));
+			kind = 1;
+		} else if (rp.n_bhs) {
+			b = rp.bhs[0];
+			memmove(&rp.bhs[0], &rp.bhs[1], --rp.n_bhs * sizeof(b));
+			kind = 2;
+		}
+		pthread_cond_broadcast(&rp.cv);
+		pthread_mutex_unlock(&rec.mu);
+		if (kind == 1)
+			deliver_req(&q, LOG_IC_LOWER);
+		else if (kind == 2)
+			deliver_bh(&b, LOG_IC_LOWER);
+		else
+			break;
+	}
+}
+
+/* Read the recorded log into the action list; 0, or -1 with @why. */
+static int
+replay_load(const char *path, char *why, size_t len)
+{
+	char err[512];
+	int code;
+	struct log_reader *r = log_reader_open(path, &code, err, sizeof(err));
+	struct log_event ev;
+	size_t cap = 0;
+
+	if (r == NULL) {
+		snprintf(why, len, "%s", err);
+		return -1;
+	}
+	const struct log_header *h = log_reader_header(r);
+
+	if (h->icount_mode != 1) {
+		snprintf(why, len, "%s was not recorded in exact mode (-icount shift=N,sleep=off); "
+			 "only exact replay is implemented", path);
+		log_reader_close(r);
+		return -1;
+	}
+	if (strcmp(h->build_id, shim_qemu.build_id) != 0 && !getenv("BHRR_FORCE")) {
+		snprintf(why, len, "%s was recorded with QEMU build %s (%s), this is %s (%s)", path,
+			 h->build_id, h->qemu_version, shim_qemu.build_id, shim_qemu.version);
+		log_reader_close(r);
+		return -1;
+	}
+	rp.shift = h->icount_shift;
+	while (log_reader_next(r, &ev) == 1) {
+		struct action a = { 0 };
+		uint64_t cb;
+		const char *name = NULL;
+
+		if (ev.icount_how != LOG_IC_EXACT)
+			continue;
+		if (ev.kind == LOG_EV_BH_RUN) {
+			if (log_reader_ident(r, ev.ident, &cb, &name) < 0)
+				continue;
+			if (name && strcmp(name, "thread_pool_completion_bh") == 0)
+				continue; /* its completions are their own actions */
+			a.kind = ACT_RUN;
+			a.key = cb;
+			snprintf(a.name, sizeof(a.name), "%s", name ? name : "?");
+		} else if (ev.kind == LOG_EV_IO_COMPLETE) {
+			a.kind = ACT_COMPLETE;
+			a.key = ev.req;
+			snprintf(a.name, sizeof(a.name), "request");
+		} else if (ev.kind == LOG_EV_WARP) {
+			a.kind = ACT_WARP;
+			a.delta = ev.delta_ns;
+		} else {
+			continue;
+		}
+		a.icount = ev.icount;
+		a.seq = ev.seq;
+		if (rp.n == cap) {
+			cap = cap ? cap * 2 : 1024;
+			struct action *v = realloc(rp.v, cap * sizeof(*v));
+
+			if (v == NULL) {
+				snprintf(why, len, "out of memory reading %s", path);
+				log_reader_close(r);
+				return -1;
+			}
+			rp.v = v;
+		}
+		rp.v[rp.n++] = a;
+	}
+	if (log_reader_damage_count(r))
+		vlog_error("%s is damaged; replaying the %zu actions that could be read", path, rp.n);
+	log_reader_close(r);
+	return 0;
 }
 
 /* ---- discovery ---- */
@@ -696,7 +1182,7 @@ install(enum qsym_id id, void *hook, void **real, unsigned flags, char *why, siz
 }
 
 int
-record_start(void)
+record_start(int replay)
 {
 	static char cmdline[65536];
 	struct log_header h;
@@ -723,6 +1209,21 @@ record_start(void)
 		vlog_error("QEMU build %s (%s): %s; not recording", shim_qemu.build_id,
 			   shim_qemu.version, why);
 		return -1;
+	}
+	if (replay) {
+		const char *in = getenv("BHRR_REPLAY");
+
+		if (in == NULL || in[0] == 0) {
+			vlog_error("BHRR_MODE=replay needs BHRR_REPLAY=LOG; not replaying");
+			return -1;
+		}
+		if (replay_load(in, why, sizeof(why)) < 0) {
+			vlog_error("%s; not replaying", why);
+			return -1;
+		}
+		rp.bql_lock = shim_qemu.sym[QS_BQL_LOCK].addr;
+		rp.bql_unlock = shim_qemu.sym[QS_BQL_UNLOCK].addr;
+		rp.async_run_on_cpu = shim_qemu.sym[QS_ASYNC_RUN_ON_CPU].addr;
 	}
 	rec.stacks = st ? (unsigned)atoi(st) : 0;
 	rec.main_tid = (pid_t)syscall(SYS_gettid);
@@ -774,6 +1275,11 @@ record_start(void)
 	clock_gettime(CLOCK_REALTIME, &now);
 	h.start_ns = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
 	rec.exact = h.icount_mode == 1;
+	if (replay && (!rec.exact || h.icount_shift != rp.shift)) {
+		vlog_error("replay needs the recorded -icount shift=%u,sleep=off on the command line; "
+			   "not replaying", rp.shift);
+		return -1;
+	}
 	if (h.icount_mode == 0)
 		rec.qemu_icount = NULL; /* no icount: nothing to tag with */
 	if (path == NULL || path[0] == 0) {
@@ -794,6 +1300,11 @@ record_start(void)
 	if (log_writer_start_flusher(rec.w, 50) < 0)
 		vlog_error("cannot start the log flusher thread; the log is written at exit only");
 	rec.active = 1;
+	rp.on = replay;
+	/* before main: the handler list is statically initialised */
+	rec.add_vm_change_state_handler(vm_change, NULL);
+	if (replay)
+		vlog("replay: %zu recorded actions from %s", rp.n, getenv("BHRR_REPLAY"));
 	vlog("record: log %s, %s mode, QEMUBH %zu bytes (ctx@%zu name@%zu cb@%zu opaque@%zu)",
 	     path, rec.exact ? "exact" : h.icount_mode == 2 ? "ordering (icount not exact)"
 							    : "ordering (no icount)",

@@ -61,11 +61,11 @@ shim_init(void)
 		check_start();
 		return;
 	}
-	if (strcmp(mode, "record") == 0) {
-		shim_active = record_start() == 0;
+	if (strcmp(mode, "record") == 0 || strcmp(mode, "replay") == 0) {
+		shim_active = record_start(mode[2] == 'p') == 0;
 		return;
 	}
-	vlog_error("BHRR_MODE='%s' is not a mode this libbhrr.so knows (known: check, record); "
+	vlog_error("BHRR_MODE='%s' is not a mode this libbhrr.so knows (known: check, record, replay); "
 		   "QEMU runs without bhrr", mode);
 }
 
@@ -76,6 +76,6 @@ shim_fini(void)
 		return;
 	if (strcmp(shim_cfg.mode, "check") == 0)
 		check_finish();
-	else if (strcmp(shim_cfg.mode, "record") == 0)
+	else
 		record_finish();
 }

@@ -180,7 +180,7 @@ struct command {
 static const struct command commands[] = {
 	{ "check", cmd_check, "check [--all] [--] QEMU ARGS...   hook every target, report, run QEMU" },
 	{ "record", cmd_record, "record [-o LOG] [--force] [--] QEMU ARGS...  record a run" },
-	{ "replay", NULL, "replay LOG [-- QEMU ARGS...]        (not yet)" },
+	{ "replay", cmd_replay, "replay LOG [-o OUT] [--force] [-- QEMU ARGS...]  (experimental)" },
 	{ "doctor", cmd_doctor, "doctor [--] QEMU ARGS...            list what bhrr cannot make repeatable" },
 	{ "flake", NULL, "flake ... -- QEMU ARGS...           (not yet)" },
 	{ "diff", NULL, "diff A B                            (not yet)" },

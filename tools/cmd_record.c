@@ -255,12 +255,81 @@ forward(int sig)
 		kill(child, sig);
 }
 
+/*
+ * Run @qargv (its executable already resolved to @exe) with the shim in
+ * @mode writing @out; forward signals; summarise the log; QEMU's status.
+ */
+static int
+run_with_shim(const char *mode, const char *exe, char **qargv, const char *out,
+	      const char *replay, int force)
+{
+	char abs[4096];
+	int st;
+
+	if (out[0] != '/' && getcwd(abs, sizeof(abs) - strlen(out) - 2)) {
+		strcat(abs, "/");
+		strcat(abs, out);
+		out = abs;
+	}
+	fflush(NULL);
+	child = fork();
+	if (child < 0)
+		die("%s: cannot fork: %s", mode, strerror(errno));
+	if (child == 0) {
+		preload_shim();
+		setenv("BHRR_MODE", mode, 1);
+		setenv("BHRR_LOG", out, 1);
+		if (replay)
+			setenv("BHRR_REPLAY", replay, 1);
+		if (force)
+			setenv("BHRR_FORCE", "1", 1);
+		execv(exe, qargv);
+		fprintf(stderr, "bhrr: cannot run '%s': %s\n", exe, strerror(errno));
+		_exit(127);
+	}
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = forward;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	while (waitpid(child, &st, 0) < 0 && errno == EINTR)
+		;
+	char err[512];
+	int code;
+	struct log_reader *r = log_reader_open(out, &code, err, sizeof(err));
+
+	if (r == NULL) {
+		fprintf(stderr, "bhrr: %s: no log: %s\n", mode, err);
+	} else {
+		struct log_event ev;
+		unsigned long long events = 0, completions = 0;
+		int complete = 0;
+
+		while (log_reader_next(r, &ev) == 1) {
+			events++;
+			completions += ev.kind == LOG_EV_IO_COMPLETE;
+			complete |= ev.kind == LOG_EV_END && ev.complete;
+		}
+		fprintf(stderr, "bhrr: %s: %llu events (%llu I/O completions) in %s%s\n", mode, events,
+			completions, out, complete ? "" : " (incomplete)");
+		log_reader_close(r);
+	}
+	if (WIFSIGNALED(st)) {
+		signal(WTERMSIG(st), SIG_DFL);
+		raise(WTERMSIG(st));
+		return 128 + WTERMSIG(st);
+	}
+	return WEXITSTATUS(st);
+}
+
 int
 cmd_record(int argc, char **argv)
 {
 	const char *out = "bhrr.bhlog";
 	int i = 1, force = 0;
-	char exe[4096], id[64], abs[4096];
+	char exe[4096], id[64];
 	struct finding f[32];
 
 	for (; i < argc && argv[i][0] == '-' && strcmp(argv[i], "--") != 0; i++) {
@@ -294,61 +363,73 @@ cmd_record(int argc, char **argv)
 
 	for (int k = 0; k < n && k < 32; k++)
 		fprintf(stderr, "bhrr: record: warning: %s (fix: %s)\n", f[k].what, f[k].fix);
-	if (out[0] != '/' && getcwd(abs, sizeof(abs) - strlen(out) - 2)) {
-		strcat(abs, "/");
-		strcat(abs, out);
-		out = abs;
-	}
-	fflush(NULL);
-	child = fork();
-	if (child < 0)
-		die("record: cannot fork: %s", strerror(errno));
-	if (child == 0) {
-		preload_shim();
-		setenv("BHRR_MODE", "record", 1);
-		setenv("BHRR_LOG", out, 1);
-		if (force)
-			setenv("BHRR_FORCE", "1", 1);
-		execv(exe, qargv);
-		fprintf(stderr, "bhrr: cannot run '%s': %s\n", exe, strerror(errno));
-		_exit(127);
-	}
-	struct sigaction sa;
+	return run_with_shim("record", exe, qargv, out, NULL, force);
+}
 
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = forward;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
-	int st;
-
-	while (waitpid(child, &st, 0) < 0 && errno == EINTR)
-		;
-	/* a summary of what was recorded */
-	char err[512];
+/*
+ * bhrr replay LOG [-o OUT] [--force] [-- QEMU ARGS...]: experimental, exact
+ * mode only (doc/record.md).  Without QEMU arguments, the recorded argv.
+ */
+int
+cmd_replay(int argc, char **argv)
+{
+	const char *out = NULL, *log = NULL;
+	int i = 1, force = 0;
+	char exe[4096], id[64], err[512], outbuf[4096];
 	int code;
-	struct log_reader *r = log_reader_open(out, &code, err, sizeof(err));
 
-	if (r == NULL) {
-		fprintf(stderr, "bhrr: record: no log: %s\n", err);
+	for (; i < argc && strcmp(argv[i], "--") != 0; i++) {
+		if (strcmp(argv[i], "-o") == 0 && i + 1 < argc)
+			out = argv[++i];
+		else if (strcmp(argv[i], "--force") == 0)
+			force = 1;
+		else if (argv[i][0] != '-' && log == NULL)
+			log = argv[i];
+		else
+			usage_error("replay: unexpected '%s' (usage: bhrr replay LOG [-o OUT] [--force] [-- QEMU ARGS...])",
+				    argv[i]);
+	}
+	if (log == NULL)
+		usage_error("replay: no log given (usage: bhrr replay LOG [-o OUT] [--force] [-- QEMU ARGS...])");
+	struct log_reader *r = log_reader_open(log, &code, err, sizeof(err));
+
+	if (r == NULL)
+		die("replay: %s", err);
+	const struct log_header *h = log_reader_header(r);
+	char **qargv;
+
+	if (i < argc) {
+		qargv = argv + i + 1;
+		if (qargv[0] == NULL)
+			usage_error("replay: '--' without a QEMU command line");
+		int same = h->argc == argc - i - 1;
+
+		for (int k = 0; same && k < h->argc; k++)
+			same = strcmp(h->argv[k], qargv[k]) == 0;
+		if (!same)
+			fprintf(stderr, "bhrr: replay: warning: the QEMU command line differs from the "
+					"recorded one\n");
 	} else {
-		struct log_event ev;
-		unsigned long long events = 0, completions = 0;
-		int complete = 0;
-
-		while (log_reader_next(r, &ev) == 1) {
-			events++;
-			completions += ev.kind == LOG_EV_IO_COMPLETE;
-			complete |= ev.kind == LOG_EV_END && ev.complete;
-		}
-		fprintf(stderr, "bhrr: recorded %llu events (%llu I/O completions) to %s%s\n", events,
-			completions, out, complete ? "" : " (incomplete)");
+		if (h->argc == 0)
+			die("replay: %s holds no QEMU command line", log);
+		qargv = calloc((size_t)h->argc + 1, sizeof(*qargv));
+		for (int k = 0; qargv && k < h->argc; k++)
+			qargv[k] = strdup(h->argv[k]);
+	}
+	if (resolve_exe(qargv[0], exe, sizeof(exe)) < 0)
+		die("replay: cannot find QEMU '%s'", qargv[0]);
+	if (elf_build_id(exe, id, sizeof(id)) < 0)
+		snprintf(id, sizeof(id), "(none)");
+	if (strcmp(id, h->build_id) != 0 && !force) {
+		fprintf(stderr, "bhrr: replay: %s was recorded with QEMU build %s (%s); %s is build %s; "
+				"refusing (--force tries anyway)\n", log, h->build_id, h->qemu_version, exe, id);
 		log_reader_close(r);
+		return EXIT_USAGE;
 	}
-	if (WIFSIGNALED(st)) {
-		signal(WTERMSIG(st), SIG_DFL);
-		raise(WTERMSIG(st));
-		return 128 + WTERMSIG(st);
+	log_reader_close(r);
+	if (out == NULL) {
+		snprintf(outbuf, sizeof(outbuf), "%s.replay.bhlog", log);
+		out = outbuf;
 	}
-	return WEXITSTATUS(st);
+	return run_with_shim("replay", exe, qargv, out, log, force);
 }
