@@ -2,9 +2,10 @@
 # demo.sh - the main job on a fresh Debian 12: install, build, then show on
 # the stock QEMU 7.2 and 10.0 with the bundled guest:
 #   1. free runs of the same guest and command line differ (I/O timing);
-#   2. bhrr check hooks every function bhrr patches, and the guest runs on.
-# Record and replay are not there yet: the script says so instead of
-# pretending.
+#   2. one run recorded with bhrr record, then replayed three times with
+#      bhrr replay: every replay prints exactly what the recording printed;
+#   3. the flaky guest: free runs fail sometimes; a failing recording
+#      replays failing.
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -35,20 +36,34 @@ for v in 7.2 10.0; do
 			"$(sed -n 's/^done: .*\(inversions=[0-9]*\).*/\1/p' "$tmp/out")" \
 			"$(grep '^digest=' "$tmp/out")"
 	done
-	echo "==== QEMU $v: the flaky guest, 10 free runs (exit 37 = the race failed it)"
-	for i in $(seq 1 10); do
-		guest_argv flaky "$tmp"
-		st=0
-		"${qemu[@]}" "${GUEST_ARGV[@]}" >/dev/null 2>&1 || st=$?
-		printf ' %d' "$st"
-	done
-	echo
-	echo "==== QEMU $v: bhrr check (every target hooked, the guest runs on)"
+	echo "==== QEMU $v: record one run, replay it 3 times (digest of the whole output)"
 	guest_argv virtio "$tmp"
 	st=0
-	tools/bhrr check -- "${qemu[@]}" "${GUEST_ARGV[@]}" 2>&1 | grep -E '^bhrr: check: (QEMU|[0-9]+ targets|calls)' || st=$?
+	tools/bhrr record -o "$tmp/run.bhlog" -- "${qemu[@]}" "${GUEST_ARGV[@]}" >"$tmp/rec.out" 2>/dev/null || st=$?
+	printf '  recorded: exit %d, %s\n' "$st" "$(grep '^digest=' "$tmp/rec.out")"
+	for i in 1 2 3; do
+		guest_argv virtio "$tmp"
+		st=0
+		tools/bhrr replay "$tmp/run.bhlog" -o "$tmp/rep.bhlog" -- "${qemu[@]}" "${GUEST_ARGV[@]}" \
+			>"$tmp/rep.out" 2>/dev/null || st=$?
+		printf '  replay %d: exit %d, %s, %s\n' "$i" "$st" "$(grep '^digest=' "$tmp/rep.out")" \
+			"$(cmp -s "$tmp/rec.out" "$tmp/rep.out" && echo "output identical to the recording" || echo "OUTPUT DIFFERS")"
+	done
+	echo "==== QEMU $v: the flaky guest: record until a run fails, then replay it"
+	for i in $(seq 1 30); do
+		guest_argv flaky "$tmp"
+		st=0
+		tools/bhrr record -o "$tmp/flaky.bhlog" -- "${qemu[@]}" "${GUEST_ARGV[@]}" >"$tmp/rec.out" 2>/dev/null || st=$?
+		[ "$st" -eq "$GUEST_FLAKY" ] && break
+	done
+	printf '  run %d failed (exit %d)\n' "$i" "$st"
+	for i in 1 2 3; do
+		guest_argv flaky "$tmp"
+		st=0
+		tools/bhrr replay "$tmp/flaky.bhlog" -o "$tmp/rep.bhlog" -- "${qemu[@]}" "${GUEST_ARGV[@]}" \
+			>"$tmp/rep.out" 2>/dev/null || st=$?
+		printf '  replay %d: exit %d, %s\n' "$i" "$st" \
+			"$(cmp -s "$tmp/rec.out" "$tmp/rep.out" && echo "output identical to the failing run" || echo "OUTPUT DIFFERS")"
+	done
 	echo
 done
-
-echo "bhrr: record and replay: not yet. The hook engine, check mode, the event log and"
-echo "      the guests are in place; recording and replaying these runs is the next step."

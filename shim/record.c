@@ -155,6 +155,7 @@ static struct {
 	size_t n_reqs;
 	int parked;
 	uint64_t parks;
+	unsigned delay_us;   /* BHRR_TEST_DELAY_US: tests only */
 	pthread_cond_t cv;   /* with rec.mu: something became available */
 	void (*bql_lock)(const char *, int);
 	void (*bql_unlock)(void);
@@ -627,6 +628,9 @@ req_complete(void *opaque, int ret)
 	void *op = r->opaque;
 
 	if (rp.on && !rp.free && rec.exact && poll_depth == 0 && !in_executor && rec.timer) {
+		/* test-only: hold every completion back so the vCPU must park for it */
+		if (rp.delay_us)
+			usleep(rp.delay_us);
 		pthread_mutex_lock(&rec.mu);
 		if (rp.n_reqs < AVAIL_MAX) {
 			rp.reqs[rp.n_reqs++] = (struct avail_req){ r, ret };
@@ -690,10 +694,12 @@ hk_submit_v8(ThreadPoolFunc *func, void *arg, BlockCompletionFunc *cb, void *opa
 /* ---- replay: the same executor, driven by the recorded log ---- */
 
 /* Arm the executor for the next recorded action (not for a warp). */
+static __thread int arming; /* timer_mod_ns can call the warp hook (QEMU 7.2) */
+
 static void
 replay_arm(void)
 {
-	if (rp.free || rp.next >= rp.n || rec.timer == NULL)
+	if (rp.free || rp.next >= rp.n || rec.timer == NULL || arming)
 		return;
 	const struct action *a = &rp.v[rp.next];
 
@@ -702,8 +708,10 @@ replay_arm(void)
 	 * Armed for a warp too: the warp hook applies it, the executor only
 	 * notices a guest that ran past it.
 	 */
+	arming = 1;
 	rec.timer_mod_ns(rec.timer, __atomic_load_n(rec.icount_bias, __ATOMIC_ACQUIRE) +
 					   (a->icount << rp.shift));
+	arming = 0;
 }
 
 static const char *const act_names[] = { "bh_run", "io_complete", "warp" };
@@ -921,10 +929,22 @@ static void
 replay_warp(void)
 {
 	const struct action *a = rp.next < rp.n ? &rp.v[rp.next] : NULL;
+	int64_t ic = __atomic_load_n(rec.qemu_icount, __ATOMIC_ACQUIRE);
 
+	/*
+	 * QEMU asks for a warp when every vCPU is idle.  A vCPU that halted
+	 * exactly at the executor's deadline is never woken to run it (the
+	 * deadline passed by execution, not by a timer_mod): re-arming from
+	 * here kicks it.
+	 */
+	if (a != NULL && a->kind != ACT_WARP && a->icount <= ic) {
+		replay_arm();
+		return;
+	}
+	if (arming)
+		return;
 	if (a == NULL || a->kind != ACT_WARP)
 		return;
-	int64_t ic = __atomic_load_n(rec.qemu_icount, __ATOMIC_ACQUIRE);
 
 	if (ic > a->icount) {
 		replay_diverge("the guest ran on to icount %lld without the warp", (long long)ic);
@@ -1221,6 +1241,7 @@ record_start(int replay)
 			vlog_error("%s; not replaying", why);
 			return -1;
 		}
+		rp.delay_us = getenv("BHRR_TEST_DELAY_US") ? (unsigned)atoi(getenv("BHRR_TEST_DELAY_US")) : 0;
 		rp.bql_lock = shim_qemu.sym[QS_BQL_LOCK].addr;
 		rp.bql_unlock = shim_qemu.sym[QS_BQL_UNLOCK].addr;
 		rp.async_run_on_cpu = shim_qemu.sym[QS_ASYNC_RUN_ON_CPU].addr;
