@@ -6,7 +6,9 @@
 #   1b. event log: writer ns and instructions per event, reader events/s,
 #      bytes per event by kind on a synthetic disk-I/O stream;
 #   2. hook install time of the full target set, per QEMU version;
-#   3. per QEMU version: exported functions, accepted, refused by reason.
+#   3. per QEMU version: exported functions, accepted, refused by reason;
+#   4. whole guest runs with check-mode hooks; 5. record vs plain, log size,
+#      shim instructions per gated BH; 6. replay vs plain and vs record.
 set -eu
 : "${BHRR_BUILDDIR:=$(pwd)}"
 b=$BHRR_BUILDDIR
@@ -121,6 +123,43 @@ for v in 7.2 10.0; do
 		awk -v c="$config" -v p="$bp" -v r="$br" -v s="$size" -v io="${ios:-0}" -v n="$cmds" 'BEGIN {
 			printf "  %-13s plain %.3f s, record %.3f s, ratio %.3fx; log %d bytes: %.1f per guest command, %.1f per I/O request\n",
 				c, p, r, r / p, s, s / n, (io ? s / io : 0) }'
+	done
+done
+for v in 7.2 10.0; do
+	if [ "$v" = 7.2 ]; then
+		qemu=/usr/bin/qemu-system-x86_64; fw=
+	else
+		. "$b/qemu/10.0/env"; qemu=$QEMU_BIN; fw=$QEMU_FIRMWARE
+	fi
+	echo "== 6. QEMU $v: replay vs plain and vs record (best of 3 alternating runs, shim preloaded)"
+	for config in $GUEST_CONFIGS; do
+		bp=999; br=999; bq=999; parks=
+		for _ in 1 2 3; do
+			guest_argv "$config" "$out"
+			t0=$(now_s)
+			# shellcheck disable=SC2086
+			"$qemu" $fw "${GUEST_ARGV[@]}" >/dev/null 2>&1 || true
+			t1=$(now_s)
+			guest_argv "$config" "$out"
+			# shellcheck disable=SC2086
+			BHRR_MODE=record BHRR_LOG="$out/rr.bhlog" LD_PRELOAD="$b/.libs/libbhrr.so" \
+				"$qemu" $fw "${GUEST_ARGV[@]}" >"$out/rr.rec" 2>/dev/null || true
+			t2=$(now_s)
+			guest_argv "$config" "$out"
+			# shellcheck disable=SC2086
+			BHRR_MODE=replay BHRR_REPLAY="$out/rr.bhlog" BHRR_LOG="$out/rr2.bhlog" \
+				LD_PRELOAD="$b/.libs/libbhrr.so" "$qemu" $fw "${GUEST_ARGV[@]}" \
+				>"$out/rr.rep" 2>"$out/rr.err" || true
+			t3=$(now_s)
+			bp=$(min "$bp" "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')")
+			br=$(min "$br" "$(awk -v a="$t1" -v b="$t2" 'BEGIN { print b - a }')")
+			bq=$(min "$bq" "$(awk -v a="$t2" -v b="$t3" 'BEGIN { print b - a }')")
+			cmp -s "$out/rr.rec" "$out/rr.rep" || parks="$parks (output differed!)"
+			parks="$parks $(sed -n 's/.*; \([0-9]*\) parks).*/\1/p' "$out/rr.err")"
+		done
+		awk -v c="$config" -v p="$bp" -v r="$br" -v q="$bq" -v k="$parks" 'BEGIN {
+			printf "  %-13s plain %.3f s, record %.3f s, replay %.3f s: replay/plain %.2fx, replay/record %.2fx; parks per run:%s\n",
+				c, p, r, q, q / p, q / r, k }'
 	done
 done
 if [ -f "$b/guest-linux/.stamp" ]; then
