@@ -15,6 +15,15 @@ b=$BHRR_BUILDDIR
 out=$b/bench-out
 mkdir -p "$out"
 
+# select_qemu VERSION: set qemu and fw (the -L options) for QEMU 7.2 or 10.0.
+select_qemu() {
+	if [ "$1" = 7.2 ]; then
+		qemu=/usr/bin/qemu-system-x86_64; fw=
+	else
+		. "$b/qemu/10.0/env"; qemu=$QEMU_BIN; fw=$QEMU_FIRMWARE
+	fi
+}
+
 echo "== 1. forwarding hook, per call"
 "$b/tests/bench/bench_hook"
 if command -v valgrind >/dev/null; then
@@ -55,11 +64,7 @@ guest() {
 }
 
 for v in 7.2 10.0; do
-	if [ "$v" = 7.2 ]; then
-		qemu=/usr/bin/qemu-system-x86_64; fw=
-	else
-		. "$b/qemu/10.0/env"; qemu=$QEMU_BIN; fw=$QEMU_FIRMWARE
-	fi
+	select_qemu "$v"
 	echo "== 2. QEMU $v: install time of the 14 targets (5 runs)"
 	for i in 1 2 3 4 5; do
 		# shellcheck disable=SC2086
@@ -93,11 +98,7 @@ GUEST_DIR=$b/tests/guest
 now_s() { date +%s.%N; }
 min() { awk -v a="$1" -v b="$2" 'BEGIN { print (b < a) ? b : a }'; }
 for v in 7.2 10.0; do
-	if [ "$v" = 7.2 ]; then
-		qemu=/usr/bin/qemu-system-x86_64; fw=
-	else
-		. "$b/qemu/10.0/env"; qemu=$QEMU_BIN; fw=$QEMU_FIRMWARE
-	fi
+	select_qemu "$v"
 	echo "== 5. QEMU $v: record (the shim preloaded) vs plain, each guest with 8x its commands; best of 5 alternating runs"
 	for config in $GUEST_CONFIGS; do
 		bp=999; br=999
@@ -126,11 +127,7 @@ for v in 7.2 10.0; do
 	done
 done
 for v in 7.2 10.0; do
-	if [ "$v" = 7.2 ]; then
-		qemu=/usr/bin/qemu-system-x86_64; fw=
-	else
-		. "$b/qemu/10.0/env"; qemu=$QEMU_BIN; fw=$QEMU_FIRMWARE
-	fi
+	select_qemu "$v"
 	echo "== 6. QEMU $v: replay vs plain and vs record (best of 3 alternating runs, shim preloaded)"
 	for config in $GUEST_CONFIGS; do
 		bp=999; br=999; bq=999; parks=

@@ -131,14 +131,8 @@ assert_schedules_logged() {
 	guest_argv virtio "$BATS_TEST_TMPDIR"
 	GUEST_ARGV=("${GUEST_ARGV[@]/n=64/n=4000 count=64}")
 	"$BHRR" record -o "$LOG" -- "$QEMU_BIN" "${GUEST_ARGV[@]}" >/dev/null 2>&1 &
-	pid=$!
-	sleep 1.5
-	kill -TERM "$pid"
-	t0=$(date +%s%N)
-	wait "$pid" || true
-	ms=$(( ($(date +%s%N) - t0) / 1000000 ))
-	echo "exited $ms ms after SIGTERM"
-	[ "$ms" -lt 3000 ]
+	signal_and_time TERM $!
+	[ "$EXIT_MS" -lt 3000 ]
 	run "$BHRR" verify "$LOG"
 	[ "$status" -eq 0 ]
 	[[ "$output" == *"complete" ]]

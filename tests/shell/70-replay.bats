@@ -109,14 +109,8 @@ assert_replays() {
 	guest_argv virtio "$BATS_TEST_TMPDIR"
 	GUEST_ARGV=("${GUEST_ARGV[@]/n=64/n=2000}")
 	BHRR_TEST_DELAY_US=20000 "$BHRR" replay "$LOG" -o "$BATS_TEST_TMPDIR/rep.bhlog" -- "$QEMU_BIN" "${GUEST_ARGV[@]}" >/dev/null 2>&1 &
-	pid=$!
-	sleep 1.5
-	kill -TERM "$pid"
-	t0=$(date +%s%N)
-	wait "$pid" || true
-	ms=$(( ($(date +%s%N) - t0) / 1000000 ))
-	echo "exited $ms ms after SIGTERM"
-	[ "$ms" -lt 3000 ]
+	signal_and_time TERM $!
+	[ "$EXIT_MS" -lt 3000 ]
 	run "$BHRR" verify "$BATS_TEST_TMPDIR/rep.bhlog"
 	[ "$status" -eq 0 ]
 }

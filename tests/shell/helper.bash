@@ -47,3 +47,15 @@ mini_guest_argv() {
 
 # The exit status QEMU gives when the mini guest passes (0x10 << 1 | 1).
 MINI_PASS=33
+
+# signal_and_time SIGNAL PID: after 1.5 s send SIGNAL to PID, wait for it and
+# set EXIT_MS to how long it took to exit after the signal.
+signal_and_time() {
+	local t0
+	sleep 1.5
+	kill "-$1" "$2"
+	t0=$(date +%s%N)
+	wait "$2" || true
+	EXIT_MS=$(( ($(date +%s%N) - t0) / 1000000 ))
+	echo "exited $EXIT_MS ms after SIG$1"
+}
