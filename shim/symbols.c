@@ -36,6 +36,9 @@ static const struct qsym sym_table[QS_COUNT] = {
 	[QS_ICOUNT_TO_NS] = { { "icount_to_ns" } },
 	[QS_ADD_VM_CHANGE_STATE_HANDLER] = { { "qemu_add_vm_change_state_handler" } },
 	[QS_QEMU_BH_DELETE] = { { "qemu_bh_delete" } },
+	[QS_ALL_CPU_THREADS_IDLE] = { { "all_cpu_threads_idle" } },
+	[QS_QEMU_GET_CPU] = { { "qemu_get_cpu" } },
+	[QS_QEMU_CLOCK_DEADLINE_NS_ALL] = { { "qemu_clock_deadline_ns_all" } },
 	[QS_TIMERS_STATE] = { { "timers_state" } },
 	[QS_USE_ICOUNT] = { { "use_icount" } },
 };
