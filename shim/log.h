@@ -29,6 +29,9 @@ enum log_kind {
 /* How an event's icount was obtained. */
 enum log_icount { LOG_IC_EXACT = 0, LOG_IC_LOWER = 1, LOG_IC_UNKNOWN = 2 };
 
+/* bh_run, io_complete flags: ran at once, outside recorded control (nested aio_poll, VM stopped) */
+#define LOG_F_AT_ONCE 1u
+
 #define LOG_TEXT_MAX 4096 /* longest string a reader accepts */
 
 /*
@@ -49,6 +52,7 @@ struct log_event {
 	uint64_t role;         /* bh_schedule, nested_poll */
 	uint64_t site;         /* bh_schedule */
 	uint64_t ordinal;      /* bh_run */
+	uint64_t flags;        /* bh_run, io_complete: LOG_F_* */
 	uint64_t req;          /* io_submit, io_complete (absolute) */
 	uint64_t op, offset, bytes; /* io_submit */
 	int64_t ret;           /* io_complete */

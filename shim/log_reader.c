@@ -541,6 +541,8 @@ decode_fields(struct log_reader *r, const uint8_t *p, const uint8_t *end, struct
 	case LOG_EV_BH_RUN:
 		GET(ev->ident);
 		GET(ev->ordinal);
+		if (p < end)
+			GET(ev->flags);
 		return 0;
 	case LOG_EV_IO_SUBMIT:
 		GET(ev->req);
@@ -554,6 +556,8 @@ decode_fields(struct log_reader *r, const uint8_t *p, const uint8_t *end, struct
 		r->prev_req = ev->req;
 		GET(u);
 		ev->ret = log_unzigzag(u);
+		if (p < end)
+			GET(ev->flags);
 		return 0;
 	case LOG_EV_WARP:
 		GET(u);

@@ -231,6 +231,8 @@ encode_fields(uint8_t *p, const struct log_event *ev, struct batch *b)
 	case LOG_EV_BH_RUN:
 		n += log_put_varint(p + n, ev->ident);
 		n += log_put_varint(p + n, ev->ordinal);
+		if (ev->flags)
+			n += log_put_varint(p + n, ev->flags);
 		break;
 	case LOG_EV_IO_SUBMIT:
 		n += log_put_varint(p + n, ev->req);
@@ -241,6 +243,8 @@ encode_fields(uint8_t *p, const struct log_event *ev, struct batch *b)
 	case LOG_EV_IO_COMPLETE:
 		n += log_put_varint(p + n, log_zigzag((int64_t)(ev->req - b->prev_req)));
 		n += log_put_varint(p + n, log_zigzag(ev->ret));
+		if (ev->flags)
+			n += log_put_varint(p + n, ev->flags);
 		b->prev_req = ev->req;
 		break;
 	case LOG_EV_WARP:

@@ -21,6 +21,7 @@
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <malloc.h>
 #include <stdarg.h>
 #include <pthread.h>
@@ -69,6 +70,7 @@ struct req {
 	BlockCompletionFunc *cb;
 	void *opaque;
 	uint64_t id;
+	uint64_t key;    /* content key: op, offset, bytes (0 when unknown) */
 };
 
 typedef void vm_change_fn(void *opaque, bool running, int state);
@@ -130,6 +132,7 @@ struct action {
 	int kind;
 	int64_t icount;
 	uint64_t key;   /* RUN: callback offset; COMPLETE: request ordinal */
+	uint64_t ckey;  /* COMPLETE in ordering mode: the request's content key, if known */
 	int64_t delta;  /* WARP */
 	uint64_t seq;   /* the event's index in the recorded log */
 	char name[48];
@@ -159,6 +162,9 @@ static struct {
 	struct avail_req reqs[AVAIL_MAX];
 	size_t n_reqs;
 	int parked;
+	int ordering;         /* an ordering-mode log: release in order, no icounts */
+	void *watchdog;       /* ordering: a REALTIME timer while something is held */
+	long long progress_ns;
 	uint64_t parks;
 	unsigned delay_us;   /* BHRR_TEST_DELAY_US: tests only */
 	pthread_cond_t cv;   /* with rec.mu: something became available */
@@ -170,6 +176,8 @@ static struct {
 static void replay_step(void);
 static void replay_free(const char *why);
 static void replay_arm(void);
+static void ord_release(void);
+static void ord_watchdog(void *opaque);
 
 /* ---- small helpers ---- */
 
@@ -305,12 +313,13 @@ allow_listed(const char *name)
 /* ---- executor ---- */
 
 static void
-run_held(struct held *h, unsigned how, int64_t icount)
+run_held(struct held *h, unsigned how, int64_t icount, uint64_t flags)
 {
 	struct log_event ev = { 0 };
 
 	pthread_mutex_lock(&rec.mu);
 	ev.kind = LOG_EV_BH_RUN;
+	ev.flags = flags;
 	ev.icount_how = how;
 	ev.icount = icount;
 	ev.ident = h->ident;
@@ -341,7 +350,7 @@ drain_held(unsigned how)
 		rec.held_n--;
 		pthread_mutex_unlock(&rec.mu);
 		ic = icount_now(&exact_how, how == LOG_IC_EXACT);
-		run_held(&h, exact_how, ic);
+		run_held(&h, exact_how, ic, how == LOG_IC_EXACT ? 0 : LOG_F_AT_ONCE);
 	}
 	in_executor--;
 }
@@ -422,6 +431,12 @@ lazy_init(void)
 		rec.qemu_icount = NULL;
 		rec.icount_bias = NULL;
 	}
+	if (rp.on && rp.ordering) {
+		rp.watchdog = calloc(1, 256);
+		if (rp.watchdog)
+			rec.timer_init_full(rp.watchdog, NULL, 0 /* QEMU_CLOCK_REALTIME */, 1 /* SCALE_NS */,
+					    0, ord_watchdog, NULL);
+	}
 	if (rec.exact) {
 		rec.timer = calloc(1, 256); /* QEMUTimer is 48 bytes; never freed */
 		if (rec.timer)
@@ -457,6 +472,29 @@ hk_aio_bh_call(QEMUBH *bh)
 	pthread_mutex_lock(&rec.mu);
 	h.ident = ident_of(cb, name);
 	pthread_mutex_unlock(&rec.mu);
+	if (rp.on && !rp.free && rp.ordering && poll_depth == 0 && rec.runstate_is_running()) {
+		if (name && strcmp(name, "thread_pool_completion_bh") == 0) {
+			rec.aio_bh_call(bh); /* req_complete orders each completion */
+			return;
+		}
+		void *copy = malloc(rec.bh_size);
+
+		if (copy != NULL) {
+			memcpy(copy, bh, rec.bh_size);
+			pthread_mutex_lock(&rec.mu);
+			if (rp.n_bhs < AVAIL_MAX) {
+				rp.bhs[rp.n_bhs++] = (struct avail_bh){
+					(uint64_t)((char *)cb - (char *)shim_qemu.exe_base), copy };
+				copy = NULL;
+			}
+			pthread_mutex_unlock(&rec.mu);
+			if (copy == NULL) {
+				ord_release();
+				return;
+			}
+			free(copy);
+		}
+	}
 	if (rp.on && !rp.free && rec.exact && poll_depth == 0 && rec.timer &&
 	    rec.runstate_is_running()) {
 		if (name && strcmp(name, "thread_pool_completion_bh") == 0) {
@@ -492,6 +530,7 @@ hk_aio_bh_call(QEMUBH *bh)
 		ev.kind = LOG_EV_BH_RUN;
 		ev.icount = icount_now(&how, 0);
 		ev.icount_how = how;
+		ev.flags = poll_depth > 0 || !rec.runstate_is_running() ? LOG_F_AT_ONCE : 0;
 		ev.ident = h.ident;
 		ev.ordinal = h.ident < IDENT_MAX ? rec.ordinals[h.ident]++ : 0;
 		emit(&ev);
@@ -604,7 +643,7 @@ static __thread int arming; /* timer_mod_ns can call the warp hook (QEMU 7.2) */
 static void
 warp_exact(void)
 {
-	if (rp.on && !rp.free) {
+	if (rp.on && !rp.free && rec.exact) {
 		replay_warp();
 		return;
 	}
@@ -658,14 +697,14 @@ hk_warp(void)
 		return;
 	int due = 0; /* replay: an action due, the vCPU halted at its deadline (replay_warp) */
 
-	if (rp.on && !rp.free && rp.next < rp.n) {
+	if (rp.on && !rp.free && rec.exact && rp.next < rp.n) {
 		const struct action *a = &rp.v[rp.next];
 
 		due = a->kind != ACT_WARP &&
 		      a->icount <= __atomic_load_n(rec.qemu_icount, __ATOMIC_ACQUIRE);
 	}
 	if (!due && rec.deadline_ns_all(1 /* VIRTUAL */, ~1 /* not EXTERNAL */) <= 0) {
-		if (!(rp.on && !rp.free))
+		if (!(rp.on && !rp.free && rec.exact))
 			rec.warp(); /* no jump: at most a clock notification */
 		return;
 	}
@@ -688,6 +727,17 @@ req_complete(void *opaque, int ret)
 	BlockCompletionFunc *cb = r->cb;
 	void *op = r->opaque;
 
+	if (rp.on && !rp.free && rp.ordering && poll_depth == 0 && !in_executor &&
+	    rec.runstate_is_running()) {
+		pthread_mutex_lock(&rec.mu);
+		if (rp.n_reqs < AVAIL_MAX) {
+			rp.reqs[rp.n_reqs++] = (struct avail_req){ r, ret };
+			pthread_mutex_unlock(&rec.mu);
+			ord_release();
+			return;
+		}
+		pthread_mutex_unlock(&rec.mu);
+	}
 	if (rp.on && !rp.free && rec.exact && poll_depth == 0 && !in_executor && rec.timer) {
 		/* test-only: hold every completion back so the vCPU must park for it */
 		if (rp.delay_us)
@@ -704,6 +754,7 @@ req_complete(void *opaque, int ret)
 	}
 	ev.kind = LOG_EV_IO_COMPLETE;
 	ev.icount = icount_now(&ev.icount_how, in_executor > 0 && rec.exact && poll_depth == 0);
+	ev.flags = poll_depth > 0 || !rec.runstate_is_running() ? LOG_F_AT_ONCE : 0;
 	ev.req = r->id;
 	ev.ret = ret;
 	emit(&ev);
@@ -711,8 +762,77 @@ req_complete(void *opaque, int ret)
 	cb(op, ret);
 }
 
+/*
+ * What a request does, when its argument is file-posix's RawPosixAIOData
+ * (bs, aio_type, aio_fildes, aio_offset, aio_nbytes: the same in 7.2 and
+ * 10.0).  Checked, never trusted: an open descriptor and a known type, or
+ * the request stays "other".
+ */
+static void
+req_content(const void *arg, struct log_event *ev)
+{
+	struct {
+		void *bs;
+		int type;
+		int fd;
+		int64_t offset;
+		uint64_t nbytes;
+	} d;
+
+	ev->op = 4;
+	if (arg == NULL)
+		return;
+	memcpy(&d, arg, sizeof(d));
+	if (d.bs == NULL || d.fd < 0 || d.offset < 0 || d.nbytes > (1ull << 32) ||
+	    fcntl(d.fd, F_GETFD) < 0)
+		return;
+	switch (d.type & 0xff) { /* QEMU_AIO_READ, _WRITE, _FLUSH, _DISCARD */
+	case 0x01: ev->op = 0; break;
+	case 0x02: ev->op = 1; break;
+	case 0x08: ev->op = 2; break;
+	case 0x10: ev->op = 3; break;
+	default: return;
+	}
+	ev->offset = (uint64_t)d.offset;
+	ev->bytes = d.nbytes;
+}
+
+/*
+ * A key for matching a completion by content across runs, 0 if unknown: what
+ * the request does, and how many requests before it did the same (flushes
+ * all look alike; the n-th flush of a run is the n-th flush of the other).
+ */
+#define OCC_SLOTS 8192
+
+struct occ {
+	uint64_t key[OCC_SLOTS];
+	uint32_t n[OCC_SLOTS];
+};
+
+static uint64_t
+content_key(struct occ *o, uint64_t op, uint64_t offset, uint64_t bytes)
+{
+	if (op == 4)
+		return 0;
+	uint64_t k = (op * 0x9e3779b97f4a7c15ull ^ offset * 0xbf58476d1ce4e5b9ull ^ bytes) | 1;
+	uint32_t n = 0;
+
+	for (size_t i = 0, h = (size_t)(k >> 40) % OCC_SLOTS; i < OCC_SLOTS; i++) {
+		size_t s = (h + i) % OCC_SLOTS;
+
+		if (o->key[s] == k || o->key[s] == 0) {
+			o->key[s] = k;
+			n = o->n[s]++;
+			break;
+		}
+	}
+	return ((k ^ (n * 0x94d049bb133111ebull)) * 0xff51afd7ed558ccdull) | 1;
+}
+
+static struct occ rec_occ; /* under rec.mu */
+
 static struct req *
-req_new(BlockCompletionFunc *cb, void *opaque)
+req_new(BlockCompletionFunc *cb, void *opaque, const void *arg)
 {
 	struct req *r = malloc(sizeof(*r));
 	struct log_event ev = { 0 };
@@ -725,7 +845,10 @@ req_new(BlockCompletionFunc *cb, void *opaque)
 	ev.kind = LOG_EV_IO_SUBMIT;
 	ev.icount = icount_now(&ev.icount_how, 0);
 	ev.req = r->id;
-	ev.op = 4;
+	req_content(arg, &ev);
+	pthread_mutex_lock(&rec.mu);
+	r->key = content_key(&rec_occ, ev.op, ev.offset, ev.bytes);
+	pthread_mutex_unlock(&rec.mu);
 	emit(&ev);
 	return r;
 }
@@ -737,7 +860,7 @@ hk_submit_v7(ThreadPool *pool, ThreadPoolFunc *func, void *arg, BlockCompletionF
 {
 	BlockAIOCB *(*real)(ThreadPool *, ThreadPoolFunc *, void *, BlockCompletionFunc *, void *) =
 		rec.submit;
-	struct req *r = cb ? req_new(cb, opaque) : NULL;
+	struct req *r = cb ? req_new(cb, opaque, arg) : NULL;
 
 	return r ? real(pool, func, arg, req_complete, r) : real(pool, func, arg, cb, opaque);
 }
@@ -747,7 +870,7 @@ static BlockAIOCB *
 hk_submit_v8(ThreadPoolFunc *func, void *arg, BlockCompletionFunc *cb, void *opaque)
 {
 	BlockAIOCB *(*real)(ThreadPoolFunc *, void *, BlockCompletionFunc *, void *) = rec.submit;
-	struct req *r = cb ? req_new(cb, opaque) : NULL;
+	struct req *r = cb ? req_new(cb, opaque, arg) : NULL;
 
 	return r ? real(func, arg, req_complete, r) : real(func, arg, cb, opaque);
 }
@@ -842,8 +965,20 @@ deliver_bh(struct avail_bh *b, unsigned how)
 	h.copy = b->copy;
 	in_executor++;
 	run_held(&h, how == LOG_IC_EXACT ? LOG_IC_EXACT : LOG_IC_LOWER,
-		 icount_now(&ih, how == LOG_IC_EXACT));
+		 icount_now(&ih, how == LOG_IC_EXACT), 0);
 	in_executor--;
+}
+
+/*
+ * Whether @r is the completion @a wants: by submission ordinal (exact mode,
+ * where the guest submits identically), or in ordering mode by what the
+ * request does, since a guest not held to the same instructions can batch,
+ * and so number, its requests differently.
+ */
+static int
+req_matches(const struct req *r, const struct action *a)
+{
+	return a->ckey ? r->key == a->ckey : r->id == a->key;
 }
 
 /* Take what action @a needs from the available sets; 1 if delivered. */
@@ -853,7 +988,7 @@ take(const struct action *a)
 	pthread_mutex_lock(&rec.mu);
 	if (a->kind == ACT_COMPLETE) {
 		for (size_t i = 0; i < rp.n_reqs; i++)
-			if (rp.reqs[i].r->id == a->key) {
+			if (req_matches(rp.reqs[i].r, a)) {
 				struct avail_req q = rp.reqs[i];
 
 				memmove(&rp.reqs[i], &rp.reqs[i + 1], (rp.n_reqs - i - 1) * sizeof(q));
@@ -886,7 +1021,7 @@ available(const struct action *a)
 	pthread_mutex_lock(&rec.mu);
 	if (a->kind == ACT_COMPLETE)
 		for (size_t i = 0; i < rp.n_reqs && !ok; i++)
-			ok = rp.reqs[i].r->id == a->key;
+			ok = req_matches(rp.reqs[i].r, a);
 	else if (a->kind == ACT_RUN)
 		for (size_t i = 0; i < rp.n_bhs && !ok; i++)
 			ok = rp.bhs[i].cb_off == a->key;
@@ -982,6 +1117,48 @@ replay_step(void)
 		}
 		rp.next++;
 	}
+}
+
+/*
+ * Ordering replay: deliver, in the caller's thread (the BQL held), every
+ * recorded item whose turn has come and that has arrived.
+ */
+static void
+ord_release(void)
+{
+	static __thread int depth;
+
+	if (depth)
+		return;
+	depth++;
+	while (!rp.free) {
+		if (rp.next >= rp.n) {
+			replay_free("end of the log");
+			break;
+		}
+		if (!take(&rp.v[rp.next]))
+			break;
+		rp.next++;
+		rp.progress_ns = shim_now_ns();
+	}
+	depth--;
+	if (!rp.free && (rp.n_bhs || rp.n_reqs) && rp.watchdog)
+		rec.timer_mod_ns(rp.watchdog, rec.clock_get_ns(0) + 1000000000ll);
+}
+
+/* Ordering replay, main loop, once a second while something is held. */
+static void
+ord_watchdog(void *opaque)
+{
+	(void)opaque;
+	if (rp.free || (rp.n_bhs == 0 && rp.n_reqs == 0))
+		return;
+	if (shim_now_ns() - rp.progress_ns > (long long)WATCHDOG_MS * 1000000) {
+		replay_diverge("it did not arrive within %d s (%zu BHs and %zu completions held)",
+			       WATCHDOG_MS / 1000, rp.n_bhs, rp.n_reqs);
+		return;
+	}
+	rec.timer_mod_ns(rp.watchdog, rec.clock_get_ns(0) + 1000000000ll);
 }
 
 /* The warp hook while replaying: warp only where the log has a warp. */
@@ -1088,12 +1265,7 @@ replay_load(const char *path, char *why, size_t len)
 	}
 	const struct log_header *h = log_reader_header(r);
 
-	if (h->icount_mode != 1) {
-		snprintf(why, len, "%s was not recorded in exact mode (-icount shift=N,sleep=off); "
-			 "only exact replay is implemented", path);
-		log_reader_close(r);
-		return -1;
-	}
+	rp.ordering = h->icount_mode != 1;
 	if (strcmp(h->build_id, shim_qemu.build_id) != 0 && !getenv("BHRR_FORCE")) {
 		snprintf(why, len, "%s was recorded with QEMU build %s (%s), this is %s (%s)", path,
 			 h->build_id, h->qemu_version, shim_qemu.build_id, shim_qemu.version);
@@ -1101,12 +1273,31 @@ replay_load(const char *path, char *why, size_t len)
 		return -1;
 	}
 	rp.shift = h->icount_shift;
+	uint64_t *keys = NULL; /* ordering: content key by request ordinal */
+	size_t n_keys = 0;
+	static struct occ occ;
+
 	while (log_reader_next(r, &ev) == 1) {
 		struct action a = { 0 };
 		uint64_t cb;
 		const char *name = NULL;
 
-		if (ev.icount_how != LOG_IC_EXACT)
+		if (ev.kind == LOG_EV_IO_SUBMIT && rp.ordering && ev.req < (1u << 24)) {
+			if (ev.req >= n_keys) {
+				size_t nn = (ev.req + 1) * 2;
+				uint64_t *k = realloc(keys, nn * sizeof(*k));
+
+				if (k == NULL)
+					continue;
+				memset(k + n_keys, 0, (nn - n_keys) * sizeof(*k));
+				keys = k;
+				n_keys = nn;
+			}
+			keys[ev.req] = content_key(&occ, ev.op, ev.offset, ev.bytes);
+			continue;
+		}
+
+		if ((!rp.ordering && ev.icount_how != LOG_IC_EXACT) || (ev.flags & LOG_F_AT_ONCE))
 			continue;
 		if (ev.kind == LOG_EV_BH_RUN) {
 			if (log_reader_ident(r, ev.ident, &cb, &name) < 0)
@@ -1119,8 +1310,9 @@ replay_load(const char *path, char *why, size_t len)
 		} else if (ev.kind == LOG_EV_IO_COMPLETE) {
 			a.kind = ACT_COMPLETE;
 			a.key = ev.req;
+			a.ckey = rp.ordering && ev.req < n_keys ? keys[ev.req] : 0;
 			snprintf(a.name, sizeof(a.name), "request");
-		} else if (ev.kind == LOG_EV_WARP) {
+		} else if (ev.kind == LOG_EV_WARP && !rp.ordering) {
 			a.kind = ACT_WARP;
 			a.delta = ev.delta_ns;
 		} else {
@@ -1135,6 +1327,7 @@ replay_load(const char *path, char *why, size_t len)
 			if (v == NULL) {
 				snprintf(why, len, "out of memory reading %s", path);
 				log_reader_close(r);
+				free(keys);
 				return -1;
 			}
 			rp.v = v;
@@ -1144,6 +1337,7 @@ replay_load(const char *path, char *why, size_t len)
 	if (log_reader_damage_count(r))
 		vlog_error("%s is damaged; replaying the %zu actions that could be read", path, rp.n);
 	log_reader_close(r);
+	free(keys);
 	return 0;
 }
 
@@ -1266,7 +1460,7 @@ record_start(int replay)
 {
 	static char cmdline[65536];
 	struct log_header h;
-	char why[256], err[512];
+	char why[1024], err[512];
 	const char *path = getenv("BHRR_LOG");
 	char defpath[64];
 	const char *st = getenv("BHRR_STACKS");
@@ -1360,7 +1554,9 @@ record_start(int replay)
 	clock_gettime(CLOCK_REALTIME, &now);
 	h.start_ns = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
 	rec.exact = h.icount_mode == 1;
-	if (replay && (!rec.exact || h.icount_shift != rp.shift)) {
+	if (replay && rp.ordering)
+		rec.exact = 0; /* the order is all the log has */
+	else if (replay && (!rec.exact || h.icount_shift != rp.shift)) {
 		vlog_error("replay needs the recorded -icount shift=%u,sleep=off on the command line; "
 			   "not replaying", rp.shift);
 		return -1;
@@ -1389,7 +1585,8 @@ record_start(int replay)
 	/* before main: the handler list is statically initialised */
 	rec.add_vm_change_state_handler(vm_change, NULL);
 	if (replay)
-		vlog("replay: %zu recorded actions from %s", rp.n, getenv("BHRR_REPLAY"));
+		vlog("replay: %zu recorded actions from %s (%s)", rp.n, getenv("BHRR_REPLAY"),
+		     rp.ordering ? "ordering: in the recorded order" : "exact: at the recorded icounts");
 	vlog("record: log %s, %s mode, QEMUBH %zu bytes (ctx@%zu name@%zu cb@%zu opaque@%zu)",
 	     path, rec.exact ? "exact" : h.icount_mode == 2 ? "ordering (icount not exact)"
 							    : "ordering (no icount)",

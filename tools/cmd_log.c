@@ -131,7 +131,8 @@ dump_text(FILE *f, const struct log_reader *r, const struct log_event *ev)
 		if (has_cb)
 			fprintf(f, " cb=+%#" PRIx64 " name=%s", cb, name ? name : "?");
 		if (ev->kind == LOG_EV_BH_RUN)
-			fprintf(f, " ordinal=%" PRIu64, ev->ordinal);
+			fprintf(f, " ordinal=%" PRIu64 "%s", ev->ordinal,
+				ev->flags & LOG_F_AT_ONCE ? " at_once" : "");
 		else {
 			const char *site = ev->site ? log_reader_string(r, ev->site) : NULL;
 
@@ -145,7 +146,8 @@ dump_text(FILE *f, const struct log_reader *r, const struct log_event *ev)
 			ev->op < 5 ? ops[ev->op] : "?", ev->offset, ev->bytes);
 		break;
 	case LOG_EV_IO_COMPLETE:
-		fprintf(f, " req=%" PRIu64 " ret=%" PRId64, ev->req, ev->ret);
+		fprintf(f, " req=%" PRIu64 " ret=%" PRId64 "%s", ev->req, ev->ret,
+			ev->flags & LOG_F_AT_ONCE ? " at_once" : "");
 		break;
 	case LOG_EV_WARP:
 		fprintf(f, " delta_ns=%" PRId64, ev->delta_ns);
@@ -206,7 +208,8 @@ dump_json(FILE *f, const struct log_reader *r, const struct log_event *ev)
 		json_cstr(f, ev->site ? log_reader_string(r, ev->site) : NULL);
 		break;
 	case LOG_EV_BH_RUN:
-		fprintf(f, ",\"ident\":%" PRIu64 ",\"ordinal\":%" PRIu64, ev->ident, ev->ordinal);
+		fprintf(f, ",\"ident\":%" PRIu64 ",\"ordinal\":%" PRIu64 ",\"at_once\":%s", ev->ident,
+			ev->ordinal, ev->flags & LOG_F_AT_ONCE ? "true" : "false");
 		break;
 	case LOG_EV_IO_SUBMIT:
 		fprintf(f, ",\"req\":%" PRIu64 ",\"op\":\"%s\",\"offset\":%" PRIu64
@@ -214,7 +217,8 @@ dump_json(FILE *f, const struct log_reader *r, const struct log_event *ev)
 			ev->bytes);
 		break;
 	case LOG_EV_IO_COMPLETE:
-		fprintf(f, ",\"req\":%" PRIu64 ",\"ret\":%" PRId64, ev->req, ev->ret);
+		fprintf(f, ",\"req\":%" PRIu64 ",\"ret\":%" PRId64 ",\"at_once\":%s", ev->req,
+			ev->ret, ev->flags & LOG_F_AT_ONCE ? "true" : "false");
 		break;
 	case LOG_EV_WARP:
 		fprintf(f, ",\"delta_ns\":%" PRId64, ev->delta_ns);

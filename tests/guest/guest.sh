@@ -23,6 +23,9 @@ guest_append() {
 	virtio)       echo "dev=virtio depth=8 n=64" ;;
 	virtio-irq)   echo "dev=virtio depth=8 wait=irq hz=100 n=64" ;;
 	flaky)        echo "dev=virtio depth=4 n=32 flaky=12" ;;
+	# every command in flight at once: what the guest asks for does not depend on
+	# when completions arrive, only the order it sees them in does (ordering mode)
+	virtio-burst) echo "dev=virtio depth=32 n=32" ;;
 	*) return 1 ;;
 	esac
 }
