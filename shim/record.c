@@ -55,7 +55,19 @@ enum { ROLE_VCPU, ROLE_MAIN, ROLE_WORKER, ROLE_OTHER };
 struct held {
 	void *copy;     /* a copy of the QEMUBH, run through aio_bh_call */
 	uint64_t ident;
+	int64_t not_before; /* chaos: not before this icount */
+	int decided;        /* chaos: its delay was drawn */
 };
+
+/*
+ * Chaos (BHRR_CHAOS=SEED, exact record only): seeded perturbation of the
+ * held items, within these bounds.  Every decision is a chaos event, and
+ * what the guest saw is in the log as usual, so plain replay repeats it.
+ */
+#define CHAOS_DELAY_PERCENT 25      /* of items get an extra delay */
+#define CHAOS_DELAY_MIN 1000        /* instructions */
+#define CHAOS_DELAY_MAX 300000
+#define CHAOS_REORDER_PERCENT 50    /* of picks among 2+ due items take a random one */
 
 struct ident_slot {
 	void *cb;
@@ -109,6 +121,11 @@ static struct {
 	int64_t (*deadline_ns_all)(int, int);
 	void (*async_run_on_cpu)(CPUState *, run_on_cpu_func, run_on_cpu_data);
 	atomic_int warp_queued;
+	atomic_ullong warps, warp_handoffs;
+	int chaos;                 /* BHRR_CHAOS set */
+	unsigned shift;            /* -icount shift */
+	uint64_t chaos_rng;        /* under mu */
+	uint64_t chaos_decisions;
 	/* held queue and tables, under mu */
 	pthread_mutex_t mu;
 	struct held held[HELD_MAX];
@@ -149,7 +166,8 @@ struct avail_req {
 };
 
 #define AVAIL_MAX 1024
-#define WATCHDOG_MS 10000
+#define WATCHDOG_MS_DEFAULT 10000
+static long watchdog_ms = WATCHDOG_MS_DEFAULT; /* BHRR_WATCHDOG_MS */
 
 static struct {
 	int on;              /* replaying */
@@ -163,6 +181,8 @@ static struct {
 	size_t n_reqs;
 	int parked;
 	int ordering;         /* an ordering-mode log: release in order, no icounts */
+	int stop_on_diverge;  /* BHRR_ON_DIVERGE=stop (the default) */
+	void (*shutdown_request)(int cause);
 	void *watchdog;       /* ordering: a REALTIME timer while something is held */
 	long long progress_ns;
 	uint64_t parks;
@@ -355,6 +375,102 @@ drain_held(unsigned how)
 	in_executor--;
 }
 
+static uint64_t
+chaos_next(void)
+{
+	/* splitmix64: a seeded, well-mixed stream */
+	uint64_t z = (rec.chaos_rng += 0x9e3779b97f4a7c15ull);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+static void
+chaos_event(uint64_t decision, int64_t value, int64_t icount)
+{
+	struct log_event ev = { 0 };
+
+	ev.kind = LOG_EV_CHAOS;
+	ev.icount = icount;
+	ev.icount_how = LOG_IC_EXACT;
+	ev.decision = decision;
+	ev.value = value;
+	emit(&ev);
+	rec.chaos_decisions++;
+}
+
+/* Arm the executor for icount @ic (exact context). */
+static void
+arm_at_icount(int64_t ic)
+{
+	rec.timer_mod_ns(rec.timer, __atomic_load_n(rec.icount_bias, __ATOMIC_ACQUIRE) +
+					    (ic << rec.shift));
+}
+
+/*
+ * The executor under chaos: each held item may be delayed once, and among
+ * the items due, one may be taken out of turn.  @all: the vCPU idles, so
+ * delays are cut short (nothing else would advance the icount to them).
+ */
+static void
+chaos_drain(int all)
+{
+	in_executor++;
+	for (;;) {
+		unsigned exact_how;
+		int64_t now = icount_now(&exact_how, 1);
+		struct held h;
+		size_t due[64], n_due = 0;
+		int64_t soonest = INT64_MAX;
+
+		pthread_mutex_lock(&rec.mu);
+		for (unsigned i = 0; i < rec.held_n; i++) {
+			struct held *c = &rec.held[(rec.held_head + i) % HELD_MAX];
+
+			if (!c->decided) {
+				c->decided = 1;
+				if (chaos_next() % 100 < CHAOS_DELAY_PERCENT) {
+					int64_t d = CHAOS_DELAY_MIN +
+						    (int64_t)(chaos_next() % (CHAOS_DELAY_MAX - CHAOS_DELAY_MIN));
+
+					c->not_before = now + d;
+					chaos_event(0, d, now);
+				}
+			}
+			if (all || c->not_before <= now) {
+				if (n_due < 64)
+					due[n_due++] = i;
+			} else if (c->not_before < soonest) {
+				soonest = c->not_before;
+			}
+		}
+		if (n_due == 0) {
+			pthread_mutex_unlock(&rec.mu);
+			if (soonest != INT64_MAX)
+				arm_at_icount(soonest);
+			break;
+		}
+		size_t pick = 0;
+
+		if (n_due > 1 && chaos_next() % 100 < CHAOS_REORDER_PERCENT) {
+			pick = (size_t)(chaos_next() % n_due);
+			if (pick)
+				chaos_event(1, (int64_t)pick, now);
+		}
+		unsigned at = (unsigned)due[pick];
+
+		h = rec.held[(rec.held_head + at) % HELD_MAX];
+		for (unsigned i = at; i + 1 < rec.held_n; i++)
+			rec.held[(rec.held_head + i) % HELD_MAX] =
+				rec.held[(rec.held_head + i + 1) % HELD_MAX];
+		rec.held_n--;
+		pthread_mutex_unlock(&rec.mu);
+		run_held(&h, exact_how, now, 0);
+	}
+	in_executor--;
+}
+
 /*
  * The executor: a VIRTUAL timer callback, in the vCPU thread with the BQL,
  * at the top of the round-robin loop where no TB runs, so the icount is
@@ -366,6 +482,8 @@ executor_cb(void *opaque)
 	(void)opaque;
 	if (rp.on && !rp.free)
 		replay_step();
+	else if (rec.chaos)
+		chaos_drain(0);
 	else
 		drain_held(LOG_IC_EXACT);
 }
@@ -466,7 +584,7 @@ hk_aio_bh_call(QEMUBH *bh)
 		lazy_init();
 	atomic_fetch_add(&rec.gated, 1);
 
-	struct held h;
+	struct held h = { 0 };
 	unsigned how;
 
 	pthread_mutex_lock(&rec.mu);
@@ -647,6 +765,10 @@ warp_exact(void)
 		replay_warp();
 		return;
 	}
+	if (rec.chaos && rec.held_n && rec.all_idle()) {
+		chaos_drain(1); /* the guest idles: a delay cannot pass by execution */
+		return;
+	}
 	int64_t before = __atomic_load_n(rec.icount_bias, __ATOMIC_ACQUIRE);
 
 	rec.warp();
@@ -655,6 +777,7 @@ warp_exact(void)
 	if (after != before) {
 		struct log_event ev = { 0 };
 
+		atomic_fetch_add(&rec.warps, 1);
 		ev.kind = LOG_EV_WARP;
 		ev.icount = icount_now(&ev.icount_how, 1);
 		ev.delta_ns = after - before;
@@ -703,6 +826,8 @@ hk_warp(void)
 		due = a->kind != ACT_WARP &&
 		      a->icount <= __atomic_load_n(rec.qemu_icount, __ATOMIC_ACQUIRE);
 	}
+	if (rec.chaos && rec.held_n)
+		due = 1; /* delayed items wait for the vCPU: it idles, so cut them short */
 	if (!due && rec.deadline_ns_all(1 /* VIRTUAL */, ~1 /* not EXTERNAL */) <= 0) {
 		if (!(rp.on && !rp.free && rec.exact))
 			rec.warp(); /* no jump: at most a clock notification */
@@ -716,6 +841,7 @@ hk_warp(void)
 	}
 	if (atomic_exchange(&rec.warp_queued, 1))
 		return;
+	atomic_fetch_add(&rec.warp_handoffs, 1);
 	rec.async_run_on_cpu(cpu, warp_fn, (run_on_cpu_data){ .host_ptr = NULL });
 }
 
@@ -897,8 +1023,6 @@ replay_arm(void)
 	arming = 0;
 }
 
-static const char *const act_names[] = { "bh_run", "io_complete", "warp" };
-
 static void
 replay_diverge(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -913,10 +1037,18 @@ replay_diverge(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(actual, sizeof(actual), fmt, ap);
 	va_end(ap);
-	if (a)
-		snprintf(expected, sizeof(expected), "%s %s%s%#llx at icount %lld",
-			 act_names[a->kind], a->name, a->name[0] ? " " : "",
-			 (unsigned long long)a->key, (long long)a->icount);
+	char at[48] = "";
+
+	if (a && !rp.ordering)
+		snprintf(at, sizeof(at), " at icount %lld", (long long)a->icount);
+	if (a && a->kind == ACT_COMPLETE)
+		snprintf(expected, sizeof(expected), "io_complete of request %llu%s",
+			 (unsigned long long)a->key, at);
+	else if (a && a->kind == ACT_RUN)
+		snprintf(expected, sizeof(expected), "bh_run of %s (callback +%#llx)%s", a->name,
+			 (unsigned long long)a->key, at);
+	else if (a)
+		snprintf(expected, sizeof(expected), "warp of %lld ns%s", (long long)a->delta, at);
 	else
 		snprintf(expected, sizeof(expected), "the end of the log");
 	vlog_say("replay: divergence at recorded event #%llu: expected %s; %s",
@@ -930,6 +1062,10 @@ replay_diverge(const char *fmt, ...)
 	ev.text2_len = strlen(actual);
 	emit(&ev);
 	replay_free("divergence");
+	if (rp.stop_on_diverge) {
+		vlog_say("replay: stopping QEMU (BHRR_ON_DIVERGE=stop; 'continue' would run on free)");
+		rp.shutdown_request(1 /* SHUTDOWN_CAUSE_HOST_ERROR */);
+	}
 }
 
 /* Deliver one completion or BH the way record's executor did; BQL held. */
@@ -955,7 +1091,7 @@ deliver_req(struct avail_req *q, unsigned how)
 static void
 deliver_bh(struct avail_bh *b, unsigned how)
 {
-	struct held h;
+	struct held h = { 0 };
 	unsigned ih;
 
 	pthread_mutex_lock(&rec.mu);
@@ -1054,9 +1190,9 @@ park_fn(CPUState *cpu, run_on_cpu_data data)
 			rp.parked = 0;
 			return;
 		}
-		if (shim_now_ns() - t0 > (long long)WATCHDOG_MS * 1000000) {
+		if (shim_now_ns() - t0 > (long long)watchdog_ms * 1000000) {
 			rp.parked = 0;
-			replay_diverge("it did not arrive within %d s", WATCHDOG_MS / 1000);
+			replay_diverge("it did not arrive within %ld ms", watchdog_ms);
 			return;
 		}
 		struct timespec ts;
@@ -1153,9 +1289,9 @@ ord_watchdog(void *opaque)
 	(void)opaque;
 	if (rp.free || (rp.n_bhs == 0 && rp.n_reqs == 0))
 		return;
-	if (shim_now_ns() - rp.progress_ns > (long long)WATCHDOG_MS * 1000000) {
-		replay_diverge("it did not arrive within %d s (%zu BHs and %zu completions held)",
-			       WATCHDOG_MS / 1000, rp.n_bhs, rp.n_reqs);
+	if (shim_now_ns() - rp.progress_ns > (long long)watchdog_ms * 1000000) {
+		replay_diverge("it did not arrive within %ld ms (%zu BHs and %zu completions held)",
+			       watchdog_ms, rp.n_bhs, rp.n_reqs);
 		return;
 	}
 	rec.timer_mod_ns(rp.watchdog, rec.clock_get_ns(0) + 1000000000ll);
@@ -1495,6 +1631,23 @@ record_start(int replay)
 			vlog_error("%s; not replaying", why);
 			return -1;
 		}
+		const char *pol = getenv("BHRR_ON_DIVERGE");
+
+		if (pol == NULL || pol[0] == 0 || strcmp(pol, "stop") == 0)
+			rp.stop_on_diverge = 1;
+		else if (strcmp(pol, "continue") != 0) {
+			vlog_error("BHRR_ON_DIVERGE=%s: expected 'stop' or 'continue'; not replaying", pol);
+			return -1;
+		}
+		rp.shutdown_request = shim_qemu.sym[QS_QEMU_SYSTEM_SHUTDOWN_REQUEST].addr;
+		if (getenv("BHRR_WATCHDOG_MS")) {
+			watchdog_ms = atol(getenv("BHRR_WATCHDOG_MS"));
+			if (watchdog_ms < 100 || watchdog_ms > 3600000) {
+				vlog_error("BHRR_WATCHDOG_MS=%s: expected 100 to 3600000; not replaying",
+					   getenv("BHRR_WATCHDOG_MS"));
+				return -1;
+			}
+		}
 		rp.delay_us = getenv("BHRR_TEST_DELAY_US") ? (unsigned)atoi(getenv("BHRR_TEST_DELAY_US")) : 0;
 		rp.bql_lock = shim_qemu.sym[QS_BQL_LOCK].addr;
 		rp.bql_unlock = shim_qemu.sym[QS_BQL_UNLOCK].addr;
@@ -1554,6 +1707,7 @@ record_start(int replay)
 	clock_gettime(CLOCK_REALTIME, &now);
 	h.start_ns = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
 	rec.exact = h.icount_mode == 1;
+	rec.shift = h.icount_shift;
 	if (replay && rp.ordering)
 		rec.exact = 0; /* the order is all the log has */
 	else if (replay && (!rec.exact || h.icount_shift != rp.shift)) {
@@ -1563,6 +1717,26 @@ record_start(int replay)
 	}
 	if (h.icount_mode == 0)
 		rec.qemu_icount = NULL; /* no icount: nothing to tag with */
+	const char *chaos = getenv("BHRR_CHAOS");
+
+	if (!replay && chaos && chaos[0]) {
+		char *end;
+		unsigned long long seed = strtoull(chaos, &end, 0);
+
+		if (*end) {
+			vlog_error("BHRR_CHAOS=%s: expected a number (the seed); not recording", chaos);
+			return -1;
+		}
+		if (!rec.exact) {
+			vlog_error("BHRR_CHAOS needs exact mode (-icount shift=N,sleep=off); not recording");
+			return -1;
+		}
+		rec.chaos = 1;
+		rec.chaos_rng = seed;
+		vlog_say("chaos: seed %llu: %d%% of items delayed by %d to %d instructions, "
+			 "%d%% of picks out of turn", seed, CHAOS_DELAY_PERCENT, CHAOS_DELAY_MIN,
+			 CHAOS_DELAY_MAX, CHAOS_REORDER_PERCENT);
+	}
 	if (path == NULL || path[0] == 0) {
 		snprintf(defpath, sizeof(defpath), "bhrr-%d.bhlog", (int)getpid());
 		path = defpath;
@@ -1607,7 +1781,8 @@ record_finish(void)
 	if (log_writer_seal(rec.w, ic) < 0)
 		vlog_error("the log is incomplete");
 	vlog("record: %llu BHs gated (%llu held for the executor), %llu passed through, "
-	     "%llu schedule calls",
+	     "%llu schedule calls; %llu warps, %llu handed to the vCPU",
 	     (unsigned long long)rec.gated, (unsigned long long)rec.held_total,
-	     (unsigned long long)rec.passed, (unsigned long long)rec.schedules);
+	     (unsigned long long)rec.passed, (unsigned long long)rec.schedules,
+	     (unsigned long long)rec.warps, (unsigned long long)rec.warp_handoffs);
 }

@@ -39,6 +39,7 @@ static const struct qsym sym_table[QS_COUNT] = {
 	[QS_ALL_CPU_THREADS_IDLE] = { { "all_cpu_threads_idle" } },
 	[QS_QEMU_GET_CPU] = { { "qemu_get_cpu" } },
 	[QS_QEMU_CLOCK_DEADLINE_NS_ALL] = { { "qemu_clock_deadline_ns_all" } },
+	[QS_QEMU_SYSTEM_SHUTDOWN_REQUEST] = { { "qemu_system_shutdown_request" } },
 	[QS_TIMERS_STATE] = { { "timers_state" } },
 	[QS_USE_ICOUNT] = { { "use_icount" } },
 };

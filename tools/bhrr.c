@@ -180,15 +180,17 @@ struct command {
 static const struct command commands[] = {
 	{ "check", cmd_check, "check [--all] [--] QEMU ARGS...   hook every target, report, run QEMU" },
 	{ "record", cmd_record, "record [-o LOG] [--force] [--] QEMU ARGS...  record a run" },
-	{ "replay", cmd_replay, "replay LOG [-o OUT] [--force] [-- QEMU ARGS...]  (experimental)" },
+	{ "replay", cmd_replay, "replay LOG [-o OUT] [--force] [--on-diverge=stop|continue] [-- QEMU ARGS...]" },
 	{ "doctor", cmd_doctor, "doctor [--] QEMU ARGS...            list what bhrr cannot make repeatable" },
-	{ "flake", NULL, "flake ... -- QEMU ARGS...           (not yet)" },
-	{ "diff", NULL, "diff A B                            (not yet)" },
-	{ "bisect", NULL, "bisect LOG ...                      (not yet)" },
+	{ "flake", cmd_flake, "flake [-n N] [-j J] [--chaos[=SEED]] [--expect-status S | --fail-if CMD] -o LOG -- QEMU ARGS...\n"
+			      "                                      record runs until one fails" },
+	{ "diff", cmd_diff, "diff A B [--json]                   the first action where two runs part" },
+	{ "bisect", cmd_bisect, "bisect LOG [--runs R] [--expect-status S | --fail-if CMD] [-- QEMU ARGS...]\n"
+				"                                      the event that decides a failure" },
 	{ "dump", cmd_dump, "dump LOG [--json]                   one event per line (JSON Lines)" },
 	{ "verify", cmd_verify, "verify LOG                          0 intact, 1 damaged, 2 not a log" },
 	{ "stat", cmd_stat, "stat LOG [--json]                   counts, bytes per event, spans" },
-	{ "export", NULL, "export --format=chrome LOG...       (not yet)" },
+	{ "export", cmd_export, "export --format=chrome LOG... -o TRACE.json  Perfetto / chrome://tracing" },
 	{ "shim-path", cmd_shim_path, "shim-path                           print the libbhrr.so bhrr preloads" },
 	{ "version", cmd_version, "version" },
 	{ "help", cmd_help, "help" },

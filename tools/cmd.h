@@ -6,6 +6,7 @@
 
 #define EXIT_USAGE 2
 #define EXIT_NOT_YET 3
+#define EXIT_DIVERGED 4 /* bhrr replay: the run stopped being the recorded one */
 
 /* Print "bhrr: MESSAGE" and exit 1. */
 void die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
@@ -21,5 +22,9 @@ int cmd_replay(int argc, char **argv);
 int cmd_doctor(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_stat(int argc, char **argv);
+int cmd_diff(int argc, char **argv);
+int cmd_export(int argc, char **argv);
+int cmd_flake(int argc, char **argv);
+int cmd_bisect(int argc, char **argv);
 
 #endif

@@ -261,7 +261,7 @@ forward(int sig)
  */
 static int
 run_with_shim(const char *mode, const char *exe, char **qargv, const char *out,
-	      const char *replay, int force)
+	      const char *replay, int force, unsigned long long *diverged)
 {
 	char abs[4096];
 	int st;
@@ -310,6 +310,8 @@ run_with_shim(const char *mode, const char *exe, char **qargv, const char *out,
 		while (log_reader_next(r, &ev) == 1) {
 			events++;
 			completions += ev.kind == LOG_EV_IO_COMPLETE;
+			if (diverged && ev.kind == LOG_EV_DIVERGE)
+				++*diverged;
 			complete |= ev.kind == LOG_EV_END && ev.complete;
 		}
 		fprintf(stderr, "bhrr: %s: %llu events (%llu I/O completions) in %s%s\n", mode, events,
@@ -363,12 +365,13 @@ cmd_record(int argc, char **argv)
 
 	for (int k = 0; k < n && k < 32; k++)
 		fprintf(stderr, "bhrr: record: warning: %s (fix: %s)\n", f[k].what, f[k].fix);
-	return run_with_shim("record", exe, qargv, out, NULL, force);
+	return run_with_shim("record", exe, qargv, out, NULL, force, NULL);
 }
 
 /*
- * bhrr replay LOG [-o OUT] [--force] [-- QEMU ARGS...]: experimental, exact
- * mode only (doc/record.md).  Without QEMU arguments, the recorded argv.
+ * bhrr replay LOG [-o OUT] [--force] [--on-diverge=stop|continue] [-- QEMU ARGS...]:
+ * exact or ordering replay (doc/record.md).  Without QEMU arguments, the
+ * recorded argv.  QEMU's status, or EXIT_DIVERGED if the run diverged.
  */
 int
 cmd_replay(int argc, char **argv)
@@ -383,14 +386,20 @@ cmd_replay(int argc, char **argv)
 			out = argv[++i];
 		else if (strcmp(argv[i], "--force") == 0)
 			force = 1;
+		else if (strcmp(argv[i], "--on-diverge=stop") == 0 ||
+			 strcmp(argv[i], "--on-diverge=continue") == 0)
+			setenv("BHRR_ON_DIVERGE", argv[i] + 13, 1);
+		else if (strncmp(argv[i], "--on-diverge", 12) == 0)
+			usage_error("replay: %s: expected --on-diverge=stop or --on-diverge=continue",
+				    argv[i]);
 		else if (argv[i][0] != '-' && log == NULL)
 			log = argv[i];
 		else
-			usage_error("replay: unexpected '%s' (usage: bhrr replay LOG [-o OUT] [--force] [-- QEMU ARGS...])",
+			usage_error("replay: unexpected '%s' (usage: bhrr replay LOG [-o OUT] [--force] [--on-diverge=stop|continue] [-- QEMU ARGS...])",
 				    argv[i]);
 	}
 	if (log == NULL)
-		usage_error("replay: no log given (usage: bhrr replay LOG [-o OUT] [--force] [-- QEMU ARGS...])");
+		usage_error("replay: no log given (usage: bhrr replay LOG [-o OUT] [--force] [--on-diverge=stop|continue] [-- QEMU ARGS...])");
 	struct log_reader *r = log_reader_open(log, &code, err, sizeof(err));
 
 	if (r == NULL)
@@ -431,5 +440,13 @@ cmd_replay(int argc, char **argv)
 		snprintf(outbuf, sizeof(outbuf), "%s.replay.bhlog", log);
 		out = outbuf;
 	}
-	return run_with_shim("replay", exe, qargv, out, log, force);
+	unsigned long long diverged = 0;
+	int st = run_with_shim("replay", exe, qargv, out, log, force, &diverged);
+
+	if (diverged) {
+		fprintf(stderr, "bhrr: replay: the run diverged from %s (QEMU exited with %d); "
+				"exit status %d\n", log, st, EXIT_DIVERGED);
+		return EXIT_DIVERGED;
+	}
+	return st;
 }

@@ -14,6 +14,9 @@
  *   flip LOG OFFSET               invert one byte
  *   splice A B OFFSET OUT         A's first OFFSET bytes, then B from OFFSET
  *   size LOG                      print the file size
+ *   tamper IN OUT SEQ FIELD DELTA rewrite IN to OUT through the reader and
+ *                                 writer, adding DELTA to FIELD (icount,
+ *                                 req or ident) of event SEQ
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -225,6 +228,55 @@ read_file(const char *path, unsigned char **buf, size_t *len)
 	fclose(f);
 }
 
+/* tamper IN OUT SEQ FIELD DELTA */
+static int
+cmd_tamper(int argc, char **argv)
+{
+	char err[512];
+	int code, found = 0;
+	struct log_event ev;
+	int64_t end_icount = 0;
+
+	if (argc != 6)
+		fail("usage: tamper IN OUT SEQ icount|req|ident DELTA");
+	uint64_t seq = strtoull(argv[3], NULL, 0);
+	const char *field = argv[4];
+	int64_t delta = strtoll(argv[5], NULL, 0);
+	struct log_reader *r = log_reader_open(argv[1], &code, err, sizeof(err));
+
+	if (r == NULL)
+		fail(err);
+	struct log_header h = *log_reader_header(r);
+	struct log_writer *w = log_writer_open(argv[2], &h, 0, err, sizeof(err));
+
+	if (w == NULL)
+		fail(err);
+	while (log_reader_next(r, &ev) == 1) {
+		if (ev.kind == LOG_EV_END) {
+			end_icount = ev.icount;
+			continue;
+		}
+		if (ev.seq == seq) {
+			found = 1;
+			if (strcmp(field, "icount") == 0)
+				ev.icount += delta;
+			else if (strcmp(field, "req") == 0)
+				ev.req += (uint64_t)delta;
+			else if (strcmp(field, "ident") == 0)
+				ev.ident += (uint64_t)delta;
+			else
+				fail("FIELD must be icount, req or ident");
+		}
+		log_writer_append(w, &ev);
+	}
+	log_reader_close(r);
+	if (log_writer_close(w, end_icount) < 0)
+		fail("cannot write the tampered log");
+	if (!found)
+		fail("no event with that sequence number");
+	return 0;
+}
+
 static void
 write_file(const char *path, const unsigned char *buf, size_t len)
 {
@@ -252,6 +304,8 @@ main(int argc, char **argv)
 		return cmd_stream(argc, argv);
 	if (strcmp(cmd, "unknown-kind") == 0)
 		return cmd_unknown_kind(argc, argv);
+	if (strcmp(cmd, "tamper") == 0)
+		return cmd_tamper(argc, argv);
 	if (strcmp(cmd, "truncate") == 0 && argc == 3)
 		return truncate(argv[1], atol(argv[2])) == 0 ? 0 : 1;
 	if (strcmp(cmd, "size") == 0 && argc == 2) {

@@ -20,13 +20,13 @@ record_config() {
 	"$BHRR" record -o "$LOG" -- "$QEMU_BIN" $QEMU_FW "${GUEST_ARGV[@]}" >"$BATS_TEST_TMPDIR/rec.out" 2>/dev/null || REC_STATUS=$?
 }
 
-# replay_config VERSION CONFIG: replay $LOG on fresh disks; sets REP_STATUS,
+# replay_config VERSION CONFIG [OPTION]: replay $LOG on fresh disks; sets REP_STATUS,
 # the guest's output in rep.out and bhrr's messages in $output.
 replay_config() {
 	guest_argv "$2" "$BATS_TEST_TMPDIR"
 	REP_STATUS=0
 	# shellcheck disable=SC2086
-	timeout 60 "$BHRR" replay "$LOG" -o "$BATS_TEST_TMPDIR/rep.bhlog" -- "$QEMU_BIN" $QEMU_FW \
+	timeout 60 "$BHRR" replay "$LOG" -o "$BATS_TEST_TMPDIR/rep.bhlog" ${3:-} -- "$QEMU_BIN" $QEMU_FW \
 		"${GUEST_ARGV[@]}" >"$BATS_TEST_TMPDIR/rep.out" 2>"$BATS_TEST_TMPDIR/rep.err" || REP_STATUS=$?
 	output=$(cat "$BATS_TEST_TMPDIR/rep.err")
 }
@@ -55,39 +55,114 @@ assert_replays() {
 	done
 }
 
-@test "every bundled guest replays byte-identically on QEMU 7.2 (3 replays each)" {
-	assert_replays 7.2 3
+@test "every bundled guest replays byte-identically on QEMU 7.2 (10 replays each)" {
+	assert_replays 7.2 10
 }
 
-@test "every bundled guest replays byte-identically on QEMU 10.0 (3 replays each)" {
-	assert_replays 10.0 3
+@test "every bundled guest replays byte-identically on QEMU 10.0 (10 replays each)" {
+	assert_replays 10.0 10
 }
 
-@test "a failing flaky run replays failing and a passing one passing, 5 times each" {
-	use_qemu 7.2
+# flaky_verdicts VERSION: a failing recording replays failing 10/10, a passing one passing
+flaky_verdicts() {
+	use_qemu "$1"
 	for want in "$GUEST_FLAKY" "$GUEST_PASS"; do
 		got=
 		for _ in $(seq 1 40); do
 			REC_STATUS=$GUEST_PASS
-			record_config 7.2 flaky
+			record_config "$1" flaky
 			[ "${REC_STATUS}" -eq "$want" ] && { got=1; break; }
 		done
 		[ -n "$got" ]
-		for _ in 1 2 3 4 5; do
-			replay_config 7.2 flaky
-			echo "recorded $want, replayed $REP_STATUS"
+		for _ in $(seq 1 10); do
+			replay_config "$1" flaky
+			echo "QEMU $1: recorded $want, replayed $REP_STATUS"
 			[ "$REP_STATUS" -eq "$want" ]
 			cmp -s "$BATS_TEST_TMPDIR/rec.out" "$BATS_TEST_TMPDIR/rep.out"
 		done
 	done
 }
 
-@test "replay parks for delayed completions and still matches (BHRR_TEST_DELAY_US)" {
-	record_config 10.0 ahci-ncq
-	for _ in 1 2 3; do
-		BHRR_TEST_DELAY_US=3000 replay_config 10.0 ahci-ncq
-		cmp -s "$BATS_TEST_TMPDIR/rec.out" "$BATS_TEST_TMPDIR/rep.out"
+@test "QEMU 7.2: a failing flaky run replays failing 10/10, a passing one passing 10/10" {
+	flaky_verdicts 7.2
+}
+
+@test "QEMU 10.0: a failing flaky run replays failing 10/10, a passing one passing 10/10" {
+	flaky_verdicts 10.0
+}
+
+# every configuration with each completion held back 3 ms: the vCPU parks
+delayed_replays() {
+	local v=$1 config parks
+	for config in $GUEST_CONFIGS; do
+		REC_STATUS=0
+		record_config "$v" "$config"
+		for _ in 1 2 3; do
+			BHRR_TEST_DELAY_US=3000 replay_config "$v" "$config"
+			parks=$(sed -n 's/.*; \([0-9]*\) parks).*/\1/p' <<<"$output")
+			echo "QEMU $v $config: status $REP_STATUS, $parks parks"
+			cmp -s "$BATS_TEST_TMPDIR/rec.out" "$BATS_TEST_TMPDIR/rep.out"
+			[ "$REP_STATUS" -eq "${REC_STATUS:-0}" ]
+			! grep -q divergence <<<"$output"
+		done
+		# the delay made a polling vCPU wait for its completions (a guest halted
+		# on its IRQ is simply still halted at the delivery's icount)
+		case "$config" in *irq*) ;; *) [ "$parks" -gt 0 ] ;; esac
 	done
+}
+
+@test "QEMU 7.2: with every completion delayed, replay parks and still matches" {
+	delayed_replays 7.2
+}
+
+@test "QEMU 10.0: with every completion delayed, replay parks and still matches" {
+	delayed_replays 10.0
+}
+
+# completion_order FILE: the guest's command ids in the order it saw them complete
+completion_order() {
+	grep -o 'cmd=[0-9]*' "$1" | tr '\n' ' '
+}
+
+# ordering VERSION: virtio-burst without -icount, recorded once, replayed 10 times
+ordering() {
+	local want got
+	use_qemu "$1"
+	guest_argv virtio-burst "$BATS_TEST_TMPDIR"
+	# drop "-icount" and its value
+	local argv=() skip=0 a
+	for a in "${GUEST_ARGV[@]}"; do
+		if [ "$a" = -icount ]; then skip=1; continue; fi
+		if [ "$skip" = 1 ]; then skip=0; continue; fi
+		argv+=("$a")
+	done
+	# shellcheck disable=SC2086
+	run "$BHRR" record -o "$LOG" -- "$QEMU_BIN" $QEMU_FW "${argv[@]}"
+	[ "$status" -eq "$GUEST_PASS" ]
+	[[ "$output" == *"-icount"* ]] # the warning names what to add
+	want=$(completion_order <(printf '%s\n' "$output"))
+	[ "$(wc -w <<<"$want")" -eq 32 ]
+	"$BHRR" dump "$LOG" | grep -q '^# icount mode none'
+	for i in $(seq 1 10); do
+		guest_argv virtio-burst "$BATS_TEST_TMPDIR"
+		# shellcheck disable=SC2086
+		st=0
+		timeout 60 "$BHRR" replay "$LOG" -o "$BATS_TEST_TMPDIR/rep.bhlog" -- "$QEMU_BIN" $QEMU_FW \
+			"${argv[@]}" >"$BATS_TEST_TMPDIR/rep.out" 2>"$BATS_TEST_TMPDIR/rep.err" || st=$?
+		got=$(completion_order "$BATS_TEST_TMPDIR/rep.out")
+		echo "QEMU $1 ordering replay $i (status $st): $got"
+		[ "$st" -eq "$GUEST_PASS" ]
+		[ "$got" = "$want" ]
+		! grep -q divergence "$BATS_TEST_TMPDIR/rep.err"
+	done
+}
+
+@test "QEMU 7.2 ordering mode (no -icount): the guest sees completions in the recorded order 10/10" {
+	ordering 7.2
+}
+
+@test "QEMU 10.0 ordering mode (no -icount): the guest sees completions in the recorded order 10/10" {
+	ordering 10.0
 }
 
 @test "replay refuses a log recorded by another QEMU build, naming both" {
@@ -113,4 +188,115 @@ assert_replays() {
 	[ "$EXIT_MS" -lt 3000 ]
 	run "$BHRR" verify "$BATS_TEST_TMPDIR/rep.bhlog"
 	[ "$status" -eq 0 ]
+}
+
+TOOL="$BHRR_BUILDDIR/tests/helper/bhrr-test-tool"
+
+# tampered VERSION POLICY: one completion's request changed in the log; the
+# replay names that event within the watchdog bound, and stops or runs free
+tampered() {
+	local seq req ic t0 ms
+	record_config "$1" ide-pio
+	seq=$("$BHRR" dump --json "$LOG" | jq -r 'select(.kind=="io_complete" and .icount_exact) | .seq' | sed -n 20p)
+	req=$("$BHRR" dump --json "$LOG" | jq -r "select(.seq==$seq) | .req")
+	ic=$("$BHRR" dump --json "$LOG" | jq -r "select(.seq==$seq) | .icount")
+	"$TOOL" tamper "$LOG" "$BATS_TEST_TMPDIR/bad.bhlog" "$seq" req 1000
+	LOG="$BATS_TEST_TMPDIR/bad.bhlog"
+	t0=$(date +%s%N)
+	BHRR_WATCHDOG_MS=2000 replay_config "$1" ide-pio "--on-diverge=$2"
+	ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+	echo "$output"
+	echo "QEMU $1, $2: status $REP_STATUS after $ms ms"
+	[ "$REP_STATUS" -eq 4 ]
+	[[ "$output" == *"divergence at recorded event #$seq: expected io_complete of request $((req + 1000)) at icount $ic; it did not arrive within 2000 ms"* ]]
+	[ "$ms" -lt 8000 ]
+	"$BHRR" dump --json "$BATS_TEST_TMPDIR/rep.bhlog" | jq -s -e "map(select(.kind==\"diverge\" and .index==$seq)) | length == 1"
+	if [ "$2" = stop ]; then
+		[[ "$output" == *"stopping QEMU (BHRR_ON_DIVERGE=stop"* ]]
+		! grep -q '^digest=' "$BATS_TEST_TMPDIR/rep.out"
+	else
+		[[ "$output" == *"(divergence; "*"running free"* ]]
+		grep -q '^digest=' "$BATS_TEST_TMPDIR/rep.out"
+		[[ "$output" == *"QEMU exited with $GUEST_PASS"* ]]
+	fi
+}
+
+@test "QEMU 7.2: a tampered completion is named as the divergence, then QEMU stops (--on-diverge=stop)" {
+	tampered 7.2 stop
+}
+
+@test "QEMU 7.2: a tampered completion is named as the divergence, then the run goes on free (--on-diverge=continue)" {
+	tampered 7.2 continue
+}
+
+@test "QEMU 10.0: a tampered completion is named as the divergence under both policies" {
+	tampered 10.0 stop
+	tampered 10.0 continue
+}
+
+@test "a warp moved one instruction earlier is named as the divergence" {
+	local seq ic
+	# warps happen only when the guest halts with no completion on its way
+	for _ in $(seq 1 10); do
+		record_config 7.2 virtio-irq
+		seq=$("$BHRR" dump --json "$LOG" | jq -r 'select(.kind=="warp") | .seq' | sed -n 1p)
+		[ -n "$seq" ] && break
+	done
+	ic=$("$BHRR" dump --json "$LOG" | jq -r "select(.seq==$seq) | .icount")
+	"$TOOL" tamper "$LOG" "$BATS_TEST_TMPDIR/bad.bhlog" "$seq" icount -1
+	LOG="$BATS_TEST_TMPDIR/bad.bhlog"
+	replay_config 7.2 virtio-irq
+	echo "$output"
+	[ "$REP_STATUS" -eq 4 ]
+	[[ "$output" == *"divergence at recorded event #$seq: expected warp of "*" ns at icount $((ic - 1)); the guest ran on to icount $ic without the warp"* ]]
+}
+
+@test "BHRR_ON_DIVERGE and --on-diverge refuse values other than stop and continue" {
+	record_config 7.2 ide-pio
+	run "$BHRR" replay "$LOG" --on-diverge=maybe
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"--on-diverge=maybe: expected --on-diverge=stop or --on-diverge=continue"* ]]
+	guest_argv ide-pio "$BATS_TEST_TMPDIR"
+	BHRR_ON_DIVERGE=maybe replay_config 7.2 ide-pio
+	[[ "$output" == *"BHRR_ON_DIVERGE=maybe: expected 'stop' or 'continue'; not replaying"* ]]
+}
+
+# qmp_quit_parked VERSION: QMP quit while the vCPU waits for a delayed completion
+qmp_quit_parked() {
+	local port t0 ms
+	use_qemu "$1"
+	guest_argv virtio "$BATS_TEST_TMPDIR"
+	GUEST_ARGV=("${GUEST_ARGV[@]/n=64/n=1000}")
+	# shellcheck disable=SC2086
+	"$BHRR" record -o "$LOG" -- "$QEMU_BIN" $QEMU_FW "${GUEST_ARGV[@]}" >/dev/null 2>&1 || true
+	guest_argv virtio "$BATS_TEST_TMPDIR"
+	GUEST_ARGV=("${GUEST_ARGV[@]/n=64/n=1000}")
+	port=$((20000 + RANDOM % 20000))
+	# shellcheck disable=SC2086
+	BHRR_TEST_DELAY_US=20000 "$BHRR" replay "$LOG" -o "$BATS_TEST_TMPDIR/rep.bhlog" -- "$QEMU_BIN" $QEMU_FW \
+		"${GUEST_ARGV[@]}" -qmp "tcp:127.0.0.1:$port,server=on,wait=off" \
+		>/dev/null 2>"$BATS_TEST_TMPDIR/rep.err" &
+	pid=$!
+	sleep 1.5
+	exec 5<>"/dev/tcp/127.0.0.1/$port"
+	printf '%s\n' '{"execute":"qmp_capabilities"}' '{"execute":"quit"}' >&5
+	t0=$(date +%s%N)
+	wait "$pid" || true
+	exec 5>&-
+	ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+	cat "$BATS_TEST_TMPDIR/rep.err"
+	echo "QEMU $1 exited $ms ms after quit"
+	[ "$ms" -lt 3000 ]
+	# it was parked: the delay holds every completion back
+	grep -q 'recorded control ended.*; [1-9][0-9]* parks' "$BATS_TEST_TMPDIR/rep.err"
+	run "$BHRR" verify "$BATS_TEST_TMPDIR/rep.bhlog"
+	[ "$status" -eq 0 ]
+}
+
+@test "QMP quit during a parked replay ends QEMU 7.2 within 3 s" {
+	qmp_quit_parked 7.2
+}
+
+@test "QMP quit during a parked replay ends QEMU 10.0 within 3 s" {
+	qmp_quit_parked 10.0
 }
