@@ -64,9 +64,9 @@ struct held {
  * held items, within these bounds.  Every decision is a chaos event, and
  * what the guest saw is in the log as usual, so plain replay repeats it.
  */
-#define CHAOS_DELAY_PERCENT 25      /* of items get an extra delay */
+#define CHAOS_DELAY_PERCENT 50      /* of items get an extra delay */
 #define CHAOS_DELAY_MIN 1000        /* instructions */
-#define CHAOS_DELAY_MAX 300000
+#define CHAOS_DELAY_MAX 1000000
 #define CHAOS_REORDER_PERCENT 50    /* of picks among 2+ due items take a random one */
 
 struct ident_slot {
@@ -124,6 +124,12 @@ static struct {
 	atomic_ullong warps, warp_handoffs;
 	int chaos;                 /* BHRR_CHAOS set */
 	unsigned shift;            /* -icount shift */
+	struct chaos_req {
+		struct req *r;
+		int ret;
+		int64_t not_before;
+	} chaos_reqs[256];         /* completions chaos holds back; vCPU thread only */
+	unsigned n_chaos_reqs;
 	uint64_t chaos_rng;        /* under mu */
 	uint64_t chaos_decisions;
 	/* held queue and tables, under mu */
@@ -375,6 +381,8 @@ drain_held(unsigned how)
 	in_executor--;
 }
 
+static void complete_now(struct req *r, int ret, unsigned how);
+
 static uint64_t
 chaos_next(void)
 {
@@ -424,6 +432,33 @@ chaos_drain(int all)
 		size_t due[64], n_due = 0;
 		int64_t soonest = INT64_MAX;
 
+		/* completions held back: deliver one that is due, maybe out of turn */
+		size_t rdue[256], n_rdue = 0;
+
+		for (unsigned i = 0; i < rec.n_chaos_reqs; i++) {
+			if (all || rec.chaos_reqs[i].not_before <= now)
+				rdue[n_rdue++] = i;
+			else if (rec.chaos_reqs[i].not_before < soonest)
+				soonest = rec.chaos_reqs[i].not_before;
+		}
+		if (n_rdue) {
+			size_t pick = 0;
+
+			pthread_mutex_lock(&rec.mu);
+			if (n_rdue > 1 && chaos_next() % 100 < CHAOS_REORDER_PERCENT) {
+				pick = (size_t)(chaos_next() % n_rdue);
+				if (pick)
+					chaos_event(1, (int64_t)pick, now);
+			}
+			pthread_mutex_unlock(&rec.mu);
+			struct chaos_req q = rec.chaos_reqs[rdue[pick]];
+
+			memmove(&rec.chaos_reqs[rdue[pick]], &rec.chaos_reqs[rdue[pick] + 1],
+				(rec.n_chaos_reqs - rdue[pick] - 1) * sizeof(q));
+			rec.n_chaos_reqs--;
+			complete_now(q.r, q.ret, exact_how);
+			continue;
+		}
 		pthread_mutex_lock(&rec.mu);
 		for (unsigned i = 0; i < rec.held_n; i++) {
 			struct held *c = &rec.held[(rec.held_head + i) % HELD_MAX];
@@ -765,7 +800,7 @@ warp_exact(void)
 		replay_warp();
 		return;
 	}
-	if (rec.chaos && rec.held_n && rec.all_idle()) {
+	if (rec.chaos && (rec.held_n || rec.n_chaos_reqs) && rec.all_idle()) {
 		chaos_drain(1); /* the guest idles: a delay cannot pass by execution */
 		return;
 	}
@@ -823,10 +858,12 @@ hk_warp(void)
 	if (rp.on && !rp.free && rec.exact && rp.next < rp.n) {
 		const struct action *a = &rp.v[rp.next];
 
+		/* due, or idle short of it with items held: replay_warp tells which */
 		due = a->kind != ACT_WARP &&
-		      a->icount <= __atomic_load_n(rec.qemu_icount, __ATOMIC_ACQUIRE);
+		      (a->icount <= __atomic_load_n(rec.qemu_icount, __ATOMIC_ACQUIRE) ||
+		       rp.n_bhs + rp.n_reqs > 0);
 	}
-	if (rec.chaos && rec.held_n)
+	if (rec.chaos && (rec.held_n || rec.n_chaos_reqs))
 		due = 1; /* delayed items wait for the vCPU: it idles, so cut them short */
 	if (!due && rec.deadline_ns_all(1 /* VIRTUAL */, ~1 /* not EXTERNAL */) <= 0) {
 		if (!(rp.on && !rp.free && rec.exact))
@@ -849,9 +886,6 @@ static void
 req_complete(void *opaque, int ret)
 {
 	struct req *r = opaque;
-	struct log_event ev = { 0 };
-	BlockCompletionFunc *cb = r->cb;
-	void *op = r->opaque;
 
 	if (rp.on && !rp.free && rp.ordering && poll_depth == 0 && !in_executor &&
 	    rec.runstate_is_running()) {
@@ -878,8 +912,37 @@ req_complete(void *opaque, int ret)
 		}
 		pthread_mutex_unlock(&rec.mu);
 	}
+	if (rec.chaos && in_executor > 0 && poll_depth == 0 && rec.in_vcpu_thread() &&
+	    rec.n_chaos_reqs < 256 && rec.runstate_is_running()) {
+		unsigned how;
+		int64_t now = icount_now(&how, 1);
+
+		pthread_mutex_lock(&rec.mu);
+		if (chaos_next() % 100 < CHAOS_DELAY_PERCENT) {
+			int64_t d = CHAOS_DELAY_MIN +
+				    (int64_t)(chaos_next() % (CHAOS_DELAY_MAX - CHAOS_DELAY_MIN));
+
+			chaos_event(0, d, now);
+			pthread_mutex_unlock(&rec.mu);
+			rec.chaos_reqs[rec.n_chaos_reqs++] = (struct chaos_req){ r, ret, now + d };
+			arm_at_icount(now + d);
+			return;
+		}
+		pthread_mutex_unlock(&rec.mu);
+	}
+	complete_now(r, ret, in_executor > 0 && rec.exact && poll_depth == 0 ? LOG_IC_EXACT : LOG_IC_LOWER);
+}
+
+/* Log the completion and hand it to QEMU's callback. */
+static void
+complete_now(struct req *r, int ret, unsigned how)
+{
+	struct log_event ev = { 0 };
+	BlockCompletionFunc *cb = r->cb;
+	void *op = r->opaque;
+
 	ev.kind = LOG_EV_IO_COMPLETE;
-	ev.icount = icount_now(&ev.icount_how, in_executor > 0 && rec.exact && poll_depth == 0);
+	ev.icount = icount_now(&ev.icount_how, how == LOG_IC_EXACT);
 	ev.flags = poll_depth > 0 || !rec.runstate_is_running() ? LOG_F_AT_ONCE : 0;
 	ev.req = r->id;
 	ev.ret = ret;
@@ -1008,8 +1071,12 @@ hk_submit_v8(ThreadPoolFunc *func, void *arg, BlockCompletionFunc *cb, void *opa
 static void
 replay_arm(void)
 {
-	if (rp.free || rp.next >= rp.n || rec.timer == NULL || arming)
+	if (rp.free || rec.timer == NULL || arming)
 		return;
+	if (rp.next >= rp.n) {
+		replay_free("end of the log"); /* nothing (more) to replay: hand over what is held */
+		return;
+	}
 	const struct action *a = &rp.v[rp.next];
 
 	/*
@@ -1312,6 +1379,19 @@ replay_warp(void)
 	 */
 	if (a != NULL && a->kind != ACT_WARP && a->icount <= ic) {
 		replay_arm();
+		return;
+	}
+	/*
+	 * Idle short of the next recorded event, with no warp recorded here and
+	 * no timer due: nothing can bring the guest there.  Say so rather than
+	 * hang (a held item the log does not expect is the usual cause).
+	 */
+	if (a != NULL && a->kind != ACT_WARP && !arming && rec.all_idle() &&
+	    rec.runstate_is_running() && rec.deadline_ns_all(1, ~1) != 0 &&
+	    __atomic_load_n(&rp.n_bhs, __ATOMIC_RELAXED) + __atomic_load_n(&rp.n_reqs, __ATOMIC_RELAXED) > 0) {
+		replay_diverge("the guest idles at icount %lld, short of it, with %zu BHs and %zu "
+			       "completions held that the log does not expect there",
+			       (long long)ic, rp.n_bhs, rp.n_reqs);
 		return;
 	}
 	if (arming)

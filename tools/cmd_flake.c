@@ -236,6 +236,24 @@ parse_judge_opt(int argc, char **argv, int *i, struct judge *j)
 	return 0;
 }
 
+/* Print @s quoted for sh when it needs it. */
+static void
+print_quoted(const char *s)
+{
+	if (*s && strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-+=./,:@%") ==
+		      strlen(s)) {
+		fputs(s, stdout);
+		return;
+	}
+	putchar('\'');
+	for (; *s; s++)
+		if (*s == '\'')
+			fputs("'\\''", stdout);
+		else
+			putchar(*s);
+	putchar('\'');
+}
+
 /* ---- flake ---- */
 
 struct run {
@@ -301,10 +319,16 @@ read_summary(const char *path, unsigned *runs, unsigned *fails)
 static int
 flake_merge(int argc, char **argv, int i, const char *json_out)
 {
-	unsigned runs = 0, fails = 0;
+	unsigned runs = 0, fails = 0, files = 0;
 
 	for (; i < argc; i++) {
 		unsigned r, f;
+
+		if (strcmp(argv[i], "--json") == 0 && i + 1 < argc) {
+			json_out = argv[++i];
+			continue;
+		}
+		files++;
 
 		if (read_summary(argv[i], &r, &f) < 0)
 			die("flake --merge: %s is not a summary written by 'bhrr flake --json'", argv[i]);
@@ -314,6 +338,8 @@ flake_merge(int argc, char **argv, int i, const char *json_out)
 	}
 	double lo, hi;
 
+	if (files == 0)
+		usage_error("flake --merge: no summaries given (usage: bhrr flake --merge SUMMARY.json... [--json FILE])");
 	wilson(fails, runs, &lo, &hi);
 	printf("merged: %u runs, %u failures, failure rate %.1f%% (95%% CI %.1f%%-%.1f%%)\n", runs,
 	       fails, runs ? 100.0 * fails / runs : 0.0, 100 * lo, 100 * hi);
@@ -406,9 +432,12 @@ cmd_flake(int argc, char **argv)
 
 	if (runs == NULL)
 		die("out of memory");
-	fprintf(stderr, "bhrr: flake: up to %d runs%s%s, %d at a time%s; run directories in %s\n", n,
-		shard_n > 1 ? " (this shard: every " : "", shard_n > 1 ? "Nth)" : "", jobs,
-		chaos ? " with chaos" : "", base);
+	fprintf(stderr, "bhrr: flake: up to %d runs", n);
+	if (shard_n > 1)
+		fprintf(stderr, " (shard %d/%d: runs %d, %d, ...)", shard_i, shard_n, shard_i,
+			shard_i + shard_n);
+	fprintf(stderr, ", %d at a time%s; run directories in %s\n", jobs, chaos ? " with chaos" : "",
+		base);
 	for (;;) {
 		/* start what may start */
 		while (!stop && running < jobs && next < n) {
@@ -488,9 +517,18 @@ cmd_flake(int argc, char **argv)
 	       chaos ? " with chaos" : "");
 	if (fail_run) {
 		printf("failing run %d: log %s, output in %s/run-%d\n", fail_run, out, base, fail_run);
-		printf("replay it: %s%s%sbhrr replay %s -- <the QEMU command line, {rundir} = %s/run-%d>\n",
-		       j.before ? "(cd DIR && " : "", j.before ? j.before : "", j.before ? ") && " : "",
-		       out, base, fail_run);
+		printf("replay it: ");
+		if (j.before) {
+			char d[4300];
+
+			snprintf(d, sizeof(d), "%s/run-%d", base, fail_run);
+			printf("(cd ");
+			print_quoted(d);
+			printf(" && %s) && ", j.before);
+		}
+		printf("bhrr replay ");
+		print_quoted(out);
+		printf("\n");
 	} else {
 		printf("no run failed: the flake did not show in %d runs\n", done);
 	}
@@ -819,9 +857,31 @@ cmd_bisect(int argc, char **argv)
 	       base, hi);
 	printf("  without it:        %d/%d runs failed (prefix %s/prefix-%zu.bhlog)\n", f_lo, nruns,
 	       base, lo);
-	printf("reproduce: %s%s%sbhrr replay %s/prefix-%zu.bhlog --on-diverge=continue%s\n",
-	       j.before ? "(cd DIR && " : "", j.before ? j.before : "", j.before ? ") && " : "", base,
-	       hi, qargc ? " -- QEMU ARGS..." : "");
+	char repro[4200], prefix[4300];
+
+	snprintf(repro, sizeof(repro), "%s/repro", base);
+	snprintf(prefix, sizeof(prefix), "%s/prefix-%zu.bhlog", base, hi);
+	printf("reproduce: ");
+	if (j.before) {
+		printf("mkdir -p ");
+		print_quoted(repro);
+		printf(" && (cd ");
+		print_quoted(repro);
+		printf(" && %s) && ", j.before);
+	}
+	printf("bhrr replay ");
+	print_quoted(prefix);
+	printf(" --on-diverge=continue");
+	if (qargc) {
+		char **sub = subst_argv(qargv, qargc, repro);
+
+		printf(" --");
+		for (int q = 0; q < qargc; q++) {
+			putchar(' ');
+			print_quoted(sub[q]);
+		}
+	}
+	printf("\n");
 	free(bl.seq);
 	return 0;
 }
