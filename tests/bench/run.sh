@@ -8,7 +8,8 @@
 #   2. hook install time of the full target set, per QEMU version;
 #   3. per QEMU version: exported functions, accepted, refused by reason;
 #   4. whole guest runs with check-mode hooks; 5. record vs plain, log size,
-#      shim instructions per gated BH; 6. replay vs plain and vs record.
+#      shim instructions per gated BH; 6. replay vs plain and vs record;
+#   6b. bhrr beside QEMU's native record/replay on the same guests.
 set -eu
 : "${BHRR_BUILDDIR:=$(pwd)}"
 b=$BHRR_BUILDDIR
@@ -157,6 +158,63 @@ for v in 7.2 10.0; do
 		awk -v c="$config" -v p="$bp" -v r="$br" -v q="$bq" -v k="$parks" 'BEGIN {
 			printf "  %-13s plain %.3f s, record %.3f s, replay %.3f s: replay/plain %.2fx, replay/record %.2fx; parks per run:%s\n",
 				c, p, r, q, q / p, q / r, k }'
+	done
+done
+# native_argv MODE FILE: GUEST_ARGV for QEMU's own record/replay (rr=MODE,
+# the disk behind a blkreplay driver); only for the -device attached disks.
+native_argv() {
+	local a out_args=()
+	for a in "${GUEST_ARGV[@]}"; do
+		case "$a" in
+		shift=0,sleep=off) a="shift=0,rr=$1,rrfile=$2" ;;
+		*drive=d0,*) a="${a/drive=d0,/drive=rr0,}" ;;
+		esac
+		out_args+=("$a")
+	done
+	GUEST_ARGV=("${out_args[@]}" -drive driver=blkreplay,if=none,image=d0,id=rr0)
+}
+for v in 7.2 10.0; do
+	select_qemu "$v"
+	echo "== 6b. QEMU $v: bhrr beside QEMU's native record/replay (-icount rr=, blkreplay), best of 3"
+	for config in ahci-ncq virtio flaky; do
+		bp=999; br=999; bq=999; nr=999; nq=999; same=yes
+		for _ in 1 2 3; do
+			guest_argv "$config" "$out"
+			t0=$(now_s)
+			# shellcheck disable=SC2086
+			"$qemu" $fw "${GUEST_ARGV[@]}" >/dev/null 2>&1 || true
+			t1=$(now_s)
+			guest_argv "$config" "$out"
+			# shellcheck disable=SC2086
+			BHRR_MODE=record BHRR_LOG="$out/rr.bhlog" LD_PRELOAD="$b/.libs/libbhrr.so" \
+				"$qemu" $fw "${GUEST_ARGV[@]}" >/dev/null 2>&1 || true
+			t2=$(now_s)
+			guest_argv "$config" "$out"
+			# shellcheck disable=SC2086
+			BHRR_MODE=replay BHRR_REPLAY="$out/rr.bhlog" BHRR_LOG="$out/rr2.bhlog" \
+				LD_PRELOAD="$b/.libs/libbhrr.so" "$qemu" $fw "${GUEST_ARGV[@]}" >/dev/null 2>&1 || true
+			t3=$(now_s)
+			guest_argv "$config" "$out"; native_argv record "$out/native.rr"
+			# shellcheck disable=SC2086
+			"$qemu" $fw "${GUEST_ARGV[@]}" >"$out/native.rec" 2>/dev/null || true
+			t4=$(now_s)
+			guest_argv "$config" "$out"; native_argv replay "$out/native.rr"
+			# shellcheck disable=SC2086
+			"$qemu" $fw "${GUEST_ARGV[@]}" >"$out/native.rep" 2>/dev/null || true
+			t5=$(now_s)
+			cmp -s "$out/native.rec" "$out/native.rep" || same=no
+			bp=$(min "$bp" "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')")
+			br=$(min "$br" "$(awk -v a="$t1" -v b="$t2" 'BEGIN { print b - a }')")
+			bq=$(min "$bq" "$(awk -v a="$t2" -v b="$t3" 'BEGIN { print b - a }')")
+			nr=$(min "$nr" "$(awk -v a="$t3" -v b="$t4" 'BEGIN { print b - a }')")
+			nq=$(min "$nq" "$(awk -v a="$t4" -v b="$t5" 'BEGIN { print b - a }')")
+		done
+		nsize=$(stat -c %s "$out/native.rr" 2>/dev/null || echo 0)
+		bsize=$(stat -c %s "$out/rr.bhlog")
+		awk -v c="$config" -v p="$bp" -v r="$br" -v q="$bq" -v nr="$nr" -v nq="$nq" -v s="$same" \
+			-v ns="$nsize" -v bs="$bsize" 'BEGIN {
+			printf "  %-9s plain %.3f s | bhrr record %.2fx, replay %.2fx, log %d B | native record %.2fx, replay %.2fx, log %d B (replay output identical: %s)\n",
+				c, p, r / p, q / p, bs, nr / p, nq / p, ns, s }'
 	done
 done
 if [ -f "$b/guest-linux/.stamp" ]; then

@@ -49,7 +49,7 @@ assert_recorded() {
 }
 
 assert_schedules_logged() {
-	calls=$(sed -n 's/.* \([0-9]*\) schedule calls$/\1/p' <<<"$output")
+	calls=$(sed -n 's/.* \([0-9]*\) schedule calls;.*/\1/p' <<<"$output")
 	logged=$(jq -s '[.[] | select(.kind == "bh_schedule")] | length' "$BATS_TEST_TMPDIR/events")
 	echo "schedule calls $calls, bh_schedule events $logged"
 	[ -n "$calls" ] && [ "$calls" -gt 0 ] && [ "$calls" -eq "$logged" ]
