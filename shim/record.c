@@ -514,7 +514,24 @@ chaos_drain(int all)
 static void
 executor_cb(void *opaque)
 {
+	static int64_t deferred_at = -1;
+
 	(void)opaque;
+	/*
+	 * One rule for the order of timers due at the same virtual time, the
+	 * same in record and replay: the guest's own first, then bhrr's.  (A
+	 * record arms the executor in the past, a replay exactly on time, so
+	 * QEMU's insertion order would differ between the two.)  Re-armed for
+	 * now, the executor runs again in this same pass, after them.
+	 */
+	int64_t now = rec.clock_get_ns(1 /* VIRTUAL */);
+
+	if (now != deferred_at && rec.deadline_ns_all(1, ~1 /* not EXTERNAL */) == 0) {
+		deferred_at = now;
+		rec.timer_mod_ns(rec.timer, now);
+		return;
+	}
+	deferred_at = -1;
 	if (rp.on && !rp.free)
 		replay_step();
 	else if (rec.chaos)
@@ -865,11 +882,9 @@ hk_warp(void)
 	}
 	if (rec.chaos && (rec.held_n || rec.n_chaos_reqs))
 		due = 1; /* delayed items wait for the vCPU: it idles, so cut them short */
-	if (!due && rec.deadline_ns_all(1 /* VIRTUAL */, ~1 /* not EXTERNAL */) <= 0) {
-		if (!(rp.on && !rp.free && rec.exact))
-			rec.warp(); /* no jump: at most a clock notification */
+	/* no guest timer at all: QEMU would not warp either (time stands still) */
+	if (!due && rec.deadline_ns_all(1 /* VIRTUAL */, ~1 /* not EXTERNAL */) < 0)
 		return;
-	}
 	CPUState *cpu = rec.get_cpu(0);
 
 	if (cpu == NULL) {
