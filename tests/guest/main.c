@@ -13,12 +13,13 @@
  *   0x10 -> 33  pass
  *   0x11 -> 35  failure: bad data, device error, configuration error
  *   0x12 -> 37  flaky failure: flaky=K and at least K commands completed
- *               before the command issued just before them
+ *               before the command issued just before them; or race=K and
+ *               command K completed before command K-1 (one race decides)
  *
  * Options (multiboot command line, "key=value ..."):
  *   dev=ide|ahci|virtio  mode=pio|dma (ide)  n=commands  count=sectors each
  *   depth=in flight  writes=percent  wait=poll|irq  hz=PIT rate (0 off)
- *   seed=N  flaky=K  sectors=disk size  channels=1|2 (ide)  quiet=1
+ *   seed=N  flaky=K  race=K  sectors=disk size  channels=1|2 (ide)  quiet=1
  *   batch=0|1 (ahci, virtio: one doorbell per batch of commands)
  */
 #include <stdarg.h>
@@ -246,6 +247,7 @@ parse_cmdline(const char *src)
 		else if (streq(key, "hz")) cfg.hz = (int)parse_num(val);
 		else if (streq(key, "seed")) cfg.seed = parse_num(val);
 		else if (streq(key, "flaky")) cfg.flaky = (int)parse_num(val);
+		else if (streq(key, "race")) cfg.race = (int)parse_num(val);
 		else if (streq(key, "sectors")) cfg.sectors = parse_num(val);
 		else if (streq(key, "channels")) cfg.channels = (int)parse_num(val);
 		else if (streq(key, "quiet")) cfg.quiet = (int)parse_num(val);
@@ -376,6 +378,21 @@ inversions(void)
 	return n;
 }
 
+/* Whether command @k completed before command k-1. */
+static int
+inverted(int k)
+{
+	int pk = -1, pp = -1;
+
+	for (int i = 0; i < n_done; i++) {
+		if (done_order[i] == k)
+			pk = i;
+		if (done_order[i] == k - 1)
+			pp = i;
+	}
+	return pk >= 0 && pp >= 0 && pk < pp;
+}
+
 struct mb_info {
 	uint32_t flags, mem_lower, mem_upper, boot_device, cmdline;
 };
@@ -465,6 +482,10 @@ kmain(const struct mb_info *mb)
 	uint64_t d = digest;
 
 	printf("digest=%16llx\n", (unsigned long long)d);
+	if (cfg.race > 0 && cfg.race < n_done && inverted(cfg.race)) {
+		printf("FLAKY: command %d completed before command %d\n", cfg.race, cfg.race - 1);
+		leave(EXIT_FLAKY);
+	}
 	if (cfg.flaky && inv >= cfg.flaky) {
 		printf("FLAKY: %d commands completed before the one issued just before them (limit %d)\n",
 		       inv, cfg.flaky);
