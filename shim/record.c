@@ -710,6 +710,8 @@ hk_aio_bh_call(QEMUBH *bh)
 		in_executor--;
 		return;
 	}
+	if (rp.delay_us && !rp.on && name && strcmp(name, "thread_pool_completion_bh") == 0)
+		usleep(rp.delay_us);
 	/* Hold a copy: a oneshot is freed as soon as this returns. */
 	h.copy = malloc(rec.bh_size);
 	if (h.copy == NULL) {
@@ -1743,12 +1745,14 @@ record_start(int replay)
 				return -1;
 			}
 		}
-		rp.delay_us = getenv("BHRR_TEST_DELAY_US") ? (unsigned)atoi(getenv("BHRR_TEST_DELAY_US")) : 0;
+
 		rp.bql_lock = shim_qemu.sym[QS_BQL_LOCK].addr;
 		rp.bql_unlock = shim_qemu.sym[QS_BQL_UNLOCK].addr;
 		rp.async_run_on_cpu = shim_qemu.sym[QS_ASYNC_RUN_ON_CPU].addr;
 	}
 	rec.stacks = st ? (unsigned)atoi(st) : 0;
+	/* test-only: completions reach QEMU this much later (replay: the vCPU parks; record: it idles, so QEMU warps) */
+	rp.delay_us = getenv("BHRR_TEST_DELAY_US") ? (unsigned)atoi(getenv("BHRR_TEST_DELAY_US")) : 0;
 	rec.main_tid = (pid_t)syscall(SYS_gettid);
 	rec.timer_init_full = shim_qemu.sym[QS_TIMER_INIT_FULL].addr;
 	rec.timer_mod_ns = shim_qemu.sym[QS_TIMER_MOD_NS].addr;
