@@ -1403,9 +1403,22 @@ replay_warp(void)
 	 * no timer due: nothing can bring the guest there.  Say so rather than
 	 * hang (a held item the log does not expect is the usual cause).
 	 */
+	static int64_t idle_ic = -1;
+	static long long idle_since;
+
 	if (a != NULL && a->kind != ACT_WARP && !arming && rec.all_idle() &&
 	    rec.runstate_is_running() && rec.deadline_ns_all(1, ~1) != 0 &&
 	    __atomic_load_n(&rp.n_bhs, __ATOMIC_RELAXED) + __atomic_load_n(&rp.n_reqs, __ATOMIC_RELAXED) > 0) {
+		/* only when it lasts: a second at the same icount, or the watchdog bound if shorter */
+		long long now = shim_now_ns(), grace = watchdog_ms < 1000 ? watchdog_ms : 1000;
+
+		if (idle_ic != ic) {
+			idle_ic = ic;
+			idle_since = now;
+			return;
+		}
+		if (now - idle_since < grace * 1000000)
+			return;
 		replay_diverge("the guest idles at icount %lld, short of it, with %zu BHs and %zu "
 			       "completions held that the log does not expect there",
 			       (long long)ic, rp.n_bhs, rp.n_reqs);

@@ -101,6 +101,7 @@ delayed_replays() {
 			BHRR_TEST_DELAY_US=3000 replay_config "$v" "$config"
 			parks=$(sed -n 's/.*; \([0-9]*\) parks).*/\1/p' <<<"$output")
 			echo "QEMU $v $config: status $REP_STATUS, $parks parks"
+			grep -h 'divergence' "$BATS_TEST_TMPDIR/rep.err" || true
 			cmp -s "$BATS_TEST_TMPDIR/rec.out" "$BATS_TEST_TMPDIR/rep.out"
 			[ "$REP_STATUS" -eq "${REC_STATUS:-0}" ]
 			! grep -q divergence <<<"$output"
