@@ -617,6 +617,28 @@ lazy_init(void)
 
 /* ---- hooks ---- */
 
+/* Replay: keep a copy of @bh until the log runs it; 0 if it cannot be kept. */
+static int
+avail_bh_add(QEMUBH *bh, void *cb)
+{
+	void *copy = malloc(rec.bh_size);
+	int kept;
+
+	if (copy == NULL)
+		return 0;
+	memcpy(copy, bh, rec.bh_size);
+	pthread_mutex_lock(&rec.mu);
+	kept = rp.n_bhs < AVAIL_MAX;
+	if (kept)
+		rp.bhs[rp.n_bhs++] = (struct avail_bh){
+			(uint64_t)((char *)cb - (char *)shim_qemu.exe_base), copy };
+	pthread_cond_broadcast(&rp.cv);
+	pthread_mutex_unlock(&rec.mu);
+	if (!kept)
+		free(copy);
+	return kept;
+}
+
 static void
 hk_aio_bh_call(QEMUBH *bh)
 {
@@ -642,53 +664,19 @@ hk_aio_bh_call(QEMUBH *bh)
 	pthread_mutex_lock(&rec.mu);
 	h.ident = ident_of(cb, name);
 	pthread_mutex_unlock(&rec.mu);
-	if (rp.on && !rp.free && rp.ordering && poll_depth == 0 && rec.runstate_is_running()) {
-		if (name && strcmp(name, "thread_pool_completion_bh") == 0) {
-			rec.aio_bh_call(bh); /* req_complete orders each completion */
-			return;
-		}
-		void *copy = malloc(rec.bh_size);
-
-		if (copy != NULL) {
-			memcpy(copy, bh, rec.bh_size);
-			pthread_mutex_lock(&rec.mu);
-			if (rp.n_bhs < AVAIL_MAX) {
-				rp.bhs[rp.n_bhs++] = (struct avail_bh){
-					(uint64_t)((char *)cb - (char *)shim_qemu.exe_base), copy };
-				copy = NULL;
-			}
-			pthread_mutex_unlock(&rec.mu);
-			if (copy == NULL) {
-				ord_release();
-				return;
-			}
-			free(copy);
-		}
-	}
-	if (rp.on && !rp.free && rec.exact && poll_depth == 0 && rec.timer &&
-	    rec.runstate_is_running()) {
+	if (rp.on && !rp.free && poll_depth == 0 && rec.runstate_is_running() &&
+	    (rp.ordering || (rec.exact && rec.timer))) {
 		if (name && strcmp(name, "thread_pool_completion_bh") == 0) {
 			/* it only hands completions to req_complete, which holds each one */
 			rec.aio_bh_call(bh);
 			return;
 		}
-		void *copy = malloc(rec.bh_size);
-
-		if (copy != NULL) {
-			memcpy(copy, bh, rec.bh_size);
-			pthread_mutex_lock(&rec.mu);
-			if (rp.n_bhs < AVAIL_MAX) {
-				rp.bhs[rp.n_bhs++] = (struct avail_bh){
-					(uint64_t)((char *)cb - (char *)shim_qemu.exe_base), copy };
-				copy = NULL;
-			}
-			pthread_cond_broadcast(&rp.cv);
-			pthread_mutex_unlock(&rec.mu);
-			if (copy == NULL) {
+		if (avail_bh_add(bh, cb)) {
+			if (rp.ordering)
+				ord_release();
+			else
 				replay_arm();
-				return;
-			}
-			free(copy);
+			return;
 		}
 	}
 	/* Not held: ordering mode, inside a nested poll, VM stopped, no timer. */
