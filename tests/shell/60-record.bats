@@ -148,16 +148,9 @@ qmp_quit() {
 	# shellcheck disable=SC2086
 	"$BHRR" record -o "$LOG" -- "$QEMU_BIN" $QEMU_FW "${GUEST_ARGV[@]}" \
 		-qmp "tcp:127.0.0.1:$port,server=on,wait=off" >/dev/null 2>&1 &
-	pid=$!
-	sleep 1.5
-	exec 5<>"/dev/tcp/127.0.0.1/$port"
-	printf '%s\n' '{"execute":"qmp_capabilities"}' '{"execute":"quit"}' >&5
-	t0=$(date +%s%N)
-	wait "$pid" || true
-	exec 5>&-
-	ms=$(( ($(date +%s%N) - t0) / 1000000 ))
-	echo "QEMU $1 exited $ms ms after quit"
-	[ "$ms" -lt 3000 ]
+	qmp_quit_and_time "$port" $!
+	echo "QEMU $1"
+	[ "$EXIT_MS" -lt 3000 ]
 	run "$BHRR" verify "$LOG"
 	[ "$status" -eq 0 ]
 	[[ "$output" == *"complete" ]]

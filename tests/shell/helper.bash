@@ -59,3 +59,17 @@ signal_and_time() {
 	EXIT_MS=$(( ($(date +%s%N) - t0) / 1000000 ))
 	echo "exited $EXIT_MS ms after SIG$1"
 }
+
+# qmp_quit_and_time PORT PID: after 1.5 s send QMP "quit" to the QEMU PID
+# listening on 127.0.0.1:PORT, wait for it and set EXIT_MS as above.
+qmp_quit_and_time() {
+	local t0
+	sleep 1.5
+	exec 5<>"/dev/tcp/127.0.0.1/$1"
+	printf '%s\n' '{"execute":"qmp_capabilities"}' '{"execute":"quit"}' >&5
+	t0=$(date +%s%N)
+	wait "$2" || true
+	exec 5>&-
+	EXIT_MS=$(( ($(date +%s%N) - t0) / 1000000 ))
+	echo "exited $EXIT_MS ms after QMP quit"
+}
