@@ -4,6 +4,8 @@
 #ifndef BHRR_CMD_H
 #define BHRR_CMD_H
 
+#include <stdio.h>
+
 #define EXIT_USAGE 2
 #define EXIT_NOT_YET 3
 #define EXIT_DIVERGED 4 /* bhrr replay: the run stopped being the recorded one */
@@ -12,6 +14,11 @@
 void die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 /* Print "bhrr: MESSAGE" and exit EXIT_USAGE. */
 void usage_error(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+
+/* @len bytes of @s as a JSON string (control and non-ASCII bytes as \\u00XX). */
+void json_str(FILE *f, const char *s, size_t len);
+/* @s as a JSON string, or null. */
+void json_cstr(FILE *f, const char *s);
 
 /* Put libbhrr.so first in LD_PRELOAD (exits if it cannot be found). */
 void preload_shim(void);

@@ -265,20 +265,6 @@ struct run {
 };
 
 static void
-json_str(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (; *s; s++)
-		if (*s == '"' || *s == '\\')
-			fprintf(f, "\\%c", *s);
-		else if ((unsigned char)*s < 0x20)
-			fprintf(f, "\\u%04x", *s);
-		else
-			fputc(*s, f);
-	fputc('"', f);
-}
-
-static void
 xml_str(FILE *f, const char *s)
 {
 	for (; *s; s++)
@@ -548,12 +534,12 @@ cmd_flake(int argc, char **argv)
 			fprintf(f, "null");
 		fprintf(f, ",\"shard\":\"%d/%d\",\"wall_s\":%.3f,\"failing_log\":", shard_i, shard_n, wall);
 		if (fail_run)
-			json_str(f, out);
+			json_cstr(f, out);
 		else
 			fprintf(f, "null");
 		fprintf(f, ",\"passing_log\":");
 		if (pass_run)
-			json_str(f, pass_log);
+			json_cstr(f, pass_log);
 		else
 			fprintf(f, "null");
 		fprintf(f, ",\"run_list\":[");

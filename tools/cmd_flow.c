@@ -216,21 +216,6 @@ first_difference(const struct actions *a, const struct actions *b)
 }
 
 static void
-json_text(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (; *s; s++) {
-		if (*s == '"' || *s == '\\')
-			fprintf(f, "\\%c", *s);
-		else if ((unsigned char)*s < 0x20)
-			fprintf(f, "\\u%04x", *s);
-		else
-			fputc(*s, f);
-	}
-	fputc('"', f);
-}
-
-static void
 count_kinds(const struct actions *as, size_t from, uint64_t c[4])
 {
 	memset(c, 0, 4 * sizeof(*c));
@@ -285,9 +270,9 @@ cmd_diff(int argc, char **argv)
 	describe(db, sizeof(db), b);
 	if (json) {
 		printf("{\"a\":");
-		json_text(stdout, p[0]);
+		json_cstr(stdout, p[0]);
 		printf(",\"b\":");
-		json_text(stdout, p[1]);
+		json_cstr(stdout, p[1]);
 		printf(",\"a_actions\":%zu,\"b_actions\":%zu,\"identical\":%s", as[0].n, as[1].n,
 		       d < 0 ? "true" : "false");
 		if (d >= 0) {
@@ -302,9 +287,9 @@ cmd_diff(int argc, char **argv)
 			else
 				printf("null");
 			printf(",\"a\":");
-			json_text(stdout, da);
+			json_cstr(stdout, da);
 			printf(",\"b\":");
-			json_text(stdout, db);
+			json_cstr(stdout, db);
 			printf("},\"differing_after\":%zu,\"a_after\":{\"bh_run\":%" PRIu64
 			       ",\"io_complete\":%" PRIu64 ",\"warp\":%" PRIu64 ",\"chaos\":%" PRIu64
 			       "},\"b_after\":{\"bh_run\":%" PRIu64 ",\"io_complete\":%" PRIu64
@@ -391,7 +376,7 @@ export_one(FILE *f, const char *path, int pid, uint64_t mark_seq, int *first)
 		char name[600];
 
 		snprintf(name, sizeof(name), "%s (QEMU %s)", path, h->qemu_version);
-		json_text(f, name);
+		json_cstr(f, name);
 	}
 	fprintf(f, "}}");
 	for (int t = 0; t < 4; t++) {
@@ -443,7 +428,7 @@ export_one(FILE *f, const char *path, int pid, uint64_t mark_seq, int *first)
 		fprintf(f, "%s{\"ph\":\"%s\",\"pid\":%d,\"tid\":%d,\"ts\":%.3f,%s\"cat\":\"%s\",\"name\":",
 			SEP(), span ? "X" : "i", pid, tid, ts, span ? "\"dur\":0.001," : "\"s\":\"t\",",
 			kind);
-		json_text(f, label);
+		json_cstr(f, label);
 		fprintf(f, ",\"args\":{\"seq\":%" PRIu64 ",\"icount\":", ev.seq);
 		if (ev.icount_how == LOG_IC_UNKNOWN)
 			fprintf(f, "null");
@@ -458,7 +443,7 @@ export_one(FILE *f, const char *path, int pid, uint64_t mark_seq, int *first)
 			fprintf(f, ",\"delta_ns\":%" PRId64, ev.delta_ns);
 		if (ev.kind == LOG_EV_DIVERGE) {
 			fprintf(f, ",\"expected\":");
-			json_text(f, ev.text ? ev.text : "");
+			json_cstr(f, ev.text ? ev.text : "");
 		}
 		fprintf(f, "}}");
 

@@ -46,7 +46,7 @@ open_or_die(const char *path, struct damage_ctx *dc)
 	return r;
 }
 
-static void
+void
 json_str(FILE *f, const char *s, size_t len)
 {
 	fputc('"', f);
@@ -63,7 +63,7 @@ json_str(FILE *f, const char *s, size_t len)
 	fputc('"', f);
 }
 
-static void
+void
 json_cstr(FILE *f, const char *s)
 {
 	if (s == NULL)
