@@ -704,8 +704,6 @@ describe_event(const char *log, uint64_t seq, char *buf, size_t len)
 	snprintf(buf, len, "event #%" PRIu64, seq);
 	if (r == NULL)
 		return;
-	uint64_t ident_sched[64] = { 0 };
-	(void)ident_sched;
 	while (log_reader_next(r, &ev) == 1) {
 		uint64_t cb = 0;
 		const char *name = NULL;
