@@ -196,7 +196,6 @@ static struct {
 	pthread_cond_t cv;   /* with rec.mu: something became available */
 	void (*bql_lock)(const char *, int);
 	void (*bql_unlock)(void);
-	void (*async_run_on_cpu)(CPUState *, run_on_cpu_func, run_on_cpu_data);
 } rp = { .cv = PTHREAD_COND_INITIALIZER };
 
 static void replay_step(void);
@@ -865,10 +864,8 @@ hk_warp(void)
 	if (rp.on && !rp.free && rec.exact && rp.next < rp.n) {
 		const struct action *a = &rp.v[rp.next];
 
-		/* due, or idle short of it with items held: replay_warp tells which */
 		due = a->kind != ACT_WARP &&
-		      (a->icount <= __atomic_load_n(rec.qemu_icount, __ATOMIC_ACQUIRE) ||
-		       rp.n_bhs + rp.n_reqs > 0);
+		      a->icount <= __atomic_load_n(rec.qemu_icount, __ATOMIC_ACQUIRE);
 	}
 	if (rec.chaos && (rec.held_n || rec.n_chaos_reqs))
 		due = 1; /* delayed items wait for the vCPU: it idles, so cut them short */
@@ -1294,7 +1291,7 @@ park(void)
 	}
 	rp.parked = 1;
 	rp.parks++;
-	rp.async_run_on_cpu(*cc, park_fn, (run_on_cpu_data){ .host_ptr = NULL });
+	rec.async_run_on_cpu(*cc, park_fn, (run_on_cpu_data){ .host_ptr = NULL });
 }
 
 /* From the executor (vCPU thread, BQL, exact icount): act on the log. */
@@ -1384,32 +1381,6 @@ replay_warp(void)
 	 */
 	if (a != NULL && a->kind != ACT_WARP && a->icount <= ic) {
 		replay_arm();
-		return;
-	}
-	/*
-	 * Idle short of the next recorded event, with no warp recorded here and
-	 * no timer due: nothing can bring the guest there.  Say so rather than
-	 * hang (a held item the log does not expect is the usual cause).
-	 */
-	static int64_t idle_ic = -1;
-	static long long idle_since;
-
-	if (a != NULL && a->kind != ACT_WARP && !arming && rec.all_idle() &&
-	    rec.runstate_is_running() && rec.deadline_ns_all(1, ~1) != 0 &&
-	    __atomic_load_n(&rp.n_bhs, __ATOMIC_RELAXED) + __atomic_load_n(&rp.n_reqs, __ATOMIC_RELAXED) > 0) {
-		/* only when it lasts: a second at the same icount, or the watchdog bound if shorter */
-		long long now = shim_now_ns(), grace = watchdog_ms < 1000 ? watchdog_ms : 1000;
-
-		if (idle_ic != ic) {
-			idle_ic = ic;
-			idle_since = now;
-			return;
-		}
-		if (now - idle_since < grace * 1000000)
-			return;
-		replay_diverge("the guest idles at icount %lld, short of it, with %zu BHs and %zu "
-			       "completions held that the log does not expect there",
-			       (long long)ic, rp.n_bhs, rp.n_reqs);
 		return;
 	}
 	if (arming)
@@ -1749,7 +1720,6 @@ record_start(int replay)
 
 		rp.bql_lock = shim_qemu.sym[QS_BQL_LOCK].addr;
 		rp.bql_unlock = shim_qemu.sym[QS_BQL_UNLOCK].addr;
-		rp.async_run_on_cpu = shim_qemu.sym[QS_ASYNC_RUN_ON_CPU].addr;
 	}
 	rec.stacks = st ? (unsigned)atoi(st) : 0;
 	/* test-only: completions reach QEMU this much later (replay: the vCPU parks; record: it idles, so QEMU warps) */
