@@ -142,7 +142,9 @@ static struct {
 	struct site_slot sites[SITE_MAX];
 	atomic_ullong next_req;
 	atomic_ullong gated, passed, held_total, schedules;
-} rec = { .mu = PTHREAD_MUTEX_INITIALIZER };
+	unsigned long long landings; /* executor firings moved one instruction on; vCPU thread */
+	int64_t exec_target;         /* the icount arm_at_icount set; vCPU thread */
+} rec = { .mu = PTHREAD_MUTEX_INITIALIZER, .exec_target = -1 };
 
 static __thread int in_executor;
 static __thread int poll_depth;
@@ -411,6 +413,7 @@ chaos_event(uint64_t decision, int64_t value, int64_t icount)
 static void
 arm_at_icount(int64_t ic)
 {
+	rec.exec_target = ic;
 	rec.timer_mod_ns(rec.timer, __atomic_load_n(rec.icount_bias, __ATOMIC_ACQUIRE) +
 					    (ic << rec.shift));
 }
@@ -531,6 +534,29 @@ executor_cb(void *opaque)
 		return;
 	}
 	deferred_at = -1;
+	if (!(rp.on && !rp.free)) {
+		/*
+		 * Where a record may run held items: only where a replay can stop
+		 * too.  A replay stops the vCPU by its icount budget, before the
+		 * next instruction.  A record's executor is armed "now" from the
+		 * main thread, and the kick lands anywhere the vCPU checks for an
+		 * exit - also just after it entered an exception handler for a
+		 * faulting instruction, at the very same icount (the fault
+		 * executed nothing), where an interrupt then waits for the
+		 * handler to enable it again instead of arriving at once.  So
+		 * unless the vCPU halted (after its hlt, the same place either
+		 * way) or the executor fired exactly where the vCPU thread armed
+		 * it, move on one instruction, placed by the budget as in replay.
+		 */
+		unsigned how;
+		int64_t ic = icount_now(&how, 1);
+
+		if (ic != rec.exec_target && !rec.all_idle()) {
+			rec.landings++;
+			arm_at_icount(ic + 1);
+			return;
+		}
+	}
 	if (rp.on && !rp.free)
 		replay_step();
 	else if (rec.chaos)
@@ -1851,8 +1877,10 @@ record_finish(void)
 	if (log_writer_seal(rec.w, ic) < 0)
 		vlog_error("the log is incomplete");
 	vlog("record: %llu BHs gated (%llu held for the executor), %llu passed through, "
-	     "%llu schedule calls; %llu warps, %llu handed to the vCPU",
+	     "%llu schedule calls; %llu warps, %llu handed to the vCPU; "
+	     "%llu executor landings moved one instruction on",
 	     (unsigned long long)rec.gated, (unsigned long long)rec.held_total,
 	     (unsigned long long)rec.passed, (unsigned long long)rec.schedules,
-	     (unsigned long long)rec.warps, (unsigned long long)rec.warp_handoffs);
+	     (unsigned long long)rec.warps, (unsigned long long)rec.warp_handoffs,
+	     rec.landings);
 }
