@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/bin/bash
 # run.sh - 'make bench': every number is measured side by side in one run
 # and reported as a ratio, never checked against a wall-clock bound.
 #   1. per-call cost of a forwarding hook: ns (best of alternating rounds)
@@ -218,17 +218,32 @@ for v in 7.2 10.0; do
 	done
 done
 if [ -f "$b/guest-linux/.stamp" ]; then
-	echo "== 5b. Linux tier (QEMU 7.2), one run each"
-	cp "$b/tests/guest/disk.img" "$out/sda.img"; cp "$b/tests/guest/disk.img" "$out/vda.img"
-	set -- /usr/bin/qemu-system-x86_64 -nodefaults -display none -accel tcg -icount shift=0,sleep=off \
-		-rtc clock=vm,base=2020-01-01T00:00:00 -seed 1 -m 256 -no-reboot \
-		-kernel "$b/guest-linux/vmlinuz" -initrd "$b/guest-linux/initrd.gz" \
-		-append "console=ttyS0 quiet panic=-1 bhrr.ops=30" -serial stdio \
-		-drive "file=$out/sda.img,format=raw,if=ide,index=0" \
-		-drive "id=v,file=$out/vda.img,format=raw,if=none" -device virtio-blk-pci,drive=v,ioeventfd=off
-	t0=$(now_s); "$@" >/dev/null 2>&1 || true; t1=$(now_s)
-	"$b/tools/bhrr" record -o "$out/linux.bhlog" -- "$@" >/dev/null 2>&1 || true; t2=$(now_s)
-	awk -v a="$t0" -v b="$t1" -v c="$t2" 'BEGIN { printf "  plain %.1f s, record %.1f s, ratio %.3fx\n", b - a, c - b, (c - b) / (b - a) }'
+	for v in 7.2 10.0; do
+		select_qemu "$v"
+		echo "== 5b. Linux tier (QEMU $v): plain, record, replay, one run each"
+		linux() {
+			cp "$b/tests/guest/disk.img" "$out/sda.img"; cp "$b/tests/guest/disk.img" "$out/vda.img"
+			# shellcheck disable=SC2086
+			set -- "$qemu" $fw -nodefaults -display none -accel tcg -icount shift=0,sleep=off \
+				-rtc clock=vm,base=2020-01-01T00:00:00 -seed 1 -m 256 -no-reboot \
+				-kernel "$b/guest-linux/vmlinuz" -initrd "$b/guest-linux/initrd.gz" \
+				-append "console=ttyS0 quiet panic=-1 bhrr.ops=30" -serial stdio \
+				-drive "file=$out/sda.img,format=raw,if=ide,index=0" \
+				-drive "id=v,file=$out/vda.img,format=raw,if=none" -device virtio-blk-pci,drive=v,ioeventfd=off
+			case $1 in
+			plain) shift; "$@" ;;
+			*) "$b/tools/bhrr" "$@" ;;
+			esac
+		}
+		t0=$(now_s); linux plain >/dev/null 2>&1 || true; t1=$(now_s)
+		linux record -o "$out/linux.bhlog" -- >"$out/linux.rec" 2>/dev/null || true; t2=$(now_s)
+		linux replay "$out/linux.bhlog" -o "$out/linux2.bhlog" -- >"$out/linux.rep" 2>"$out/linux.err" || true; t3=$(now_s)
+		same=yes; cmp -s "$out/linux.rec" "$out/linux.rep" || same=no
+		parks=$(sed -n 's/.*; \([0-9]*\) parks).*/\1/p' "$out/linux.err")
+		awk -v a="$t0" -v b="$t1" -v c="$t2" -v d="$t3" -v s="$same" -v k="$parks" 'BEGIN {
+			printf "  plain %.1f s, record %.1f s (%.3fx), replay %.1f s (%.3fx plain, %.3fx record), %s parks, replay output identical: %s\n",
+				b - a, c - b, (c - b) / (b - a), d - c, (d - c) / (b - a), (d - c) / (c - b), k, s }'
+	done
 fi
 if command -v valgrind >/dev/null && command -v callgrind_annotate >/dev/null; then
 	echo "== 5c. shim instructions per gated BH (callgrind, QEMU 7.2, virtio guest n=16)"
