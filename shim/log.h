@@ -23,6 +23,8 @@ enum log_kind {
 	LOG_EV_DIVERGE = 11,
 	LOG_EV_CHAOS = 12,
 	LOG_EV_END = 13,
+	LOG_EV_BH_NEW = 14,
+	LOG_EV_BH_DELETE = 15,
 	LOG_EV_COUNT
 };
 
@@ -53,6 +55,7 @@ struct log_event {
 	uint64_t site;         /* bh_schedule */
 	uint64_t ordinal;      /* bh_run */
 	uint64_t flags;        /* bh_run, io_complete: LOG_F_* */
+	uint64_t instance;     /* bh_new, bh_delete, bh_run: creation ordinal of the ident, from 1; 0 unknown */
 	uint64_t req;          /* io_submit, io_complete (absolute) */
 	uint64_t op, offset, bytes; /* io_submit */
 	int64_t ret;           /* io_complete */

@@ -543,6 +543,13 @@ decode_fields(struct log_reader *r, const uint8_t *p, const uint8_t *end, struct
 		GET(ev->ordinal);
 		if (p < end)
 			GET(ev->flags);
+		if (p < end)
+			GET(ev->instance);
+		return 0;
+	case LOG_EV_BH_NEW:
+	case LOG_EV_BH_DELETE:
+		GET(ev->ident);
+		GET(ev->instance);
 		return 0;
 	case LOG_EV_IO_SUBMIT:
 		GET(ev->req);

@@ -67,6 +67,8 @@ static const char *const kind_names[LOG_EV_COUNT] = {
 	[LOG_EV_DIVERGE] = "diverge",
 	[LOG_EV_CHAOS] = "chaos",
 	[LOG_EV_END] = "end",
+	[LOG_EV_BH_NEW] = "bh_new",
+	[LOG_EV_BH_DELETE] = "bh_delete",
 };
 
 const char *
@@ -231,8 +233,15 @@ encode_fields(uint8_t *p, const struct log_event *ev, struct batch *b)
 	case LOG_EV_BH_RUN:
 		n += log_put_varint(p + n, ev->ident);
 		n += log_put_varint(p + n, ev->ordinal);
-		if (ev->flags)
+		if (ev->flags || ev->instance)
 			n += log_put_varint(p + n, ev->flags);
+		if (ev->instance)
+			n += log_put_varint(p + n, ev->instance);
+		break;
+	case LOG_EV_BH_NEW:
+	case LOG_EV_BH_DELETE:
+		n += log_put_varint(p + n, ev->ident);
+		n += log_put_varint(p + n, ev->instance);
 		break;
 	case LOG_EV_IO_SUBMIT:
 		n += log_put_varint(p + n, ev->req);

@@ -45,6 +45,7 @@
 #include "vlog.h"
 
 #define HELD_MAX 4096
+#define INST_MAX 8192   /* live BHs made by aio_bh_new_full; a power of 2 */
 #define IDENT_MAX 4096
 #define SITE_MAX 4096
 #define STACK_MAX 16
@@ -54,7 +55,9 @@ enum { ROLE_VCPU, ROLE_MAIN, ROLE_WORKER, ROLE_OTHER };
 
 struct held {
 	void *copy;     /* a copy of the QEMUBH, run through aio_bh_call */
+	void *orig;     /* the QEMUBH it copies (qemu_bh_delete may come first) */
 	uint64_t ident;
+	uint64_t instance; /* creation ordinal of its ident, from 1; 0: a oneshot */
 	int64_t not_before; /* chaos: not before this icount */
 	int decided;        /* chaos: its delay was drawn */
 };
@@ -73,6 +76,13 @@ struct ident_slot {
 	void *cb;
 	uint64_t id;
 };
+
+/* A live QEMUBH from aio_bh_new_full: which creation of its ident it is. */
+struct inst_slot {
+	void *bh;          /* NULL free, INST_GONE deleted */
+	uint64_t ident, instance;
+};
+#define INST_GONE ((void *)1)
 
 struct site_slot {
 	uint64_t hash, id;
@@ -108,6 +118,8 @@ static struct {
 	bool (*aio_poll)(AioContext *, bool);
 	void (*warp)(void);
 	void *submit;
+	QEMUBH *(*bh_new)(AioContext *, QEMUBHFunc *, void *, const char *, void *);
+	void (*bh_delete)(QEMUBH *);
 	/* called functions */
 	void (*timer_init_full)(void *, void *, int, int, int, QEMUTimerCB *, void *);
 	void (*timer_mod_ns)(void *, int64_t);
@@ -138,6 +150,9 @@ static struct {
 	unsigned held_head, held_n;
 	struct ident_slot idents[IDENT_MAX];
 	uint64_t ordinals[IDENT_MAX];
+	uint64_t creations[IDENT_MAX];
+	struct inst_slot insts[INST_MAX];
+	unsigned n_insts;            /* live and deleted slots in use */
 	uint64_t next_ident, next_string;
 	struct site_slot sites[SITE_MAX];
 	atomic_ullong next_req;
@@ -166,6 +181,8 @@ struct action {
 struct avail_bh {
 	uint64_t cb_off;
 	void *copy;
+	void *orig;
+	uint64_t instance;
 };
 
 struct avail_req {
@@ -278,6 +295,67 @@ ident_of(void *cb, const char *name)
 	return 0;
 }
 
+/*
+ * The slot of live BH @bh in the instance table, or (@add) a free one for
+ * it; NULL if absent (or full).  mu held.  Deleted slots stay as INST_GONE
+ * so probes go on past them; the table is rebuilt when those fill it.
+ */
+static struct inst_slot *
+inst_slot(void *bh, int add)
+{
+	size_t h = ((uintptr_t)bh * 0x9e3779b97f4a7c15ull) >> 51;
+	struct inst_slot *gone = NULL;
+
+	if (add && rec.n_insts >= INST_MAX * 3 / 4) {
+		/* compact: keep the live entries only */
+		static struct inst_slot live[INST_MAX];
+		unsigned n = 0;
+
+		for (size_t i = 0; i < INST_MAX; i++)
+			if (rec.insts[i].bh != NULL && rec.insts[i].bh != INST_GONE)
+				live[n++] = rec.insts[i];
+		memset(rec.insts, 0, sizeof(rec.insts));
+		rec.n_insts = 0;
+		if (n >= INST_MAX * 3 / 4)
+			return NULL; /* that many live BHs: stop numbering new ones */
+		for (unsigned i = 0; i < n; i++) {
+			struct inst_slot *s = inst_slot(live[i].bh, 1);
+
+			*s = live[i];
+		}
+	}
+	for (size_t i = 0; i < INST_MAX; i++) {
+		struct inst_slot *s = &rec.insts[(h + i) % INST_MAX];
+
+		if (s->bh == bh)
+			return s;
+		if (s->bh == INST_GONE) {
+			if (gone == NULL)
+				gone = s;
+			continue;
+		}
+		if (s->bh != NULL)
+			continue;
+		if (!add)
+			return NULL;
+		if (gone != NULL)
+			return gone->bh = bh, gone;
+		rec.n_insts++;
+		s->bh = bh;
+		return s;
+	}
+	return add ? gone : NULL;
+}
+
+/* The creation ordinal of live BH @bh, 0 if unknown (a oneshot); mu held. */
+static uint64_t
+instance_of(void *bh)
+{
+	struct inst_slot *s = inst_slot(bh, 0);
+
+	return s ? s->instance : 0;
+}
+
 /* Intern the caller's stack (BHRR_STACKS frames) as a site string; mu held. */
 static uint64_t
 site_of(void *const *frames, int n)
@@ -351,6 +429,7 @@ run_held(struct held *h, unsigned how, int64_t icount, uint64_t flags)
 	ev.icount = icount;
 	ev.ident = h->ident;
 	ev.ordinal = h->ident < IDENT_MAX ? rec.ordinals[h->ident]++ : 0;
+	ev.instance = h->instance;
 	emit(&ev);
 	pthread_mutex_unlock(&rec.mu);
 	rec.aio_bh_call(h->copy);
@@ -656,7 +735,7 @@ avail_bh_add(QEMUBH *bh, void *cb)
 	kept = rp.n_bhs < AVAIL_MAX;
 	if (kept)
 		rp.bhs[rp.n_bhs++] = (struct avail_bh){
-			(uint64_t)((char *)cb - (char *)shim_qemu.exe_base), copy };
+			(uint64_t)((char *)cb - (char *)shim_qemu.exe_base), copy, bh, instance_of(bh) };
 	pthread_cond_broadcast(&rp.cv);
 	pthread_mutex_unlock(&rec.mu);
 	if (!kept)
@@ -688,6 +767,8 @@ hk_aio_bh_call(QEMUBH *bh)
 
 	pthread_mutex_lock(&rec.mu);
 	h.ident = ident_of(cb, name);
+	h.instance = instance_of(bh);
+	h.orig = bh;
 	pthread_mutex_unlock(&rec.mu);
 	if (rp.on && !rp.free && poll_depth == 0 && rec.runstate_is_running() &&
 	    (rp.ordering || (rec.exact && rec.timer))) {
@@ -716,6 +797,7 @@ hk_aio_bh_call(QEMUBH *bh)
 		ev.flags = poll_depth > 0 || !rec.runstate_is_running() ? LOG_F_AT_ONCE : 0;
 		ev.ident = h.ident;
 		ev.ordinal = h.ident < IDENT_MAX ? rec.ordinals[h.ident]++ : 0;
+		ev.instance = h.instance;
 		emit(&ev);
 		pthread_mutex_unlock(&rec.mu);
 		in_executor++;
@@ -791,6 +873,101 @@ hk_oneshot(AioContext *ctx, QEMUBHFunc *cb, void *opaque, const char *name)
 	/* before 6.2 there was no name argument: it is garbage there */
 	log_schedule((void *)cb, shim_qemu.major >= 7 ? name : NULL);
 	rec.oneshot(ctx, cb, opaque, name);
+}
+
+/*
+ * Creation ordinals: the Nth BH made with this callback.  Every BH a device
+ * owns comes from aio_bh_new_full (qemu_bh_new_full is a wrapper), so
+ * (ident, instance) names it across runs, where its address does not.
+ * 7.2 has four arguments, 10.0 a fifth (the reentrancy guard): the fifth
+ * register is passed on either way.
+ */
+static QEMUBH *
+hk_bh_new_full(AioContext *ctx, QEMUBHFunc *cb, void *opaque, const char *name, void *guard)
+{
+	QEMUBH *bh = rec.bh_new(ctx, cb, opaque, name, guard);
+	struct log_event ev = { 0 };
+
+	if (bh == NULL || !rec.active)
+		return bh;
+	pthread_mutex_lock(&rec.mu);
+	ev.ident = ident_of((void *)cb, name);
+	if (ev.ident > 0 && ev.ident < IDENT_MAX) {
+		struct inst_slot *s = inst_slot(bh, 1);
+
+		ev.instance = ++rec.creations[ev.ident];
+		if (s != NULL)
+			s->ident = ev.ident, s->instance = ev.instance;
+	}
+	ev.kind = LOG_EV_BH_NEW;
+	ev.icount = icount_now(&ev.icount_how, 0);
+	emit(&ev);
+	pthread_mutex_unlock(&rec.mu);
+	return bh;
+}
+
+/*
+ * A BH deleted while bhrr still holds a copy of its run: QEMU believes it
+ * ran already and may free its opaque right after this, so the copy runs
+ * now, at once (logged so), before the real delete.
+ */
+static void
+hk_bh_delete(QEMUBH *bh)
+{
+	struct held run[16];
+	unsigned n_run = 0;
+	struct log_event ev = { 0 };
+
+	pthread_mutex_lock(&rec.mu);
+	struct inst_slot *s = rec.active ? inst_slot(bh, 0) : NULL;
+
+	if (s != NULL) {
+		ev.kind = LOG_EV_BH_DELETE;
+		ev.ident = s->ident;
+		ev.instance = s->instance;
+		ev.icount = icount_now(&ev.icount_how, 0);
+		emit(&ev);
+		s->bh = INST_GONE;
+	}
+	for (unsigned i = 0; i < rec.held_n && n_run < 16;) {
+		struct held *c = &rec.held[(rec.held_head + i) % HELD_MAX];
+
+		if (c->orig != bh) {
+			i++;
+			continue;
+		}
+		run[n_run++] = *c;
+		for (unsigned k = i; k + 1 < rec.held_n; k++)
+			rec.held[(rec.held_head + k) % HELD_MAX] =
+				rec.held[(rec.held_head + k + 1) % HELD_MAX];
+		rec.held_n--;
+	}
+	for (size_t i = 0; i < rp.n_bhs && n_run < 16;) {
+		if (rp.bhs[i].orig != bh) {
+			i++;
+			continue;
+		}
+		struct held h = { 0 };
+
+		h.copy = rp.bhs[i].copy;
+		h.orig = bh;
+		h.instance = rp.bhs[i].instance;
+		h.ident = ident_of((char *)shim_qemu.exe_base + rp.bhs[i].cb_off,
+				   field(h.copy, rec.off_name));
+		run[n_run++] = h;
+		memmove(&rp.bhs[i], &rp.bhs[i + 1], (rp.n_bhs - i - 1) * sizeof(rp.bhs[0]));
+		rp.n_bhs--;
+	}
+	pthread_mutex_unlock(&rec.mu);
+	for (unsigned i = 0; i < n_run; i++) {
+		unsigned how;
+		int64_t ic = icount_now(&how, 0);
+
+		in_executor++;
+		run_held(&run[i], how, ic, LOG_F_AT_ONCE);
+		in_executor--;
+	}
+	rec.bh_delete(bh);
 }
 
 static bool
@@ -1194,6 +1371,8 @@ deliver_bh(struct avail_bh *b, unsigned how)
 			   field(b->copy, rec.off_name));
 	pthread_mutex_unlock(&rec.mu);
 	h.copy = b->copy;
+	h.orig = b->orig;
+	h.instance = b->instance;
 	in_executor++;
 	run_held(&h, how == LOG_IC_EXACT ? LOG_IC_EXACT : LOG_IC_LOWER,
 		 icount_now(&ih, how == LOG_IC_EXACT), 0);
@@ -1775,6 +1954,8 @@ record_start(int replay)
 		{ QS_AIO_BH_SCHEDULE_ONESHOT, (void *)hk_oneshot, (void **)&rec.oneshot },
 		{ QS_AIO_POLL, (void *)hk_aio_poll, (void **)&rec.aio_poll },
 		{ QS_ICOUNT_START_WARP_TIMER, (void *)hk_warp, (void **)&rec.warp },
+		{ QS_AIO_BH_NEW_FULL, (void *)hk_bh_new_full, (void **)&rec.bh_new },
+		{ QS_QEMU_BH_DELETE, (void *)hk_bh_delete, (void **)&rec.bh_delete },
 		{ QS_THREAD_POOL_SUBMIT_AIO,
 		  shim_qemu.major >= 8 ? (void *)hk_submit_v8 : (void *)hk_submit_v7, &rec.submit },
 	};

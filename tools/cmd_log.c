@@ -79,7 +79,8 @@ event_name(const struct log_reader *r, const struct log_event *ev, uint64_t *cb_
 	const char *name = NULL;
 
 	*has_cb = 0;
-	if (ev->kind == LOG_EV_BH_RUN || ev->kind == LOG_EV_BH_SCHEDULE) {
+	if (ev->kind == LOG_EV_BH_RUN || ev->kind == LOG_EV_BH_SCHEDULE ||
+	    ev->kind == LOG_EV_BH_NEW || ev->kind == LOG_EV_BH_DELETE) {
 		if (log_reader_ident(r, ev->ident, cb_off, &name) == 0)
 			*has_cb = 1;
 	} else if (ev->kind == LOG_EV_IDENT) {
@@ -127,13 +128,18 @@ dump_text(FILE *f, const struct log_reader *r, const struct log_event *ev)
 		break;
 	case LOG_EV_BH_SCHEDULE:
 	case LOG_EV_BH_RUN:
+	case LOG_EV_BH_NEW:
+	case LOG_EV_BH_DELETE:
 		fprintf(f, " ident=%" PRIu64, ev->ident);
 		if (has_cb)
 			fprintf(f, " cb=+%#" PRIx64 " name=%s", cb, name ? name : "?");
 		if (ev->kind == LOG_EV_BH_RUN)
 			fprintf(f, " ordinal=%" PRIu64 "%s", ev->ordinal,
 				ev->flags & LOG_F_AT_ONCE ? " at_once" : "");
-		else {
+		if (ev->kind != LOG_EV_BH_SCHEDULE) {
+			if (ev->instance)
+				fprintf(f, " instance=%" PRIu64, ev->instance);
+		} else {
 			const char *site = ev->site ? log_reader_string(r, ev->site) : NULL;
 
 			fprintf(f, " role=%s", role_name(ev->role));
@@ -210,6 +216,12 @@ dump_json(FILE *f, const struct log_reader *r, const struct log_event *ev)
 	case LOG_EV_BH_RUN:
 		fprintf(f, ",\"ident\":%" PRIu64 ",\"ordinal\":%" PRIu64 ",\"at_once\":%s", ev->ident,
 			ev->ordinal, ev->flags & LOG_F_AT_ONCE ? "true" : "false");
+		if (ev->instance)
+			fprintf(f, ",\"instance\":%" PRIu64, ev->instance);
+		break;
+	case LOG_EV_BH_NEW:
+	case LOG_EV_BH_DELETE:
+		fprintf(f, ",\"ident\":%" PRIu64 ",\"instance\":%" PRIu64, ev->ident, ev->instance);
 		break;
 	case LOG_EV_IO_SUBMIT:
 		fprintf(f, ",\"req\":%" PRIu64 ",\"op\":\"%s\",\"offset\":%" PRIu64

@@ -99,6 +99,43 @@ assert_schedules_logged() {
 		else . end) | .ok' "$BATS_TEST_TMPDIR/events")" = true ]
 }
 
+# creation_names: "name instance" of every bh_new in $LOG, in log order.
+creation_names() {
+	json | jq -r 'select(.kind == "bh_new") | "\(.name) \(.instance)"'
+}
+
+assert_creation_ordinals() {
+	json >"$BATS_TEST_TMPDIR/events"
+	# instances count from 1 per identity, without gaps or repeats
+	[ "$(jq -s '[.[] | select(.kind == "bh_new")] | group_by(.ident)
+		| all(. as $g | [$g[].instance] == [range(1; ($g | length) + 1)])' "$BATS_TEST_TMPDIR/events")" = true ]
+	# every bh_run and bh_delete naming an instance names one created before it
+	[ "$(jq -s 'reduce .[] as $e ({ok: true, made: {}};
+		if $e.kind == "bh_new" then .made["\($e.ident)/\($e.instance)"] = true
+		elif (($e.kind == "bh_run" or $e.kind == "bh_delete") and ($e.instance // 0) > 0)
+		then .ok = (.ok and (.made["\($e.ident)/\($e.instance)"] // false))
+		else . end) | .ok' "$BATS_TEST_TMPDIR/events")" = true ]
+	# the thread pool's completion BH is a created one: its runs name it
+	[ "$(jq -s '[.[] | select(.kind == "bh_run" and .name == "thread_pool_completion_bh")
+		| .instance // 0] | length > 0 and all(. > 0)' "$BATS_TEST_TMPDIR/events")" = true ]
+}
+
+@test "record numbers BH creations, stable across runs, on QEMU 7.2 and 10.0" {
+	for v in 7.2 10.0; do
+		record "$v" virtio-irq
+		assert_recorded ge:64
+		assert_creation_ordinals
+		creation_names >"$BATS_TEST_TMPDIR/names.1"
+		record "$v" virtio-irq
+		creation_names >"$BATS_TEST_TMPDIR/names.2"
+		echo "QEMU $v: $(wc -l <"$BATS_TEST_TMPDIR/names.1") BHs created"
+		[ -s "$BATS_TEST_TMPDIR/names.1" ]
+		cmp "$BATS_TEST_TMPDIR/names.1" "$BATS_TEST_TMPDIR/names.2"
+	done
+	# the restart BHs a VM start makes are deleted by their own callbacks, after running
+	json | jq -r 'select(.kind == "bh_delete") | .name' | grep -q restart_bh
+}
+
 @test "BHRR_STACKS=4 gives every scheduling event its call site" {
 	use_qemu 7.2
 	guest_argv virtio "$BATS_TEST_TMPDIR"

@@ -331,7 +331,9 @@ static void
 random_event(struct log_event *ev, int64_t *ic)
 {
 	memset(ev, 0, sizeof(*ev));
-	ev->kind = 1 + (unsigned)(rnd() % (LOG_EV_COUNT - 2)); /* all but end */
+	do
+		ev->kind = 1 + (unsigned)(rnd() % (LOG_EV_COUNT - 1));
+	while (ev->kind == LOG_EV_END); /* all but end */
 	ev->icount_how = rnd() % 8 == 0 ? LOG_IC_UNKNOWN : rnd() % 5 == 0 ? LOG_IC_LOWER : LOG_IC_EXACT;
 	*ic += (int64_t)(rnd() % 1000000) - (ev->icount_how == LOG_IC_LOWER ? 500000 : 0);
 	ev->icount = ev->icount_how == LOG_IC_UNKNOWN ? 0 : *ic;
@@ -342,6 +344,7 @@ random_event(struct log_event *ev, int64_t *ic)
 	ev->role = rnd() % 4;
 	ev->site = rnd() % 10;
 	ev->ordinal = rnd() % 100000;
+	ev->instance = rnd() % 3 == 0 ? 0 : rnd() % 1000;
 	ev->req = rnd() % 100000;
 	ev->op = rnd() % 5;
 	ev->offset = rnd();
@@ -373,7 +376,10 @@ same_event(const struct log_event *a, const struct log_event *b)
 	case LOG_EV_BH_SCHEDULE:
 		return a->ident == b->ident && a->role == b->role && a->site == b->site;
 	case LOG_EV_BH_RUN:
-		return a->ident == b->ident && a->ordinal == b->ordinal;
+		return a->ident == b->ident && a->ordinal == b->ordinal && a->instance == b->instance;
+	case LOG_EV_BH_NEW:
+	case LOG_EV_BH_DELETE:
+		return a->ident == b->ident && a->instance == b->instance;
 	case LOG_EV_IO_SUBMIT:
 		return a->req == b->req && a->op == b->op && a->offset == b->offset && a->bytes == b->bytes;
 	case LOG_EV_IO_COMPLETE:
