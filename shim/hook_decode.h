@@ -29,6 +29,12 @@ struct insn {
 	int64_t disp;         /* RIPREL: the displacement */
 	uint64_t target;      /* *_REL: absolute branch target */
 	unsigned cc;          /* JCC_REL: condition nibble 0..15 */
+	/* a memory operand [reg + disp] (no index, reg not RIP), for readers of QEMU code */
+	int mem_reg;          /* its base register (capstone x86_reg), 0 if none */
+	int64_t mem_disp;
+	unsigned mem_size;    /* operand size in bytes */
+	enum { INSN_OP_OTHER, INSN_OP_CMP, INSN_OP_TEST, INSN_OP_MOV, INSN_OP_CALL } op;
+	int reg0;             /* the first operand when it is a register, else 0 */
 	char text[48];        /* "mnemonic op_str", for messages */
 };
 

@@ -114,6 +114,27 @@ insn_decode(const uint8_t *code, size_t avail, uint64_t addr, struct insn *out)
 	snprintf(out->text, sizeof(out->text), "%.15s%s%.30s", ci->mnemonic,
 		 ci->op_str[0] ? " " : "", ci->op_str);
 
+	switch (ci->id) {
+	case X86_INS_CMP: out->op = INSN_OP_CMP; break;
+	case X86_INS_TEST: out->op = INSN_OP_TEST; break;
+	case X86_INS_MOV: case X86_INS_MOVZX: out->op = INSN_OP_MOV; break;
+	case X86_INS_CALL: out->op = INSN_OP_CALL; break;
+	default: out->op = INSN_OP_OTHER; break;
+	}
+	if (x->op_count > 0 && x->operands[0].type == X86_OP_REG)
+		out->reg0 = x->operands[0].reg;
+	for (unsigned i = 0; i < x->op_count; i++) {
+		const cs_x86_op *op = &x->operands[i];
+
+		if (op->type == X86_OP_MEM && op->mem.base != X86_REG_INVALID &&
+		    op->mem.base != X86_REG_RIP && op->mem.base != X86_REG_EIP &&
+		    op->mem.index == X86_REG_INVALID && op->mem.segment == X86_REG_INVALID) {
+			out->mem_reg = op->mem.base;
+			out->mem_disp = op->mem.disp;
+			out->mem_size = op->size;
+			break;
+		}
+	}
 	if (has_group(ci, CS_GRP_BRANCH_RELATIVE)) {
 		classify_relative(x, out);
 		return 0;

@@ -38,6 +38,7 @@
 
 #include "config.h"
 #include "hook.h"
+#include "hook_decode.h"
 #include "log.h"
 #include "qemu_types.h"
 #include "record.h"
@@ -105,6 +106,11 @@ static struct {
 	/* discovered layout */
 	size_t bh_size, off_ctx, off_name, off_cb, off_opaque;
 	volatile int64_t *qemu_icount, *icount_bias;
+	/* CPUState's running and can_do_io, read from QEMU's own icount check */
+	int cpu_fields;                /* found */
+	int64_t off_running, off_can_do_io;
+	unsigned can_do_io_size;
+	int64_t (*icount_get_raw)(void);
 	/* QEMU state */
 	void *main_ctx;
 	pid_t main_tid;
@@ -254,6 +260,42 @@ icount_now(unsigned *how, int exact_here)
 	}
 	*how = exact_here ? LOG_IC_EXACT : LOG_IC_LOWER;
 	return __atomic_load_n(rec.qemu_icount, __ATOMIC_ACQUIRE);
+}
+
+/*
+ * The icount for an event logged wherever QEMU calls us: exact in the vCPU
+ * thread when QEMU itself could read it exactly there - outside cpu_exec
+ * (qemu_icount is current), or inside an I/O access, where can_do_io is
+ * set and icount_get_raw() accounts the TB so far - and a lower bound
+ * otherwise.  icount_get_raw() exits QEMU when can_do_io is clear, so it is
+ * called only after the very check it makes.
+ */
+static __thread void **cur_cpu_slot;
+static __thread int cur_cpu_tried;
+
+static int64_t
+icount_here(unsigned *how)
+{
+	if (!rec.cpu_fields || !rec.exact || rec.qemu_icount == NULL ||
+	    !rec.in_vcpu_thread || !rec.in_vcpu_thread())
+		return icount_now(how, 0);
+	if (!cur_cpu_tried) {
+		cur_cpu_tried = 1;
+		cur_cpu_slot = dlsym(RTLD_DEFAULT, "current_cpu"); /* this thread's */
+	}
+	const char *cpu = cur_cpu_slot ? (const char *)*cur_cpu_slot : NULL;
+
+	if (cpu == NULL)
+		return icount_now(how, 0);
+	if (*(const volatile uint8_t *)(cpu + rec.off_running) == 0)
+		return icount_now(how, 1);
+	uint32_t cdio = rec.can_do_io_size == 1 ? *(const volatile uint8_t *)(cpu + rec.off_can_do_io)
+					       : *(const volatile uint32_t *)(cpu + rec.off_can_do_io);
+
+	if (cdio == 0)
+		return icount_now(how, 0);
+	*how = LOG_IC_EXACT;
+	return rec.icount_get_raw();
 }
 
 static void
@@ -842,7 +884,7 @@ log_schedule(void *cb, const char *name)
 	if (rec.stacks)
 		n = unw_backtrace(frames, (int)(rec.stacks + 2 > STACK_MAX + 2 ? STACK_MAX + 2 : rec.stacks + 2));
 	ev.kind = LOG_EV_BH_SCHEDULE;
-	ev.icount = icount_now(&how, 0);
+	ev.icount = icount_here(&how);
 	ev.icount_how = how;
 	ev.role = (uint64_t)role();
 	pthread_mutex_lock(&rec.mu);
@@ -1237,7 +1279,7 @@ req_new(BlockCompletionFunc *cb, void *opaque, const void *arg)
 	r->opaque = opaque;
 	r->id = atomic_fetch_add(&rec.next_req, 1);
 	ev.kind = LOG_EV_IO_SUBMIT;
-	ev.icount = icount_now(&ev.icount_how, 0);
+	ev.icount = icount_here(&ev.icount_how);
 	ev.req = r->id;
 	req_content(arg, &ev);
 	pthread_mutex_lock(&rec.mu);
@@ -1800,6 +1842,87 @@ discover_bh_layout(char *why, size_t len)
 }
 
 /*
+ * CPUState's running and can_do_io offsets, from QEMU's own code: the
+ * function icount_get_raw() calls loads current_cpu, tests cpu->running
+ * (cmpb $0,R(%reg); je), then cpu->can_do_io (cmpb, or mov+test; je) with
+ * the je going to error_report("Bad icount read") and exit.  The same shape
+ * in 7.2 and 10.0; anything else leaves the fields unknown, and schedule
+ * icounts stay lower bounds.
+ */
+static void
+discover_cpu_fields(void)
+{
+	const uint8_t *f = shim_qemu.sym[QS_ICOUNT_GET_RAW].addr;
+	void *err_report = dlsym(RTLD_DEFAULT, "error_report");
+	struct insn in;
+	uint64_t at = (uint64_t)(uintptr_t)f, locked = 0;
+
+	if (f == NULL || err_report == NULL)
+		return;
+	for (int i = 0; i < 16 && locked == 0; i++) {
+		if (insn_decode((const uint8_t *)(uintptr_t)at, 15, at, &in) < 0 || in.terminator)
+			return;
+		if (in.cls == INSN_CALL_REL)
+			locked = in.target;
+		at += in.len;
+	}
+	if (locked == 0)
+		return;
+	int64_t running = -1, pend_disp = -1;
+	unsigned pend_size = 0;
+	int pend_reg = 0;
+
+	at = locked;
+	for (int i = 0; i < 24; i++) {
+		if (insn_decode((const uint8_t *)(uintptr_t)at, 15, at, &in) < 0 || in.terminator)
+			return;
+		at += in.len;
+		if (in.op == INSN_OP_CMP && in.mem_reg) {
+			pend_disp = in.mem_disp, pend_size = in.mem_size, pend_reg = 0;
+			continue;
+		}
+		if (in.op == INSN_OP_MOV && in.mem_reg && in.reg0) {
+			pend_disp = in.mem_disp, pend_size = in.mem_size, pend_reg = in.reg0;
+			continue;
+		}
+		if (in.op == INSN_OP_TEST && pend_reg && in.reg0 == pend_reg)
+			continue; /* mov R(%rax),%edx; test %edx,%edx */
+		if (in.cls != INSN_JCC_REL || in.cc != 4 /* je */ || pend_disp < 0) {
+			pend_disp = -1;
+			continue;
+		}
+		if (running < 0) {
+			running = pend_disp;
+			pend_disp = -1;
+			continue;
+		}
+		/* the second je: does it go to error_report? */
+		uint64_t t = in.target;
+
+		for (int k = 0; k < 4; k++) {
+			struct insn e;
+
+			if (insn_decode((const uint8_t *)(uintptr_t)t, 15, t, &e) < 0)
+				return;
+			if (e.cls == INSN_CALL_REL) {
+				if (e.target != (uint64_t)(uintptr_t)err_report)
+					return;
+				if (pend_size != 1 && pend_size != 4)
+					return;
+				rec.off_running = running;
+				rec.off_can_do_io = pend_disp;
+				rec.can_do_io_size = pend_size;
+				rec.icount_get_raw = (int64_t (*)(void))(uintptr_t)f;
+				rec.cpu_fields = 1;
+				return;
+			}
+			t += e.len;
+		}
+		return;
+	}
+}
+
+/*
  * timers_state.qemu_icount and .qemu_icount_bias: the documented offsets
  * (0x40, 0x28) are checked once the main loop runs; until then unused.
  */
@@ -1889,6 +2012,7 @@ record_start(int replay)
 				   qsym_name(&shim_qemu, i));
 			return -1;
 		}
+	discover_cpu_fields();
 	if (discover_bh_layout(why, sizeof(why)) < 0 || discover_timers(why, sizeof(why)) < 0) {
 		vlog_error("QEMU build %s (%s): %s; not recording", shim_qemu.build_id,
 			   shim_qemu.version, why);
@@ -2038,6 +2162,12 @@ record_start(int replay)
 	if (replay)
 		vlog("replay: %zu recorded actions from %s (%s)", rp.n, getenv("BHRR_REPLAY"),
 		     rp.ordering ? "ordering: in the recorded order" : "exact: at the recorded icounts");
+	if (rec.cpu_fields)
+		vlog("record: CPUState running@%#llx can_do_io@%#llx (%u bytes): exact vCPU-thread icounts",
+		     (unsigned long long)rec.off_running, (unsigned long long)rec.off_can_do_io,
+		     rec.can_do_io_size);
+	else
+		vlog("record: CPUState's can_do_io not found; schedule icounts are lower bounds");
 	vlog("record: log %s, %s mode, QEMUBH %zu bytes (ctx@%zu name@%zu cb@%zu opaque@%zu)",
 	     path, rec.exact ? "exact" : h.icount_mode == 2 ? "ordering (icount not exact)"
 							    : "ordering (no icount)",

@@ -136,6 +136,20 @@ assert_creation_ordinals() {
 	json | jq -r 'select(.kind == "bh_delete") | .name' | grep -q restart_bh
 }
 
+@test "scheduling calls and submissions in the vCPU thread carry exact icounts, in order, on 7.2 and 10.0" {
+	for v in 7.2 10.0; do
+		record "$v" virtio-irq
+		grep -q 'can_do_io@' <<<"$output"
+		assert_recorded ge:64 # includes: exact icounts never go backwards
+		n=$(jq -s '[.[] | select(.kind == "bh_schedule" and .role == "vcpu" and .icount_exact)] | length' "$BATS_TEST_TMPDIR/events")
+		m=$(jq -s '[.[] | select(.kind == "io_submit" and .icount_exact)] | length' "$BATS_TEST_TMPDIR/events")
+		echo "QEMU $v: $n exact vCPU-thread schedule calls, $m exact submissions"
+		[ "$n" -gt 0 ] && [ "$m" -ge 64 ]
+		# the other threads' stay lower bounds
+		[ "$(jq -s '[.[] | select(.kind == "bh_schedule" and .role != "vcpu" and .icount_exact)] | length' "$BATS_TEST_TMPDIR/events")" -eq 0 ]
+	done
+}
+
 @test "BHRR_STACKS=4 gives every scheduling event its call site" {
 	use_qemu 7.2
 	guest_argv virtio "$BATS_TEST_TMPDIR"

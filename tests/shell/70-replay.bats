@@ -93,13 +93,15 @@ flaky_verdicts() {
 
 # every configuration with each completion held back 3 ms: the vCPU parks
 delayed_replays() {
-	local v=$1 config parks
+	local v=$1 config parks most
 	for config in $GUEST_CONFIGS; do
 		REC_STATUS=0
 		record_config "$v" "$config"
+		most=0
 		for _ in 1 2 3; do
 			BHRR_TEST_DELAY_US=3000 replay_config "$v" "$config"
 			parks=$(sed -n 's/.*; \([0-9]*\) parks).*/\1/p' <<<"$output")
+			[ "$parks" -gt "$most" ] && most=$parks
 			echo "QEMU $v $config: status $REP_STATUS, $parks parks"
 			grep -h 'divergence' "$BATS_TEST_TMPDIR/rep.err" || true
 			cmp -s "$BATS_TEST_TMPDIR/rec.out" "$BATS_TEST_TMPDIR/rep.out"
@@ -107,8 +109,9 @@ delayed_replays() {
 			! grep -q divergence <<<"$output"
 		done
 		# the delay made a polling vCPU wait for its completions (a guest halted
-		# on its IRQ is simply still halted at the delivery's icount)
-		case "$config" in *irq*) ;; *) [ "$parks" -gt 0 ] ;; esac
+		# on its IRQ is simply still halted at the delivery's icount; with 8
+		# NCQ commands in flight, AHCI's parks come and go: 0-1 per replay)
+		case "$config" in *irq*) ;; *) [ "$most" -gt 0 ] ;; esac
 	done
 }
 
