@@ -221,7 +221,10 @@ if [ -f "$b/guest-linux/.stamp" ]; then
 	for v in 7.2 10.0; do
 		select_qemu "$v"
 		echo "== 5b. Linux tier (QEMU $v): plain, record, replay, one run each"
+		# linux plain | linux CMD BHRR-ARGS...: one run with fresh disks
 		linux() {
+			local mode=$1 rest
+			shift; rest=("$@")
 			cp "$b/tests/guest/disk.img" "$out/sda.img"; cp "$b/tests/guest/disk.img" "$out/vda.img"
 			# shellcheck disable=SC2086
 			set -- "$qemu" $fw -nodefaults -display none -accel tcg -icount shift=0,sleep=off \
@@ -230,9 +233,9 @@ if [ -f "$b/guest-linux/.stamp" ]; then
 				-append "console=ttyS0 quiet panic=-1 bhrr.ops=30" -serial stdio \
 				-drive "file=$out/sda.img,format=raw,if=ide,index=0" \
 				-drive "id=v,file=$out/vda.img,format=raw,if=none" -device virtio-blk-pci,drive=v,ioeventfd=off
-			case $1 in
-			plain) shift; "$@" ;;
-			*) "$b/tools/bhrr" "$@" ;;
+			case $mode in
+			plain) "$@" ;;
+			*) "$b/tools/bhrr" "$mode" "${rest[@]}" "$@" ;;
 			esac
 		}
 		t0=$(now_s); linux plain >/dev/null 2>&1 || true; t1=$(now_s)
