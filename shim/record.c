@@ -917,6 +917,19 @@ hk_oneshot(AioContext *ctx, QEMUBHFunc *cb, void *opaque, const char *name)
 	rec.oneshot(ctx, cb, opaque, name);
 }
 
+/* A replay's kept copy as a held item, ready for run_held; mu held. */
+static struct held
+held_of_avail(const struct avail_bh *b)
+{
+	struct held h = { 0 };
+
+	h.ident = ident_of((char *)shim_qemu.exe_base + b->cb_off, field(b->copy, rec.off_name));
+	h.copy = b->copy;
+	h.orig = b->orig;
+	h.instance = b->instance;
+	return h;
+}
+
 /*
  * Creation ordinals: the Nth BH made with this callback.  Every BH a device
  * owns comes from aio_bh_new_full (qemu_bh_new_full is a wrapper), so
@@ -989,14 +1002,7 @@ hk_bh_delete(QEMUBH *bh)
 			i++;
 			continue;
 		}
-		struct held h = { 0 };
-
-		h.copy = rp.bhs[i].copy;
-		h.orig = bh;
-		h.instance = rp.bhs[i].instance;
-		h.ident = ident_of((char *)shim_qemu.exe_base + rp.bhs[i].cb_off,
-				   field(h.copy, rec.off_name));
-		run[n_run++] = h;
+		run[n_run++] = held_of_avail(&rp.bhs[i]);
 		memmove(&rp.bhs[i], &rp.bhs[i + 1], (rp.n_bhs - i - 1) * sizeof(rp.bhs[0]));
 		rp.n_bhs--;
 	}
@@ -1405,16 +1411,12 @@ deliver_req(struct avail_req *q, unsigned how)
 static void
 deliver_bh(struct avail_bh *b, unsigned how)
 {
-	struct held h = { 0 };
 	unsigned ih;
 
 	pthread_mutex_lock(&rec.mu);
-	h.ident = ident_of((char *)shim_qemu.exe_base + b->cb_off,
-			   field(b->copy, rec.off_name));
+	struct held h = held_of_avail(b);
+
 	pthread_mutex_unlock(&rec.mu);
-	h.copy = b->copy;
-	h.orig = b->orig;
-	h.instance = b->instance;
 	in_executor++;
 	run_held(&h, how == LOG_IC_EXACT ? LOG_IC_EXACT : LOG_IC_LOWER,
 		 icount_now(&ih, how == LOG_IC_EXACT), 0);
