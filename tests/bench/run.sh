@@ -98,6 +98,20 @@ GUEST_DIR=$b/tests/guest
 . "$(dirname "$0")/../guest/guest.sh"
 now_s() { date +%s.%N; }
 min() { awk -v a="$1" -v b="$2" 'BEGIN { print (b < a) ? b : a }'; }
+# best CUR T0 T1: the smaller of CUR and the time from T0 to T1
+best() { min "$1" "$(awk -v a="$2" -v b="$3" 'BEGIN { print b - a }')"; }
+# shim_record LOG CMD...: CMD (a QEMU) with the shim preloaded, recording to LOG
+shim_record() {
+	local log=$1
+	shift
+	BHRR_MODE=record BHRR_LOG="$log" LD_PRELOAD="$b/.libs/libbhrr.so" "$@"
+}
+# shim_replay FROM LOG CMD...: the same, replaying FROM
+shim_replay() {
+	local from=$1 log=$2
+	shift 2
+	BHRR_MODE=replay BHRR_REPLAY="$from" BHRR_LOG="$log" LD_PRELOAD="$b/.libs/libbhrr.so" "$@"
+}
 for v in 7.2 10.0; do
 	select_qemu "$v"
 	echo "== 5. QEMU $v: record (the shim preloaded) vs plain, each guest with 8x its commands; best of 5 alternating runs"
@@ -113,11 +127,10 @@ for v in 7.2 10.0; do
 			t1=$(now_s)
 			guest_argv "$config" "$out"
 			# shellcheck disable=SC2086
-			BHRR_MODE=record BHRR_LOG="$out/rec.bhlog" LD_PRELOAD="$b/.libs/libbhrr.so" \
-				"$qemu" $fw "${args[@]}" >/dev/null 2>&1 || true
+			shim_record "$out/rec.bhlog" "$qemu" $fw "${args[@]}" >/dev/null 2>&1 || true
 			t2=$(now_s)
-			bp=$(min "$bp" "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')")
-			br=$(min "$br" "$(awk -v a="$t1" -v b="$t2" 'BEGIN { print b - a }')")
+			bp=$(best "$bp" "$t0" "$t1")
+			br=$(best "$br" "$t1" "$t2")
 		done
 		size=$(stat -c %s "$out/rec.bhlog")
 		ios=$("$b/tools/bhrr" stat --json "$out/rec.bhlog" | sed -n 's/.*"io_complete":{"count":\([0-9]*\).*/\1/p')
@@ -140,18 +153,16 @@ for v in 7.2 10.0; do
 			t1=$(now_s)
 			guest_argv "$config" "$out"
 			# shellcheck disable=SC2086
-			BHRR_MODE=record BHRR_LOG="$out/rr.bhlog" LD_PRELOAD="$b/.libs/libbhrr.so" \
-				"$qemu" $fw "${GUEST_ARGV[@]}" >"$out/rr.rec" 2>/dev/null || true
+			shim_record "$out/rr.bhlog" "$qemu" $fw "${GUEST_ARGV[@]}" >"$out/rr.rec" 2>/dev/null || true
 			t2=$(now_s)
 			guest_argv "$config" "$out"
 			# shellcheck disable=SC2086
-			BHRR_MODE=replay BHRR_REPLAY="$out/rr.bhlog" BHRR_LOG="$out/rr2.bhlog" \
-				LD_PRELOAD="$b/.libs/libbhrr.so" "$qemu" $fw "${GUEST_ARGV[@]}" \
+			shim_replay "$out/rr.bhlog" "$out/rr2.bhlog" "$qemu" $fw "${GUEST_ARGV[@]}" \
 				>"$out/rr.rep" 2>"$out/rr.err" || true
 			t3=$(now_s)
-			bp=$(min "$bp" "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')")
-			br=$(min "$br" "$(awk -v a="$t1" -v b="$t2" 'BEGIN { print b - a }')")
-			bq=$(min "$bq" "$(awk -v a="$t2" -v b="$t3" 'BEGIN { print b - a }')")
+			bp=$(best "$bp" "$t0" "$t1")
+			br=$(best "$br" "$t1" "$t2")
+			bq=$(best "$bq" "$t2" "$t3")
 			cmp -s "$out/rr.rec" "$out/rr.rep" || parks="$parks (output differed!)"
 			parks="$parks $(sed -n 's/.*; \([0-9]*\) parks).*/\1/p' "$out/rr.err")"
 		done
@@ -186,13 +197,11 @@ for v in 7.2 10.0; do
 			t1=$(now_s)
 			guest_argv "$config" "$out"
 			# shellcheck disable=SC2086
-			BHRR_MODE=record BHRR_LOG="$out/rr.bhlog" LD_PRELOAD="$b/.libs/libbhrr.so" \
-				"$qemu" $fw "${GUEST_ARGV[@]}" >/dev/null 2>&1 || true
+			shim_record "$out/rr.bhlog" "$qemu" $fw "${GUEST_ARGV[@]}" >/dev/null 2>&1 || true
 			t2=$(now_s)
 			guest_argv "$config" "$out"
 			# shellcheck disable=SC2086
-			BHRR_MODE=replay BHRR_REPLAY="$out/rr.bhlog" BHRR_LOG="$out/rr2.bhlog" \
-				LD_PRELOAD="$b/.libs/libbhrr.so" "$qemu" $fw "${GUEST_ARGV[@]}" >/dev/null 2>&1 || true
+			shim_replay "$out/rr.bhlog" "$out/rr2.bhlog" "$qemu" $fw "${GUEST_ARGV[@]}" >/dev/null 2>&1 || true
 			t3=$(now_s)
 			guest_argv "$config" "$out"; native_argv record "$out/native.rr"
 			# shellcheck disable=SC2086
@@ -203,11 +212,11 @@ for v in 7.2 10.0; do
 			"$qemu" $fw "${GUEST_ARGV[@]}" >"$out/native.rep" 2>/dev/null || true
 			t5=$(now_s)
 			cmp -s "$out/native.rec" "$out/native.rep" || same=no
-			bp=$(min "$bp" "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')")
-			br=$(min "$br" "$(awk -v a="$t1" -v b="$t2" 'BEGIN { print b - a }')")
-			bq=$(min "$bq" "$(awk -v a="$t2" -v b="$t3" 'BEGIN { print b - a }')")
-			nr=$(min "$nr" "$(awk -v a="$t3" -v b="$t4" 'BEGIN { print b - a }')")
-			nq=$(min "$nq" "$(awk -v a="$t4" -v b="$t5" 'BEGIN { print b - a }')")
+			bp=$(best "$bp" "$t0" "$t1")
+			br=$(best "$br" "$t1" "$t2")
+			bq=$(best "$bq" "$t2" "$t3")
+			nr=$(best "$nr" "$t3" "$t4")
+			nq=$(best "$nq" "$t4" "$t5")
 		done
 		nsize=$(stat -c %s "$out/native.rr" 2>/dev/null || echo 0)
 		bsize=$(stat -c %s "$out/rr.bhlog")
