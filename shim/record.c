@@ -478,6 +478,18 @@ run_held(struct held *h, unsigned how, int64_t icount, uint64_t flags)
 	free(h->copy);
 }
 
+/* Take the held item @at places from the head out of the queue; mu held. */
+static struct held
+held_take(unsigned at)
+{
+	struct held h = rec.held[(rec.held_head + at) % HELD_MAX];
+
+	for (unsigned i = at; i + 1 < rec.held_n; i++)
+		rec.held[(rec.held_head + i) % HELD_MAX] = rec.held[(rec.held_head + i + 1) % HELD_MAX];
+	rec.held_n--;
+	return h;
+}
+
 /* Run everything held, in order; the caller holds the BQL. */
 static void
 drain_held(unsigned how)
@@ -618,11 +630,7 @@ chaos_drain(int all)
 		}
 		unsigned at = (unsigned)due[pick];
 
-		h = rec.held[(rec.held_head + at) % HELD_MAX];
-		for (unsigned i = at; i + 1 < rec.held_n; i++)
-			rec.held[(rec.held_head + i) % HELD_MAX] =
-				rec.held[(rec.held_head + i + 1) % HELD_MAX];
-		rec.held_n--;
+		h = held_take(at);
 		pthread_mutex_unlock(&rec.mu);
 		run_held(&h, exact_how, now, 0);
 	}
@@ -985,17 +993,10 @@ hk_bh_delete(QEMUBH *bh)
 		s->bh = INST_GONE;
 	}
 	for (unsigned i = 0; i < rec.held_n && n_run < 16;) {
-		struct held *c = &rec.held[(rec.held_head + i) % HELD_MAX];
-
-		if (c->orig != bh) {
+		if (rec.held[(rec.held_head + i) % HELD_MAX].orig == bh)
+			run[n_run++] = held_take(i);
+		else
 			i++;
-			continue;
-		}
-		run[n_run++] = *c;
-		for (unsigned k = i; k + 1 < rec.held_n; k++)
-			rec.held[(rec.held_head + k) % HELD_MAX] =
-				rec.held[(rec.held_head + k + 1) % HELD_MAX];
-		rec.held_n--;
 	}
 	for (size_t i = 0; i < rp.n_bhs && n_run < 16;) {
 		if (rp.bhs[i].orig != bh) {
