@@ -2,7 +2,8 @@
 # Install every Debian 12 package that bhrr's build, tests and benchmarks need.
 # Idempotent; runs as root or through sudo.  Also enables bookworm-backports
 # (at its default low pin, so nothing installed is upgraded from it) because
-# scripts/fetch-qemu.sh downloads QEMU 10.0 from there.
+# scripts/fetch-qemu.sh downloads QEMU 10.0 from there: from the mirror the
+# machine's apt sources already name, never a hard-coded archive host.
 set -eu
 
 if [ "$(id -u)" -eq 0 ]; then SUDO=; else SUDO=sudo; fi
@@ -16,9 +17,35 @@ libaio1 libbpf1 libfuse3-3 libibverbs1 libnuma1 libpmem1 librdmacm1
 libvdeplug2 liburing2 libslirp0 libfdt1
 "
 
+# The Debian mirror this machine already uses for bookworm: the first URI of a
+# source (one-line or deb822 format) whose suites include plain 'bookworm'.
+# Never a host of our own choosing.
+debian_mirror() {
+	for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+		[ -f "$f" ] || continue
+		awk '$1 == "deb" { u = ""; for (i = 2; i <= NF; i++) if ($i !~ /^\[/ && $i !~ /\]$/) { u = $i; s = $(i + 1); break }
+		     if (s == "bookworm") { print u; exit } }' "$f"
+	done
+	for f in /etc/apt/sources.list.d/*.sources; do
+		[ -f "$f" ] || continue
+		awk 'function flush() { if (deb && bw && uri != "") { print uri; found = 1; exit } deb = bw = 0; uri = "" }
+		     /^[ \t]*$/ { flush(); next }
+		     /^Types:/ { for (i = 2; i <= NF; i++) if ($i == "deb") deb = 1 }
+		     /^URIs:/ { uri = $2 }
+		     /^Suites:/ { for (i = 2; i <= NF; i++) if ($i == "bookworm") bw = 1 }
+		     END { if (!found) flush() }' "$f"
+	done
+}
+
 list=/etc/apt/sources.list.d/bhrr-backports.list
 if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
-	echo 'deb http://deb.debian.org/debian bookworm-backports main' | $SUDO tee "$list" >/dev/null
+	mirror=$(debian_mirror | head -n 1)
+	if [ -z "$mirror" ]; then
+		echo "setup-debian: no configured Debian source for bookworm found in /etc/apt; add bookworm-backports from your mirror by hand" >&2
+		exit 1
+	fi
+	echo "setup-debian: enabling bookworm-backports from $mirror"
+	echo "deb $mirror bookworm-backports main" | $SUDO tee "$list" >/dev/null
 fi
 
 missing=

@@ -1,0 +1,54 @@
+/*
+ * log_action.c - the one definition of an action (see log_action.h).
+ */
+#include <string.h>
+
+#include "log_action.h"
+
+int
+log_header_exact(const struct log_header *h)
+{
+	return h->icount_mode == 1;
+}
+
+int
+log_action_of(const struct log_reader *r, const struct log_event *ev, int exact,
+	      struct log_action *a)
+{
+	uint64_t cb = 0;
+	const char *name = NULL;
+
+	memset(a, 0, sizeof(*a));
+	if ((exact && ev->icount_how != LOG_IC_EXACT) || (ev->flags & LOG_F_AT_ONCE))
+		return 0;
+	switch (ev->kind) {
+	case LOG_EV_BH_RUN:
+		if (log_reader_ident(r, ev->ident, &cb, &name) < 0)
+			return 0; /* an ident lost to damage: nothing to match it by */
+		if (name && strcmp(name, LOG_ACT_THREAD_POOL_BH) == 0)
+			return 0;
+		a->kind = LOG_ACT_RUN;
+		a->key = cb;
+		a->ident = ev->ident;
+		a->instance = ev->instance;
+		a->name = name ? name : "?";
+		break;
+	case LOG_EV_IO_COMPLETE:
+		a->kind = LOG_ACT_COMPLETE;
+		a->key = ev->req;
+		a->value = ev->ret;
+		break;
+	case LOG_EV_WARP:
+		if (!exact)
+			return 0;
+		a->kind = LOG_ACT_WARP;
+		a->value = ev->delta_ns;
+		break;
+	default:
+		return 0;
+	}
+	a->seq = ev->seq;
+	a->icount = ev->icount;
+	a->icount_how = ev->icount_how;
+	return 1;
+}

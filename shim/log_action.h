@@ -1,0 +1,56 @@
+/*
+ * log_action.h - the one definition of an *action*: an event of a log that
+ * decides what the guest saw, and so the unit that replay forces and that
+ * diff, bisect and flake count.  Part of the log library (liblog), used by
+ * the shim's replay loader and by the tools alike.
+ *
+ * An action is, in a log recorded in exact mode (-icount shift=N,sleep=off):
+ *  - a bh_run with an exact icount, not LOG_F_AT_ONCE, and not of the
+ *    thread pool's completion BH (thread_pool_completion_bh only hands
+ *    completions on; each completion is its own action);
+ *  - an io_complete with an exact icount, not LOG_F_AT_ONCE;
+ *  - a warp (always exact).
+ * In an ordering-mode log the same, without the icount condition and
+ * without warps (a run without -icount has none to force).
+ *
+ * Pure functions of their arguments; any thread.
+ */
+#ifndef BHRR_LOG_ACTION_H
+#define BHRR_LOG_ACTION_H
+
+#include <stdint.h>
+
+#include "log.h"
+
+enum log_action_kind {
+	LOG_ACT_NONE = 0,
+	LOG_ACT_RUN,      /* a BH ran: key = callback offset in the executable */
+	LOG_ACT_COMPLETE, /* an I/O request completed: key = its submission ordinal */
+	LOG_ACT_WARP,     /* the virtual clock warped: value = delta in ns */
+};
+
+#define LOG_ACT_THREAD_POOL_BH "thread_pool_completion_bh"
+
+struct log_action {
+	enum log_action_kind kind;
+	uint64_t seq;         /* the event's sequence number in its log */
+	int64_t icount;
+	unsigned icount_how;  /* enum log_icount */
+	uint64_t key;         /* RUN: callback offset; COMPLETE: request ordinal */
+	int64_t value;        /* COMPLETE: return value; WARP: delta ns */
+	uint64_t ident;       /* RUN: the ident */
+	uint64_t instance;    /* RUN: creation ordinal, 0 unknown */
+	const char *name;     /* RUN: the BH's name, owned by the reader; "?" if unknown */
+};
+
+/*
+ * Whether @ev, read from @r (for ident names), is an action of a log whose
+ * header says @exact (icount_mode == 1).  1 with @a filled, or 0.
+ */
+int log_action_of(const struct log_reader *r, const struct log_event *ev, int exact,
+		  struct log_action *a);
+
+/* Whether a log header describes an exact-mode recording. */
+int log_header_exact(const struct log_header *h);
+
+#endif
