@@ -24,6 +24,7 @@
 
 #include "hook.h"
 #include "qemu_types.h"
+#include "check.h"
 #include "shim.h"
 #include "vlog.h"
 
@@ -292,7 +293,7 @@ check_all_exports(void)
 /* ---- the target set ---- */
 
 void
-check_start(void)
+check_start(int all)
 {
 	struct qemu_build *b = &shim_qemu;
 	unsigned hooked = 0, refused = 0;
@@ -328,7 +329,7 @@ check_start(void)
 		vlog_error("check: could not restore text page protections");
 	vlog_say("check: %u targets, %u hooked, %u refused; install %.2f ms", QS_HOOK_COUNT, hooked,
 		 refused, (double)(shim_now_ns() - t0) / 1e6);
-	if (shim_cfg.check_all)
+	if (all)
 		check_all_exports();
 }
 

@@ -1,23 +1,23 @@
 /*
- * shim.c - libbhrr.so's constructor: read BHRR_* once, decide whether this
- * process is a QEMU system emulator bhrr can work in, and start the mode.
+ * shim.c - libbhrr.so's constructor and destructor: read BHRR_* once,
+ * decide whether this process is a QEMU system emulator bhrr can work in,
+ * and start the mode (check.h, or session.h for record and replay).
  *
  * The library leaks into every child of the process it was preloaded into
  * (timeout, time, a shell, QEMU's helpers), so it is inert unless BHRR_MODE
  * is set AND this is QEMU: no hooks, no files, no output, no destructor work.
  */
 #define _GNU_SOURCE
-#include <stdlib.h>
-#include <string.h>
 #include <time.h>
 
-#include "record.h"
+#include "check.h"
+#include "session.h"
+#include "settings.h"
 #include "shim.h"
 #include "vlog.h"
 
-struct shim_config shim_cfg;
 struct qemu_build shim_qemu;
-static int shim_active;
+static int shim_active; /* constructor and destructor only */
 
 long long
 shim_now_ns(void)
@@ -28,45 +28,37 @@ shim_now_ns(void)
 	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-static int
-env_flag(const char *name)
-{
-	const char *v = getenv(name);
-
-	return v != NULL && v[0] != 0 && strcmp(v, "0") != 0;
-}
-
 __attribute__((constructor)) static void
 shim_init(void)
 {
-	const char *mode = getenv("BHRR_MODE");
+	char why[512];
+	int bad = settings_read(&bhrr_cfg, why, sizeof(why));
 
-	if (mode == NULL || mode[0] == 0)
+	if (bhrr_cfg.mode == BHRR_OFF && bad == 0)
 		return;
 	if (qemu_build_probe(&shim_qemu) == QS_COUNT && !shim_qemu.is_qemu)
 		return; /* not QEMU: stay inert even though BHRR_MODE is set */
-	vlog_init(getenv("BHRR_VERBOSE"));
-	shim_cfg.mode = mode;
-	shim_cfg.check_all = env_flag("BHRR_CHECK_ALL");
+	vlog_init(bhrr_cfg.verbose);
+	if (bad) {
+		if (bhrr_cfg.mode == BHRR_OFF)
+			vlog_error("%s; QEMU runs without bhrr", why);
+		else
+			vlog_error("%s; not %s", why, settings_doing(&bhrr_cfg));
+		return;
+	}
 	vlog("exe %s build-id %s version '%s'", shim_qemu.exe,
 	     shim_qemu.build_id[0] ? shim_qemu.build_id : "none", shim_qemu.version);
-
 	if (!shim_qemu.has_exports) {
 		vlog_error("%s exports no QEMU functions (a build without --enable-modules?); "
 			   "bhrr cannot hook it and leaves it alone", shim_qemu.exe);
 		return;
 	}
-	if (strcmp(mode, "check") == 0) {
+	if (bhrr_cfg.mode == BHRR_CHECK) {
 		shim_active = 1;
-		check_start();
+		check_start(bhrr_cfg.check_all);
 		return;
 	}
-	if (strcmp(mode, "record") == 0 || strcmp(mode, "replay") == 0) {
-		shim_active = record_start(mode[2] == 'p') == 0;
-		return;
-	}
-	vlog_error("BHRR_MODE='%s' is not a mode this libbhrr.so knows (known: check, record, replay); "
-		   "QEMU runs without bhrr", mode);
+	shim_active = session_start() == 0;
 }
 
 __attribute__((destructor)) static void
@@ -74,8 +66,8 @@ shim_fini(void)
 {
 	if (!shim_active)
 		return;
-	if (strcmp(shim_cfg.mode, "check") == 0)
+	if (bhrr_cfg.mode == BHRR_CHECK)
 		check_finish();
 	else
-		record_finish();
+		session_finish();
 }

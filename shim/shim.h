@@ -1,29 +1,23 @@
 /*
- * shim.h - state shared by the parts of libbhrr.so.
+ * shim.h - what every part of libbhrr.so shares: the QEMU build found by
+ * the constructor (written once there, read-only afterwards) and a clock.
  */
 #ifndef BHRR_SHIM_H
 #define BHRR_SHIM_H
 
 #include "symbols.h"
 
-/* Configuration read once from BHRR_* in the constructor. */
-struct shim_config {
-	const char *mode;  /* BHRR_MODE: NULL (inert), "check", ... */
-	int check_all;     /* BHRR_CHECK_ALL=1: null-hook every export (stress test) */
+/* One hook: the symbol it patches, the hook, where its real_* goes. */
+struct hook_spec {
+	enum qsym_id id;
+	void *hook;
+	void **real;
 };
 
-extern struct shim_config shim_cfg;
+/* The running QEMU: filled by the constructor, read-only afterwards. */
 extern struct qemu_build shim_qemu;
 
-/* Monotonic nanoseconds. */
+/* Monotonic nanoseconds; any thread. */
 long long shim_now_ns(void);
-
-/*
- * BHRR_MODE=check: forwarding hooks on every target of symbols.h, one line
- * per target on stderr, call counts at exit.  Never stops QEMU.
- */
-void check_start(void);
-/* Print the call counts; from the destructor. */
-void check_finish(void);
 
 #endif

@@ -1,0 +1,14 @@
+/*
+ * check.h - BHRR_MODE=check: forwarding hooks on every target of
+ * symbols.h, one line per target on stderr, call counts at exit.  Never
+ * stops QEMU.  Constructor and destructor only.
+ */
+#ifndef BHRR_CHECK_H
+#define BHRR_CHECK_H
+
+/* Hook and report (BHRR_CHECK_ALL: every export too). */
+void check_start(int all);
+/* Print the call counts; from the destructor. */
+void check_finish(void);
+
+#endif

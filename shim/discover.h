@@ -1,0 +1,35 @@
+/*
+ * discover.h - measuring QEMU's layouts at run time, by probes and by
+ * reading QEMU's own code, never by trusting a version number.
+ *
+ * Constructor only: every function here runs before any hook is installed
+ * and before QEMU has started a thread, and fills fields of qrt
+ * (qemu_rt.h) that are read-only from then on.
+ */
+#ifndef BHRR_DISCOVER_H
+#define BHRR_DISCOVER_H
+
+#include <stddef.h>
+
+/*
+ * QEMUBH's size and the offsets of ctx, cb, opaque and name: creates a BH
+ * with known values and finds each.  0, or -1 with @why.
+ */
+int discover_bh_layout(char *why, size_t len);
+
+/*
+ * timers_state.qemu_icount (+0x40) and .qemu_icount_bias (+0x28), proven by
+ * a probe: sentinels written there must come back through QEMU's own
+ * icount_get_raw() and icount_get().  0, or -1 with @why (then qrt's
+ * pointers stay NULL and the run can only record the order of events).
+ */
+int discover_timers(char *why, size_t len);
+
+/*
+ * CPUState's running and can_do_io offsets, from the code of the function
+ * icount_get_raw() calls.  Sets qrt.cpu_fields when found; otherwise
+ * vCPU-thread schedule icounts stay lower bounds.
+ */
+void discover_cpu_fields(void);
+
+#endif

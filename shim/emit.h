@@ -1,0 +1,52 @@
+/*
+ * emit.h - the record side of the log: each kind of event is built in one
+ * place, here, and appended to the run's log.  Every mode writes a log (a
+ * replay writes what it replayed), so every policy emits through this.
+ *
+ * Owns the identity tables (ident.h) and the string ids; ids_mu guards them
+ * and is held while an event that uses them is appended, so a definition
+ * always precedes its first use in the log.  ids_mu is never held while
+ * calling into QEMU.  The writer itself is safe from any thread.
+ */
+#ifndef BHRR_EMIT_H
+#define BHRR_EMIT_H
+
+#include <stdint.h>
+
+#include "log.h"
+
+struct held;
+
+/* The run's log; set once by the session before hooks are installed. */
+void emit_set_writer(struct log_writer *w);
+struct log_writer *emit_writer(void);
+
+/* The ident of callback @cb named @name, logging its definition when new; any thread. */
+uint64_t emit_ident(const void *cb, const char *name);
+/* The creation ordinal of live BH @bh, 0 if unknown (a oneshot); any thread. */
+uint64_t emit_instance_of(const void *bh);
+
+/* A BH ran (the held copy @h); any thread. */
+void emit_bh_run(const struct held *h, unsigned how, int64_t icount, uint64_t flags);
+/* A BH was scheduled, from the stack @frames[@n] (may be 0); any thread. */
+void emit_schedule(const void *cb, const char *name, void *const *frames, int n,
+		   unsigned how, int64_t icount, unsigned role);
+/* @bh was made with @cb: numbered and logged; any thread. */
+void emit_bh_new(const void *bh, const void *cb, const char *name);
+/* @bh is deleted: logged if it was numbered; any thread. */
+void emit_bh_delete(const void *bh);
+/*
+ * Request @req was submitted doing @op on [@offset, +@bytes): logged;
+ * returns its content key (ident.h); any thread.
+ */
+uint64_t emit_io_submit(uint64_t req, uint64_t op, uint64_t offset, uint64_t bytes,
+			unsigned how, int64_t icount);
+void emit_io_complete(uint64_t req, int64_t ret, unsigned how, int64_t icount, uint64_t flags);
+void emit_warp(int64_t delta_ns, unsigned how, int64_t icount);
+void emit_chaos(uint64_t decision, int64_t value, int64_t icount);
+void emit_nested_poll(unsigned role, unsigned how, int64_t icount);
+void emit_vm_change(int running, int state, unsigned how, int64_t icount);
+void emit_diverge(uint64_t index, const char *expected, const char *actual, unsigned how,
+		  int64_t icount);
+
+#endif

@@ -1,0 +1,158 @@
+/*
+ * executor.c - the executor in the vCPU thread (see executor.h).
+ */
+#include <stdlib.h>
+
+#include "executor.h"
+#include "gate.h"
+#include "held.h"
+#include "log.h"
+#include "policy.h"
+#include "qemu_rt.h"
+#include "vlog.h"
+
+/* vCPU thread only */
+static int64_t exec_target = -1;        /* the icount executor_arm_at set */
+static int64_t deferred_at = -1;        /* virtual time of the last deferral */
+static unsigned long long landings;
+static __thread int arming;             /* this thread */
+
+static void executor_cb(void *opaque);
+
+void
+executor_lazy_init(void)
+{
+	static int done; /* main thread only */
+
+	if (done)
+		return;
+	done = 1;
+	if (qrt.exact) {
+		void *t = calloc(1, QRT_TIMER_BYTES); /* never freed: QEMU may fire it until exit */
+
+		if (t == NULL) {
+			vlog_error("out of memory for the executor's timer; events run where they arrive");
+		} else {
+			qrt.timer_init_full(t, NULL, QRT_CLOCK_VIRTUAL, QRT_SCALE_NS,
+					    QRT_TIMER_ATTR_EXTERNAL, executor_cb, NULL);
+			__atomic_store_n(&qrt.timer, t, __ATOMIC_RELEASE);
+		}
+	}
+	if (policy_current()->start)
+		policy_current()->start();
+}
+
+static void *
+timer(void)
+{
+	return __atomic_load_n(&qrt.timer, __ATOMIC_ACQUIRE);
+}
+
+void
+executor_arm_now(void)
+{
+	if (timer())
+		qrt.timer_mod_ns(timer(), qrt.clock_get_ns(QRT_CLOCK_VIRTUAL));
+}
+
+void
+executor_arm_at(int64_t ic)
+{
+	exec_target = ic;
+	qrt.timer_mod_ns(timer(), qrt_deadline_of(ic));
+}
+
+void
+executor_arm_for(int64_t ic)
+{
+	if (timer() == NULL || arming)
+		return;
+	arming = 1;
+	qrt.timer_mod_ns(timer(), qrt_deadline_of(ic));
+	arming = 0;
+}
+
+int
+executor_arming(void)
+{
+	return arming;
+}
+
+void
+executor_drain(unsigned how)
+{
+	for (;;) {
+		struct held h;
+		unsigned ih;
+
+		pthread_mutex_lock(&held_mu);
+		if (held_q.n == 0) {
+			pthread_mutex_unlock(&held_mu);
+			break;
+		}
+		h = heldq_take(&held_q, 0);
+		pthread_mutex_unlock(&held_mu);
+		int64_t ic = qrt_icount_now(&ih, how == LOG_IC_EXACT);
+
+		gate_run_held(&h, ih, ic, how == LOG_IC_EXACT ? 0 : LOG_F_AT_ONCE);
+	}
+}
+
+unsigned long long
+executor_landings(void)
+{
+	return landings;
+}
+
+/*
+ * Where a record may run held items: only where a replay can stop too.  A
+ * replay stops the vCPU by its icount budget, before the next instruction.
+ * A record's executor is armed "now" from the main thread, and the kick
+ * lands anywhere the vCPU checks for an exit - also just after it entered
+ * an exception handler for a faulting instruction, at the very same icount
+ * (the fault executed nothing), where an interrupt then waits for the
+ * handler to enable it again instead of arriving at once.  So unless the
+ * vCPU halted (after its hlt, the same place either way) or the executor
+ * fired exactly where the vCPU thread armed it, move on one instruction,
+ * placed by the budget as in replay.  1 if it moved on.
+ */
+static int
+land_later(void)
+{
+	unsigned how;
+	int64_t ic = qrt_icount_now(&how, 1);
+
+	if (ic == exec_target || qrt.all_idle())
+		return 0;
+	landings++;
+	executor_arm_at(ic + 1);
+	return 1;
+}
+
+static void
+executor_cb(void *opaque)
+{
+	(void)opaque;
+	qrt_assert_bql("the executor");
+	/*
+	 * One rule for the order of timers due at the same virtual time, the
+	 * same in record and replay: the guest's own first, then bhrr's.  (A
+	 * record arms the executor in the past, a replay exactly on time, so
+	 * QEMU's insertion order would differ between the two.)  Re-armed for
+	 * now, the executor runs again in this same pass, after them.
+	 */
+	int64_t now = qrt.clock_get_ns(QRT_CLOCK_VIRTUAL);
+
+	if (now != deferred_at &&
+	    qrt.deadline_ns_all(QRT_CLOCK_VIRTUAL, ~QRT_TIMER_ATTR_EXTERNAL) == 0) {
+		deferred_at = now;
+		qrt.timer_mod_ns(timer(), now);
+		return;
+	}
+	deferred_at = -1;
+	const struct policy *p = policy_current();
+
+	if (p->landing && land_later())
+		return;
+	p->execute();
+}

@@ -1,0 +1,43 @@
+/*
+ * executor.h - the executor: a QEMU_CLOCK_VIRTUAL timer with
+ * QEMU_TIMER_ATTR_EXTERNAL on the main loop's timer list, which QEMU runs
+ * in the vCPU thread, with the BQL, at the top of the round-robin loop
+ * where no TB runs - so the icount is exact there, and a held item run
+ * from it reaches the guest at an instruction boundary that a replay can
+ * stop at too.
+ *
+ * When it fires: first the guest's own timers due at the same virtual
+ * time (one rule for record and replay), then the landing rule when the
+ * policy asks for it (record: run held work only where a replay could
+ * also stop), then the policy's execute().
+ *
+ * Threads: executor_lazy_init from the main thread with the BQL; arming
+ * from any thread; the rest in the vCPU thread with the BQL.
+ */
+#ifndef BHRR_EXECUTOR_H
+#define BHRR_EXECUTOR_H
+
+#include <stdint.h>
+
+/*
+ * Create the executor's timer once the main loop exists (and the policy's
+ * own timers, through its start()).  Main thread, BQL; idempotent.
+ */
+void executor_lazy_init(void);
+/* Due now: the vCPU leaves its TB at the next boundary and runs it.  Any thread. */
+void executor_arm_now(void);
+/*
+ * Due at icount @ic, placed by the vCPU's budget; the landing target of
+ * record's rule.  vCPU thread (the caller knows the icount exactly).
+ */
+void executor_arm_at(int64_t ic);
+/* Due at icount @ic, for a replay's next action; any thread.  No-op while arming. */
+void executor_arm_for(int64_t ic);
+/* Whether this thread is inside executor_arm_for (QEMU 7.2's timer_mod_ns can warp). */
+int executor_arming(void);
+/* Run every held item in order, with @how (exact only in the vCPU thread); BQL. */
+void executor_drain(unsigned how);
+/* Executor firings moved one instruction on by the landing rule; vCPU thread. */
+unsigned long long executor_landings(void);
+
+#endif

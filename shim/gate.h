@@ -1,0 +1,64 @@
+/*
+ * gate.h - where guest-affecting work arrives: the hooks on QEMU's BH
+ * machinery (gate_bh.c) and on the thread pool's requests (gate_io.c).
+ *
+ * The gate decides only *whether* work is guest-affecting (doc/record.md:
+ * the main AioContext, not allow-listed, not already inside the executor,
+ * the VM running and no nested aio_poll); what happens to gated work -
+ * run now, hold for the executor, keep for the log - is the current
+ * policy's (policy.h).  Every hook saves its original as real_*, beside it.
+ *
+ * Threads: the BH hooks run wherever QEMU runs a BH (the main loop, with
+ * the BQL, or an iothread); submissions in the caller's thread (the vCPU
+ * thread in an I/O access, or the main loop); completions in the thread
+ * that polls the thread pool's BH (the main loop, BQL).
+ */
+#ifndef BHRR_GATE_H
+#define BHRR_GATE_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "held.h"
+#include "qemu_types.h"
+#include "shim.h"
+
+/* An I/O request bhrr wrapped; owned by whoever holds it, freed on completion. */
+struct req {
+	BlockCompletionFunc *cb;
+	void *opaque;
+	uint64_t id;   /* submission ordinal in this run */
+	uint64_t key;  /* content key (ident.h), 0 when unknown */
+};
+
+/* This thread is running held work or a BH outside the gate: nested BHs pass. */
+extern __thread int gate_in_executor;
+/* This thread's depth of aio_poll on the main AioContext. */
+extern __thread int gate_poll_depth;
+
+/* Counters for the exit summary; atomic. */
+extern atomic_ullong gate_gated, gate_passed, gate_held, gate_schedules;
+
+/* The BH hooks (gate_bh.c): @n set to their number. */
+const struct hook_spec *gate_bh_hooks(size_t *n);
+/* The thread pool's submission hook for QEMU @major (its signature changed in 8.0). */
+const struct hook_spec *gate_io_hook(int major);
+
+/* ---- for the policies (BQL held) ---- */
+
+/* Log @h as a bh_run with @flags at the icount now and run @bh itself. */
+void gate_run_now(QEMUBH *bh, const struct held *h, uint64_t flags);
+/* Run @bh without logging it (the thread pool's BH in replay: its completions are logged). */
+void gate_run_unlogged(QEMUBH *bh);
+/* Copy @bh into @h and append it to held_q; 0, or -1 (not held: run it yourself). */
+int gate_hold_bh(QEMUBH *bh, struct held *h);
+/*
+ * Run a held item: a BH copy (bh_run logged, the copy freed) or a
+ * completion (io_complete logged, the callback called, the request freed),
+ * at @icount with @how and @flags.
+ */
+void gate_run_held(struct held *h, unsigned how, int64_t icount, uint64_t flags);
+/* Complete @r now, as record does outside the executor. */
+void gate_complete_now(struct req *r, int ret);
+
+#endif

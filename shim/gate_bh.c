@@ -1,0 +1,302 @@
+/*
+ * gate_bh.c - the hooks on QEMU's bottom halves (see gate.h): where a BH
+ * runs (aio_bh_call, for every BH however it was scheduled: QEMU inlines
+ * the enqueue into many callers), where one is made, scheduled and deleted,
+ * and where the main loop polls.
+ */
+#define _GNU_SOURCE
+#include <stdlib.h>
+#include <string.h>
+#define UNW_LOCAL_ONLY
+#include <libunwind.h>
+
+#include "emit.h"
+#include "executor.h"
+#include "gate.h"
+#include "log.h"
+#include "policy.h"
+#include "qemu_rt.h"
+#include "session.h"
+#include "settings.h"
+#include "shim.h"
+
+#define STACK_MAX 16
+#define DELETE_RUN_MAX 16
+
+__thread int gate_in_executor;
+__thread int gate_poll_depth;
+atomic_ullong gate_gated, gate_passed, gate_held, gate_schedules;
+
+/* Host-side BHs that must run at once (doc/record.md). */
+static const char *const allow_list[] = {
+	"notify_event_cb", "co_schedule_bh_cb", "dummy_bh_cb", "aio_wait_bh",
+	"spawn_thread_bh_fn", "monitor_accept_input", "do_qmp_dispatch_bh", "chr_closed_bh",
+	"graphic_hw_update_bh", "vnc_jobs_bh", "iothread_stop_bh", "vhost_user_async_close_bh",
+	"migrate_fd_cleanup_bh", "qemu_chr_be_update_read_handlers_bh", "char_socket_finalize_bh",
+	NULL,
+};
+
+static int
+allow_listed(const char *name)
+{
+	if (name == NULL)
+		return 0;
+	for (int i = 0; allow_list[i]; i++)
+		if (strcmp(name, allow_list[i]) == 0)
+			return 1;
+	return strncmp(name, "snapshot_", 9) == 0 || strncmp(name, "migration_", 10) == 0;
+}
+
+/* ---- running BHs ---- */
+
+static void (*real_aio_bh_call)(QEMUBH *bh);
+
+static void
+call_as_executor(QEMUBH *bh)
+{
+	gate_in_executor++;
+	real_aio_bh_call(bh);
+	gate_in_executor--;
+}
+
+void
+gate_run_now(QEMUBH *bh, const struct held *h, uint64_t flags)
+{
+	unsigned how;
+	int64_t ic = qrt_icount_now(&how, 0);
+
+	emit_bh_run(h, how, ic, flags);
+	call_as_executor(bh);
+}
+
+void
+gate_run_unlogged(QEMUBH *bh)
+{
+	real_aio_bh_call(bh);
+}
+
+int
+gate_hold_bh(QEMUBH *bh, struct held *h)
+{
+	/* a copy: a oneshot is freed as soon as aio_bh_call returns */
+	h->copy = malloc(qrt.bh_size);
+	if (h->copy == NULL)
+		return -1;
+	memcpy(h->copy, bh, qrt.bh_size);
+	pthread_mutex_lock(&held_mu);
+	int err = heldq_push(&held_q, h);
+
+	pthread_cond_broadcast(&held_cv);
+	pthread_mutex_unlock(&held_mu);
+	if (err < 0) {
+		free(h->copy);
+		h->copy = NULL;
+		return -1;
+	}
+	atomic_fetch_add(&gate_held, 1);
+	return 0;
+}
+
+void
+gate_run_held(struct held *h, unsigned how, int64_t icount, uint64_t flags)
+{
+	if (h->kind == HELD_REQ) {
+		struct req *r = h->req;
+		BlockCompletionFunc *cb = r->cb;
+		void *op = r->opaque;
+
+		emit_io_complete(r->id, h->ret, how, icount, flags);
+		free(r);
+		gate_in_executor++;
+		cb(op, h->ret);
+		gate_in_executor--;
+		return;
+	}
+	emit_bh_run(h, how, icount, flags);
+	call_as_executor(h->copy);
+	free(h->copy);
+}
+
+static void
+hk_aio_bh_call(QEMUBH *bh)
+{
+	AioContext *ctx = qrt_field(bh, qrt.off_ctx);
+	const char *name = qrt_field(bh, qrt.off_name);
+	void *cb = qrt_field(bh, qrt.off_cb);
+	AioContext *main_ctx = __atomic_load_n(&qrt.main_ctx, __ATOMIC_ACQUIRE);
+
+	if (main_ctx == NULL) {
+		/* qemu_get_aio_context() is the same global from any thread; NULL before init */
+		main_ctx = qrt.get_aio_context();
+		__atomic_store_n(&qrt.main_ctx, main_ctx, __ATOMIC_RELEASE);
+	}
+	if (ctx != main_ctx || main_ctx == NULL || allow_listed(name) || gate_in_executor) {
+		atomic_fetch_add(&gate_passed, 1);
+		real_aio_bh_call(bh);
+		return;
+	}
+	/* only the main thread initialises (the main loop exists by now) */
+	if (qrt_in_main_thread())
+		executor_lazy_init();
+	qrt_assert_bql("the gate");
+	atomic_fetch_add(&gate_gated, 1);
+
+	struct held h = { .kind = HELD_BH, .orig = bh, .cb_off = qrt_exe_offset(cb) };
+
+	h.ident = emit_ident(cb, name);
+	h.instance = emit_instance_of(bh);
+	if (gate_poll_depth > 0 || !qrt.runstate_is_running()) {
+		/* outside recorded control: a nested poll, or a stopped VM */
+		gate_run_now(bh, &h, LOG_F_AT_ONCE);
+		return;
+	}
+	policy_current()->bh(bh, &h, name);
+}
+
+/* ---- scheduling, creation and deletion ---- */
+
+static void (*real_qemu_bh_schedule)(QEMUBH *bh);
+static void (*real_qemu_bh_schedule_idle)(QEMUBH *bh);
+static void (*real_aio_bh_schedule_oneshot_full)(AioContext *ctx, QEMUBHFunc *cb, void *opaque,
+						 const char *name);
+static QEMUBH *(*real_aio_bh_new_full)(AioContext *ctx, QEMUBHFunc *cb, void *opaque,
+				       const char *name, void *guard);
+static void (*real_qemu_bh_delete)(QEMUBH *bh);
+
+static void
+log_schedule(void *cb, const char *name)
+{
+	void *frames[STACK_MAX + 2];
+	int n = 0;
+	unsigned how;
+	int64_t ic;
+
+	atomic_fetch_add(&gate_schedules, 1);
+	if (bhrr_cfg.stacks)
+		n = unw_backtrace(frames, (int)bhrr_cfg.stacks + 2);
+	ic = qrt_icount_here(&how);
+	/* skip log_schedule and the hook */
+	emit_schedule(cb, name, frames + 2, n > 2 ? n - 2 : 0, how, ic, qrt_role());
+}
+
+static void
+hk_qemu_bh_schedule(QEMUBH *bh)
+{
+	log_schedule(qrt_field(bh, qrt.off_cb), qrt_field(bh, qrt.off_name));
+	real_qemu_bh_schedule(bh);
+}
+
+static void
+hk_qemu_bh_schedule_idle(QEMUBH *bh)
+{
+	log_schedule(qrt_field(bh, qrt.off_cb), qrt_field(bh, qrt.off_name));
+	real_qemu_bh_schedule_idle(bh);
+}
+
+static void
+hk_aio_bh_schedule_oneshot_full(AioContext *ctx, QEMUBHFunc *cb, void *opaque, const char *name)
+{
+	/* before 6.2 there was no name argument: it is garbage there */
+	log_schedule((void *)cb, shim_qemu.major >= 7 ? name : NULL);
+	real_aio_bh_schedule_oneshot_full(ctx, cb, opaque, name);
+}
+
+/*
+ * Creation ordinals: the Nth BH made with this callback.  Every BH a device
+ * owns comes from aio_bh_new_full (qemu_bh_new_full is a wrapper), so
+ * (ident, instance) names it across runs, where its address does not.
+ * 7.2 has four arguments, 10.0 a fifth (the reentrancy guard): the fifth
+ * register is passed on either way.
+ */
+static QEMUBH *
+hk_aio_bh_new_full(AioContext *ctx, QEMUBHFunc *cb, void *opaque, const char *name, void *guard)
+{
+	QEMUBH *bh = real_aio_bh_new_full(ctx, cb, opaque, name, guard);
+
+	if (bh != NULL && session_active())
+		emit_bh_new(bh, (void *)cb, name);
+	return bh;
+}
+
+static int
+held_copy_of(const struct held *h, const void *bh)
+{
+	return h->kind == HELD_BH && h->orig == bh;
+}
+
+/*
+ * A BH deleted while bhrr still holds a copy of its run: QEMU believes it
+ * ran already and may free its opaque right after this, so the copy runs
+ * now, at once (logged so), before the real delete.
+ */
+static void
+hk_qemu_bh_delete(QEMUBH *bh)
+{
+	struct held run[DELETE_RUN_MAX];
+	unsigned n_run = 0;
+
+	if (!session_active()) {
+		real_qemu_bh_delete(bh);
+		return;
+	}
+	emit_bh_delete(bh);
+	pthread_mutex_lock(&held_mu);
+	for (size_t i = heldq_find(&held_q, 0, held_copy_of, bh);
+	     i < held_q.n && n_run < DELETE_RUN_MAX; i = heldq_find(&held_q, i, held_copy_of, bh))
+		run[n_run++] = heldq_take(&held_q, i);
+	pthread_mutex_unlock(&held_mu);
+	for (unsigned i = 0; i < n_run; i++) {
+		unsigned how;
+		int64_t ic = qrt_icount_now(&how, 0);
+
+		gate_run_held(&run[i], how, ic, LOG_F_AT_ONCE);
+	}
+	real_qemu_bh_delete(bh);
+}
+
+/* ---- the main loop's polls ---- */
+
+static bool (*real_aio_poll)(AioContext *ctx, bool blocking);
+
+static bool
+hk_aio_poll(AioContext *ctx, bool blocking)
+{
+	bool r;
+
+	if (ctx == NULL || ctx != __atomic_load_n(&qrt.main_ctx, __ATOMIC_ACQUIRE))
+		return real_aio_poll(ctx, blocking);
+	if (gate_poll_depth++ == 0) {
+		unsigned how;
+		int64_t ic = qrt_icount_now(&how, 0);
+		enum qrt_role rl = qrt_role();
+
+		emit_nested_poll(rl, how, ic);
+		/* the main thread may be waiting for held work (quit drains) */
+		if (rl == QRT_ROLE_MAIN)
+			policy_current()->nested_poll();
+	}
+	r = real_aio_poll(ctx, blocking);
+	gate_poll_depth--;
+	return r;
+}
+
+/* ---- the hook table ---- */
+
+const struct hook_spec *
+gate_bh_hooks(size_t *n)
+{
+	static const struct hook_spec hooks[] = {
+		{ QS_AIO_BH_CALL, (void *)hk_aio_bh_call, (void **)&real_aio_bh_call },
+		{ QS_QEMU_BH_SCHEDULE, (void *)hk_qemu_bh_schedule, (void **)&real_qemu_bh_schedule },
+		{ QS_QEMU_BH_SCHEDULE_IDLE, (void *)hk_qemu_bh_schedule_idle,
+		  (void **)&real_qemu_bh_schedule_idle },
+		{ QS_AIO_BH_SCHEDULE_ONESHOT, (void *)hk_aio_bh_schedule_oneshot_full,
+		  (void **)&real_aio_bh_schedule_oneshot_full },
+		{ QS_AIO_POLL, (void *)hk_aio_poll, (void **)&real_aio_poll },
+		{ QS_AIO_BH_NEW_FULL, (void *)hk_aio_bh_new_full, (void **)&real_aio_bh_new_full },
+		{ QS_QEMU_BH_DELETE, (void *)hk_qemu_bh_delete, (void **)&real_qemu_bh_delete },
+	};
+
+	*n = sizeof(hooks) / sizeof(hooks[0]);
+	return hooks;
+}

@@ -1,0 +1,140 @@
+/*
+ * gate_io.c - the hook on the thread pool's requests (see gate.h).
+ *
+ * Thread-pool completions are batched into one BH, so each request gets
+ * its own identity: thread_pool_submit_aio's callback is wrapped, every
+ * submission is an io_submit event and every completion its own
+ * io_complete, handed to the current policy.
+ */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "emit.h"
+#include "gate.h"
+#include "ident.h"
+#include "log.h"
+#include "policy.h"
+#include "qemu_rt.h"
+
+static atomic_ullong next_req; /* submission ordinals */
+
+void
+gate_complete_now(struct req *r, int ret)
+{
+	unsigned how;
+	int exact = gate_in_executor > 0 && gate_poll_depth == 0;
+	int64_t ic = qrt_icount_now(&how, exact);
+	uint64_t flags = gate_poll_depth > 0 || !qrt.runstate_is_running() ? LOG_F_AT_ONCE : 0;
+	BlockCompletionFunc *cb = r->cb;
+	void *op = r->opaque;
+
+	emit_io_complete(r->id, ret, how, ic, flags);
+	free(r);
+	cb(op, ret);
+}
+
+static void
+req_complete(void *opaque, int ret)
+{
+	struct req *r = opaque;
+
+	if (gate_poll_depth > 0) {
+		gate_complete_now(r, ret); /* outside recorded control */
+		return;
+	}
+	policy_current()->complete(r, ret);
+}
+
+/*
+ * What a request does, when its argument is file-posix's RawPosixAIOData
+ * (bs, aio_type, aio_fildes, aio_offset, aio_nbytes: the same in 7.2 and
+ * 10.0).  Checked, never trusted: an open descriptor and a known type, or
+ * the request stays REQ_OP_OTHER.
+ */
+static void
+req_content(const void *arg, uint64_t *op, uint64_t *offset, uint64_t *bytes)
+{
+	struct {
+		void *bs;
+		int type;
+		int fd;
+		int64_t offset;
+		uint64_t nbytes;
+	} d;
+
+	*op = REQ_OP_OTHER;
+	*offset = *bytes = 0;
+	if (arg == NULL)
+		return;
+	memcpy(&d, arg, sizeof(d));
+	if (d.bs == NULL || d.fd < 0 || d.offset < 0 || d.nbytes > (1ull << 32) ||
+	    fcntl(d.fd, F_GETFD) < 0)
+		return;
+	switch (d.type & 0xff) { /* QEMU_AIO_READ, _WRITE, _FLUSH, _DISCARD */
+	case 0x01: *op = REQ_OP_READ; break;
+	case 0x02: *op = REQ_OP_WRITE; break;
+	case 0x08: *op = REQ_OP_FLUSH; break;
+	case 0x10: *op = REQ_OP_DISCARD; break;
+	default: return;
+	}
+	*offset = (uint64_t)d.offset;
+	*bytes = d.nbytes;
+}
+
+static struct req *
+req_new(BlockCompletionFunc *cb, void *opaque, const void *arg)
+{
+	struct req *r = malloc(sizeof(*r));
+	uint64_t op, offset, bytes;
+	unsigned how;
+
+	if (r == NULL)
+		return NULL;
+	r->cb = cb;
+	r->opaque = opaque;
+	r->id = atomic_fetch_add(&next_req, 1);
+	int64_t ic = qrt_icount_here(&how);
+
+	req_content(arg, &op, &offset, &bytes);
+	r->key = emit_io_submit(r->id, op, offset, bytes, how, ic);
+	return r;
+}
+
+static void *real_thread_pool_submit_aio;
+
+/* QEMU 7.2: thread_pool_submit_aio(pool, func, arg, cb, opaque) */
+static BlockAIOCB *
+hk_submit_v7(ThreadPool *pool, ThreadPoolFunc *func, void *arg, BlockCompletionFunc *cb,
+	     void *opaque)
+{
+	BlockAIOCB *(*real)(ThreadPool *, ThreadPoolFunc *, void *, BlockCompletionFunc *, void *) =
+		real_thread_pool_submit_aio;
+	struct req *r = cb ? req_new(cb, opaque, arg) : NULL;
+
+	return r ? real(pool, func, arg, req_complete, r) : real(pool, func, arg, cb, opaque);
+}
+
+/* QEMU >= 8.0: thread_pool_submit_aio(func, arg, cb, opaque) */
+static BlockAIOCB *
+hk_submit_v8(ThreadPoolFunc *func, void *arg, BlockCompletionFunc *cb, void *opaque)
+{
+	BlockAIOCB *(*real)(ThreadPoolFunc *, void *, BlockCompletionFunc *, void *) =
+		real_thread_pool_submit_aio;
+	struct req *r = cb ? req_new(cb, opaque, arg) : NULL;
+
+	return r ? real(func, arg, req_complete, r) : real(func, arg, cb, opaque);
+}
+
+const struct hook_spec *
+gate_io_hook(int major)
+{
+	static const struct hook_spec v7 = { QS_THREAD_POOL_SUBMIT_AIO, (void *)hk_submit_v7,
+					     &real_thread_pool_submit_aio };
+	static const struct hook_spec v8 = { QS_THREAD_POOL_SUBMIT_AIO, (void *)hk_submit_v8,
+					     &real_thread_pool_submit_aio };
+
+	return major >= 8 ? &v8 : &v7;
+}

@@ -1,0 +1,63 @@
+/*
+ * policy.h - what happens to gated work: one small table of callbacks per
+ * policy, selected once by the session and switched only at defined
+ * moments (a replay whose recorded control ends switches to record: the
+ * run goes on free, and is logged as a record would be).
+ *
+ *   record   exact mode: hold gated BHs for the executor's next landing;
+ *            ordering mode: run them at once; log everything
+ *   chaos    record, with seeded delays and reorderings of held work
+ *   replay   exact: keep arriving work until the log calls for it, at its
+ *            icount, parking the vCPU when it has not arrived yet
+ *   order    replay of an ordering-mode log: release kept work in the
+ *            recorded order, as soon as it has arrived
+ *
+ * Threads: policy_current() from any thread (an atomic load);
+ * policy_switch() from the constructor, or later with the BQL.  Each callback says where it runs.
+ */
+#ifndef BHRR_POLICY_H
+#define BHRR_POLICY_H
+
+#include "held.h"
+#include "qemu_types.h"
+
+struct req;
+
+struct policy {
+	const char *name;
+	/* the main loop is ready (main thread, BQL), once; may be NULL */
+	void (*start)(void);
+	/* a gated BH @bh (its held item @h filled but for the copy) arrived; BQL */
+	void (*bh)(QEMUBH *bh, struct held *h, const char *name);
+	/* a thread-pool completion arrived outside a nested poll; BQL */
+	void (*complete)(struct req *r, int ret);
+	/* the executor fired (vCPU thread, BQL, exact icount) */
+	void (*execute)(void);
+	/* a warp in the vCPU thread, between TBs */
+	void (*warp)(void);
+	/* main loop, every vCPU idle: hand a warp to the vCPU even with no guest timer */
+	int (*warp_due)(void);
+	/* the VM starts (@running) or stops; main thread, BQL */
+	void (*vm_change)(int running);
+	/* the main thread enters aio_poll on the main context (it may wait there) */
+	void (*nested_poll)(void);
+	/* the executor applies record's landing rule before execute() */
+	int landing;
+};
+
+extern const struct policy policy_record, policy_chaos, policy_replay, policy_order;
+
+const struct policy *policy_current(void);
+void policy_switch(const struct policy *p);
+
+/* Callbacks shared by several policies. */
+void policy_no_op(void);
+int policy_never(void);
+void policy_record_bh(QEMUBH *bh, struct held *h, const char *name);
+/* Record: a stopping VM or a nested poll of the main thread runs what is held, at once. */
+void policy_record_vm_change(int running);
+void policy_record_nested_poll(void);
+/* Chaos: say once what the seed will do (stderr). */
+void policy_chaos_announce(void);
+
+#endif

@@ -1,0 +1,94 @@
+/*
+ * policy_record.c - the record policy (see policy.h), and the policy
+ * switch.
+ */
+#include <string.h>
+#include <unistd.h>
+
+#include "executor.h"
+#include "gate.h"
+#include "log.h"
+#include "log_action.h"
+#include "policy.h"
+#include "qemu_rt.h"
+#include "settings.h"
+#include "warp.h"
+
+static const struct policy *current = &policy_record; /* atomic; switched with the BQL */
+
+const struct policy *
+policy_current(void)
+{
+	return __atomic_load_n(&current, __ATOMIC_ACQUIRE);
+}
+
+void
+policy_switch(const struct policy *p)
+{
+	__atomic_store_n(&current, p, __ATOMIC_RELEASE);
+}
+
+void
+policy_no_op(void)
+{
+}
+
+int
+policy_never(void)
+{
+	return 0;
+}
+
+/*
+ * Exact mode: hold a copy for the executor, due now: the vCPU leaves its
+ * TB at the next boundary and lands it.  Otherwise, or when it cannot be
+ * held, run it where it is, logged.
+ */
+void
+policy_record_bh(QEMUBH *bh, struct held *h, const char *name)
+{
+	if (!qrt.exact || __atomic_load_n(&qrt.timer, __ATOMIC_ACQUIRE) == NULL) {
+		gate_run_now(bh, h, 0);
+		return;
+	}
+	/* test-only (BHRR_TEST_DELAY_US): completions reach QEMU late, so the guest idles and QEMU warps */
+	if (bhrr_cfg.test.delay_us && name && strcmp(name, LOG_ACT_THREAD_POOL_BH) == 0)
+		usleep(bhrr_cfg.test.delay_us);
+	if (gate_hold_bh(bh, h) < 0) {
+		executor_drain(LOG_IC_LOWER); /* the queue is full: keep the order */
+		gate_run_now(bh, h, LOG_F_AT_ONCE);
+		return;
+	}
+	executor_arm_now();
+}
+
+static void
+record_execute(void)
+{
+	executor_drain(LOG_IC_EXACT);
+}
+
+void
+policy_record_vm_change(int running)
+{
+	if (!running)
+		executor_drain(LOG_IC_LOWER); /* a stopped VM runs no VIRTUAL timer */
+}
+
+void
+policy_record_nested_poll(void)
+{
+	executor_drain(LOG_IC_LOWER);
+}
+
+const struct policy policy_record = {
+	.name = "record",
+	.bh = policy_record_bh,
+	.complete = gate_complete_now,
+	.execute = record_execute,
+	.warp = warp_record,
+	.warp_due = policy_never,
+	.vm_change = policy_record_vm_change,
+	.nested_poll = policy_record_nested_poll,
+	.landing = 1,
+};

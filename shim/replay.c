@@ -1,0 +1,254 @@
+/*
+ * replay.c - the recorded actions and what both replay policies do with
+ * them (see replay.h).
+ */
+#define _GNU_SOURCE
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "emit.h"
+#include "gate.h"
+#include "grow.h"
+#include "held.h"
+#include "ident.h"
+#include "log.h"
+#include "policy.h"
+#include "qemu_rt.h"
+#include "replay.h"
+#include "settings.h"
+#include "shim.h"
+#include "vlog.h"
+
+#define KEYS_MAX (1u << 24) /* request ordinals given a content key */
+
+struct replay replay;
+static int freed; /* BQL; read anywhere (atomic) */
+
+int
+replay_is_free(void)
+{
+	return __atomic_load_n(&freed, __ATOMIC_ACQUIRE);
+}
+
+const struct replay_action *
+replay_due(void)
+{
+	return replay.next < replay.n ? &replay.v[replay.next] : NULL;
+}
+
+/* Ordering mode: each request's content key, by submission ordinal. */
+struct keys {
+	uint64_t *v;
+	size_t cap;
+	struct occ occ;
+};
+
+static void
+keys_add(struct keys *k, const struct log_event *ev)
+{
+	if (ev->req >= KEYS_MAX)
+		return;
+	size_t old = k->cap;
+
+	if (GROW(k->v, ev->req, k->cap) < 0)
+		return;
+	memset(k->v + old, 0, (k->cap - old) * sizeof(*k->v));
+	k->v[ev->req] = content_key(&k->occ, ev->op, ev->offset, ev->bytes);
+}
+
+int
+replay_load(const char *path, char *why, size_t len)
+{
+	char err[512];
+	int code;
+	struct log_reader *r = log_reader_open(path, &code, err, sizeof(err));
+	struct log_event ev;
+	size_t cap = 0;
+	struct keys *keys;
+
+	if (r == NULL) {
+		snprintf(why, len, "%s", err);
+		return -1;
+	}
+	const struct log_header *h = log_reader_header(r);
+
+	replay.ordering = !log_header_exact(h);
+	if (strcmp(h->build_id, shim_qemu.build_id) != 0 && !bhrr_cfg.force) {
+		snprintf(why, len, "%s was recorded with QEMU build %s (%s), this is %s (%s)", path,
+			 h->build_id, h->qemu_version, shim_qemu.build_id, shim_qemu.version);
+		log_reader_close(r);
+		return -1;
+	}
+	replay.shift = h->icount_shift;
+	keys = calloc(1, sizeof(*keys));
+	if (keys == NULL) {
+		snprintf(why, len, "out of memory reading %s", path);
+		log_reader_close(r);
+		return -1;
+	}
+	while (log_reader_next(r, &ev) == 1) {
+		struct replay_action ra = { 0 };
+
+		if (ev.kind == LOG_EV_IO_SUBMIT && replay.ordering) {
+			keys_add(keys, &ev);
+			continue;
+		}
+		if (!log_action_of(r, &ev, !replay.ordering, &ra.a))
+			continue;
+		if (ra.a.kind == LOG_ACT_RUN)
+			snprintf(ra.name, sizeof(ra.name), "%s", ra.a.name);
+		else if (ra.a.kind == LOG_ACT_COMPLETE)
+			ra.ckey = replay.ordering && ra.a.key < keys->cap ? keys->v[ra.a.key] : 0;
+		ra.a.name = NULL; /* the reader's memory goes away */
+		if (GROW(replay.v, replay.n, cap) < 0) {
+			snprintf(why, len, "out of memory reading %s", path);
+			log_reader_close(r);
+			free(keys->v);
+			free(keys);
+			return -1;
+		}
+		replay.v[replay.n++] = ra;
+	}
+	if (log_reader_damage_count(r))
+		vlog_error("%s is damaged; replaying the %zu actions that could be read", path, replay.n);
+	log_reader_close(r);
+	free(keys->v);
+	free(keys);
+	return 0;
+}
+
+/*
+ * Whether @h is what @a calls for: a BH by its callback; a completion by
+ * submission ordinal (exact mode, where the guest submits identically), or
+ * in ordering mode by what the request does, since a guest not held to the
+ * same instructions can batch, and so number, its requests differently.
+ */
+static int
+matches(const struct held *h, const void *arg)
+{
+	const struct replay_action *a = arg;
+
+	if (a->a.kind == LOG_ACT_RUN)
+		return h->kind == HELD_BH && h->cb_off == a->a.key;
+	if (a->a.kind != LOG_ACT_COMPLETE || h->kind != HELD_REQ)
+		return 0;
+	return a->ckey ? h->req->key == a->ckey : h->req->id == a->a.key;
+}
+
+int
+replay_available(const struct replay_action *a)
+{
+	pthread_mutex_lock(&held_mu);
+	int ok = heldq_find(&held_q, 0, matches, a) < held_q.n;
+
+	pthread_mutex_unlock(&held_mu);
+	return ok;
+}
+
+int
+replay_take(const struct replay_action *a)
+{
+	pthread_mutex_lock(&held_mu);
+	size_t i = heldq_find(&held_q, 0, matches, a);
+
+	if (i == held_q.n) {
+		pthread_mutex_unlock(&held_mu);
+		return 0;
+	}
+	struct held h = heldq_take(&held_q, i);
+
+	pthread_mutex_unlock(&held_mu);
+	unsigned how;
+	int64_t ic = qrt_icount_now(&how, 1);
+
+	gate_run_held(&h, how, ic, 0);
+	return 1;
+}
+
+static void
+describe(char *buf, size_t len, const struct replay_action *a)
+{
+	char at[48] = "";
+
+	if (a == NULL) {
+		snprintf(buf, len, "the end of the log");
+		return;
+	}
+	if (!replay.ordering)
+		snprintf(at, sizeof(at), " at icount %lld", (long long)a->a.icount);
+	if (a->a.kind == LOG_ACT_COMPLETE)
+		snprintf(buf, len, "io_complete of request %llu%s", (unsigned long long)a->a.key, at);
+	else if (a->a.kind == LOG_ACT_RUN)
+		snprintf(buf, len, "bh_run of %s (callback +%#llx)%s", a->name,
+			 (unsigned long long)a->a.key, at);
+	else
+		snprintf(buf, len, "warp of %lld ns%s", (long long)a->a.value, at);
+}
+
+void
+replay_diverge(const char *fmt, ...)
+{
+	char actual[256], expected[256];
+	va_list ap;
+	const struct replay_action *a = replay_due();
+	unsigned how;
+
+	va_start(ap, fmt);
+	vsnprintf(actual, sizeof(actual), fmt, ap);
+	va_end(ap);
+	describe(expected, sizeof(expected), a);
+	vlog_say("replay: divergence at recorded event #%llu: expected %s; %s",
+		 a ? (unsigned long long)a->a.seq : 0ull, expected, actual);
+	int64_t ic = qrt_icount_now(&how, 0);
+
+	emit_diverge(a ? a->a.seq : 0, expected, actual, how, ic);
+	replay_free("divergence");
+	if (bhrr_cfg.stop_on_diverge) {
+		vlog_say("replay: stopping QEMU (BHRR_ON_DIVERGE=stop; 'continue' would run on free)");
+		qrt.shutdown_request(QRT_SHUTDOWN_CAUSE_HOST_ERROR);
+	}
+}
+
+/* The first held item of @kind, taken; 0 if none.  held_mu held. */
+static int
+take_kind(enum held_kind kind, struct held *out)
+{
+	for (size_t i = 0; i < held_q.n; i++)
+		if (held_q.v[i].kind == kind) {
+			*out = heldq_take(&held_q, i);
+			return 1;
+		}
+	return 0;
+}
+
+void
+replay_free(const char *why)
+{
+	unsigned how;
+
+	if (replay_is_free())
+		return;
+	qrt_assert_bql("the end of recorded control");
+	__atomic_store_n(&freed, 1, __ATOMIC_RELEASE);
+	policy_switch(&policy_record);
+	vlog_say("replay: recorded control ended at icount %lld after %zu of %zu recorded events "
+		 "(%s; %llu parks); running free",
+		 (long long)qrt_icount_now(&how, 0), replay.next, replay.n, why, replay.parks);
+	/* completions first, then BHs, each in arrival order */
+	for (;;) {
+		struct held h;
+		int got;
+
+		pthread_mutex_lock(&held_mu);
+		got = take_kind(HELD_REQ, &h) || take_kind(HELD_BH, &h);
+		pthread_cond_broadcast(&held_cv);
+		pthread_mutex_unlock(&held_mu);
+		if (!got)
+			break;
+		int64_t ic = qrt_icount_now(&how, 0);
+
+		gate_run_held(&h, how, ic, 0);
+	}
+}

@@ -1,0 +1,63 @@
+/*
+ * replay.h - what both replay policies share: the recorded actions (read
+ * once by replay_load, through the log library's one definition of an
+ * action), the cursor into them, taking kept work that an action calls
+ * for, naming a divergence, and handing over to record when recorded
+ * control ends.
+ *
+ * Threads: replay_load in the constructor (single-threaded); everything
+ * else with the BQL, which guards the cursor (replay.next).  The action
+ * list is read-only after loading.
+ */
+#ifndef BHRR_REPLAY_H
+#define BHRR_REPLAY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "log_action.h"
+
+struct replay_action {
+	struct log_action a;
+	uint64_t ckey;  /* ordering mode: the request's content key, 0 unknown */
+	char name[48];  /* RUN: the BH's name */
+};
+
+struct replay {
+	struct replay_action *v;  /* read-only after replay_load */
+	size_t n;
+	size_t next;              /* BQL */
+	int ordering;             /* an ordering-mode log */
+	unsigned shift;           /* its -icount shift */
+	unsigned long long parks; /* vCPU thread */
+	long long progress_ns;    /* BQL: when an action was last delivered (ordering) */
+};
+
+extern struct replay replay;
+
+/*
+ * Read @path's actions.  0, or -1 with @why (not a log, another build
+ * without BHRR_FORCE, out of memory).  Constructor only.
+ */
+int replay_load(const char *path, char *why, size_t len);
+/* The action due next, or NULL at the end of the log. */
+const struct replay_action *replay_due(void);
+/* Whether what @a calls for has arrived (held_mu taken inside). */
+int replay_available(const struct replay_action *a);
+/* Take what @a calls for and run it at the icount now; 1 if it was there.  BQL. */
+int replay_take(const struct replay_action *a);
+/*
+ * Name the divergence at the action due (what was expected, and @fmt: what
+ * happened), log it, end recorded control, and stop QEMU unless
+ * BHRR_ON_DIVERGE=continue.  BQL.
+ */
+void replay_diverge(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/*
+ * Recorded control ends (@why): switch to the record policy and run
+ * everything still held, at once.  BQL; idempotent.
+ */
+void replay_free(const char *why);
+/* Whether recorded control has ended. */
+int replay_is_free(void);
+
+#endif

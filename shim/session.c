@@ -1,0 +1,304 @@
+/*
+ * session.c - starting and finishing a record or replay (see session.h).
+ */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "discover.h"
+#include "emit.h"
+#include "executor.h"
+#include "gate.h"
+#include "hook.h"
+#include "log.h"
+#include "policy.h"
+#include "qemu_rt.h"
+#include "replay.h"
+#include "session.h"
+#include "settings.h"
+#include "shim.h"
+#include "vlog.h"
+#include "warp.h"
+
+#define HOOKS_MAX 16
+
+enum icount_mode { ICOUNT_NONE = 0, ICOUNT_EXACT = 1, ICOUNT_INEXACT = 2 };
+
+static int active; /* atomic */
+
+int
+session_active(void)
+{
+	return __atomic_load_n(&active, __ATOMIC_ACQUIRE);
+}
+
+/* "-icount shift=N,sleep=off" (or "-icount N,sleep=off"): exact mode. */
+static enum icount_mode
+parse_icount(int argc, char **argv, unsigned *shift)
+{
+	for (int i = 0; i + 1 < argc; i++) {
+		if (strcmp(argv[i], "-icount") != 0 && strcmp(argv[i], "--icount") != 0)
+			continue;
+		const char *o = argv[i + 1];
+		const char *s = strstr(o, "shift=");
+		const char *v = s ? s + 6 : o;
+
+		if (strncmp(v, "auto", 4) == 0 || v[0] < '0' || v[0] > '9')
+			return ICOUNT_INEXACT;
+		*shift = (unsigned)strtoul(v, NULL, 10);
+		return strstr(o, "sleep=off") ? ICOUNT_EXACT : ICOUNT_INEXACT;
+	}
+	return ICOUNT_NONE;
+}
+
+static int
+read_cmdline(char **argv, int max, char *buf, size_t cap)
+{
+	FILE *f = fopen("/proc/self/cmdline", "r");
+	size_t n = f ? fread(buf, 1, cap - 1, f) : 0;
+	int argc = 0;
+
+	if (f)
+		fclose(f);
+	buf[n] = 0;
+	for (size_t i = 0; i < n && argc < max; i += strlen(buf + i) + 1)
+		argv[argc++] = buf + i;
+	return argc;
+}
+
+/* The QEMU start's VM state notifications: main thread, BQL. */
+static void
+vm_change(void *opaque, bool running, int state)
+{
+	unsigned how;
+
+	(void)opaque;
+	/* the VM starts: QEMU is initialised, vCPUs resume right after this */
+	if (running)
+		executor_lazy_init();
+	policy_current()->vm_change(running);
+	int64_t ic = qrt_icount_now(&how, 0);
+
+	emit_vm_change(running, state, how, ic);
+}
+
+/* The hooks, BH gate first; @n set. */
+static size_t
+hook_table(struct hook_spec *t)
+{
+	size_t n, k = 0;
+	const struct hook_spec *bh = gate_bh_hooks(&n);
+
+	for (size_t i = 0; i < n && k < HOOKS_MAX - 2; i++)
+		t[k++] = bh[i];
+	t[k++] = *warp_hook();
+	t[k++] = *gate_io_hook(shim_qemu.major);
+	return k;
+}
+
+static int
+install(const struct hook_spec *s, unsigned flags, char *why, size_t len)
+{
+	struct hook_info info;
+	int err = hook_install_ex(shim_qemu.sym[s->id].addr, s->hook,
+				  flags & HOOK_F_DRY_RUN ? NULL : s->real, flags, &info);
+
+	if (err < 0)
+		snprintf(why, len, "cannot hook %s: %s (%s)", qsym_name(&shim_qemu, s->id),
+			 hook_errname(err), info.detail);
+	return err;
+}
+
+/* Checks and discovery: 0, or -1 with @why.  Nothing is hooked yet. */
+static int
+prepare(char *why, size_t len)
+{
+	if (shim_qemu.known == NULL && !bhrr_cfg.force) {
+		snprintf(why, len, "QEMU build %s (%s, %s) is not one bhrr was tested on; not %s "
+			 "(BHRR_FORCE=1 tries anyway)",
+			 shim_qemu.build_id[0] ? shim_qemu.build_id : "without build-id",
+			 shim_qemu.version[0] ? shim_qemu.version : "version unknown", shim_qemu.exe,
+			 settings_doing(&bhrr_cfg));
+		return -1;
+	}
+	for (int i = 0; i < QS_COUNT; i++)
+		if (shim_qemu.sym[i].addr == NULL && i != QS_ICOUNT_GET_RAW) {
+			snprintf(why, len, "QEMU build %s lacks %s; not %s", shim_qemu.build_id,
+				 qsym_name(&shim_qemu, i), settings_doing(&bhrr_cfg));
+			return -1;
+		}
+	qrt_bind();
+	discover_cpu_fields();
+	char d[512];
+
+	if (discover_bh_layout(d, sizeof(d)) < 0) {
+		snprintf(why, len, "QEMU build %s (%s): %s; not %s", shim_qemu.build_id,
+			 shim_qemu.version, d, settings_doing(&bhrr_cfg));
+		return -1;
+	}
+	if (discover_timers(d, sizeof(d)) < 0)
+		vlog_error("QEMU build %s: %s; recording the order of events only",
+			   shim_qemu.build_id, d);
+	if (bhrr_cfg.mode == BHRR_REPLAY && replay_load(bhrr_cfg.replay_path, d, sizeof(d)) < 0) {
+		snprintf(why, len, "%s; not replaying", d);
+		return -1;
+	}
+	return 0;
+}
+
+/* The log header: who recorded what, how. */
+static void
+fill_header(struct log_header *h, enum icount_mode *mode)
+{
+	static char cmdline[65536];
+	struct utsname un;
+	struct timespec now;
+
+	memset(h, 0, sizeof(*h));
+	snprintf(h->bhrr_version, sizeof(h->bhrr_version), "%s", PACKAGE_VERSION);
+	snprintf(h->build_id, sizeof(h->build_id), "%s", shim_qemu.build_id);
+	snprintf(h->qemu_version, sizeof(h->qemu_version), "%s", shim_qemu.version);
+	snprintf(h->exe, sizeof(h->exe), "%s", shim_qemu.exe);
+	if (uname(&un) == 0)
+		snprintf(h->host, sizeof(h->host), "%.20s %.60s %.16s %.60s", un.sysname, un.release,
+			 un.machine, un.nodename);
+	h->argc = read_cmdline(h->argv, LOG_ARGV_MAX, cmdline, sizeof(cmdline));
+	*mode = parse_icount(h->argc, h->argv, &h->icount_shift);
+	h->icount_mode = (unsigned)*mode;
+	h->pid = (uint64_t)getpid();
+	clock_gettime(CLOCK_REALTIME, &now);
+	h->start_ns = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
+}
+
+/* The mode this run is in, and its policy: 0, or -1 with @why. */
+static int
+choose_policy(enum icount_mode mode, unsigned shift, const struct policy **p, char *why, size_t len)
+{
+	qrt.shift = shift;
+	qrt.exact = mode == ICOUNT_EXACT && qrt.qemu_icount != NULL;
+	if (mode == ICOUNT_NONE)
+		qrt.qemu_icount = qrt.icount_bias = NULL; /* no icount: nothing to tag with */
+	*p = &policy_record;
+	if (bhrr_cfg.mode == BHRR_REPLAY) {
+		if (replay.ordering) {
+			qrt.exact = 0; /* the order is all the log has */
+			*p = &policy_order;
+		} else if (!qrt.exact || shift != replay.shift) {
+			snprintf(why, len, "replay needs the recorded -icount shift=%u,sleep=off on the "
+				 "command line; not replaying", replay.shift);
+			return -1;
+		} else {
+			*p = &policy_replay;
+		}
+	} else if (bhrr_cfg.chaos) {
+		if (!qrt.exact) {
+			snprintf(why, len, "BHRR_CHAOS needs exact mode (-icount shift=N,sleep=off); "
+				 "not recording");
+			return -1;
+		}
+		*p = &policy_chaos;
+	}
+	return 0;
+}
+
+static void
+say_started(const char *path, enum icount_mode mode)
+{
+	if (bhrr_cfg.mode == BHRR_REPLAY)
+		vlog("replay: %zu recorded actions from %s (%s)", replay.n, bhrr_cfg.replay_path,
+		     replay.ordering ? "ordering: in the recorded order"
+				     : "exact: at the recorded icounts");
+	if (qrt.cpu_fields)
+		vlog("record: CPUState running@%#llx can_do_io@%#llx (%u bytes): exact vCPU-thread icounts",
+		     (unsigned long long)qrt.off_running, (unsigned long long)qrt.off_can_do_io,
+		     qrt.can_do_io_size);
+	else
+		vlog("record: CPUState's can_do_io not found; schedule icounts are lower bounds");
+	vlog("record: log %s, %s mode, QEMUBH %zu bytes (ctx@%zu name@%zu cb@%zu opaque@%zu)",
+	     path, qrt.exact ? "exact" : mode == ICOUNT_INEXACT ? "ordering (icount not exact)"
+								 : "ordering (no icount)",
+	     qrt.bh_size, qrt.off_ctx, qrt.off_name, qrt.off_cb, qrt.off_opaque);
+}
+
+int
+session_start(void)
+{
+	struct hook_spec hooks[HOOKS_MAX];
+	struct log_header h;
+	char why[1024], err[512], defpath[64];
+	const char *path = bhrr_cfg.log_path;
+	const struct policy *p;
+	enum icount_mode mode;
+
+	if (prepare(why, sizeof(why)) < 0) {
+		vlog_error("%s", why);
+		return -1;
+	}
+	/* every hook is checked before any is installed: never half-hooked */
+	size_t n_hooks = hook_table(hooks);
+
+	for (size_t i = 0; i < n_hooks; i++)
+		if (install(&hooks[i], HOOK_F_DRY_RUN, why, sizeof(why)) < 0) {
+			vlog_error("QEMU build %s: %s; not %s", shim_qemu.build_id, why,
+				   settings_doing(&bhrr_cfg));
+			return -1;
+		}
+	fill_header(&h, &mode);
+	if (choose_policy(mode, h.icount_shift, &p, why, sizeof(why)) < 0) {
+		vlog_error("%s", why);
+		return -1;
+	}
+	/* the log first: if it cannot be created, nothing is hooked */
+	if (path == NULL) {
+		snprintf(defpath, sizeof(defpath), "bhrr-%d.bhlog", (int)getpid());
+		path = defpath;
+	}
+	struct log_writer *w = log_writer_open(path, &h, 0, err, sizeof(err));
+
+	if (w == NULL) {
+		vlog_error("%s; not %s", err, settings_doing(&bhrr_cfg));
+		return -1;
+	}
+	emit_set_writer(w);
+	policy_switch(p);
+	if (p == &policy_chaos)
+		policy_chaos_announce();
+	hook_batch_begin();
+	for (size_t i = 0; i < n_hooks; i++)
+		if (install(&hooks[i], 0, why, sizeof(why)) < 0)
+			vlog_error("%s (after a successful dry run!)", why);
+	hook_batch_end();
+	/* threads only now: hooks are installed single-threaded */
+	if (log_writer_start_flusher(w, 50) < 0)
+		vlog_error("cannot start the log flusher thread; the log is written at exit only");
+	__atomic_store_n(&active, 1, __ATOMIC_RELEASE);
+	/* before main: the handler list is statically initialised */
+	qrt.add_vm_change_state_handler(vm_change, NULL);
+	say_started(path, mode);
+	return 0;
+}
+
+void
+session_finish(void)
+{
+	unsigned how;
+
+	if (!session_active())
+		return;
+	__atomic_store_n(&active, 0, __ATOMIC_RELEASE);
+	int64_t ic = qrt_icount_now(&how, 0);
+
+	if (log_writer_seal(emit_writer(), ic) < 0)
+		vlog_error("the log is incomplete");
+	vlog("record: %llu BHs gated (%llu held for the executor), %llu passed through, "
+	     "%llu schedule calls; %llu warps, %llu handed to the vCPU; "
+	     "%llu executor landings moved one instruction on",
+	     (unsigned long long)gate_gated, (unsigned long long)gate_held,
+	     (unsigned long long)gate_passed, (unsigned long long)gate_schedules, warp_count(),
+	     warp_handoffs(), executor_landings());
+}
