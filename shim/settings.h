@@ -11,6 +11,7 @@
 #ifndef BHRR_SETTINGS_H
 #define BHRR_SETTINGS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 enum bhrr_mode { BHRR_OFF = 0, BHRR_CHECK, BHRR_RECORD, BHRR_REPLAY };
