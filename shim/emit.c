@@ -95,14 +95,9 @@ emit_instance_of(const void *bh)
 void
 emit_bh_run(const struct held *h, unsigned how, int64_t icount, uint64_t flags)
 {
-	struct log_event ev = { 0 };
+	struct log_event ev = { .kind = LOG_EV_BH_RUN, .icount_how = how, .icount = icount,
+				.flags = flags, .ident = h->ident, .instance = h->instance };
 
-	ev.kind = LOG_EV_BH_RUN;
-	ev.flags = flags;
-	ev.icount_how = how;
-	ev.icount = icount;
-	ev.ident = h->ident;
-	ev.instance = h->instance;
 	pthread_mutex_lock(&ids_mu);
 	ev.ordinal = ident_next_ordinal(&idents, h->ident);
 	log_writer_append(writer, &ev);
@@ -184,15 +179,9 @@ uint64_t
 emit_io_submit(uint64_t req, uint64_t op, uint64_t offset, uint64_t bytes, unsigned how,
 	       int64_t icount)
 {
-	struct log_event ev = { 0 };
+	struct log_event ev = { .kind = LOG_EV_IO_SUBMIT, .icount_how = how, .icount = icount,
+				.req = req, .op = op, .offset = offset, .bytes = bytes };
 
-	ev.kind = LOG_EV_IO_SUBMIT;
-	ev.icount = icount;
-	ev.icount_how = how;
-	ev.req = req;
-	ev.op = op;
-	ev.offset = offset;
-	ev.bytes = bytes;
 	pthread_mutex_lock(&ids_mu);
 	uint64_t key = content_key(&occ, op, offset, bytes);
 
@@ -204,63 +193,45 @@ emit_io_submit(uint64_t req, uint64_t op, uint64_t offset, uint64_t bytes, unsig
 void
 emit_io_complete(uint64_t req, int64_t ret, unsigned how, int64_t icount, uint64_t flags)
 {
-	struct log_event ev = { 0 };
+	struct log_event ev = { .kind = LOG_EV_IO_COMPLETE, .icount_how = how, .icount = icount,
+				.flags = flags, .req = req, .ret = ret };
 
-	ev.kind = LOG_EV_IO_COMPLETE;
-	ev.icount = icount;
-	ev.icount_how = how;
-	ev.flags = flags;
-	ev.req = req;
-	ev.ret = ret;
 	log_writer_append(writer, &ev);
 }
 
 void
 emit_warp(int64_t delta_ns, unsigned how, int64_t icount)
 {
-	struct log_event ev = { 0 };
+	struct log_event ev = { .kind = LOG_EV_WARP, .icount_how = how, .icount = icount,
+				.delta_ns = delta_ns };
 
-	ev.kind = LOG_EV_WARP;
-	ev.icount = icount;
-	ev.icount_how = how;
-	ev.delta_ns = delta_ns;
 	log_writer_append(writer, &ev);
 }
 
 void
 emit_chaos(uint64_t decision, int64_t value, int64_t icount)
 {
-	struct log_event ev = { 0 };
+	struct log_event ev = { .kind = LOG_EV_CHAOS, .icount_how = LOG_IC_EXACT, .icount = icount,
+				.decision = decision, .value = value };
 
-	ev.kind = LOG_EV_CHAOS;
-	ev.icount = icount;
-	ev.icount_how = LOG_IC_EXACT;
-	ev.decision = decision;
-	ev.value = value;
 	log_writer_append(writer, &ev);
 }
 
 void
 emit_nested_poll(unsigned role, unsigned how, int64_t icount)
 {
-	struct log_event ev = { 0 };
+	struct log_event ev = { .kind = LOG_EV_NESTED_POLL, .icount_how = how, .icount = icount,
+				.role = role };
 
-	ev.kind = LOG_EV_NESTED_POLL;
-	ev.icount = icount;
-	ev.icount_how = how;
-	ev.role = role;
 	log_writer_append(writer, &ev);
 }
 
 void
 emit_vm_change(int running, int state, unsigned how, int64_t icount)
 {
-	struct log_event ev = { 0 };
+	struct log_event ev = { .kind = running ? LOG_EV_VM_RESUME : LOG_EV_VM_STOP,
+				.icount_how = how, .icount = icount, .state = (uint64_t)state };
 
-	ev.kind = running ? LOG_EV_VM_RESUME : LOG_EV_VM_STOP;
-	ev.icount = icount;
-	ev.icount_how = how;
-	ev.state = (uint64_t)state;
 	log_writer_append(writer, &ev);
 }
 
@@ -268,15 +239,9 @@ void
 emit_diverge(uint64_t index, const char *expected, const char *actual, unsigned how,
 	     int64_t icount)
 {
-	struct log_event ev = { 0 };
+	struct log_event ev = { .kind = LOG_EV_DIVERGE, .icount_how = how, .icount = icount,
+				.index = index, .text = expected, .text_len = strlen(expected),
+				.text2 = actual, .text2_len = strlen(actual) };
 
-	ev.kind = LOG_EV_DIVERGE;
-	ev.icount = icount;
-	ev.icount_how = how;
-	ev.index = index;
-	ev.text = expected;
-	ev.text_len = strlen(expected);
-	ev.text2 = actual;
-	ev.text2_len = strlen(actual);
 	log_writer_append(writer, &ev);
 }

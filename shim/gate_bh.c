@@ -83,12 +83,7 @@ gate_hold_bh(QEMUBH *bh, struct held *h)
 	if (h->copy == NULL)
 		return -1;
 	memcpy(h->copy, bh, qrt.bh_size);
-	pthread_mutex_lock(&held_mu);
-	int err = heldq_push(&held_q, h);
-
-	pthread_cond_broadcast(&held_cv);
-	pthread_mutex_unlock(&held_mu);
-	if (err < 0) {
+	if (held_add(h) < 0) {
 		free(h->copy);
 		h->copy = NULL;
 		return -1;

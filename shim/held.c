@@ -66,3 +66,14 @@ held_count(enum held_kind kind)
 	pthread_mutex_unlock(&held_mu);
 	return n;
 }
+
+int
+held_add(const struct held *h)
+{
+	pthread_mutex_lock(&held_mu);
+	int err = heldq_push(&held_q, h);
+
+	pthread_cond_broadcast(&held_cv);
+	pthread_mutex_unlock(&held_mu);
+	return err;
+}

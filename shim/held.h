@@ -61,6 +61,8 @@ extern pthread_mutex_t held_mu;
 extern pthread_cond_t held_cv;
 extern struct heldq held_q;
 
+/* Append @h to held_q and wake a parked vCPU; 0, or -1 (full); any thread. */
+int held_add(const struct held *h);
 /* Items of @kind (0: any) in held_q, taking held_mu; any thread. */
 size_t held_count(enum held_kind kind);
 

@@ -165,21 +165,13 @@ chaos_complete(struct req *r, int ret)
 		unsigned how;
 		int64_t now = qrt_icount_now(&how, 1);
 
-		pthread_mutex_lock(&held_mu);
-		size_t n = heldq_count(&held_q, HELD_REQ);
-
-		pthread_mutex_unlock(&held_mu);
-		int64_t d = n < CHAOS_REQS_MAX ? chaos_delay(now) : 0;
+		int64_t d = held_count(HELD_REQ) < CHAOS_REQS_MAX ? chaos_delay(now) : 0;
 
 		if (d > 0) {
 			struct held h = { .kind = HELD_REQ, .req = r, .ret = ret,
 					  .not_before = now + d, .decided = 1 };
 
-			pthread_mutex_lock(&held_mu);
-			int err = heldq_push(&held_q, &h);
-
-			pthread_mutex_unlock(&held_mu);
-			if (err == 0) {
+			if (held_add(&h) == 0) {
 				executor_arm_at(now + d);
 				return;
 			}

@@ -108,11 +108,7 @@ order_complete(struct req *r, int ret)
 	}
 	struct held h = { .kind = HELD_REQ, .req = r, .ret = ret };
 
-	pthread_mutex_lock(&held_mu);
-	int err = heldq_push(&held_q, &h);
-
-	pthread_mutex_unlock(&held_mu);
-	if (err < 0) {
+	if (held_add(&h) < 0) {
 		gate_complete_now(r, ret);
 		return;
 	}
@@ -126,12 +122,6 @@ order_vm_change(int running)
 		replay_free("the VM stopped");
 }
 
-static void
-order_nested_poll(void)
-{
-	if (qrt.runstate_is_running())
-		replay_free("the main loop waits in a nested aio_poll");
-}
 
 const struct policy policy_order = {
 	.name = "order",
@@ -142,6 +132,6 @@ const struct policy policy_order = {
 	.warp = warp_record,
 	.warp_due = policy_never,
 	.vm_change = order_vm_change,
-	.nested_poll = order_nested_poll,
+	.nested_poll = replay_nested_poll,
 	.landing = 0,
 };

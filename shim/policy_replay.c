@@ -218,12 +218,7 @@ replay_complete(struct req *r, int ret)
 		usleep(bhrr_cfg.test.delay_us);
 	struct held h = { .kind = HELD_REQ, .req = r, .ret = ret };
 
-	pthread_mutex_lock(&held_mu);
-	int err = heldq_push(&held_q, &h);
-
-	pthread_cond_broadcast(&held_cv);
-	pthread_mutex_unlock(&held_mu);
-	if (err < 0) {
+	if (held_add(&h) < 0) {
 		gate_complete_now(r, ret);
 		return;
 	}
@@ -239,12 +234,6 @@ replay_vm_change(int running)
 		replay_free("the VM stopped");
 }
 
-static void
-replay_nested_poll(void)
-{
-	if (qrt.runstate_is_running())
-		replay_free("the main loop waits in a nested aio_poll");
-}
 
 const struct policy policy_replay = {
 	.name = "replay",

@@ -252,3 +252,10 @@ replay_free(const char *why)
 		gate_run_held(&h, how, ic, 0);
 	}
 }
+
+void
+replay_nested_poll(void)
+{
+	if (qrt.runstate_is_running())
+		replay_free("the main loop waits in a nested aio_poll");
+}

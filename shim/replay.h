@@ -57,6 +57,11 @@ void replay_diverge(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * everything still held, at once.  BQL; idempotent.
  */
 void replay_free(const char *why);
+/*
+ * The main thread waits in a nested aio_poll of a running VM (it may be
+ * waiting for kept work, as a drain does): recorded control ends.  BQL.
+ */
+void replay_nested_poll(void);
 /* Whether recorded control has ended. */
 int replay_is_free(void);
 
