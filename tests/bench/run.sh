@@ -265,11 +265,12 @@ if command -v valgrind >/dev/null && command -v callgrind_annotate >/dev/null; t
 		/usr/bin/qemu-system-x86_64 "${GUEST_ARGV[@]/n=64/n=16}" >"$out/cg.qemu.txt" 2>&1 || true
 	gated=$(sed -n 's/.*record: \([0-9]*\) BHs gated.*/\1/p' "$out/cg.qemu.txt")
 	events=$("$b/tools/bhrr" stat --json "$out/cg.bhlog" | sed -n 's/.*"events":\([0-9]*\).*/\1/p')
-	# self cost of the shim's run-time paths (install, discovery and flusher excluded)
+	# self cost of the shim's run-time paths (start-up, discovery and the flusher excluded)
 	callgrind_annotate --inclusive=no --threshold=100 "$out/cg.qemu" 2>/dev/null \
 		| grep 'libbhrr.so\]' | sed 's/ (.*%)  / /' \
 		| awk -v g="$gated" -v e="$events" '
 			{ gsub(",", "", $1); f = $2 }
-			f ~ /shim\/(record|log_writer)\.c:/ && f !~ /record_start|discover|install|parse_icount|read_cmdline|lazy_init|log_writer_open|put_tag|encode_header|flusher_main|log_writer_flush|frame_record|write_all|finish|seal|record_finish/ { s += $1 }
+			f ~ /shim\/[a-z_0-9]+\.c:/ && f !~ /shim\/(session|discover|settings|ctor|check|symbols|vlog|hook_[a-z_0-9]+)\.c:/ &&
+			f !~ /lazy_init|log_writer_open|put_tag|encode_header|flusher_main|log_writer_flush|frame_record|write_all|finish|seal|replay_load|keys_add/ { s += $1 }
 			END { printf "  %d BHs gated, %d events logged: %.0f shim instructions per gated BH, %.0f per logged event\n", g, e, s / g, s / e }'
 fi
