@@ -7,6 +7,7 @@
  *
  * Threads: the cursor under the BQL; parking is the vCPU thread's.
  */
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -25,6 +26,7 @@
 #define PARK_POLL_MS 10
 
 static int parked; /* vCPU thread: a park_fn is queued or running */
+static size_t forced = (size_t)-1; /* vCPU thread: BHRR_TEST_PARK parked for this action */
 
 /* Arm the executor for the next recorded action, or end at the end of the log. */
 static void
@@ -57,17 +59,19 @@ static void
 park_fn(CPUState *cpu, run_on_cpu_data data)
 {
 	long long t0 = shim_now_ns();
+	int waited = 0;
 
 	(void)cpu;
 	(void)data;
-	for (;;) {
+	for (;; waited = 1) {
 		const struct replay_action *a = replay_due();
 
 		if (replay_is_free() || a == NULL || !qrt.runstate_is_running()) {
 			parked = 0;
 			return;
 		}
-		if (replay_available(a)) {
+		/* test-only (BHRR_TEST_PARK): what arrived is seen after one wait, as if late */
+		if ((waited || !bhrr_cfg.test.park) && replay_available(a)) {
 			parked = 0;
 			replay_step();
 			return;
@@ -130,12 +134,103 @@ replay_step(void)
 		}
 		if (a->a.kind == LOG_ACT_WARP)
 			return;
+		/* test-only (BHRR_TEST_PARK): park once for every action, whatever arrived */
+		if (bhrr_cfg.test.park && forced != replay.next) {
+			forced = replay.next;
+			park();
+			return;
+		}
 		if (!replay_take(a)) {
 			park();
 			return;
 		}
 		replay.next++;
 	}
+}
+
+/* ---- a guest asleep short of the next recorded event ---- */
+
+#define IDLE_RECHECK_NS 100000000ll /* 100 ms */
+
+static void *idle_timer;      /* a REALTIME QEMUTimer; set once by replay_start (main thread) */
+static int64_t idle_ic = -1;  /* vCPU thread: the icount the guest was seen idle at */
+static long long idle_since;  /* vCPU thread */
+
+static void replay_warp(void);
+
+static void
+idle_fn(CPUState *cpu, run_on_cpu_data data)
+{
+	(void)cpu;
+	(void)data;
+	replay_warp();
+}
+
+/* REALTIME, main loop: look again from the vCPU thread, where the icount is exact. */
+static void
+idle_timer_cb(void *opaque)
+{
+	CPUState *cpu = qrt.get_cpu(0);
+
+	(void)opaque;
+	if (!replay_is_free() && cpu != NULL)
+		qrt.async_run_on_cpu(cpu, idle_fn, (run_on_cpu_data){ .host_ptr = NULL });
+}
+
+/*
+ * Every vCPU halted at icount @ic, short of the next recorded action @a:
+ * nothing bhrr replays can move the icount there, only a warp could, and
+ * the log has none here.  Asked of QEMU, not of the distance: if a guest
+ * timer lies ahead (deadline > 0), QEMU warps in this state every time,
+ * and the record logs each warp - so the recorded guest was not asleep
+ * here, and the run has diverged: said at once.  With no guest timer at
+ * all, only a host input bhrr does not replay could wake it: named after
+ * BHRR_WATCHDOG_MS at the same icount.  vCPU thread, outside any TB.
+ * 1 if it named a divergence.
+ */
+static int
+idle_short(int64_t ic, const struct replay_action *a)
+{
+	if (a == NULL || a->a.icount <= ic || qrt_outside_tb() != 1 || !qrt.all_idle() ||
+	    !qrt.runstate_is_running()) {
+		idle_ic = -1;
+		return 0;
+	}
+	int64_t deadline = qrt.deadline_ns_all(QRT_CLOCK_VIRTUAL, ~QRT_TIMER_ATTR_EXTERNAL);
+
+	if (deadline > 0) {
+		replay_diverge("the guest sleeps at icount %lld, short of it, with a guest timer due in "
+			       "%lld ns: QEMU would warp the clock here, and the log has no warp here",
+			       (long long)ic, (long long)deadline);
+		return 1;
+	}
+	if (deadline == 0)
+		return 0; /* a timer is expiring: the guest wakes */
+	long long now = shim_now_ns();
+
+	if (idle_ic != ic) {
+		idle_ic = ic;
+		idle_since = now;
+	} else if (now - idle_since > bhrr_cfg.watchdog_ms * 1000000ll) {
+		replay_diverge("the guest has slept at icount %lld, short of it, for %ld ms with no "
+			       "timer and no recorded event that could wake it", (long long)ic,
+			       bhrr_cfg.watchdog_ms);
+		return 1;
+	}
+	if (idle_timer)
+		qrt.timer_mod_ns(idle_timer, qrt.clock_get_ns(QRT_CLOCK_REALTIME) + IDLE_RECHECK_NS);
+	return 0;
+}
+
+static void
+replay_start(void)
+{
+	void *t = calloc(1, QRT_TIMER_BYTES); /* never freed: QEMU may fire it until exit */
+
+	if (t == NULL)
+		return;
+	qrt.timer_init_full(t, NULL, QRT_CLOCK_REALTIME, QRT_SCALE_NS, 0, idle_timer_cb, NULL);
+	idle_timer = t;
 }
 
 /* The warp hook while replaying: warp only where the log has a warp. */
@@ -145,6 +240,8 @@ replay_warp(void)
 	const struct replay_action *a = replay_due();
 	int64_t ic = __atomic_load_n(qrt.qemu_icount, __ATOMIC_ACQUIRE);
 
+	if (replay_is_free())
+		return;
 	/*
 	 * QEMU asks for a warp when every vCPU is idle.  A vCPU that halted
 	 * exactly at the executor's deadline is never woken to run it (the
@@ -155,7 +252,7 @@ replay_warp(void)
 		replay_arm();
 		return;
 	}
-	if (executor_arming() || a == NULL || a->a.kind != LOG_ACT_WARP)
+	if (executor_arming() || idle_short(ic, a) || a == NULL || a->a.kind != LOG_ACT_WARP)
 		return;
 	if (ic > a->a.icount) {
 		replay_diverge("the guest ran on to icount %lld without the warp", (long long)ic);
@@ -180,14 +277,15 @@ replay_warp(void)
 	replay_arm();
 }
 
-/* Main loop, every vCPU idle: an action due, the vCPU halted at its deadline. */
+/*
+ * Main loop, every vCPU idle: hand the warp to the vCPU whenever a recorded
+ * action remains - it is due (the vCPU halted at its deadline), or the
+ * guest may be asleep short of it (idle_short decides, exactly).
+ */
 static int
 replay_warp_due(void)
 {
-	const struct replay_action *a = replay_due();
-
-	return a != NULL && a->a.kind != LOG_ACT_WARP &&
-	       a->a.icount <= __atomic_load_n(qrt.qemu_icount, __ATOMIC_ACQUIRE);
+	return replay_due() != NULL;
 }
 
 static void
@@ -237,6 +335,7 @@ replay_vm_change(int running)
 
 const struct policy policy_replay = {
 	.name = "replay",
+	.start = replay_start,
 	.bh = replay_bh,
 	.complete = replay_complete,
 	.execute = replay_step,

@@ -82,6 +82,16 @@ qrt_current_cpu(void)
 	return cur_cpu_slot ? (CPUState *)*cur_cpu_slot : NULL;
 }
 
+int
+qrt_outside_tb(void)
+{
+	const char *cpu = (const char *)qrt_current_cpu();
+
+	if (!qrt.cpu_fields || cpu == NULL)
+		return -1;
+	return *(const volatile uint8_t *)(cpu + qrt.off_running) == 0;
+}
+
 int64_t
 qrt_icount_here(unsigned *how)
 {

@@ -109,6 +109,13 @@ int64_t qrt_icount_here(unsigned *how);
 /* This thread's current_cpu (QEMU's thread-local), or NULL; any thread. */
 CPUState *qrt_current_cpu(void);
 
+/*
+ * Whether this vCPU thread is outside cpu_exec (no TB running, so
+ * qemu_icount is current): 1, 0, or -1 when CPUState's layout is unknown
+ * or this is not a vCPU thread.
+ */
+int qrt_outside_tb(void);
+
 /* The virtual-clock deadline of icount @ic: bias + (ic << shift). */
 int64_t qrt_deadline_of(int64_t ic);
 

@@ -233,9 +233,15 @@ replay_free(const char *why)
 	qrt_assert_bql("the end of recorded control");
 	__atomic_store_n(&freed, 1, __ATOMIC_RELEASE);
 	policy_switch(&policy_record);
+	size_t bhs = held_count(HELD_BH), reqs = held_count(HELD_REQ);
+
 	vlog_say("replay: recorded control ended at icount %lld after %zu of %zu recorded events "
-		 "(%s; %llu parks); running free",
-		 (long long)qrt_icount_now(&how, 0), replay.next, replay.n, why, replay.parks);
+		 "(%s; %llu parks); running free%s",
+		 (long long)qrt_icount_now(&how, 0), replay.next, replay.n, why, replay.parks,
+		 bhs + reqs ? "" : ", nothing held");
+	if (bhs + reqs)
+		vlog_say("replay: %zu BHs and %zu completions were held for later events; they run now",
+			 bhs, reqs);
 	/* completions first, then BHs, each in arrival order */
 	for (;;) {
 		struct held h;

@@ -14,6 +14,7 @@
 #include "emit.h"
 #include "executor.h"
 #include "gate.h"
+#include "held.h"
 #include "hook.h"
 #include "log.h"
 #include "policy.h"
@@ -293,6 +294,11 @@ session_finish(void)
 	__atomic_store_n(&active, 0, __ATOMIC_RELEASE);
 	int64_t ic = qrt_icount_now(&how, 0);
 
+	size_t held = held_count(0);
+
+	if (held)
+		vlog_say("QEMU exits with %zu BHs and %zu completions still held by bhrr (never run)",
+			 held_count(HELD_BH), held_count(HELD_REQ));
 	if (log_writer_seal(emit_writer(), ic) < 0)
 		vlog_error("the log is incomplete");
 	vlog("record: %llu BHs gated (%llu held for the executor), %llu passed through, "

@@ -120,5 +120,6 @@ settings_read(struct bhrr_settings *s, char *why, size_t len)
 	if (number("BHRR_TEST_DELAY_US", 0, 1000000, &n, why, len) < 0)
 		return -1;
 	s->test.delay_us = (unsigned)n;
+	s->test.park = flag("BHRR_TEST_PARK");
 	return 0;
 }

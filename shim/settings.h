@@ -35,6 +35,7 @@ struct bhrr_settings {
 	 */
 	struct {
 		unsigned delay_us;  /* BHRR_TEST_DELAY_US: completions reach QEMU this late */
+		int park;           /* BHRR_TEST_PARK: replay parks once for every action */
 	} test;
 };
 

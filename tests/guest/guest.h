@@ -81,6 +81,7 @@ extern struct config {
 	int channels;      /* ide: 1 or 2 */
 	int quiet;         /* 1: no per-command lines, only the digest */
 	int batch;         /* ahci, virtio: one doorbell for all commands issued together */
+	int idle;          /* PIT ticks to sleep through with no I/O in flight, first (needs hz) */
 } cfg;
 
 /* pci.c */

@@ -31,6 +31,9 @@ guest_append() {
 	# one race decides: command 7 overtaking command 6; reads only, so two
 	# requests in flight are alike and the race stays open until it is run
 	race)         echo "dev=virtio depth=4 n=32 writes=0 race=7" ;;
+	# sleeps through 8 PIT ticks with nothing in flight first: at least 8
+	# warps in every run, whatever the host does (the warp tests need them)
+	idle)         echo "dev=ide mode=pio wait=irq hz=1000 idle=8 n=16" ;;
 	*) return 1 ;;
 	esac
 }

@@ -21,6 +21,7 @@
  *   depth=in flight  writes=percent  wait=poll|irq  hz=PIT rate (0 off)
  *   seed=N  flaky=K  race=K  sectors=disk size  channels=1|2 (ide)  quiet=1
  *   batch=0|1 (ahci, virtio: one doorbell per batch of commands)
+ *   idle=K (sleep through K PIT ticks first, nothing in flight: K warps; needs hz=)
  */
 #include <stdarg.h>
 
@@ -248,6 +249,7 @@ parse_cmdline(const char *src)
 		else if (streq(key, "seed")) cfg.seed = parse_num(val);
 		else if (streq(key, "flaky")) cfg.flaky = (int)parse_num(val);
 		else if (streq(key, "race")) cfg.race = (int)parse_num(val);
+		else if (streq(key, "idle")) cfg.idle = (int)parse_num(val);
 		else if (streq(key, "sectors")) cfg.sectors = parse_num(val);
 		else if (streq(key, "channels")) cfg.channels = (int)parse_num(val);
 		else if (streq(key, "quiet")) cfg.quiet = (int)parse_num(val);
@@ -431,6 +433,15 @@ kmain(const struct mb_info *mb)
 		pit_start(cfg.hz);
 	if (cfg.irq || cfg.hz)
 		sti();
+	/*
+	 * idle=K: sleep through K PIT ticks with nothing in flight.  Only the
+	 * timer can wake the vCPU, so under -icount sleep=off QEMU warps the
+	 * clock to it: K warps, whatever the host does (a test needs them).
+	 */
+	if (cfg.idle > 0 && cfg.hz == 0)
+		fail("idle=%d needs hz=", cfg.idle);
+	for (uint32_t t0 = pit_ticks; pit_ticks - t0 < (uint32_t)cfg.idle;)
+		__asm__ volatile("sti; hlt" ::: "memory");
 
 	int issued = 0, inflight = 0;
 

@@ -6,8 +6,10 @@
  *                                 a bh_run, an io_complete and sometimes a
  *                                 warp; FSIZE_LIMIT caps the file size so
  *                                 the writer hits a write error mid-run
- *   stream LOG                    append an event every ms until killed; its
- *                                 icount is CLOCK_REALTIME in microseconds
+ *   stream LOG [N]                append an event every 0.1 ms (icount: its
+ *                                 ordinal) until killed; with N, stop after N,
+ *                                 wait until the flusher put them all on disk,
+ *                                 say "on disk: N" and wait to be killed
  *   unknown-kind LOG              a log holding an event of kind 20
  *   truncate LOG BYTES            cut the file to BYTES
  *   setbyte LOG OFFSET VALUE      overwrite one byte
@@ -168,26 +170,54 @@ cmd_gen(int argc, char **argv)
 	return 0;
 }
 
+/* Events readable in @path now (a fresh reader each time). */
+static long
+count_events(const char *path)
+{
+	char err[256];
+	int code;
+	struct log_reader *r = log_reader_open(path, &code, err, sizeof(err));
+	struct log_event ev;
+	long n = 0;
+
+	if (r == NULL)
+		return -1;
+	while (log_reader_next(r, &ev) == 1)
+		n += ev.kind == LOG_EV_WARP;
+	log_reader_close(r);
+	return n;
+}
+
+/*
+ * stream LOG [N]: append warps whose icount is their ordinal, one every
+ * 0.1 ms, through a writer with a 50 ms flusher and no explicit flush.
+ * With N: after N events, wait until the flusher has put all N on disk
+ * (read back), print "on disk: N" and wait to be killed.
+ */
 static int
 cmd_stream(int argc, char **argv)
 {
 	if (argc < 2)
-		fail("usage: stream LOG");
+		fail("usage: stream LOG [N]");
 	char *qargv[] = { "stream" };
 	struct log_writer *w = open_writer(argv[1], 50, qargv, 1);
+	long n = argc > 2 ? atol(argv[2]) : -1;
 	struct log_event ev;
 
 	memset(&ev, 0, sizeof(ev));
 	ev.kind = LOG_EV_WARP;
-	for (;;) {
-		struct timespec ts;
-
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ev.icount = ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
-		ev.delta_ns = 1;
+	ev.delta_ns = 1;
+	for (long i = 0; n < 0 || i < n; i++) {
+		ev.icount = i;
 		log_writer_append(w, &ev);
-		usleep(1000);
+		usleep(100);
 	}
+	while (count_events(argv[1]) < n)
+		usleep(10000);
+	printf("on disk: %ld\n", n);
+	fflush(stdout);
+	for (;;)
+		pause();
 }
 
 static int
