@@ -182,7 +182,7 @@ assert_creation_ordinals() {
 	guest_argv virtio "$BATS_TEST_TMPDIR"
 	GUEST_ARGV=("${GUEST_ARGV[@]/n=64/n=4000 count=64}")
 	"$BHRR" record -o "$LOG" -- "$QEMU_BIN" "${GUEST_ARGV[@]}" >/dev/null 2>&1 &
-	signal_and_time TERM $!
+	signal_and_time TERM $! "$LOG"
 	[ "$EXIT_MS" -lt 3000 ]
 	run "$BHRR" verify "$LOG"
 	[ "$status" -eq 0 ]
@@ -199,7 +199,7 @@ qmp_quit() {
 	# shellcheck disable=SC2086
 	"$BHRR" record -o "$LOG" -- "$QEMU_BIN" $QEMU_FW "${GUEST_ARGV[@]}" \
 		-qmp "tcp:127.0.0.1:$port,server=on,wait=off" >/dev/null 2>&1 &
-	qmp_quit_and_time "$port" $!
+	qmp_quit_and_time "$port" $! "$LOG"
 	echo "QEMU $1"
 	[ "$EXIT_MS" -lt 3000 ]
 	run "$BHRR" verify "$LOG"
@@ -222,7 +222,7 @@ qmp_quit() {
 	GUEST_ARGV=("${GUEST_ARGV[@]/n=64/n=4000 count=64}")
 	BHRR_MODE=record BHRR_LOG="$LOG" LD_PRELOAD="$SHIM" "$QEMU_BIN" "${GUEST_ARGV[@]}" >/dev/null 2>&1 &
 	pid=$!
-	sleep 1.5
+	wait_events "$LOG" 20 "$pid"
 	kill -KILL "$pid"
 	wait "$pid" || true
 	run "$BHRR" verify "$LOG"

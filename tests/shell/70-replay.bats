@@ -189,8 +189,8 @@ ordering() {
 	"$BHRR" record -o "$LOG" -- "$QEMU_BIN" "${GUEST_ARGV[@]}" >/dev/null 2>&1 || true
 	guest_argv virtio "$BATS_TEST_TMPDIR"
 	GUEST_ARGV=("${GUEST_ARGV[@]/n=64/n=2000}")
-	BHRR_TEST_DELAY_US=20000 "$BHRR" replay "$LOG" -o "$BATS_TEST_TMPDIR/rep.bhlog" -- "$QEMU_BIN" "${GUEST_ARGV[@]}" >/dev/null 2>&1 &
-	signal_and_time TERM $!
+	BHRR_TEST_PARK=1 BHRR_TEST_DELAY_US=20000 "$BHRR" replay "$LOG" -o "$BATS_TEST_TMPDIR/rep.bhlog" -- "$QEMU_BIN" "${GUEST_ARGV[@]}" >/dev/null 2>&1 &
+	signal_and_time TERM $! "$BATS_TEST_TMPDIR/rep.bhlog"
 	[ "$EXIT_MS" -lt 3000 ]
 	run "$BHRR" verify "$BATS_TEST_TMPDIR/rep.bhlog"
 	[ "$status" -eq 0 ]
@@ -281,14 +281,14 @@ qmp_quit_parked() {
 	GUEST_ARGV=("${GUEST_ARGV[@]/n=64/n=1000}")
 	port=$((20000 + RANDOM % 20000))
 	# shellcheck disable=SC2086
-	BHRR_TEST_DELAY_US=20000 "$BHRR" replay "$LOG" -o "$BATS_TEST_TMPDIR/rep.bhlog" -- "$QEMU_BIN" $QEMU_FW \
+	BHRR_TEST_PARK=1 BHRR_TEST_DELAY_US=20000 "$BHRR" replay "$LOG" -o "$BATS_TEST_TMPDIR/rep.bhlog" -- "$QEMU_BIN" $QEMU_FW \
 		"${GUEST_ARGV[@]}" -qmp "tcp:127.0.0.1:$port,server=on,wait=off" \
 		>/dev/null 2>"$BATS_TEST_TMPDIR/rep.err" &
-	qmp_quit_and_time "$port" $!
+	qmp_quit_and_time "$port" $! "$BATS_TEST_TMPDIR/rep.bhlog"
 	cat "$BATS_TEST_TMPDIR/rep.err"
 	echo "QEMU $1"
 	[ "$EXIT_MS" -lt 3000 ]
-	# it was parked: the delay holds every completion back
+	# it was parked: BHRR_TEST_PARK parks for every action
 	grep -q 'recorded control ended.*; [1-9][0-9]* parks' "$BATS_TEST_TMPDIR/rep.err"
 	run "$BHRR" verify "$BATS_TEST_TMPDIR/rep.bhlog"
 	[ "$status" -eq 0 ]

@@ -48,11 +48,28 @@ mini_guest_argv() {
 # The exit status QEMU gives when the mini guest passes (0x10 << 1 | 1).
 MINI_PASS=33
 
-# signal_and_time SIGNAL PID: after 1.5 s send SIGNAL to PID, wait for it and
-# set EXIT_MS to how long it took to exit after the signal.
+# wait_events LOG N PID: wait until the live log LOG holds N io_complete
+# events, so a signal test acts mid-I/O because the run got there, not
+# because a sleep was long enough.  Fails if PID ends first, or after 5 min.
+wait_events() {
+	local log=$1 n=$2 pid=$3 i
+	for i in $(seq 1 6000); do
+		if [ -s "$log" ] && [ "$("$BHRR" dump --json "$log" 2>/dev/null | grep -c '"kind":"io_complete"')" -ge "$n" ]; then
+			return 0
+		fi
+		kill -0 "$pid" 2>/dev/null || { echo "wait_events: process $pid ended before $n completions"; return 1; }
+		sleep 0.05
+	done
+	echo "wait_events: $log never held $n completions"
+	return 1
+}
+
+# signal_and_time SIGNAL PID LOG: once LOG holds 20 completions, send SIGNAL
+# to PID, wait for it and set EXIT_MS to how long it took to exit after the
+# signal.
 signal_and_time() {
 	local t0
-	sleep 1.5
+	wait_events "$3" 20 "$2"
 	kill "-$1" "$2"
 	t0=$(date +%s%N)
 	wait "$2" || true
@@ -60,11 +77,12 @@ signal_and_time() {
 	echo "exited $EXIT_MS ms after SIG$1"
 }
 
-# qmp_quit_and_time PORT PID: after 1.5 s send QMP "quit" to the QEMU PID
-# listening on 127.0.0.1:PORT, wait for it and set EXIT_MS as above.
+# qmp_quit_and_time PORT PID LOG: once LOG holds 20 completions, send QMP
+# "quit" to the QEMU PID listening on 127.0.0.1:PORT, wait for it and set
+# EXIT_MS as above.
 qmp_quit_and_time() {
 	local t0
-	sleep 1.5
+	wait_events "$3" 20 "$2"
 	exec 5<>"/dev/tcp/127.0.0.1/$1"
 	printf '%s\n' '{"execute":"qmp_capabilities"}' '{"execute":"quit"}' >&5
 	t0=$(date +%s%N)
