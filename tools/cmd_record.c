@@ -7,15 +7,11 @@
  * from the executable file) and prints doctor's warnings.
  */
 #define _GNU_SOURCE
-#include <elf.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -47,59 +43,6 @@ resolve_exe(const char *name, char *out, size_t len)
 		path += n + (end ? 1 : 0);
 	}
 	return -1;
-}
-
-/* The GNU build-id of the ELF file @path as hex; 0 or -1. */
-static int
-elf_build_id(const char *path, char *out, size_t len)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	struct stat st;
-	const unsigned char *m;
-	int rc = -1;
-
-	out[0] = 0;
-	if (fd < 0 || fstat(fd, &st) < 0 || st.st_size < (off_t)sizeof(Elf64_Ehdr)) {
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-	close(fd);
-	if (m == MAP_FAILED)
-		return -1;
-	const Elf64_Ehdr *eh = (const Elf64_Ehdr *)m;
-	size_t size = (size_t)st.st_size;
-
-	if (memcmp(eh->e_ident, ELFMAG, SELFMAG) == 0 && eh->e_ident[EI_CLASS] == ELFCLASS64 &&
-	    eh->e_phoff + (size_t)eh->e_phnum * sizeof(Elf64_Phdr) <= size) {
-		const Elf64_Phdr *ph = (const Elf64_Phdr *)(m + eh->e_phoff);
-
-		for (int i = 0; i < eh->e_phnum && rc < 0; i++) {
-			if (ph[i].p_type != PT_NOTE || ph[i].p_offset + ph[i].p_filesz > size)
-				continue;
-			const unsigned char *p = m + ph[i].p_offset, *end = p + ph[i].p_filesz;
-
-			while (p + sizeof(Elf64_Nhdr) <= end) {
-				const Elf64_Nhdr *n = (const Elf64_Nhdr *)p;
-				const unsigned char *name = p + sizeof(*n);
-				const unsigned char *desc = name + ((n->n_namesz + 3) & ~3u);
-
-				if (desc + n->n_descsz > end)
-					break;
-				if (n->n_type == NT_GNU_BUILD_ID && n->n_namesz == 4 &&
-				    memcmp(name, "GNU", 4) == 0 && 2 * n->n_descsz < len) {
-					for (unsigned k = 0; k < n->n_descsz; k++)
-						snprintf(out + 2 * k, 3, "%02x", desc[k]);
-					rc = 0;
-					break;
-				}
-				p = desc + ((n->n_descsz + 3) & ~3u);
-			}
-		}
-	}
-	munmap((void *)m, size);
-	return rc;
 }
 
 /* ---- doctor ---- */
@@ -352,7 +295,7 @@ cmd_record(int argc, char **argv)
 
 	if (resolve_exe(qargv[0], exe, sizeof(exe)) < 0)
 		die("record: cannot find QEMU '%s'", qargv[0]);
-	if (elf_build_id(exe, id, sizeof(id)) < 0)
+	if (elf_file_build_id(exe, id, sizeof(id)) < 0)
 		snprintf(id, sizeof(id), "(none)");
 	if (qemu_known_build(id) == NULL && !force) {
 		fprintf(stderr, "bhrr: record: %s has build-id %s, which is not a QEMU build bhrr was "
@@ -427,7 +370,7 @@ cmd_replay(int argc, char **argv)
 	}
 	if (resolve_exe(qargv[0], exe, sizeof(exe)) < 0)
 		die("replay: cannot find QEMU '%s'", qargv[0]);
-	if (elf_build_id(exe, id, sizeof(id)) < 0)
+	if (elf_file_build_id(exe, id, sizeof(id)) < 0)
 		snprintf(id, sizeof(id), "(none)");
 	if (strcmp(id, h->build_id) != 0 && !force) {
 		fprintf(stderr, "bhrr: replay: %s was recorded with QEMU build %s (%s); %s is build %s; "
