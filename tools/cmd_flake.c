@@ -27,6 +27,7 @@
 #include "config.h"
 #include "cmd.h"
 #include "log.h"
+#include "open_log.h"
 
 struct judge {
 	int expect;          /* the passing exit status */
@@ -611,14 +612,10 @@ static void
 write_prefix(const char *in, const char *out, size_t k)
 {
 	char err[512];
-	int code;
-	struct log_reader *r = log_reader_open(in, &code, err, sizeof(err));
+	struct log_reader *r = open_log_or_exit(in, "bisect", 1);
 	struct log_event ev;
 	size_t seen = 0;
 	int64_t last = 0;
-
-	if (r == NULL)
-		die("bisect: %s", err);
 	struct log_header h = *log_reader_header(r);
 	struct log_writer *w = log_writer_open(out, &h, 0, err, sizeof(err));
 
@@ -695,9 +692,7 @@ probe(const char *log, size_t k, int nruns, const struct judge *j, char **qargv,
 static void
 describe_event(const char *log, uint64_t seq, char *buf, size_t len)
 {
-	char err[512];
-	int code;
-	struct log_reader *r = log_reader_open(log, &code, err, sizeof(err));
+	struct log_reader *r = open_log(log, "bisect", NULL);
 	struct log_event ev;
 	char site[1024] = "";
 
@@ -765,17 +760,13 @@ cmd_bisect(int argc, char **argv)
 	int qargc = i < argc ? argc - i - 1 : 0;
 
 	/* the actions, as replay sees them */
-	char err[512];
-	int code;
-	struct log_reader *r = log_reader_open(log, &code, err, sizeof(err));
+	struct log_reader *r = open_log(log, "bisect", NULL);
 	struct log_event ev;
 	struct bs_log bl = { NULL, 0 };
 	size_t cap = 0;
 
-	if (r == NULL) {
-		fprintf(stderr, "bhrr: bisect: %s\n", err);
+	if (r == NULL)
 		return EXIT_USAGE;
-	}
 	int exact = log_reader_header(r)->icount_mode == 1;
 
 	while (log_reader_next(r, &ev) == 1)

@@ -19,6 +19,7 @@
 #include "config.h"
 #include "cmd.h"
 #include "log.h"
+#include "open_log.h"
 
 struct action {
 	unsigned kind;        /* LOG_EV_BH_RUN, _IO_COMPLETE, _WARP, _CHAOS */
@@ -71,19 +72,15 @@ struct site_by_ident {
 static int
 load_actions(const char *path, struct actions *as, const char *cmd)
 {
-	char err[512];
-	int code;
-	struct log_reader *r = log_reader_open(path, &code, err, sizeof(err));
+	struct log_reader *r = open_log(path, cmd, NULL);
 	struct log_event ev;
 	struct site_by_ident sites[256];
 	size_t n_sites = 0;
 
 	memset(as, 0, sizeof(*as));
 	as->path = path;
-	if (r == NULL) {
-		fprintf(stderr, "bhrr: %s: %s\n", cmd, err);
+	if (r == NULL)
 		return -1;
-	}
 	as->hdr = *log_reader_header(r);
 	as->hdr.argc = 0;
 	while (log_reader_next(r, &ev) == 1) {
@@ -355,18 +352,14 @@ struct flow {
 static int
 export_one(FILE *f, const char *path, int pid, uint64_t mark_seq, int *first)
 {
-	char err[512];
-	int code;
-	struct log_reader *r = log_reader_open(path, &code, err, sizeof(err));
+	struct log_reader *r = open_log(path, "export", NULL);
 	struct log_event ev;
 	struct flow pending[512];
 	size_t n_pending = 0;
 	uint64_t next_flow = 1;
 
-	if (r == NULL) {
-		fprintf(stderr, "bhrr: export: %s\n", err);
+	if (r == NULL)
 		return -1;
-	}
 	const struct log_header *h = log_reader_header(r);
 
 #define SEP() (*first ? (*first = 0, "") : ",\n")

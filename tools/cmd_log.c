@@ -15,6 +15,7 @@
 
 #include "cmd.h"
 #include "log.h"
+#include "open_log.h"
 
 struct damage_ctx {
 	const char *path;
@@ -33,14 +34,11 @@ print_damage(void *opaque, uint64_t off, uint64_t dropped, const char *reason)
 static struct log_reader *
 open_or_die(const char *path, struct damage_ctx *dc)
 {
-	char err[512];
 	int code;
-	struct log_reader *r = log_reader_open(path, &code, err, sizeof(err));
+	struct log_reader *r = open_log(path, NULL, &code);
 
-	if (r == NULL) {
-		fprintf(stderr, "bhrr: %s\n", err);
+	if (r == NULL)
 		exit(code == LOG_E_HEADER ? 1 : 2);
-	}
 	dc->path = path;
 	log_reader_on_damage(r, print_damage, dc);
 	return r;

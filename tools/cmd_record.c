@@ -17,6 +17,7 @@
 
 #include "cmd.h"
 #include "log.h"
+#include "open_log.h"
 #include "symbols.h"
 
 /* ---- the QEMU executable ---- */
@@ -239,13 +240,12 @@ run_with_shim(const char *mode, const char *exe, char **qargv, const char *out,
 	sigaction(SIGHUP, &sa, NULL);
 	while (waitpid(child, &st, 0) < 0 && errno == EINTR)
 		;
-	char err[512];
-	int code;
-	struct log_reader *r = log_reader_open(out, &code, err, sizeof(err));
+	char what[64];
 
-	if (r == NULL) {
-		fprintf(stderr, "bhrr: %s: no log: %s\n", mode, err);
-	} else {
+	snprintf(what, sizeof(what), "%s: no log", mode);
+	struct log_reader *r = open_log(out, what, NULL);
+
+	if (r != NULL) {
 		struct log_event ev;
 		unsigned long long events = 0, completions = 0;
 		int complete = 0;
@@ -321,8 +321,7 @@ cmd_replay(int argc, char **argv)
 {
 	const char *out = NULL, *log = NULL;
 	int i = 1, force = 0;
-	char exe[4096], id[64], err[512], outbuf[4096];
-	int code;
+	char exe[4096], id[64], outbuf[4096];
 
 	for (; i < argc && strcmp(argv[i], "--") != 0; i++) {
 		if (strcmp(argv[i], "-o") == 0 && i + 1 < argc)
@@ -343,10 +342,7 @@ cmd_replay(int argc, char **argv)
 	}
 	if (log == NULL)
 		usage_error("replay: no log given (usage: bhrr replay LOG [-o OUT] [--force] [--on-diverge=stop|continue] [-- QEMU ARGS...])");
-	struct log_reader *r = log_reader_open(log, &code, err, sizeof(err));
-
-	if (r == NULL)
-		die("replay: %s", err);
+	struct log_reader *r = open_log_or_exit(log, "replay", 1);
 	const struct log_header *h = log_reader_header(r);
 	char **qargv;
 
