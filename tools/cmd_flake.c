@@ -26,6 +26,7 @@
 
 #include "config.h"
 #include "cmd.h"
+#include "grow.h"
 #include "log.h"
 #include "open_log.h"
 
@@ -771,12 +772,8 @@ cmd_bisect(int argc, char **argv)
 
 	while (log_reader_next(r, &ev) == 1)
 		if (replay_action(&ev, r, exact)) {
-			if (bl.n == cap) {
-				cap = cap ? cap * 2 : 1024;
-				bl.seq = realloc(bl.seq, cap * sizeof(*bl.seq));
-				if (bl.seq == NULL)
-					die("out of memory");
-			}
+			if (GROW(bl.seq, bl.n, cap) < 0)
+				die("out of memory");
 			bl.seq[bl.n++] = ev.seq;
 		}
 	log_reader_close(r);

@@ -18,6 +18,7 @@
 
 #include "config.h"
 #include "cmd.h"
+#include "grow.h"
 #include "log.h"
 #include "open_log.h"
 
@@ -54,16 +55,12 @@ xstrdup(const char *s)
 static void
 push(struct actions *as, const struct action *a)
 {
-	if (as->n == as->cap) {
-		as->cap = as->cap ? as->cap * 2 : 1024;
-		as->v = realloc(as->v, as->cap * sizeof(*as->v));
-		if (as->v == NULL)
-			die("out of memory");
-	}
+	if (GROW(as->v, as->n, as->cap) < 0)
+		die("out of memory");
 	as->v[as->n++] = *a;
 }
 
-/* The last scheduling site seen per ident (small: idents are few). */
+/* The last scheduling site seen per ident. */
 struct site_by_ident {
 	uint64_t ident;
 	char *site;
@@ -74,8 +71,8 @@ load_actions(const char *path, struct actions *as, const char *cmd)
 {
 	struct log_reader *r = open_log(path, cmd, NULL);
 	struct log_event ev;
-	struct site_by_ident sites[256];
-	size_t n_sites = 0;
+	struct site_by_ident *sites = NULL;
+	size_t n_sites = 0, cap_sites = 0;
 
 	memset(as, 0, sizeof(*as));
 	as->path = path;
@@ -95,12 +92,13 @@ load_actions(const char *path, struct actions *as, const char *cmd)
 
 			while (i < n_sites && sites[i].ident != ev.ident)
 				i++;
-			if (i == n_sites && n_sites < 256)
+			if (i == n_sites) {
+				if (GROW(sites, n_sites, cap_sites) < 0)
+					die("out of memory");
 				sites[n_sites++] = (struct site_by_ident){ ev.ident, NULL };
-			if (i < n_sites) {
-				free(sites[i].site);
-				sites[i].site = xstrdup(s);
 			}
+			free(sites[i].site);
+			sites[i].site = xstrdup(s);
 			continue;
 		}
 		if ((ev.kind == LOG_EV_BH_RUN || ev.kind == LOG_EV_IO_COMPLETE) &&
@@ -140,6 +138,7 @@ load_actions(const char *path, struct actions *as, const char *cmd)
 	as->damaged = log_reader_damage_count(r) > 0;
 	for (size_t i = 0; i < n_sites; i++)
 		free(sites[i].site);
+	free(sites);
 	log_reader_close(r);
 	return 0;
 }
@@ -354,8 +353,8 @@ export_one(FILE *f, const char *path, int pid, uint64_t mark_seq, int *first)
 {
 	struct log_reader *r = open_log(path, "export", NULL);
 	struct log_event ev;
-	struct flow pending[512];
-	size_t n_pending = 0;
+	struct flow *pending = NULL;
+	size_t n_pending = 0, cap_pending = 0;
 	uint64_t next_flow = 1;
 
 	if (r == NULL)
@@ -441,7 +440,9 @@ export_one(FILE *f, const char *path, int pid, uint64_t mark_seq, int *first)
 		fprintf(f, "}}");
 
 		/* flows: schedule -> run of the same callback; submit -> completion */
-		if (ev.kind == LOG_EV_BH_SCHEDULE && n_pending < 512) {
+		if (ev.kind == LOG_EV_BH_SCHEDULE) {
+			if (GROW(pending, n_pending, cap_pending) < 0)
+				die("out of memory");
 			pending[n_pending++] = (struct flow){ ev.ident, next_flow };
 			fprintf(f, "%s{\"ph\":\"s\",\"pid\":%d,\"tid\":%d,\"ts\":%.3f,\"cat\":\"flow\",\"name\":\"bh\",\"id\":%" PRIu64 "}",
 				SEP(), pid, tid, ts, (uint64_t)pid << 40 | next_flow);
@@ -469,6 +470,7 @@ export_one(FILE *f, const char *path, int pid, uint64_t mark_seq, int *first)
 #undef SEP
 	int damaged = log_reader_damage_count(r) > 0;
 
+	free(pending);
 	log_reader_close(r);
 	if (damaged)
 		fprintf(stderr, "bhrr: export: warning: %s is damaged; exported what could be read\n",

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "cmd.h"
+#include "grow.h"
 #include "log.h"
 #include "open_log.h"
 
@@ -402,12 +403,8 @@ cmd_stat(int argc, char **argv)
 		while (i < n_cbs && cbs[i].ident != ev.ident)
 			i++;
 		if (i == n_cbs) {
-			if (n_cbs == cap_cbs) {
-				cap_cbs = cap_cbs ? cap_cbs * 2 : 16;
-				cbs = realloc(cbs, cap_cbs * sizeof(*cbs));
-				if (cbs == NULL)
-					die("out of memory");
-			}
+			if (GROW(cbs, n_cbs, cap_cbs) < 0)
+				die("out of memory");
 			cbs[n_cbs++] = (struct cb_stat){ ev.ident, 0 };
 		}
 		cbs[i].runs++;
