@@ -20,8 +20,11 @@ void json_str(FILE *f, const char *s, size_t len);
 /* @s as a JSON string, or null. */
 void json_cstr(FILE *f, const char *s);
 
-/* Put libbhrr.so first in LD_PRELOAD (exits if it cannot be found). */
-void preload_shim(void);
+/*
+ * The LD_PRELOAD value that puts libbhrr.so first and keeps what was there,
+ * malloc'd.  Exits if the shim cannot be found.
+ */
+char *shim_ld_preload(void);
 
 int cmd_dump(int argc, char **argv);
 int cmd_record(int argc, char **argv);

@@ -12,15 +12,11 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -29,12 +25,8 @@
 #include "grow.h"
 #include "log.h"
 #include "open_log.h"
-
-struct judge {
-	int expect;          /* the passing exit status */
-	const char *fail_if; /* or a predicate command */
-	const char *before;  /* run in each run directory first */
-};
+#include "rundir.h"
+#include "run_command.h"
 
 static double
 now_s(void)
@@ -43,138 +35,6 @@ now_s(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void
-mkdirs(const char *path)
-{
-	char tmp[4096];
-
-	snprintf(tmp, sizeof(tmp), "%s", path);
-	for (char *p = tmp + 1; *p; p++)
-		if (*p == '/') {
-			*p = 0;
-			mkdir(tmp, 0777);
-			*p = '/';
-		}
-	if (mkdir(tmp, 0777) < 0 && errno != EEXIST)
-		die("cannot create %s: %s", path, strerror(errno));
-}
-
-/* A copy of @argv with "{rundir}" replaced by @dir. */
-static char **
-subst_argv(char **argv, int argc, const char *dir)
-{
-	char **v = calloc((size_t)argc + 1, sizeof(*v));
-
-	if (v == NULL)
-		die("out of memory");
-	for (int i = 0; i < argc; i++) {
-		const char *s = argv[i], *p;
-		size_t len = strlen(s) + 1;
-
-		for (p = s; (p = strstr(p, "{rundir}")); p += 8)
-			len += strlen(dir);
-		char *d = malloc(len), *o = d;
-
-		if (d == NULL)
-			die("out of memory");
-		while ((p = strstr(s, "{rundir}"))) {
-			memcpy(o, s, (size_t)(p - s));
-			o += p - s;
-			strcpy(o, dir);
-			o += strlen(dir);
-			s = p + 8;
-		}
-		strcpy(o, s);
-		v[i] = d;
-	}
-	return v;
-}
-
-/* sh -c CMD in @dir with the run's variables; its exit status (or -1). */
-static int
-run_sh(const char *cmd, const char *dir, int run, int status)
-{
-	pid_t pid = fork();
-	int st;
-	char buf[32];
-
-	if (pid < 0)
-		return -1;
-	if (pid == 0) {
-		if (chdir(dir) < 0)
-			_exit(127);
-		snprintf(buf, sizeof(buf), "%d", run);
-		setenv("BHRR_RUN", buf, 1);
-		setenv("BHRR_RUN_DIR", dir, 1);
-		if (status >= 0) {
-			char p[4200];
-
-			snprintf(buf, sizeof(buf), "%d", status);
-			setenv("BHRR_STATUS", buf, 1);
-			snprintf(p, sizeof(p), "%s/stdout", dir);
-			setenv("BHRR_STDOUT", p, 1);
-			snprintf(p, sizeof(p), "%s/stderr", dir);
-			setenv("BHRR_STDERR", p, 1);
-		}
-		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-		_exit(127);
-	}
-	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-		;
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-/*
- * Start "bhrr SUB..." (this executable) for one run, output in @dir;
- * @extra_env "NAME=VALUE" or NULL.
- */
-static pid_t
-spawn_bhrr(char **args, const char *dir, const char *extra_env)
-{
-	char self[4096], path[4200];
-	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-
-	if (n < 0)
-		die("cannot find my own executable: %s", strerror(errno));
-	self[n] = 0;
-	fflush(NULL);
-	pid_t pid = fork();
-
-	if (pid < 0)
-		die("cannot fork: %s", strerror(errno));
-	if (pid == 0) {
-		snprintf(path, sizeof(path), "%s/stdout", dir);
-		int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0666);
-
-		if (fd >= 0)
-			dup2(fd, 1);
-		snprintf(path, sizeof(path), "%s/stderr", dir);
-		fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0666);
-		if (fd >= 0)
-			dup2(fd, 2);
-		if (extra_env)
-			putenv((char *)extra_env);
-		execv(self, args);
-		_exit(127);
-	}
-	return pid;
-}
-
-/* Did the run in @dir that exited with @status fail? */
-static int
-judged_failed(const struct judge *j, const char *dir, int run, int status)
-{
-	if (j->fail_if)
-		return run_sh(j->fail_if, dir, run, status) == 0;
-	return status != j->expect;
-}
-
-static int
-exit_status_of(int st)
-{
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
 /* Wilson score interval, 95%. */
@@ -220,49 +80,13 @@ copy_file(const char *from, const char *to)
 	return ok ? 0 : -1;
 }
 
-static int
-parse_judge_opt(int argc, char **argv, int *i, struct judge *j)
-{
-	if (strcmp(argv[*i], "--expect-status") == 0 && *i + 1 < argc) {
-		j->expect = atoi(argv[++*i]);
-		return 1;
-	}
-	if (strcmp(argv[*i], "--fail-if") == 0 && *i + 1 < argc) {
-		j->fail_if = argv[++*i];
-		return 1;
-	}
-	if (strcmp(argv[*i], "--before") == 0 && *i + 1 < argc) {
-		j->before = argv[++*i];
-		return 1;
-	}
-	return 0;
-}
-
-/* Print @s quoted for sh when it needs it. */
-static void
-print_quoted(const char *s)
-{
-	if (*s && strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-+=./,:@%") ==
-		      strlen(s)) {
-		fputs(s, stdout);
-		return;
-	}
-	putchar('\'');
-	for (; *s; s++)
-		if (*s == '\'')
-			fputs("'\\''", stdout);
-		else
-			putchar(*s);
-	putchar('\'');
-}
-
 /* ---- flake ---- */
 
 struct run {
 	int index;
-	pid_t pid;
+	struct child_process cp;
 	double t0, secs;
-	int status, failed;
+	int ended, status, failed;
 	char dir[4200];
 };
 
@@ -358,7 +182,7 @@ cmd_flake(int argc, char **argv)
 	int i = 1;
 
 	for (; i < argc && strcmp(argv[i], "--") != 0; i++) {
-		if (parse_judge_opt(argc, argv, &i, &j))
+		if (rundir_parse_opt(argc, argv, &i, &j))
 			continue;
 		if (strcmp(argv[i], "-n") == 0 && i + 1 < argc)
 			n = atoi(argv[++i]);
@@ -405,7 +229,7 @@ cmd_flake(int argc, char **argv)
 	char base[4096], pass_log[4200];
 
 	snprintf(base, sizeof(base), "%s.runs", out);
-	mkdirs(base);
+	rundir_mkdirs(base);
 	snprintf(pass_log, sizeof(pass_log), "%s", out);
 	char *dot = strstr(pass_log, ".bhlog");
 
@@ -414,11 +238,12 @@ cmd_flake(int argc, char **argv)
 	strcat(pass_log, ".pass.bhlog");
 
 	struct run *runs = calloc((size_t)n + 1, sizeof(*runs));
+	struct child_process **cps = calloc((size_t)n + 1, sizeof(*cps));
 	int started = 0, done = 0, failures = 0, running = 0, stop = 0, next = 0;
 	int fail_run = 0, pass_run = 0;
 	double t_start = now_s();
 
-	if (runs == NULL)
+	if (runs == NULL || cps == NULL)
 		die("out of memory");
 	fprintf(stderr, "bhrr: flake: up to %d runs", n);
 	if (shard_n > 1)
@@ -436,50 +261,36 @@ cmd_flake(int argc, char **argv)
 			struct run *r = &runs[started++];
 
 			r->index = idx;
-			snprintf(r->dir, sizeof(r->dir), "%s/run-%d", base, idx);
-			mkdirs(r->dir);
-			if (j.before && run_sh(j.before, r->dir, idx, -1) != 0)
-				die("flake: --before '%s' failed in %s", j.before, r->dir);
-			char log[4300], **sub = subst_argv(qargv, qargc, r->dir);
-			char **args = calloc((size_t)qargc + 6, sizeof(*args));
-			static char env[64];
-
-			snprintf(log, sizeof(log), "%s/run.bhlog", r->dir);
-			args[0] = "bhrr";
-			args[1] = "record";
-			args[2] = "-o";
-			args[3] = log;
-			args[4] = "--";
-			for (int k = 0; k < qargc; k++)
-				args[5 + k] = sub[k];
-			snprintf(env, sizeof(env), "BHRR_CHAOS=%llu", chaos_seed + (unsigned long long)idx);
+			r->cp = (struct child_process)CHILD_PROCESS_INIT;
+			rundir_make(&j, base, idx, "flake", r->dir, sizeof(r->dir));
+			strvec_pushl(&r->cp.args, "bhrr", "record", "-o", NULL);
+			strvec_pushf(&r->cp.args, "%s/run.bhlog", r->dir);
+			strvec_push(&r->cp.args, "--");
+			strvec_push_subst(&r->cp.args, qargv, qargc, r->dir);
+			if (chaos)
+				strvec_pushf(&r->cp.env, "BHRR_CHAOS=%llu",
+					     chaos_seed + (unsigned long long)idx);
 			r->t0 = now_s();
-			r->pid = spawn_bhrr(args, r->dir, chaos ? env : NULL);
+			rundir_start_bhrr(&r->cp, r->dir);
 			running++;
-			free(args);
 		}
 		if (running == 0)
 			break;
-		int st;
-		pid_t pid = waitpid(-1, &st, 0);
-
-		if (pid < 0) {
-			if (errno == EINTR)
-				continue;
-			break;
-		}
-		struct run *r = NULL;
-
 		for (int k = 0; k < started; k++)
-			if (runs[k].pid == pid)
-				r = &runs[k];
-		if (r == NULL)
-			continue;
+			cps[k] = runs[k].ended ? NULL : &runs[k].cp;
+		struct child_process *cp = finish_any_command(cps, (size_t)started);
+		struct run *r = runs;
+
+		if (cp == NULL)
+			break;
+		while (&r->cp != cp)
+			r++;
+		r->ended = 1;
 		running--;
 		done++;
 		r->secs = now_s() - r->t0;
-		r->status = exit_status_of(st);
-		r->failed = judged_failed(&j, r->dir, r->index, r->status);
+		r->status = cp->status;
+		r->failed = rundir_failed(&j, r->dir, r->index, r->status);
 		failures += r->failed;
 		fprintf(stderr, "bhrr: flake: run %d/%d: status %d, %s (%.1f s); %d of %d failed so far\n",
 			r->index, n, r->status, r->failed ? "FAILED" : "passed", r->secs, failures, done);
@@ -505,17 +316,13 @@ cmd_flake(int argc, char **argv)
 	       chaos ? " with chaos" : "");
 	if (fail_run) {
 		printf("failing run %d: log %s, output in %s/run-%d\n", fail_run, out, base, fail_run);
-		printf("replay it: ");
-		if (j.before) {
-			char d[4300];
+		char d[4300];
 
-			snprintf(d, sizeof(d), "%s/run-%d", base, fail_run);
-			printf("(cd ");
-			print_quoted(d);
-			printf(" && %s) && ", j.before);
-		}
+		snprintf(d, sizeof(d), "%s/run-%d", base, fail_run);
+		printf("replay it: ");
+		rundir_print_before(&j, d, 0);
 		printf("bhrr replay ");
-		print_quoted(out);
+		sq_quote(stdout, out);
 		printf("\n");
 	} else {
 		printf("no run failed: the flake did not show in %d runs\n", done);
@@ -546,7 +353,7 @@ cmd_flake(int argc, char **argv)
 			fprintf(f, "null");
 		fprintf(f, ",\"run_list\":[");
 		for (int k = 0, first = 1; k < started; k++) {
-			if (runs[k].pid == 0 || (runs[k].secs == 0 && runs[k].status == 0 && !runs[k].failed &&
+			if (runs[k].cp.pid == 0 || (runs[k].secs == 0 && runs[k].status == 0 && !runs[k].failed &&
 						 k >= done))
 				continue;
 			fprintf(f, "%s{\"run\":%d,\"status\":%d,\"failed\":%s,\"seconds\":%.3f}",
@@ -578,6 +385,7 @@ cmd_flake(int argc, char **argv)
 		fprintf(f, "</testsuite>\n");
 		fclose(f);
 	}
+	free(cps);
 	free(runs);
 	return fail_run ? 0 : 1;
 }
@@ -654,38 +462,20 @@ probe(const char *log, size_t k, int nruns, const struct judge *j, char **qargv,
 	snprintf(prefix, sizeof(prefix), "%s/prefix-%zu.bhlog", base, k);
 	write_prefix(log, prefix, k);
 	for (int t = 0; t < nruns; t++) {
-		char dir[4200], out[4300];
+		struct child_process cp = CHILD_PROCESS_INIT;
+		char dir[4200];
 		int idx = ++*counter;
 
-		snprintf(dir, sizeof(dir), "%s/run-%d", base, idx);
-		mkdirs(dir);
-		if (j->before && run_sh(j->before, dir, idx, -1) != 0)
-			die("bisect: --before '%s' failed in %s", j->before, dir);
-		snprintf(out, sizeof(out), "%s/replay.bhlog", dir);
-		char **args = calloc((size_t)qargc + 10, sizeof(*args)), **sub = NULL;
-		int a = 0;
-
-		args[a++] = "bhrr";
-		args[a++] = "replay";
-		args[a++] = prefix;
-		args[a++] = "-o";
-		args[a++] = out;
-		args[a++] = "--on-diverge=continue";
+		rundir_make(j, base, idx, "bisect", dir, sizeof(dir));
+		strvec_pushl(&cp.args, "bhrr", "replay", prefix, "-o", NULL);
+		strvec_pushf(&cp.args, "%s/replay.bhlog", dir);
+		strvec_push(&cp.args, "--on-diverge=continue");
 		if (qargc) {
-			sub = subst_argv(qargv, qargc, dir);
-			args[a++] = "--";
-			for (int q = 0; q < qargc; q++)
-				args[a++] = sub[q];
+			strvec_push(&cp.args, "--");
+			strvec_push_subst(&cp.args, qargv, qargc, dir);
 		}
-		pid_t pid = spawn_bhrr(args, dir, NULL);
-		int st;
-
-		while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-			;
-		int status = exit_status_of(st);
-
-		fails += judged_failed(j, dir, idx, status);
-		free(args);
+		rundir_start_bhrr(&cp, dir);
+		fails += rundir_failed(j, dir, idx, finish_command(&cp));
 	}
 	return fails;
 }
@@ -742,7 +532,7 @@ cmd_bisect(int argc, char **argv)
 	const char *log = NULL;
 
 	for (; i < argc && strcmp(argv[i], "--") != 0; i++) {
-		if (parse_judge_opt(argc, argv, &i, &j))
+		if (rundir_parse_opt(argc, argv, &i, &j))
 			continue;
 		if (strcmp(argv[i], "--runs") == 0 && i + 1 < argc)
 			nruns = atoi(argv[++i]);
@@ -784,7 +574,7 @@ cmd_bisect(int argc, char **argv)
 	int counter = 0;
 
 	snprintf(base, sizeof(base), "%s.bisect", log);
-	mkdirs(base);
+	rundir_mkdirs(base);
 	fprintf(stderr, "bhrr: bisect: %zu actions in %s; %d runs per probe, failing means >= %.0f%% "
 			"of runs fail; work in %s\n", bl.n, log, nruns, threshold * 100, base);
 
@@ -834,24 +624,17 @@ cmd_bisect(int argc, char **argv)
 	snprintf(repro, sizeof(repro), "%s/repro", base);
 	snprintf(prefix, sizeof(prefix), "%s/prefix-%zu.bhlog", base, hi);
 	printf("reproduce: ");
-	if (j.before) {
-		printf("mkdir -p ");
-		print_quoted(repro);
-		printf(" && (cd ");
-		print_quoted(repro);
-		printf(" && %s) && ", j.before);
-	}
+	rundir_print_before(&j, repro, 1);
 	printf("bhrr replay ");
-	print_quoted(prefix);
+	sq_quote(stdout, prefix);
 	printf(" --on-diverge=continue");
 	if (qargc) {
-		char **sub = subst_argv(qargv, qargc, repro);
+		struct strvec sub = STRVEC_INIT;
 
+		strvec_push_subst(&sub, qargv, qargc, repro);
 		printf(" --");
-		for (int q = 0; q < qargc; q++) {
-			putchar(' ');
-			print_quoted(sub[q]);
-		}
+		sq_quote_argv(stdout, sub.v, qargc);
+		strvec_clear(&sub);
 	}
 	printf("\n");
 	free(bl.seq);

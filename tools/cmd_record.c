@@ -12,12 +12,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cmd.h"
 #include "log.h"
 #include "open_log.h"
+#include "run_command.h"
 #include "symbols.h"
 
 /* ---- the QEMU executable ---- */
@@ -207,30 +207,28 @@ static int
 run_with_shim(const char *mode, const char *exe, char **qargv, const char *out,
 	      const char *replay, int force, unsigned long long *diverged)
 {
-	char abs[4096];
-	int st;
+	struct child_process cp = CHILD_PROCESS_INIT;
+	char abs[4096], *preload = shim_ld_preload();
 
 	if (out[0] != '/' && getcwd(abs, sizeof(abs) - strlen(out) - 2)) {
 		strcat(abs, "/");
 		strcat(abs, out);
 		out = abs;
 	}
-	fflush(NULL);
-	child = fork();
-	if (child < 0)
+	cp.program = exe;
+	strvec_pushv(&cp.args, qargv);
+	strvec_pushf(&cp.env, "LD_PRELOAD=%s", preload);
+	free(preload);
+	strvec_pushf(&cp.env, "BHRR_MODE=%s", mode);
+	strvec_pushf(&cp.env, "BHRR_LOG=%s", out);
+	if (replay)
+		strvec_pushf(&cp.env, "BHRR_REPLAY=%s", replay);
+	if (force)
+		strvec_push(&cp.env, "BHRR_FORCE=1");
+	if (start_command(&cp) < 0)
 		die("%s: cannot fork: %s", mode, strerror(errno));
-	if (child == 0) {
-		preload_shim();
-		setenv("BHRR_MODE", mode, 1);
-		setenv("BHRR_LOG", out, 1);
-		if (replay)
-			setenv("BHRR_REPLAY", replay, 1);
-		if (force)
-			setenv("BHRR_FORCE", "1", 1);
-		execv(exe, qargv);
-		fprintf(stderr, "bhrr: cannot run '%s': %s\n", exe, strerror(errno));
-		_exit(127);
-	}
+	child = cp.pid;
+
 	struct sigaction sa;
 
 	memset(&sa, 0, sizeof(sa));
@@ -238,8 +236,7 @@ run_with_shim(const char *mode, const char *exe, char **qargv, const char *out,
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
-	while (waitpid(child, &st, 0) < 0 && errno == EINTR)
-		;
+	finish_command(&cp);
 	char what[64];
 
 	snprintf(what, sizeof(what), "%s: no log", mode);
@@ -261,12 +258,11 @@ run_with_shim(const char *mode, const char *exe, char **qargv, const char *out,
 			completions, out, complete ? "" : " (incomplete)");
 		log_reader_close(r);
 	}
-	if (WIFSIGNALED(st)) {
-		signal(WTERMSIG(st), SIG_DFL);
-		raise(WTERMSIG(st));
-		return 128 + WTERMSIG(st);
+	if (cp.signal) {
+		signal(cp.signal, SIG_DFL);
+		raise(cp.signal);
 	}
-	return WEXITSTATUS(st);
+	return cp.status;
 }
 
 int
