@@ -22,8 +22,9 @@
 
 #include "config.h"
 #include "cmd.h"
-#include "grow.h"
+#include "action_list.h"
 #include "log.h"
+#include "log_action.h"
 #include "open_log.h"
 #include "rundir.h"
 #include "run_command.h"
@@ -392,30 +393,6 @@ cmd_flake(int argc, char **argv)
 
 /* ---- bisect ---- */
 
-/* The events of a log that replay acts on, by sequence number. */
-struct bs_log {
-	uint64_t *seq;   /* replay actions' sequence numbers */
-	size_t n;
-};
-
-static int
-replay_action(const struct log_event *ev, const struct log_reader *r, int exact)
-{
-	uint64_t cb;
-	const char *name = NULL;
-
-	if ((exact && ev->icount_how != LOG_IC_EXACT) || (ev->flags & LOG_F_AT_ONCE))
-		return 0;
-	if (ev->kind == LOG_EV_IO_COMPLETE || (ev->kind == LOG_EV_WARP && exact))
-		return 1;
-	if (ev->kind != LOG_EV_BH_RUN)
-		return 0;
-	if (log_reader_ident(r, ev->ident, &cb, &name) == 0 && name &&
-	    strcmp(name, "thread_pool_completion_bh") == 0)
-		return 0;
-	return 1;
-}
-
 /* Write the prefix of @in holding its first @k replay actions to @out. */
 static void
 write_prefix(const char *in, const char *out, size_t k)
@@ -430,12 +407,14 @@ write_prefix(const char *in, const char *out, size_t k)
 
 	if (w == NULL)
 		die("bisect: %s", err);
-	int exact = h.icount_mode == 1;
+	int exact = log_header_exact(&h);
 
 	while (log_reader_next(r, &ev) == 1) {
+		struct log_action a;
+
 		if (ev.kind == LOG_EV_END)
 			continue;
-		if (replay_action(&ev, r, exact) && seen++ == k)
+		if (log_action_of(r, &ev, exact, &a) && seen++ == k)
 			break;
 		if (ev.icount_how != LOG_IC_UNKNOWN)
 			last = ev.icount;
@@ -480,45 +459,6 @@ probe(const char *log, size_t k, int nruns, const struct judge *j, char **qargv,
 	return fails;
 }
 
-static void
-describe_event(const char *log, uint64_t seq, char *buf, size_t len)
-{
-	struct log_reader *r = open_log(log, "bisect", NULL);
-	struct log_event ev;
-	char site[1024] = "";
-
-	snprintf(buf, len, "event #%" PRIu64, seq);
-	if (r == NULL)
-		return;
-	while (log_reader_next(r, &ev) == 1) {
-		uint64_t cb = 0;
-		const char *name = NULL;
-
-		if (ev.kind == LOG_EV_BH_SCHEDULE && ev.site) {
-			const char *s = log_reader_string(r, ev.site);
-
-			log_reader_ident(r, ev.ident, &cb, &name);
-			snprintf(site, sizeof(site), "%s (for %s)", s ? s : "?", name ? name : "?");
-		}
-		if (ev.seq != seq)
-			continue;
-		if (ev.kind == LOG_EV_IO_COMPLETE)
-			snprintf(buf, len, "event #%" PRIu64 ": io_complete of request %" PRIu64
-				 " (ret %" PRId64 ") at icount %" PRId64, seq, ev.req, ev.ret, ev.icount);
-		else if (ev.kind == LOG_EV_WARP)
-			snprintf(buf, len, "event #%" PRIu64 ": warp of %" PRId64 " ns at icount %" PRId64,
-				 seq, ev.delta_ns, ev.icount);
-		else if (ev.kind == LOG_EV_BH_RUN) {
-			log_reader_ident(r, ev.ident, &cb, &name);
-			snprintf(buf, len, "event #%" PRIu64 ": bh_run of %s (callback +%#" PRIx64
-				 ") at icount %" PRId64 "%s%s", seq, name ? name : "?", cb, ev.icount,
-				 site[0] ? "; last scheduling stack " : "", site);
-		}
-		break;
-	}
-	log_reader_close(r);
-}
-
 #define BISECT_USAGE                                                                      \
 	"usage: bhrr bisect LOG [--runs R] [--threshold P] [--expect-status S | --fail-if CMD] " \
 	"[--before CMD] [-- QEMU ARGS...]"
@@ -550,23 +490,11 @@ cmd_bisect(int argc, char **argv)
 	char **qargv = i < argc ? argv + i + 1 : NULL;
 	int qargc = i < argc ? argc - i - 1 : 0;
 
-	/* the actions, as replay sees them */
-	struct log_reader *r = open_log(log, "bisect", NULL);
-	struct log_event ev;
-	struct bs_log bl = { NULL, 0 };
-	size_t cap = 0;
+	/* the actions, as replay forces them */
+	struct action_list bl;
 
-	if (r == NULL)
+	if (action_list_load(&bl, log, "bisect", 0) < 0)
 		return EXIT_USAGE;
-	int exact = log_reader_header(r)->icount_mode == 1;
-
-	while (log_reader_next(r, &ev) == 1)
-		if (replay_action(&ev, r, exact)) {
-			if (GROW(bl.seq, bl.n, cap) < 0)
-				die("out of memory");
-			bl.seq[bl.n++] = ev.seq;
-		}
-	log_reader_close(r);
 	if (bl.n == 0)
 		die("bisect: %s holds no event replay acts on", log);
 
@@ -613,8 +541,9 @@ cmd_bisect(int argc, char **argv)
 	}
 	char what[2048];
 
-	describe_event(log, bl.seq[hi - 1], what, sizeof(what));
-	printf("bhrr bisect: the deciding event is action %zu of %zu, %s\n", hi, bl.n, what);
+	action_describe(what, sizeof(what), &bl.v[hi - 1]);
+	printf("bhrr bisect: the deciding event is action %zu of %zu, event #%" PRIu64 ": %s\n", hi,
+	       bl.n, bl.v[hi - 1].a.seq, what);
 	printf("  with it replayed:  %d/%d runs failed (prefix %s/prefix-%zu.bhlog)\n", f_hi, nruns,
 	       base, hi);
 	printf("  without it:        %d/%d runs failed (prefix %s/prefix-%zu.bhlog)\n", f_lo, nruns,
@@ -637,6 +566,6 @@ cmd_bisect(int argc, char **argv)
 		strvec_clear(&sub);
 	}
 	printf("\n");
-	free(bl.seq);
+	action_list_free(&bl);
 	return 0;
 }

@@ -1,14 +1,6 @@
 /*
  * cmd_flow.c - bhrr diff and bhrr export: what happened in a run, and where
- * two runs parted.
- *
- * Both work on a log's *actions*: the events that decide what the guest
- * sees, in the order it saw them - a gated BH run (bh_run, without the
- * thread-pool completion BH, whose completions are their own actions), a
- * request's completion (io_complete), a clock warp, a chaos decision.  Items
- * run "at once" (nested aio_poll, stopped VM) are left out, as replay leaves
- * them out.  So a recording and each of its faithful replays have the same
- * actions.
+ * two runs parted.  Both work on a log's actions (action_list.h).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -18,207 +10,10 @@
 
 #include "config.h"
 #include "cmd.h"
+#include "action_list.h"
 #include "grow.h"
 #include "log.h"
 #include "open_log.h"
-
-struct action {
-	unsigned kind;        /* LOG_EV_BH_RUN, _IO_COMPLETE, _WARP, _CHAOS */
-	unsigned icount_how;
-	int64_t icount;
-	uint64_t seq;
-	uint64_t key;         /* bh_run: callback offset; io_complete: request; chaos: decision */
-	int64_t value;        /* warp: delta; chaos: value; io_complete: ret */
-	const char *name;     /* bh_run: callback name (owned by the list) */
-	const char *site;     /* bh_run: the last scheduling site of that callback, if logged */
-};
-
-struct actions {
-	const char *path;
-	struct log_header hdr;   /* argv not kept */
-	struct action *v;
-	size_t n, cap;
-	uint64_t events;
-	int damaged;
-};
-
-static char *
-xstrdup(const char *s)
-{
-	char *d = strdup(s ? s : "?");
-
-	if (d == NULL)
-		die("out of memory");
-	return d;
-}
-
-static void
-push(struct actions *as, const struct action *a)
-{
-	if (GROW(as->v, as->n, as->cap) < 0)
-		die("out of memory");
-	as->v[as->n++] = *a;
-}
-
-/* The last scheduling site seen per ident. */
-struct site_by_ident {
-	uint64_t ident;
-	char *site;
-};
-
-static int
-load_actions(const char *path, struct actions *as, const char *cmd)
-{
-	struct log_reader *r = open_log(path, cmd, NULL);
-	struct log_event ev;
-	struct site_by_ident *sites = NULL;
-	size_t n_sites = 0, cap_sites = 0;
-
-	memset(as, 0, sizeof(*as));
-	as->path = path;
-	if (r == NULL)
-		return -1;
-	as->hdr = *log_reader_header(r);
-	as->hdr.argc = 0;
-	while (log_reader_next(r, &ev) == 1) {
-		struct action a = { 0 };
-		uint64_t cb = 0;
-		const char *name = NULL;
-
-		as->events++;
-		if (ev.kind == LOG_EV_BH_SCHEDULE && ev.site) {
-			const char *s = log_reader_string(r, ev.site);
-			size_t i = 0;
-
-			while (i < n_sites && sites[i].ident != ev.ident)
-				i++;
-			if (i == n_sites) {
-				if (GROW(sites, n_sites, cap_sites) < 0)
-					die("out of memory");
-				sites[n_sites++] = (struct site_by_ident){ ev.ident, NULL };
-			}
-			free(sites[i].site);
-			sites[i].site = xstrdup(s);
-			continue;
-		}
-		if ((ev.kind == LOG_EV_BH_RUN || ev.kind == LOG_EV_IO_COMPLETE) &&
-		    (ev.flags & LOG_F_AT_ONCE))
-			continue;
-		a.kind = ev.kind;
-		a.icount = ev.icount;
-		a.icount_how = ev.icount_how;
-		a.seq = ev.seq;
-		switch (ev.kind) {
-		case LOG_EV_BH_RUN:
-			if (log_reader_ident(r, ev.ident, &cb, &name) == 0 && name &&
-			    strcmp(name, "thread_pool_completion_bh") == 0)
-				continue;
-			a.key = cb;
-			a.name = xstrdup(name);
-			for (size_t i = 0; i < n_sites; i++)
-				if (sites[i].ident == ev.ident && sites[i].site)
-					a.site = xstrdup(sites[i].site);
-			break;
-		case LOG_EV_IO_COMPLETE:
-			a.key = ev.req;
-			a.value = ev.ret;
-			break;
-		case LOG_EV_WARP:
-			a.value = ev.delta_ns;
-			break;
-		case LOG_EV_CHAOS:
-			a.key = ev.decision;
-			a.value = ev.value;
-			break;
-		default:
-			continue;
-		}
-		push(as, &a);
-	}
-	as->damaged = log_reader_damage_count(r) > 0;
-	for (size_t i = 0; i < n_sites; i++)
-		free(sites[i].site);
-	free(sites);
-	log_reader_close(r);
-	return 0;
-}
-
-static void
-free_actions(struct actions *as)
-{
-	for (size_t i = 0; i < as->n; i++) {
-		free((char *)as->v[i].name);
-		free((char *)as->v[i].site);
-	}
-	free(as->v);
-}
-
-static const char *const chaos_names[] = { "delay", "reorder" }; /* log_format.md */
-
-/* One action in words: "io_complete of request 47 at icount 14022071". */
-static void
-describe(char *buf, size_t len, const struct action *a)
-{
-	char at[64];
-
-	if (a == NULL) {
-		snprintf(buf, len, "(the log ends)");
-		return;
-	}
-	if (a->icount_how == LOG_IC_UNKNOWN)
-		snprintf(at, sizeof(at), "in order");
-	else
-		snprintf(at, sizeof(at), "at icount %s%" PRId64,
-			 a->icount_how == LOG_IC_EXACT ? "" : ">=", a->icount);
-	switch (a->kind) {
-	case LOG_EV_BH_RUN:
-		snprintf(buf, len, "bh_run of %s (callback +%#" PRIx64 ") %s%s%s", a->name, a->key, at,
-			 a->site ? ", scheduled from " : "", a->site ? a->site : "");
-		break;
-	case LOG_EV_IO_COMPLETE:
-		snprintf(buf, len, "io_complete of request %" PRIu64 " (ret %" PRId64 ") %s", a->key,
-			 a->value, at);
-		break;
-	case LOG_EV_WARP:
-		snprintf(buf, len, "warp of %" PRId64 " ns %s", a->value, at);
-		break;
-	default:
-		snprintf(buf, len, "chaos %s %" PRId64 " %s",
-			 a->key < 2 ? chaos_names[a->key] : "?", a->value, at);
-		break;
-	}
-}
-
-static int
-same_action(const struct action *a, const struct action *b)
-{
-	if (a->kind != b->kind || a->key != b->key || a->value != b->value)
-		return 0;
-	if (a->icount_how == LOG_IC_EXACT && b->icount_how == LOG_IC_EXACT)
-		return a->icount == b->icount;
-	return 1;
-}
-
-/* Index of the first differing action, or -1 if the two lists are the same. */
-static long
-first_difference(const struct actions *a, const struct actions *b)
-{
-	size_t n = a->n < b->n ? a->n : b->n;
-
-	for (size_t i = 0; i < n; i++)
-		if (!same_action(&a->v[i], &b->v[i]))
-			return (long)i;
-	return a->n == b->n ? -1 : (long)n;
-}
-
-static void
-count_kinds(const struct actions *as, size_t from, uint64_t c[4])
-{
-	memset(c, 0, 4 * sizeof(*c));
-	for (size_t i = from; i < as->n; i++)
-		c[as->v[i].kind == LOG_EV_BH_RUN ? 0 : as->v[i].kind == LOG_EV_IO_COMPLETE ? 1
-		  : as->v[i].kind == LOG_EV_WARP ? 2 : 3]++;
-}
 
 /*
  * bhrr diff A B [--json]: the first action where the runs part, and a
@@ -230,7 +25,7 @@ cmd_diff(int argc, char **argv)
 {
 	const char *p[2] = { NULL, NULL };
 	int json = 0, np = 0;
-	struct actions as[2];
+	struct action_list as[2];
 
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--json") == 0)
@@ -243,27 +38,27 @@ cmd_diff(int argc, char **argv)
 	if (np != 2)
 		usage_error("diff: two logs needed (usage: bhrr diff A B [--json])");
 	for (int k = 0; k < 2; k++)
-		if (load_actions(p[k], &as[k], "diff") < 0)
+		if (action_list_load(&as[k], p[k], "diff", 1) < 0)
 			return EXIT_USAGE;
 	if (strcmp(as[0].hdr.build_id, as[1].hdr.build_id) != 0)
 		fprintf(stderr, "bhrr: diff: warning: %s and %s come from different QEMU builds (%s, %s)\n",
 			p[0], p[1], as[0].hdr.build_id, as[1].hdr.build_id);
 
-	long d = first_difference(&as[0], &as[1]);
+	long d = action_list_first_difference(&as[0], &as[1]);
 	char da[512], db[512];
-	uint64_t ca[4], cb[4];
+	uint64_t ca[ACTION_KINDS], cb[ACTION_KINDS];
 	size_t differing = 0, n = as[0].n < as[1].n ? as[0].n : as[1].n;
 
 	for (size_t i = d < 0 ? n : (size_t)d; i < n; i++)
-		differing += !same_action(&as[0].v[i], &as[1].v[i]);
+		differing += !action_same(&as[0].v[i], &as[1].v[i]);
 	differing += (as[0].n > n ? as[0].n - n : as[1].n - n);
-	count_kinds(&as[0], d < 0 ? as[0].n : (size_t)d, ca);
-	count_kinds(&as[1], d < 0 ? as[1].n : (size_t)d, cb);
+	action_list_count(&as[0], d < 0 ? as[0].n : (size_t)d, ca);
+	action_list_count(&as[1], d < 0 ? as[1].n : (size_t)d, cb);
 	const struct action *a = d >= 0 && (size_t)d < as[0].n ? &as[0].v[d] : NULL;
 	const struct action *b = d >= 0 && (size_t)d < as[1].n ? &as[1].v[d] : NULL;
 
-	describe(da, sizeof(da), a);
-	describe(db, sizeof(db), b);
+	action_describe(da, sizeof(da), a);
+	action_describe(db, sizeof(db), b);
 	if (json) {
 		printf("{\"a\":");
 		json_cstr(stdout, p[0]);
@@ -274,12 +69,12 @@ cmd_diff(int argc, char **argv)
 		if (d >= 0) {
 			printf(",\"first\":{\"index\":%ld,\"a_seq\":", d);
 			if (a)
-				printf("%" PRIu64, a->seq);
+				printf("%" PRIu64, a->a.seq);
 			else
 				printf("null");
 			printf(",\"b_seq\":");
 			if (b)
-				printf("%" PRIu64, b->seq);
+				printf("%" PRIu64, b->a.seq);
 			else
 				printf("null");
 			printf(",\"a\":");
@@ -299,16 +94,16 @@ cmd_diff(int argc, char **argv)
 		printf("first divergence at action #%ld:\n", d);
 		printf("  A %s: %s%s", p[0], a ? "event #" : "", "");
 		if (a)
-			printf("%" PRIu64 " ", a->seq);
+			printf("%" PRIu64 " ", a->a.seq);
 		printf("%s\n", da);
 		printf("  B %s: %s", p[1], b ? "event #" : "");
 		if (b)
-			printf("%" PRIu64 " ", b->seq);
+			printf("%" PRIu64 " ", b->a.seq);
 		printf("%s\n", db);
 		if (d > 0) {
 			char prev[512];
 
-			describe(prev, sizeof(prev), &as[0].v[d - 1]);
+			action_describe(prev, sizeof(prev), &as[0].v[d - 1]);
 			printf("  last common action (#%ld): %s\n", d - 1, prev);
 		}
 		printf("after it: A has %zu more actions (%" PRIu64 " bh_run, %" PRIu64
@@ -322,7 +117,7 @@ cmd_diff(int argc, char **argv)
 		if (as[k].damaged)
 			fprintf(stderr, "bhrr: diff: warning: %s is damaged; compared what could be read\n",
 				p[k]);
-		free_actions(&as[k]);
+		action_list_free(&as[k]);
 	}
 	return d < 0 ? 0 : 1;
 }
@@ -509,18 +304,19 @@ cmd_export(int argc, char **argv)
 	uint64_t mark[16] = { 0 };
 
 	if (n == 2) {
-		struct actions as[2];
+		struct action_list as[2];
 
-		if (load_actions(logs[0], &as[0], "export") < 0 || load_actions(logs[1], &as[1], "export") < 0)
+		if (action_list_load(&as[0], logs[0], "export", 1) < 0 ||
+		    action_list_load(&as[1], logs[1], "export", 1) < 0)
 			return EXIT_USAGE;
-		long d = first_difference(&as[0], &as[1]);
+		long d = action_list_first_difference(&as[0], &as[1]);
 
 		if (d >= 0) {
-			mark[0] = (size_t)d < as[0].n ? as[0].v[d].seq : 0;
-			mark[1] = (size_t)d < as[1].n ? as[1].v[d].seq : 0;
+			mark[0] = (size_t)d < as[0].n ? as[0].v[d].a.seq : 0;
+			mark[1] = (size_t)d < as[1].n ? as[1].v[d].a.seq : 0;
 		}
-		free_actions(&as[0]);
-		free_actions(&as[1]);
+		action_list_free(&as[0]);
+		action_list_free(&as[1]);
 	}
 	FILE *f = fopen(out, "w");
 
