@@ -26,6 +26,19 @@ void json_cstr(FILE *f, const char *s);
  */
 char *shim_ld_preload(void);
 
+/* A source of nondeterminism on a QEMU command line, and its fix. */
+struct finding {
+	const char *what, *fix;
+};
+
+#define DOCTOR_MAX 32 /* more findings than doctor can make */
+
+/*
+ * What bhrr doctor finds on the QEMU command line @argv[0..argc) (argv[0]
+ * the binary): up to @max findings into @f.  Returns the number found.
+ */
+int doctor_findings(int argc, char **argv, struct finding *f, int max);
+
 int cmd_dump(int argc, char **argv);
 int cmd_record(int argc, char **argv);
 int cmd_replay(int argc, char **argv);

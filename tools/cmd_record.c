@@ -1,10 +1,11 @@
 /*
- * cmd_record.c - bhrr record and bhrr doctor.
+ * cmd_record.c - bhrr record and bhrr replay: run QEMU with libbhrr.so
+ * preloaded (BHRR_MODE=record or replay), forward SIGINT/SIGTERM/SIGHUP to
+ * it, summarise the log it wrote, and exit with QEMU's status.
  *
- * record runs QEMU with libbhrr.so preloaded in BHRR_MODE=record, forwards
- * SIGINT/SIGTERM/SIGHUP to it, and exits with QEMU's status.  Before it
- * starts QEMU it refuses a build bhrr does not know (by GNU build-id, read
- * from the executable file) and prints doctor's warnings.
+ * Before it starts QEMU, record refuses a build bhrr does not know (by GNU
+ * build-id, read from the executable file) and prints doctor's warnings;
+ * replay refuses a build other than the recorded one.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -44,148 +45,6 @@ resolve_exe(const char *name, char *out, size_t len)
 		path += n + (end ? 1 : 0);
 	}
 	return -1;
-}
-
-/* ---- doctor ---- */
-
-struct finding {
-	const char *what, *fix;
-};
-
-/* The value of option @opt (e.g. "-icount"), or NULL. */
-static const char *
-opt_value(int argc, char **argv, const char *opt)
-{
-	const char *v = NULL;
-
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-
-		if (a[0] == '-' && a[1] == '-')
-			a++;
-		if (strcmp(a, opt) == 0 && i + 1 < argc)
-			v = argv[++i];
-	}
-	return v;
-}
-
-static int
-has_opt(int argc, char **argv, const char *opt)
-{
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-
-		if (a[0] == '-' && a[1] == '-')
-			a++;
-		if (strcmp(a, opt) == 0)
-			return 1;
-	}
-	return 0;
-}
-
-/* Any argument containing @needle. */
-static const char *
-any_arg(int argc, char **argv, const char *needle)
-{
-	for (int i = 1; i < argc; i++)
-		if (strstr(argv[i], needle))
-			return argv[i];
-	return NULL;
-}
-
-/*
- * The command-line sources of nondeterminism bhrr does not cover
- * (doc/record.md), each with its fix.  Returns the number found.
- */
-static int
-doctor(int argc, char **argv, struct finding *f, int max)
-{
-	int n = 0;
-	const char *ic = opt_value(argc, argv, "-icount");
-	const char *smp = opt_value(argc, argv, "-smp");
-	const char *rtc = opt_value(argc, argv, "-rtc");
-	const char *accel = opt_value(argc, argv, "-accel");
-	const char *machine = opt_value(argc, argv, "-machine");
-
-#define FIND(w, x)                                      \
-	do {                                            \
-		if (n < max)                            \
-			f[n] = (struct finding){ w, x }; \
-		n++;                                    \
-	} while (0)
-
-	if (ic == NULL)
-		FIND("no -icount: bhrr can record only the order of events, not where the guest saw them",
-		     "add -icount shift=0,sleep=off");
-	else {
-		if (strstr(ic, "auto") || (!strstr(ic, "shift=") && (ic[0] < '0' || ic[0] > '9')))
-			FIND("-icount shift=auto: shift and bias follow host speed",
-			     "use a fixed shift: -icount shift=0,sleep=off");
-		if (!strstr(ic, "sleep=off"))
-			FIND("-icount without sleep=off: the clock warps by real time",
-			     "add sleep=off to -icount");
-	}
-	if (has_opt(argc, argv, "-enable-kvm") || (accel && !strstr(accel, "tcg")) ||
-	    (machine && strstr(machine, "accel=kvm")))
-		FIND("a hardware accelerator: no instruction count to tag events with",
-		     "use -accel tcg");
-	if (smp && (atoi(smp) > 1 || (strstr(smp, "cpus=") && atoi(strstr(smp, "cpus=") + 5) > 1)))
-		FIND("-smp with several vCPUs: their interleaving is host timing", "use -smp 1");
-	if (rtc == NULL || !strstr(rtc, "clock=vm") || !strstr(rtc, "base=") ||
-	    strstr(rtc, "base=utc") || strstr(rtc, "base=localtime"))
-		FIND("the guest RTC follows the host clock",
-		     "add -rtc clock=vm,base=2020-01-01T00:00:00");
-	if (!has_opt(argc, argv, "-seed"))
-		FIND("no -seed: RDRAND and QEMU's own random numbers differ per run", "add -seed 1");
-	for (int i = 1; i < argc; i++)
-		if (strstr(argv[i], "virtio-") && !strstr(argv[i], "ioeventfd=off") &&
-		    (strstr(argv[i], "-blk") || strstr(argv[i], "-scsi") || strstr(argv[i], "-net"))) {
-			FIND("a virtio device with ioeventfd: its kicks reach the main loop at any icount",
-			     "add ioeventfd=off to every virtio -device");
-			break;
-		}
-	const char *net = opt_value(argc, argv, "-netdev");
-	const char *nic = opt_value(argc, argv, "-nic");
-	const char *net2 = opt_value(argc, argv, "-net");
-
-	if (net || (nic && strcmp(nic, "none") != 0) || (net2 && strcmp(net2, "none") != 0))
-		FIND("a network backend: its traffic arrives at host timing",
-		     "record without networking: -nic none");
-	if (any_arg(argc, argv, "qcow2") || has_opt(argc, argv, "-snapshot"))
-		FIND("a qcow2 image (or -snapshot): its cache-clean timer fires in the main loop",
-		     "use raw images, or add cache-clean-interval=0 to the qcow2 drive");
-	if (any_arg(argc, argv, "iothread"))
-		FIND("an iothread: its AioContext runs outside the gate", "remove iothread=");
-	if (any_arg(argc, argv, "aio=native") || any_arg(argc, argv, "aio=io_uring"))
-		FIND("aio=native or aio=io_uring: completions come in host-timed batches",
-		     "use the default aio=threads");
-	if (!has_opt(argc, argv, "-nographic") &&
-	    !(opt_value(argc, argv, "-display") && strcmp(opt_value(argc, argv, "-display"), "none") == 0))
-		FIND("a display: keyboard and mouse input arrive at host timing", "add -display none");
-	const char *mon = opt_value(argc, argv, "-monitor");
-
-	if (mon && strcmp(mon, "none") != 0)
-		FIND("a human monitor: commands arrive at host timing",
-		     "avoid monitor commands while recording, or use -monitor none");
-#undef FIND
-	return n;
-}
-
-int
-cmd_doctor(int argc, char **argv)
-{
-	struct finding f[32];
-	int i = 1;
-
-	if (i < argc && strcmp(argv[i], "--") == 0)
-		i++;
-	if (i >= argc)
-		usage_error("doctor: no QEMU command line given (usage: bhrr doctor [--] QEMU ARGS...)");
-	int n = doctor(argc - i, argv + i, f, 32);
-
-	for (int k = 0; k < n && k < 32; k++)
-		printf("bhrr doctor: %s\n    fix: %s\n", f[k].what, f[k].fix);
-	return n ? 1 : 0;
 }
 
 /* ---- record ---- */
@@ -271,7 +130,7 @@ cmd_record(int argc, char **argv)
 	const char *out = "bhrr.bhlog";
 	int i = 1, force = 0;
 	char exe[4096], id[64];
-	struct finding f[32];
+	struct finding f[DOCTOR_MAX];
 
 	for (; i < argc && argv[i][0] == '-' && strcmp(argv[i], "--") != 0; i++) {
 		if (strcmp(argv[i], "-o") == 0 && i + 1 < argc)
@@ -300,9 +159,9 @@ cmd_record(int argc, char **argv)
 			fprintf(stderr, "  %s  %s\n", qemu_known_builds[k], qemu_known_builds[k + 1]);
 		return EXIT_USAGE;
 	}
-	int n = doctor(qargc, qargv, f, 32);
+	int n = doctor_findings(qargc, qargv, f, DOCTOR_MAX);
 
-	for (int k = 0; k < n && k < 32; k++)
+	for (int k = 0; k < n && k < DOCTOR_MAX; k++)
 		fprintf(stderr, "bhrr: record: warning: %s (fix: %s)\n", f[k].what, f[k].fix);
 	return run_with_shim("record", exe, qargv, out, NULL, force, NULL);
 }
