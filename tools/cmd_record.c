@@ -47,6 +47,19 @@ resolve_exe(const char *name, char *out, size_t len)
 	return -1;
 }
 
+/*
+ * Resolve the QEMU @name into @exe (@len bytes), or exit naming @cmd; its
+ * GNU build-id into @id (@idlen bytes), "(none)" if it has none.
+ */
+static void
+find_qemu(const char *cmd, const char *name, char *exe, size_t len, char *id, size_t idlen)
+{
+	if (resolve_exe(name, exe, len) < 0)
+		die("%s: cannot find QEMU '%s'", cmd, name);
+	if (elf_file_build_id(exe, id, idlen) < 0)
+		snprintf(id, idlen, "(none)");
+}
+
 /* ---- record ---- */
 
 static pid_t child;
@@ -56,6 +69,35 @@ forward(int sig)
 {
 	if (child > 0)
 		kill(child, sig);
+}
+
+/*
+ * One line on stderr about the log @out that @mode wrote; with @diverged,
+ * count its diverge events there.
+ */
+static void
+summarise_log(const char *mode, const char *out, unsigned long long *diverged)
+{
+	char what[64];
+	struct log_event ev;
+	unsigned long long events = 0, completions = 0;
+	int complete = 0;
+
+	snprintf(what, sizeof(what), "%s: no log", mode);
+	struct log_reader *r = open_log(out, what, NULL);
+
+	if (r == NULL)
+		return;
+	while (log_reader_next(r, &ev) == 1) {
+		events++;
+		completions += ev.kind == LOG_EV_IO_COMPLETE;
+		if (diverged && ev.kind == LOG_EV_DIVERGE)
+			++*diverged;
+		complete |= ev.kind == LOG_EV_END && ev.complete;
+	}
+	fprintf(stderr, "bhrr: %s: %llu events (%llu I/O completions) in %s%s\n", mode, events,
+		completions, out, complete ? "" : " (incomplete)");
+	log_reader_close(r);
 }
 
 /*
@@ -96,27 +138,7 @@ run_with_shim(const char *mode, const char *exe, char **qargv, const char *out,
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
 	finish_command(&cp);
-	char what[64];
-
-	snprintf(what, sizeof(what), "%s: no log", mode);
-	struct log_reader *r = open_log(out, what, NULL);
-
-	if (r != NULL) {
-		struct log_event ev;
-		unsigned long long events = 0, completions = 0;
-		int complete = 0;
-
-		while (log_reader_next(r, &ev) == 1) {
-			events++;
-			completions += ev.kind == LOG_EV_IO_COMPLETE;
-			if (diverged && ev.kind == LOG_EV_DIVERGE)
-				++*diverged;
-			complete |= ev.kind == LOG_EV_END && ev.complete;
-		}
-		fprintf(stderr, "bhrr: %s: %llu events (%llu I/O completions) in %s%s\n", mode, events,
-			completions, out, complete ? "" : " (incomplete)");
-		log_reader_close(r);
-	}
+	summarise_log(mode, out, diverged);
 	if (cp.signal) {
 		signal(cp.signal, SIG_DFL);
 		raise(cp.signal);
@@ -148,10 +170,7 @@ cmd_record(int argc, char **argv)
 	char **qargv = argv + i;
 	int qargc = argc - i;
 
-	if (resolve_exe(qargv[0], exe, sizeof(exe)) < 0)
-		die("record: cannot find QEMU '%s'", qargv[0]);
-	if (elf_file_build_id(exe, id, sizeof(id)) < 0)
-		snprintf(id, sizeof(id), "(none)");
+	find_qemu("record", qargv[0], exe, sizeof(exe), id, sizeof(id));
 	if (qemu_known_build(id) == NULL && !force) {
 		fprintf(stderr, "bhrr: record: %s has build-id %s, which is not a QEMU build bhrr was "
 				"tested on; refusing (--force tries anyway). Known builds:\n", exe, id);
@@ -164,6 +183,39 @@ cmd_record(int argc, char **argv)
 	for (int k = 0; k < n && k < DOCTOR_MAX; k++)
 		fprintf(stderr, "bhrr: record: warning: %s (fix: %s)\n", f[k].what, f[k].fix);
 	return run_with_shim("record", exe, qargv, out, NULL, force, NULL);
+}
+
+/*
+ * The QEMU command line to replay @log (header @h) with: @given (@n
+ * arguments after "--"), with a warning if it differs from the recorded
+ * one; or, @given NULL, a copy of the recorded one.
+ */
+static char **
+replay_qargv(const char *log, const struct log_header *h, char **given, int n)
+{
+	char **qargv;
+
+	if (given) {
+		if (given[0] == NULL)
+			usage_error("replay: '--' without a QEMU command line");
+		int same = h->argc == n;
+
+		for (int k = 0; same && k < h->argc; k++)
+			same = strcmp(h->argv[k], given[k]) == 0;
+		if (!same)
+			fprintf(stderr, "bhrr: replay: warning: the QEMU command line differs from the "
+					"recorded one\n");
+		return given;
+	}
+	if (h->argc == 0)
+		die("replay: %s holds no QEMU command line", log);
+	qargv = calloc((size_t)h->argc + 1, sizeof(*qargv));
+	if (qargv == NULL)
+		die("out of memory");
+	for (int k = 0; k < h->argc; k++)
+		if ((qargv[k] = strdup(h->argv[k])) == NULL)
+			die("out of memory");
+	return qargv;
 }
 
 /*
@@ -199,30 +251,9 @@ cmd_replay(int argc, char **argv)
 		usage_error("replay: no log given (usage: bhrr replay LOG [-o OUT] [--force] [--on-diverge=stop|continue] [-- QEMU ARGS...])");
 	struct log_reader *r = open_log_or_exit(log, "replay", 1);
 	const struct log_header *h = log_reader_header(r);
-	char **qargv;
+	char **qargv = replay_qargv(log, h, i < argc ? argv + i + 1 : NULL, argc - i - 1);
 
-	if (i < argc) {
-		qargv = argv + i + 1;
-		if (qargv[0] == NULL)
-			usage_error("replay: '--' without a QEMU command line");
-		int same = h->argc == argc - i - 1;
-
-		for (int k = 0; same && k < h->argc; k++)
-			same = strcmp(h->argv[k], qargv[k]) == 0;
-		if (!same)
-			fprintf(stderr, "bhrr: replay: warning: the QEMU command line differs from the "
-					"recorded one\n");
-	} else {
-		if (h->argc == 0)
-			die("replay: %s holds no QEMU command line", log);
-		qargv = calloc((size_t)h->argc + 1, sizeof(*qargv));
-		for (int k = 0; qargv && k < h->argc; k++)
-			qargv[k] = strdup(h->argv[k]);
-	}
-	if (resolve_exe(qargv[0], exe, sizeof(exe)) < 0)
-		die("replay: cannot find QEMU '%s'", qargv[0]);
-	if (elf_file_build_id(exe, id, sizeof(id)) < 0)
-		snprintf(id, sizeof(id), "(none)");
+	find_qemu("replay", qargv[0], exe, sizeof(exe), id, sizeof(id));
 	if (strcmp(id, h->build_id) != 0 && !force) {
 		fprintf(stderr, "bhrr: replay: %s was recorded with QEMU build %s (%s); %s is build %s; "
 				"refusing (--force tries anyway)\n", log, h->build_id, h->qemu_version, exe, id);
