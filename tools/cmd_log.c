@@ -18,30 +18,27 @@
 #include "log.h"
 #include "open_log.h"
 
-struct damage_ctx {
-	const char *path;
-};
-
+/* @opaque: the log's path. */
 static void
 print_damage(void *opaque, uint64_t off, uint64_t dropped, const char *reason)
 {
-	const struct damage_ctx *c = opaque;
-
 	fprintf(stderr, "bhrr: %s: damaged at offset %" PRIu64 ": %s (%" PRIu64 " bytes dropped)\n",
-		c->path, off, reason, dropped);
+		(const char *)opaque, off, reason, dropped);
 }
 
-/* Open @path or exit 2 with the reader's message; damage goes to stderr. */
+/*
+ * Open @path or exit with the reader's message: 1 for a damaged header, 2
+ * for anything else.  Damage found later goes to stderr.
+ */
 static struct log_reader *
-open_or_die(const char *path, struct damage_ctx *dc)
+open_or_die(const char *path)
 {
 	int code;
 	struct log_reader *r = open_log(path, NULL, &code);
 
 	if (r == NULL)
 		exit(code == LOG_E_HEADER ? 1 : 2);
-	dc->path = path;
-	log_reader_on_damage(r, print_damage, dc);
+	log_reader_on_damage(r, print_damage, (void *)path);
 	return r;
 }
 
@@ -276,9 +273,9 @@ dump_header(FILE *f, const struct log_header *h)
 	fputc('\n', f);
 }
 
-/* "CMD LOG [--json]": the log's path, and *json. */
-static const char *
-log_args(int argc, char **argv, int *json)
+/* "CMD LOG [--json]": the log opened, its path in *@pathp, and *@json. */
+static struct log_reader *
+open_log_args(int argc, char **argv, const char **pathp, int *json)
 {
 	const char *path = NULL, *cmd = argv[0];
 
@@ -296,16 +293,16 @@ log_args(int argc, char **argv, int *json)
 	}
 	if (path == NULL)
 		usage_error("%s: no log given (usage: bhrr %s LOG [--json])", cmd, cmd);
-	return path;
+	*pathp = path;
+	return open_or_die(path);
 }
 
 int
 cmd_dump(int argc, char **argv)
 {
 	int json;
-	const char *path = log_args(argc, argv, &json);
-	struct damage_ctx dc;
-	struct log_reader *r = open_or_die(path, &dc);
+	const char *path;
+	struct log_reader *r = open_log_args(argc, argv, &path, &json);
 	struct log_event ev;
 
 	if (!json)
@@ -321,12 +318,10 @@ cmd_dump(int argc, char **argv)
 int
 cmd_verify(int argc, char **argv)
 {
-	struct damage_ctx dc;
-
 	if (argc != 2 || argv[1][0] == '-')
 		usage_error("verify: usage: bhrr verify LOG");
 
-	struct log_reader *r = open_or_die(argv[1], &dc);
+	struct log_reader *r = open_or_die(argv[1]);
 	struct log_event ev;
 	uint64_t n = 0, complete = 0, unknown;
 	int has_end = 0;
@@ -488,9 +483,8 @@ int
 cmd_stat(int argc, char **argv)
 {
 	int json;
-	const char *path = log_args(argc, argv, &json);
-	struct damage_ctx dc;
-	struct log_reader *r = open_or_die(path, &dc);
+	const char *path;
+	struct log_reader *r = open_log_args(argc, argv, &path, &json);
 	struct log_stat st;
 
 	stat_gather(r, &st);
