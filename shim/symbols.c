@@ -3,10 +3,13 @@
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <link.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "symbols.h"
@@ -69,6 +72,31 @@ struct phdr_ctx {
 	struct qemu_build *b;
 };
 
+/*
+ * The GNU build-id in the ELF notes from @p to @end, as hex in @out (@len
+ * bytes with its NUL); 0, or -1 if there is none that fits.
+ */
+static int
+notes_build_id(const char *p, const char *end, char *out, size_t len)
+{
+	while (p + sizeof(ElfW(Nhdr)) <= end) {
+		const ElfW(Nhdr) *n = (const ElfW(Nhdr) *)p;
+		const char *name = p + sizeof(*n);
+		const unsigned char *desc = (const unsigned char *)name + ((n->n_namesz + 3) & ~3u);
+
+		if ((const char *)desc + n->n_descsz > end)
+			break;
+		if (n->n_type == NT_GNU_BUILD_ID && n->n_namesz == 4 && memcmp(name, "GNU", 4) == 0 &&
+		    2 * (size_t)n->n_descsz < len) {
+			for (unsigned k = 0; k < n->n_descsz; k++)
+				snprintf(out + 2 * k, 3, "%02x", desc[k]);
+			return 0;
+		}
+		p = (const char *)desc + ((n->n_descsz + 3) & ~3u);
+	}
+	return -1;
+}
+
 static void
 read_build_id(struct dl_phdr_info *info, struct qemu_build *b)
 {
@@ -78,25 +106,45 @@ read_build_id(struct dl_phdr_info *info, struct qemu_build *b)
 		if (ph->p_type != PT_NOTE)
 			continue;
 		const char *p = (const char *)(info->dlpi_addr + ph->p_vaddr);
-		const char *end = p + ph->p_memsz;
 
-		while (p + sizeof(ElfW(Nhdr)) <= end) {
-			const ElfW(Nhdr) *n = (const ElfW(Nhdr) *)p;
-			const char *name = p + sizeof(*n);
-			const unsigned char *desc =
-				(const unsigned char *)name + ((n->n_namesz + 3) & ~3u);
-
-			if ((const char *)desc + n->n_descsz > end)
-				break;
-			if (n->n_type == NT_GNU_BUILD_ID && n->n_namesz == 4 &&
-			    memcmp(name, "GNU", 4) == 0 && n->n_descsz <= 20) {
-				for (unsigned k = 0; k < n->n_descsz; k++)
-					snprintf(b->build_id + 2 * k, 3, "%02x", desc[k]);
-				return;
-			}
-			p = (const char *)desc + ((n->n_descsz + 3) & ~3u);
-		}
+		if (notes_build_id(p, p + ph->p_memsz, b->build_id, sizeof(b->build_id)) == 0)
+			return;
 	}
+}
+
+int
+elf_file_build_id(const char *path, char *out, size_t len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC), rc = -1;
+	struct stat st;
+
+	out[0] = 0;
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &st) < 0 || st.st_size < (off_t)sizeof(ElfW(Ehdr))) {
+		close(fd);
+		return -1;
+	}
+	size_t size = (size_t)st.st_size;
+	const char *m = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+
+	close(fd);
+	if (m == MAP_FAILED)
+		return -1;
+	const ElfW(Ehdr) *eh = (const ElfW(Ehdr) *)m;
+
+	if (memcmp(eh->e_ident, ELFMAG, SELFMAG) == 0 &&
+	    eh->e_ident[EI_CLASS] == (sizeof(void *) == 8 ? ELFCLASS64 : ELFCLASS32) &&
+	    eh->e_phoff + (size_t)eh->e_phnum * sizeof(ElfW(Phdr)) <= size) {
+		const ElfW(Phdr) *ph = (const ElfW(Phdr) *)(m + eh->e_phoff);
+
+		for (int i = 0; i < eh->e_phnum && rc < 0; i++)
+			if (ph[i].p_type == PT_NOTE && ph[i].p_offset + ph[i].p_filesz <= size)
+				rc = notes_build_id(m + ph[i].p_offset,
+						    m + ph[i].p_offset + ph[i].p_filesz, out, len);
+	}
+	munmap((void *)m, size);
+	return rc;
 }
 
 /* The version banner is a string literal in the executable's rodata. */

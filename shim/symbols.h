@@ -79,6 +79,13 @@ extern const char *const qemu_known_builds[];
 /* The description of a known build-id, or NULL. */
 const char *qemu_known_build(const char *build_id);
 
+/*
+ * The GNU build-id of the ELF file @path (not loaded: read from disk), as
+ * hex in @out of @len bytes.  Returns 0, or -1 with @out "" when the file
+ * cannot be read, is not an ELF file of this word size, or has no build-id.
+ */
+int elf_file_build_id(const char *path, char *out, size_t len);
+
 /* Short name of a symbol slot for messages ("aio_bh_call"). */
 const char *qsym_name(const struct qemu_build *b, enum qsym_id id);
 

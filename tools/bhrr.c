@@ -88,21 +88,20 @@ find_shim(void)
 	return path;
 }
 
-/* Put @shim first in LD_PRELOAD, keeping whatever was there. */
-static void
-preload(const char *shim)
+char *
+shim_ld_preload(void)
 {
-	const char *old = getenv("LD_PRELOAD");
+	const char *shim = find_shim(), *old = getenv("LD_PRELOAD");
 	char *v;
 
 	if (old != NULL && old[0] != 0) {
 		if (asprintf(&v, "%s:%s", shim, old) < 0)
-			die("out of memory");
+			v = NULL;
 	} else
 		v = strdup(shim);
-	if (v == NULL || setenv("LD_PRELOAD", v, 1) != 0)
-		die("cannot set LD_PRELOAD");
-	free(v);
+	if (v == NULL)
+		die("out of memory");
+	return v;
 }
 
 /* Skip an optional "--"; the rest must name a QEMU to run. */
@@ -124,12 +123,6 @@ run_qemu(char **qargv)
 	die_status(127, "cannot run '%s': %s", qargv[0], strerror(errno));
 }
 
-void
-preload_shim(void)
-{
-	preload(find_shim());
-}
-
 static int
 cmd_check(int argc, char **argv)
 {
@@ -142,8 +135,11 @@ cmd_check(int argc, char **argv)
 			usage_error("check: unknown option '%s'", argv[i]);
 	}
 	char **qargv = qemu_argv(argc, argv, i, "check");
+	char *preload = shim_ld_preload();
 
-	preload(find_shim());
+	if (setenv("LD_PRELOAD", preload, 1) != 0)
+		die("cannot set LD_PRELOAD");
+	free(preload);
 	setenv("BHRR_MODE", "check", 1);
 	if (all)
 		setenv("BHRR_CHECK_ALL", "1", 1);

@@ -20,8 +20,24 @@ void json_str(FILE *f, const char *s, size_t len);
 /* @s as a JSON string, or null. */
 void json_cstr(FILE *f, const char *s);
 
-/* Put libbhrr.so first in LD_PRELOAD (exits if it cannot be found). */
-void preload_shim(void);
+/*
+ * The LD_PRELOAD value that puts libbhrr.so first and keeps what was there,
+ * malloc'd.  Exits if the shim cannot be found.
+ */
+char *shim_ld_preload(void);
+
+/* A source of nondeterminism on a QEMU command line, and its fix. */
+struct finding {
+	const char *what, *fix;
+};
+
+#define DOCTOR_MAX 32 /* more findings than doctor can make */
+
+/*
+ * What bhrr doctor finds on the QEMU command line @argv[0..argc) (argv[0]
+ * the binary): up to @max findings into @f.  Returns the number found.
+ */
+int doctor_findings(int argc, char **argv, struct finding *f, int max);
 
 int cmd_dump(int argc, char **argv);
 int cmd_record(int argc, char **argv);

@@ -1,37 +1,53 @@
 /*
- * cmd_flake.c - bhrr flake (record runs until one fails) and bhrr bisect
- * (the shortest prefix of a failing log that, replayed and then run free,
- * still fails: its last action decides the failure).
- *
- * Both run many QEMUs, each in its own run directory: "{rundir}" in the
- * QEMU arguments becomes that directory, and --before CMD runs there first
- * (with BHRR_RUN and BHRR_RUN_DIR set) - to give each run fresh disks.
- * A run fails when its exit status differs from --expect-status (default
- * 0), or, with --fail-if CMD, when CMD exits 0; CMD runs in the run
- * directory with BHRR_STATUS, BHRR_STDOUT and BHRR_STDERR set.
+ * cmd_flake.c - bhrr flake: run a QEMU command line under bhrr record until
+ * a run fails, each run in its own run directory (rundir.h), and report the
+ * failure rate with its confidence interval, the failing and the last
+ * passing log; --merge adds up the summaries of a hunt split into shards.
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <fcntl.h>
-#include <inttypes.h>
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "config.h"
 #include "cmd.h"
-#include "log.h"
+#include "rundir.h"
+#include "run_command.h"
 
-struct judge {
-	int expect;          /* the passing exit status */
-	const char *fail_if; /* or a predicate command */
-	const char *before;  /* run in each run directory first */
+#define FLAKE_USAGE                                                                               \
+	"usage: bhrr flake [-n N] [-j J] [--chaos[=SEED]] [--expect-status S | --fail-if CMD] "   \
+	"[--before CMD] [--keep-going] [--shard I/N] [--json FILE] [--junit FILE] -o LOG -- QEMU ARGS...\n" \
+	"       bhrr flake --merge SUMMARY.json... [--json FILE]"
+
+struct flake_opts {
+	struct judge j;
+	int n, jobs, keep_going, shard_i, shard_n, chaos;
+	unsigned long long chaos_seed;
+	const char *out, *json, *junit; /* the failing log, the summaries */
+	char **qargv;
+	int qargc;
+};
+
+struct run {
+	int index;
+	struct child_process cp;
+	double t0, secs;
+	int ended, status, failed;
+	char dir[4200];
+};
+
+/* A hunt under way. */
+struct flake {
+	const struct flake_opts *o;
+	char base[4096];         /* the run directories' parent, beside the log */
+	char pass_log[4200];     /* where the last passing run's log goes */
+	struct run *runs;        /* the started runs */
+	struct child_process **cps;
+	int started, done, failures, running, stop, next, fail_run, pass_run;
+	double lo, hi, wall;     /* the failure rate's interval, the wall time */
 };
 
 static double
@@ -41,138 +57,6 @@ now_s(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void
-mkdirs(const char *path)
-{
-	char tmp[4096];
-
-	snprintf(tmp, sizeof(tmp), "%s", path);
-	for (char *p = tmp + 1; *p; p++)
-		if (*p == '/') {
-			*p = 0;
-			mkdir(tmp, 0777);
-			*p = '/';
-		}
-	if (mkdir(tmp, 0777) < 0 && errno != EEXIST)
-		die("cannot create %s: %s", path, strerror(errno));
-}
-
-/* A copy of @argv with "{rundir}" replaced by @dir. */
-static char **
-subst_argv(char **argv, int argc, const char *dir)
-{
-	char **v = calloc((size_t)argc + 1, sizeof(*v));
-
-	if (v == NULL)
-		die("out of memory");
-	for (int i = 0; i < argc; i++) {
-		const char *s = argv[i], *p;
-		size_t len = strlen(s) + 1;
-
-		for (p = s; (p = strstr(p, "{rundir}")); p += 8)
-			len += strlen(dir);
-		char *d = malloc(len), *o = d;
-
-		if (d == NULL)
-			die("out of memory");
-		while ((p = strstr(s, "{rundir}"))) {
-			memcpy(o, s, (size_t)(p - s));
-			o += p - s;
-			strcpy(o, dir);
-			o += strlen(dir);
-			s = p + 8;
-		}
-		strcpy(o, s);
-		v[i] = d;
-	}
-	return v;
-}
-
-/* sh -c CMD in @dir with the run's variables; its exit status (or -1). */
-static int
-run_sh(const char *cmd, const char *dir, int run, int status)
-{
-	pid_t pid = fork();
-	int st;
-	char buf[32];
-
-	if (pid < 0)
-		return -1;
-	if (pid == 0) {
-		if (chdir(dir) < 0)
-			_exit(127);
-		snprintf(buf, sizeof(buf), "%d", run);
-		setenv("BHRR_RUN", buf, 1);
-		setenv("BHRR_RUN_DIR", dir, 1);
-		if (status >= 0) {
-			char p[4200];
-
-			snprintf(buf, sizeof(buf), "%d", status);
-			setenv("BHRR_STATUS", buf, 1);
-			snprintf(p, sizeof(p), "%s/stdout", dir);
-			setenv("BHRR_STDOUT", p, 1);
-			snprintf(p, sizeof(p), "%s/stderr", dir);
-			setenv("BHRR_STDERR", p, 1);
-		}
-		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-		_exit(127);
-	}
-	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-		;
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-/*
- * Start "bhrr SUB..." (this executable) for one run, output in @dir;
- * @extra_env "NAME=VALUE" or NULL.
- */
-static pid_t
-spawn_bhrr(char **args, const char *dir, const char *extra_env)
-{
-	char self[4096], path[4200];
-	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-
-	if (n < 0)
-		die("cannot find my own executable: %s", strerror(errno));
-	self[n] = 0;
-	fflush(NULL);
-	pid_t pid = fork();
-
-	if (pid < 0)
-		die("cannot fork: %s", strerror(errno));
-	if (pid == 0) {
-		snprintf(path, sizeof(path), "%s/stdout", dir);
-		int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0666);
-
-		if (fd >= 0)
-			dup2(fd, 1);
-		snprintf(path, sizeof(path), "%s/stderr", dir);
-		fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0666);
-		if (fd >= 0)
-			dup2(fd, 2);
-		if (extra_env)
-			putenv((char *)extra_env);
-		execv(self, args);
-		_exit(127);
-	}
-	return pid;
-}
-
-/* Did the run in @dir that exited with @status fail? */
-static int
-judged_failed(const struct judge *j, const char *dir, int run, int status)
-{
-	if (j->fail_if)
-		return run_sh(j->fail_if, dir, run, status) == 0;
-	return status != j->expect;
-}
-
-static int
-exit_status_of(int st)
-{
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
 /* Wilson score interval, 95%. */
@@ -218,52 +102,6 @@ copy_file(const char *from, const char *to)
 	return ok ? 0 : -1;
 }
 
-static int
-parse_judge_opt(int argc, char **argv, int *i, struct judge *j)
-{
-	if (strcmp(argv[*i], "--expect-status") == 0 && *i + 1 < argc) {
-		j->expect = atoi(argv[++*i]);
-		return 1;
-	}
-	if (strcmp(argv[*i], "--fail-if") == 0 && *i + 1 < argc) {
-		j->fail_if = argv[++*i];
-		return 1;
-	}
-	if (strcmp(argv[*i], "--before") == 0 && *i + 1 < argc) {
-		j->before = argv[++*i];
-		return 1;
-	}
-	return 0;
-}
-
-/* Print @s quoted for sh when it needs it. */
-static void
-print_quoted(const char *s)
-{
-	if (*s && strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-+=./,:@%") ==
-		      strlen(s)) {
-		fputs(s, stdout);
-		return;
-	}
-	putchar('\'');
-	for (; *s; s++)
-		if (*s == '\'')
-			fputs("'\\''", stdout);
-		else
-			putchar(*s);
-	putchar('\'');
-}
-
-/* ---- flake ---- */
-
-struct run {
-	int index;
-	pid_t pid;
-	double t0, secs;
-	int status, failed;
-	char dir[4200];
-};
-
 static void
 xml_str(FILE *f, const char *s)
 {
@@ -302,6 +140,25 @@ read_summary(const char *path, unsigned *runs, unsigned *fails)
 	return 0;
 }
 
+/* The fields a summary and a merged summary share, after "{". */
+static void
+write_rate(FILE *f, const char *what, int runs, int fails, double lo, double hi)
+{
+	fprintf(f, "\"bhrr_flake\":\"%s\",\"runs\":%d,\"failures\":%d,\"rate\":%.6f,"
+		   "\"ci95\":[%.6f,%.6f]", what, runs, fails, runs ? (double)fails / runs : 0.0, lo, hi);
+}
+
+/* Open @path for writing or exit naming it. */
+static FILE *
+create_or_die(const char *path)
+{
+	FILE *f = fopen(path, "w");
+
+	if (f == NULL)
+		die("flake: cannot write '%s': %s", path, strerror(errno));
+	return f;
+}
+
 static int
 flake_merge(int argc, char **argv, int i, const char *json_out)
 {
@@ -315,7 +172,6 @@ flake_merge(int argc, char **argv, int i, const char *json_out)
 			continue;
 		}
 		files++;
-
 		if (read_summary(argv[i], &r, &f) < 0)
 			die("flake --merge: %s is not a summary written by 'bhrr flake --json'", argv[i]);
 		runs += r;
@@ -330,542 +186,281 @@ flake_merge(int argc, char **argv, int i, const char *json_out)
 	printf("merged: %u runs, %u failures, failure rate %.1f%% (95%% CI %.1f%%-%.1f%%)\n", runs,
 	       fails, runs ? 100.0 * fails / runs : 0.0, 100 * lo, 100 * hi);
 	if (json_out) {
-		FILE *f = fopen(json_out, "w");
+		FILE *f = create_or_die(json_out);
 
-		if (f == NULL)
-			die("flake --merge: cannot write %s: %s", json_out, strerror(errno));
-		fprintf(f, "{\"bhrr_flake\":\"merged\",\"runs\":%u,\"failures\":%u,\"rate\":%.6f,"
-			   "\"ci95\":[%.6f,%.6f]}\n", runs, fails, runs ? (double)fails / runs : 0.0, lo, hi);
+		fputc('{', f);
+		write_rate(f, "merged", (int)runs, (int)fails, lo, hi);
+		fputs("}\n", f);
 		fclose(f);
 	}
 	return 0;
 }
 
-#define FLAKE_USAGE                                                                               \
-	"usage: bhrr flake [-n N] [-j J] [--chaos[=SEED]] [--expect-status S | --fail-if CMD] "   \
-	"[--before CMD] [--keep-going] [--shard I/N] [--json FILE] [--junit FILE] -o LOG -- QEMU ARGS...\n" \
-	"       bhrr flake --merge SUMMARY.json... [--json FILE]"
-
-int
-cmd_flake(int argc, char **argv)
+/*
+ * Parse flake's arguments into @o.  Returns -1 to hunt, or the exit status
+ * of --merge, which it ran.
+ */
+static int
+flake_parse(int argc, char **argv, struct flake_opts *o)
 {
-	struct judge j = { 0, NULL, NULL };
-	int n = 20, jobs = 1, keep_going = 0, shard_i = 1, shard_n = 1, chaos = 0;
-	unsigned long long chaos_seed = 1;
-	const char *out = NULL, *json = NULL, *junit = NULL;
 	int i = 1;
 
+	*o = (struct flake_opts){ .n = 20, .jobs = 1, .shard_i = 1, .shard_n = 1, .chaos_seed = 1 };
 	for (; i < argc && strcmp(argv[i], "--") != 0; i++) {
-		if (parse_judge_opt(argc, argv, &i, &j))
-			continue;
-		if (strcmp(argv[i], "-n") == 0 && i + 1 < argc)
-			n = atoi(argv[++i]);
-		else if (strcmp(argv[i], "-j") == 0 && i + 1 < argc)
-			jobs = atoi(argv[++i]);
-		else if (strcmp(argv[i], "-o") == 0 && i + 1 < argc)
-			out = argv[++i];
-		else if (strcmp(argv[i], "--chaos") == 0)
-			chaos = 1;
-		else if (strncmp(argv[i], "--chaos=", 8) == 0) {
-			char *end;
+		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 
-			chaos = 1;
-			chaos_seed = strtoull(argv[i] + 8, &end, 0);
-			if (*end || !argv[i][8])
-				usage_error("flake: --chaos=%s: the seed must be a number", argv[i] + 8);
-		} else if (strcmp(argv[i], "--keep-going") == 0)
-			keep_going = 1;
-		else if (strcmp(argv[i], "--json") == 0 && i + 1 < argc)
-			json = argv[++i];
-		else if (strcmp(argv[i], "--junit") == 0 && i + 1 < argc)
-			junit = argv[++i];
-		else if (strcmp(argv[i], "--shard") == 0 && i + 1 < argc) {
-			if (sscanf(argv[++i], "%d/%d", &shard_i, &shard_n) != 2 || shard_n < 1 ||
-			    shard_i < 1 || shard_i > shard_n)
+		if (rundir_parse_opt(argc, argv, &i, &o->j))
+			continue;
+		if (strcmp(a, "--chaos") == 0 || strncmp(a, "--chaos=", 8) == 0) {
+			char *end = NULL;
+
+			o->chaos = 1;
+			if (a[7] == '=')
+				o->chaos_seed = strtoull(a + 8, &end, 0);
+			if (end && (*end || !a[8]))
+				usage_error("flake: --chaos=%s: the seed must be a number", a + 8);
+		} else if (strcmp(a, "--keep-going") == 0)
+			o->keep_going = 1;
+		else if (strcmp(a, "--merge") == 0)
+			return flake_merge(argc, argv, i + 1, o->json);
+		else if (v == NULL)
+			usage_error("flake: unexpected '%s'\n%s", a, FLAKE_USAGE);
+		else if (strcmp(a, "-n") == 0)
+			o->n = atoi(argv[++i]);
+		else if (strcmp(a, "-j") == 0)
+			o->jobs = atoi(argv[++i]);
+		else if (strcmp(a, "-o") == 0)
+			o->out = argv[++i];
+		else if (strcmp(a, "--json") == 0)
+			o->json = argv[++i];
+		else if (strcmp(a, "--junit") == 0)
+			o->junit = argv[++i];
+		else if (strcmp(a, "--shard") == 0) {
+			if (sscanf(argv[++i], "%d/%d", &o->shard_i, &o->shard_n) != 2 || o->shard_n < 1 ||
+			    o->shard_i < 1 || o->shard_i > o->shard_n)
 				usage_error("flake: --shard %s: expected I/N with 1 <= I <= N", argv[i]);
-		} else if (strcmp(argv[i], "--merge") == 0)
-			return flake_merge(argc, argv, i + 1, json);
-		else
-			usage_error("flake: unexpected '%s'\n%s", argv[i], FLAKE_USAGE);
+		} else
+			usage_error("flake: unexpected '%s'\n%s", a, FLAKE_USAGE);
 	}
 	if (i >= argc || i + 1 >= argc)
 		usage_error("flake: no QEMU command line after '--'\n%s", FLAKE_USAGE);
-	if (out == NULL)
+	if (o->out == NULL)
 		usage_error("flake: -o LOG is needed: where the failing run's log goes\n%s", FLAKE_USAGE);
-	if (n < 1 || jobs < 1)
+	if (o->n < 1 || o->jobs < 1)
 		usage_error("flake: -n and -j must be at least 1");
-	if (j.fail_if && j.expect)
+	if (o->j.fail_if && o->j.expect)
 		usage_error("flake: give --expect-status or --fail-if, not both");
-	char **qargv = argv + i + 1;
-	int qargc = argc - i - 1;
+	o->qargv = argv + i + 1;
+	o->qargc = argc - i - 1;
+	return -1;
+}
 
-	/* run directories beside the log */
-	char base[4096], pass_log[4200];
-
-	snprintf(base, sizeof(base), "%s.runs", out);
-	mkdirs(base);
-	snprintf(pass_log, sizeof(pass_log), "%s", out);
-	char *dot = strstr(pass_log, ".bhlog");
+/* Make the run directories' parent and name the passing log, beside the failing one. */
+static void
+flake_init(struct flake *fl, const struct flake_opts *o)
+{
+	memset(fl, 0, sizeof(*fl));
+	fl->o = o;
+	snprintf(fl->base, sizeof(fl->base), "%s.runs", o->out);
+	rundir_mkdirs(fl->base);
+	snprintf(fl->pass_log, sizeof(fl->pass_log), "%s", o->out);
+	char *dot = strstr(fl->pass_log, ".bhlog");
 
 	if (dot && dot[6] == 0)
 		*dot = 0;
-	strcat(pass_log, ".pass.bhlog");
-
-	struct run *runs = calloc((size_t)n + 1, sizeof(*runs));
-	int started = 0, done = 0, failures = 0, running = 0, stop = 0, next = 0;
-	int fail_run = 0, pass_run = 0;
-	double t_start = now_s();
-
-	if (runs == NULL)
+	strcat(fl->pass_log, ".pass.bhlog");
+	fl->runs = calloc((size_t)o->n + 1, sizeof(*fl->runs));
+	fl->cps = calloc((size_t)o->n + 1, sizeof(*fl->cps));
+	if (fl->runs == NULL || fl->cps == NULL)
 		die("out of memory");
-	fprintf(stderr, "bhrr: flake: up to %d runs", n);
-	if (shard_n > 1)
-		fprintf(stderr, " (shard %d/%d: runs %d, %d, ...)", shard_i, shard_n, shard_i,
-			shard_i + shard_n);
-	fprintf(stderr, ", %d at a time%s; run directories in %s\n", jobs, chaos ? " with chaos" : "",
-		base);
-	for (;;) {
-		/* start what may start */
-		while (!stop && running < jobs && next < n) {
-			int idx = ++next;
+	fprintf(stderr, "bhrr: flake: up to %d runs", o->n);
+	if (o->shard_n > 1)
+		fprintf(stderr, " (shard %d/%d: runs %d, %d, ...)", o->shard_i, o->shard_n, o->shard_i,
+			o->shard_i + o->shard_n);
+	fprintf(stderr, ", %d at a time%s; run directories in %s\n", o->jobs,
+		o->chaos ? " with chaos" : "", fl->base);
+}
 
-			if ((idx - 1) % shard_n != shard_i - 1)
-				continue;
-			struct run *r = &runs[started++];
+/* Start runs until -j run at once, -n are started, or a failure stopped the hunt. */
+static void
+flake_start(struct flake *fl)
+{
+	const struct flake_opts *o = fl->o;
 
-			r->index = idx;
-			snprintf(r->dir, sizeof(r->dir), "%s/run-%d", base, idx);
-			mkdirs(r->dir);
-			if (j.before && run_sh(j.before, r->dir, idx, -1) != 0)
-				die("flake: --before '%s' failed in %s", j.before, r->dir);
-			char log[4300], **sub = subst_argv(qargv, qargc, r->dir);
-			char **args = calloc((size_t)qargc + 6, sizeof(*args));
-			static char env[64];
+	while (!fl->stop && fl->running < o->jobs && fl->next < o->n) {
+		int idx = ++fl->next;
 
-			snprintf(log, sizeof(log), "%s/run.bhlog", r->dir);
-			args[0] = "bhrr";
-			args[1] = "record";
-			args[2] = "-o";
-			args[3] = log;
-			args[4] = "--";
-			for (int k = 0; k < qargc; k++)
-				args[5 + k] = sub[k];
-			snprintf(env, sizeof(env), "BHRR_CHAOS=%llu", chaos_seed + (unsigned long long)idx);
-			r->t0 = now_s();
-			r->pid = spawn_bhrr(args, r->dir, chaos ? env : NULL);
-			running++;
-			free(args);
-		}
-		if (running == 0)
-			break;
-		int st;
-		pid_t pid = waitpid(-1, &st, 0);
-
-		if (pid < 0) {
-			if (errno == EINTR)
-				continue;
-			break;
-		}
-		struct run *r = NULL;
-
-		for (int k = 0; k < started; k++)
-			if (runs[k].pid == pid)
-				r = &runs[k];
-		if (r == NULL)
+		if ((idx - 1) % o->shard_n != o->shard_i - 1)
 			continue;
-		running--;
-		done++;
-		r->secs = now_s() - r->t0;
-		r->status = exit_status_of(st);
-		r->failed = judged_failed(&j, r->dir, r->index, r->status);
-		failures += r->failed;
-		fprintf(stderr, "bhrr: flake: run %d/%d: status %d, %s (%.1f s); %d of %d failed so far\n",
-			r->index, n, r->status, r->failed ? "FAILED" : "passed", r->secs, failures, done);
-		char log[4300];
+		struct run *r = &fl->runs[fl->started++];
 
-		snprintf(log, sizeof(log), "%s/run.bhlog", r->dir);
-		if (r->failed && !fail_run) {
-			fail_run = r->index;
-			if (copy_file(log, out) < 0)
-				fprintf(stderr, "bhrr: flake: cannot copy %s to %s\n", log, out);
-			if (!keep_going)
-				stop = 1;
-		} else if (!r->failed) {
-			pass_run = r->index;
-			copy_file(log, pass_log);
-		}
+		r->index = idx;
+		r->cp = (struct child_process)CHILD_PROCESS_INIT;
+		rundir_make(&o->j, fl->base, idx, "flake", r->dir, sizeof(r->dir));
+		strvec_pushl(&r->cp.args, "bhrr", "record", "-o", NULL);
+		strvec_pushf(&r->cp.args, "%s/run.bhlog", r->dir);
+		strvec_push(&r->cp.args, "--");
+		strvec_push_subst(&r->cp.args, o->qargv, o->qargc, r->dir);
+		if (o->chaos)
+			strvec_pushf(&r->cp.env, "BHRR_CHAOS=%llu", o->chaos_seed + (unsigned long long)idx);
+		r->t0 = now_s();
+		rundir_start_bhrr(&r->cp, r->dir);
+		fl->running++;
 	}
-	double lo, hi, wall = now_s() - t_start;
+}
 
-	wilson((unsigned)failures, (unsigned)done, &lo, &hi);
+/* Wait for a run to end and judge it; 0, or -1 if none is left. */
+static int
+flake_reap(struct flake *fl)
+{
+	const struct flake_opts *o = fl->o;
+
+	for (int k = 0; k < fl->started; k++)
+		fl->cps[k] = fl->runs[k].ended ? NULL : &fl->runs[k].cp;
+	struct child_process *cp = finish_any_command(fl->cps, (size_t)fl->started);
+	struct run *r = fl->runs;
+	char log[4300];
+
+	if (cp == NULL)
+		return -1;
+	while (&r->cp != cp)
+		r++;
+	r->ended = 1;
+	fl->running--;
+	fl->done++;
+	r->secs = now_s() - r->t0;
+	r->status = cp->status;
+	r->failed = rundir_failed(&o->j, r->dir, r->index, r->status);
+	fl->failures += r->failed;
+	fprintf(stderr, "bhrr: flake: run %d/%d: status %d, %s (%.1f s); %d of %d failed so far\n",
+		r->index, o->n, r->status, r->failed ? "FAILED" : "passed", r->secs, fl->failures,
+		fl->done);
+	snprintf(log, sizeof(log), "%s/run.bhlog", r->dir);
+	if (r->failed && !fl->fail_run) {
+		fl->fail_run = r->index;
+		if (copy_file(log, o->out) < 0)
+			fprintf(stderr, "bhrr: flake: cannot copy %s to %s\n", log, o->out);
+		fl->stop = !o->keep_going;
+	} else if (!r->failed) {
+		fl->pass_run = r->index;
+		copy_file(log, fl->pass_log);
+	}
+	return 0;
+}
+
+/* The verdict on stdout: the rate, the failing run and how to replay it. */
+static void
+flake_print(const struct flake *fl)
+{
+	const struct flake_opts *o = fl->o;
+
 	printf("bhrr flake: %d runs, %d failed: failure rate %.1f%% (95%% CI %.1f%%-%.1f%%) in %.1f s%s\n",
-	       done, failures, done ? 100.0 * failures / done : 0.0, 100 * lo, 100 * hi, wall,
-	       chaos ? " with chaos" : "");
-	if (fail_run) {
-		printf("failing run %d: log %s, output in %s/run-%d\n", fail_run, out, base, fail_run);
-		printf("replay it: ");
-		if (j.before) {
-			char d[4300];
+	       fl->done, fl->failures, fl->done ? 100.0 * fl->failures / fl->done : 0.0,
+	       100 * fl->lo, 100 * fl->hi, fl->wall, o->chaos ? " with chaos" : "");
+	if (fl->fail_run) {
+		char d[4300];
 
-			snprintf(d, sizeof(d), "%s/run-%d", base, fail_run);
-			printf("(cd ");
-			print_quoted(d);
-			printf(" && %s) && ", j.before);
-		}
+		snprintf(d, sizeof(d), "%s/run-%d", fl->base, fl->fail_run);
+		printf("failing run %d: log %s, output in %s\n", fl->fail_run, o->out, d);
+		printf("replay it: ");
+		rundir_print_before(&o->j, d, 0);
 		printf("bhrr replay ");
-		print_quoted(out);
+		sq_quote(stdout, o->out);
 		printf("\n");
 	} else {
-		printf("no run failed: the flake did not show in %d runs\n", done);
+		printf("no run failed: the flake did not show in %d runs\n", fl->done);
 	}
-	if (pass_run)
-		printf("last passing run %d: log %s\n", pass_run, pass_log);
-	if (json) {
-		FILE *f = fopen(json, "w");
-
-		if (f == NULL)
-			die("flake: cannot write %s: %s", json, strerror(errno));
-		fprintf(f, "{\"bhrr_flake\":\"%s\",\"runs\":%d,\"failures\":%d,\"rate\":%.6f,"
-			   "\"ci95\":[%.6f,%.6f],\"chaos\":", PACKAGE_VERSION, done, failures,
-			done ? (double)failures / done : 0.0, lo, hi);
-		if (chaos)
-			fprintf(f, "%llu", chaos_seed);
-		else
-			fprintf(f, "null");
-		fprintf(f, ",\"shard\":\"%d/%d\",\"wall_s\":%.3f,\"failing_log\":", shard_i, shard_n, wall);
-		if (fail_run)
-			json_cstr(f, out);
-		else
-			fprintf(f, "null");
-		fprintf(f, ",\"passing_log\":");
-		if (pass_run)
-			json_cstr(f, pass_log);
-		else
-			fprintf(f, "null");
-		fprintf(f, ",\"run_list\":[");
-		for (int k = 0, first = 1; k < started; k++) {
-			if (runs[k].pid == 0 || (runs[k].secs == 0 && runs[k].status == 0 && !runs[k].failed &&
-						 k >= done))
-				continue;
-			fprintf(f, "%s{\"run\":%d,\"status\":%d,\"failed\":%s,\"seconds\":%.3f}",
-				first ? "" : ",", runs[k].index, runs[k].status,
-				runs[k].failed ? "true" : "false", runs[k].secs);
-			first = 0;
-		}
-		fprintf(f, "]}\n");
-		fclose(f);
-	}
-	if (junit) {
-		FILE *f = fopen(junit, "w");
-
-		if (f == NULL)
-			die("flake: cannot write %s: %s", junit, strerror(errno));
-		fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-			   "<testsuite name=\"bhrr flake\" tests=\"%d\" failures=\"%d\" time=\"%.3f\">\n",
-			done, failures, wall);
-		for (int k = 0; k < started; k++) {
-			fprintf(f, "  <testcase classname=\"bhrr.flake\" name=\"run %d\" time=\"%.3f\">",
-				runs[k].index, runs[k].secs);
-			if (runs[k].failed) {
-				fprintf(f, "<failure message=\"exit status %d\">log: ", runs[k].status);
-				xml_str(f, runs[k].index == fail_run ? out : runs[k].dir);
-				fprintf(f, "</failure>");
-			}
-			fprintf(f, "</testcase>\n");
-		}
-		fprintf(f, "</testsuite>\n");
-		fclose(f);
-	}
-	free(runs);
-	return fail_run ? 0 : 1;
+	if (fl->pass_run)
+		printf("last passing run %d: log %s\n", fl->pass_run, fl->pass_log);
 }
 
-/* ---- bisect ---- */
-
-/* The events of a log that replay acts on, by sequence number. */
-struct bs_log {
-	uint64_t *seq;   /* replay actions' sequence numbers */
-	size_t n;
-};
-
-static int
-replay_action(const struct log_event *ev, const struct log_reader *r, int exact)
-{
-	uint64_t cb;
-	const char *name = NULL;
-
-	if ((exact && ev->icount_how != LOG_IC_EXACT) || (ev->flags & LOG_F_AT_ONCE))
-		return 0;
-	if (ev->kind == LOG_EV_IO_COMPLETE || (ev->kind == LOG_EV_WARP && exact))
-		return 1;
-	if (ev->kind != LOG_EV_BH_RUN)
-		return 0;
-	if (log_reader_ident(r, ev->ident, &cb, &name) == 0 && name &&
-	    strcmp(name, "thread_pool_completion_bh") == 0)
-		return 0;
-	return 1;
-}
-
-/* Write the prefix of @in holding its first @k replay actions to @out. */
+/* --json FILE: the summary --merge reads, with every run. */
 static void
-write_prefix(const char *in, const char *out, size_t k)
+flake_write_json(const struct flake *fl, const char *path)
 {
-	char err[512];
-	int code;
-	struct log_reader *r = log_reader_open(in, &code, err, sizeof(err));
-	struct log_event ev;
-	size_t seen = 0;
-	int64_t last = 0;
+	const struct flake_opts *o = fl->o;
+	FILE *f = create_or_die(path);
 
-	if (r == NULL)
-		die("bisect: %s", err);
-	struct log_header h = *log_reader_header(r);
-	struct log_writer *w = log_writer_open(out, &h, 0, err, sizeof(err));
+	fputc('{', f);
+	write_rate(f, PACKAGE_VERSION, fl->done, fl->failures, fl->lo, fl->hi);
+	fprintf(f, ",\"chaos\":");
+	if (o->chaos)
+		fprintf(f, "%llu", o->chaos_seed);
+	else
+		fprintf(f, "null");
+	fprintf(f, ",\"shard\":\"%d/%d\",\"wall_s\":%.3f,\"failing_log\":", o->shard_i,
+		o->shard_n, fl->wall);
+	json_cstr(f, fl->fail_run ? o->out : NULL);
+	fprintf(f, ",\"passing_log\":");
+	json_cstr(f, fl->pass_run ? fl->pass_log : NULL);
+	fprintf(f, ",\"run_list\":[");
+	for (int k = 0, first = 1; k < fl->started; k++) {
+		const struct run *r = &fl->runs[k];
 
-	if (w == NULL)
-		die("bisect: %s", err);
-	int exact = h.icount_mode == 1;
-
-	while (log_reader_next(r, &ev) == 1) {
-		if (ev.kind == LOG_EV_END)
+		if (!r->ended)
 			continue;
-		if (replay_action(&ev, r, exact) && seen++ == k)
-			break;
-		if (ev.icount_how != LOG_IC_UNKNOWN)
-			last = ev.icount;
-		log_writer_append(w, &ev);
+		fprintf(f, "%s{\"run\":%d,\"status\":%d,\"failed\":%s,\"seconds\":%.3f}",
+			first ? "" : ",", r->index, r->status, r->failed ? "true" : "false", r->secs);
+		first = 0;
 	}
-	log_reader_close(r);
-	if (log_writer_close(w, last) < 0)
-		die("bisect: cannot write %s", out);
+	fprintf(f, "]}\n");
+	fclose(f);
 }
 
-struct probe {
-	size_t k;
-	int fails, runs;
-};
-
-/* Replay the first @k actions then run free, @runs times; failures. */
-static int
-probe(const char *log, size_t k, int nruns, const struct judge *j, char **qargv, int qargc,
-      const char *base, int *counter)
-{
-	char prefix[4200];
-	int fails = 0;
-
-	snprintf(prefix, sizeof(prefix), "%s/prefix-%zu.bhlog", base, k);
-	write_prefix(log, prefix, k);
-	for (int t = 0; t < nruns; t++) {
-		char dir[4200], out[4300];
-		int idx = ++*counter;
-
-		snprintf(dir, sizeof(dir), "%s/run-%d", base, idx);
-		mkdirs(dir);
-		if (j->before && run_sh(j->before, dir, idx, -1) != 0)
-			die("bisect: --before '%s' failed in %s", j->before, dir);
-		snprintf(out, sizeof(out), "%s/replay.bhlog", dir);
-		char **args = calloc((size_t)qargc + 10, sizeof(*args)), **sub = NULL;
-		int a = 0;
-
-		args[a++] = "bhrr";
-		args[a++] = "replay";
-		args[a++] = prefix;
-		args[a++] = "-o";
-		args[a++] = out;
-		args[a++] = "--on-diverge=continue";
-		if (qargc) {
-			sub = subst_argv(qargv, qargc, dir);
-			args[a++] = "--";
-			for (int q = 0; q < qargc; q++)
-				args[a++] = sub[q];
-		}
-		pid_t pid = spawn_bhrr(args, dir, NULL);
-		int st;
-
-		while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-			;
-		int status = exit_status_of(st);
-
-		fails += judged_failed(j, dir, idx, status);
-		free(args);
-	}
-	return fails;
-}
-
+/* --junit FILE: a test case per run, for CI. */
 static void
-describe_event(const char *log, uint64_t seq, char *buf, size_t len)
+flake_write_junit(const struct flake *fl, const char *path)
 {
-	char err[512];
-	int code;
-	struct log_reader *r = log_reader_open(log, &code, err, sizeof(err));
-	struct log_event ev;
-	char site[1024] = "";
+	FILE *f = create_or_die(path);
 
-	snprintf(buf, len, "event #%" PRIu64, seq);
-	if (r == NULL)
-		return;
-	while (log_reader_next(r, &ev) == 1) {
-		uint64_t cb = 0;
-		const char *name = NULL;
+	fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+		   "<testsuite name=\"bhrr flake\" tests=\"%d\" failures=\"%d\" time=\"%.3f\">\n",
+		fl->done, fl->failures, fl->wall);
+	for (int k = 0; k < fl->started; k++) {
+		const struct run *r = &fl->runs[k];
 
-		if (ev.kind == LOG_EV_BH_SCHEDULE && ev.site) {
-			const char *s = log_reader_string(r, ev.site);
-
-			log_reader_ident(r, ev.ident, &cb, &name);
-			snprintf(site, sizeof(site), "%s (for %s)", s ? s : "?", name ? name : "?");
+		fprintf(f, "  <testcase classname=\"bhrr.flake\" name=\"run %d\" time=\"%.3f\">",
+			r->index, r->secs);
+		if (r->failed) {
+			fprintf(f, "<failure message=\"exit status %d\">log: ", r->status);
+			xml_str(f, r->index == fl->fail_run ? fl->o->out : r->dir);
+			fprintf(f, "</failure>");
 		}
-		if (ev.seq != seq)
-			continue;
-		if (ev.kind == LOG_EV_IO_COMPLETE)
-			snprintf(buf, len, "event #%" PRIu64 ": io_complete of request %" PRIu64
-				 " (ret %" PRId64 ") at icount %" PRId64, seq, ev.req, ev.ret, ev.icount);
-		else if (ev.kind == LOG_EV_WARP)
-			snprintf(buf, len, "event #%" PRIu64 ": warp of %" PRId64 " ns at icount %" PRId64,
-				 seq, ev.delta_ns, ev.icount);
-		else if (ev.kind == LOG_EV_BH_RUN) {
-			log_reader_ident(r, ev.ident, &cb, &name);
-			snprintf(buf, len, "event #%" PRIu64 ": bh_run of %s (callback +%#" PRIx64
-				 ") at icount %" PRId64 "%s%s", seq, name ? name : "?", cb, ev.icount,
-				 site[0] ? "; last scheduling stack " : "", site);
-		}
-		break;
+		fprintf(f, "</testcase>\n");
 	}
-	log_reader_close(r);
+	fprintf(f, "</testsuite>\n");
+	fclose(f);
 }
 
-#define BISECT_USAGE                                                                      \
-	"usage: bhrr bisect LOG [--runs R] [--threshold P] [--expect-status S | --fail-if CMD] " \
-	"[--before CMD] [-- QEMU ARGS...]"
-
+/*
+ * bhrr flake [options] -o LOG -- QEMU ARGS...: 0 when a run failed (its log
+ * in LOG), 1 when none did, 2 on a usage error.
+ */
 int
-cmd_bisect(int argc, char **argv)
+cmd_flake(int argc, char **argv)
 {
-	struct judge j = { 0, NULL, NULL };
-	int nruns = 10, i = 1;
-	double threshold = 0.9;
-	const char *log = NULL;
+	struct flake_opts o;
+	struct flake fl;
+	int rc = flake_parse(argc, argv, &o);
 
-	for (; i < argc && strcmp(argv[i], "--") != 0; i++) {
-		if (parse_judge_opt(argc, argv, &i, &j))
-			continue;
-		if (strcmp(argv[i], "--runs") == 0 && i + 1 < argc)
-			nruns = atoi(argv[++i]);
-		else if (strcmp(argv[i], "--threshold") == 0 && i + 1 < argc)
-			threshold = atof(argv[++i]);
-		else if (argv[i][0] != '-' && log == NULL)
-			log = argv[i];
-		else
-			usage_error("bisect: unexpected '%s'\n%s", argv[i], BISECT_USAGE);
+	if (rc >= 0)
+		return rc;
+	flake_init(&fl, &o);
+	double t_start = now_s();
+
+	for (;;) {
+		flake_start(&fl);
+		if (fl.running == 0 || flake_reap(&fl) < 0)
+			break;
 	}
-	if (log == NULL)
-		usage_error("bisect: no log given\n%s", BISECT_USAGE);
-	if (nruns < 1 || threshold <= 0 || threshold > 1)
-		usage_error("bisect: --runs must be at least 1 and --threshold in (0, 1]");
-	char **qargv = i < argc ? argv + i + 1 : NULL;
-	int qargc = i < argc ? argc - i - 1 : 0;
-
-	/* the actions, as replay sees them */
-	char err[512];
-	int code;
-	struct log_reader *r = log_reader_open(log, &code, err, sizeof(err));
-	struct log_event ev;
-	struct bs_log bl = { NULL, 0 };
-	size_t cap = 0;
-
-	if (r == NULL) {
-		fprintf(stderr, "bhrr: bisect: %s\n", err);
-		return EXIT_USAGE;
-	}
-	int exact = log_reader_header(r)->icount_mode == 1;
-
-	while (log_reader_next(r, &ev) == 1)
-		if (replay_action(&ev, r, exact)) {
-			if (bl.n == cap) {
-				cap = cap ? cap * 2 : 1024;
-				bl.seq = realloc(bl.seq, cap * sizeof(*bl.seq));
-				if (bl.seq == NULL)
-					die("out of memory");
-			}
-			bl.seq[bl.n++] = ev.seq;
-		}
-	log_reader_close(r);
-	if (bl.n == 0)
-		die("bisect: %s holds no event replay acts on", log);
-
-	char base[4096];
-	int counter = 0;
-
-	snprintf(base, sizeof(base), "%s.bisect", log);
-	mkdirs(base);
-	fprintf(stderr, "bhrr: bisect: %zu actions in %s; %d runs per probe, failing means >= %.0f%% "
-			"of runs fail; work in %s\n", bl.n, log, nruns, threshold * 100, base);
-
-	size_t lo = 0, hi = bl.n;
-	int f_hi = probe(log, hi, nruns, &j, qargv, qargc, base, &counter);
-
-	fprintf(stderr, "bhrr: bisect: all %zu actions replayed: %d/%d runs failed\n", hi, f_hi, nruns);
-	if (f_hi < threshold * nruns) {
-		printf("bhrr bisect: replaying all of %s fails only %d/%d times: it does not decide the "
-		       "failure (was it recorded with the same disks and command line?)\n", log, f_hi,
-		       nruns);
-		return 1;
-	}
-	int f_lo = probe(log, lo, nruns, &j, qargv, qargc, base, &counter);
-
-	fprintf(stderr, "bhrr: bisect: no action replayed (free runs): %d/%d runs failed\n", f_lo,
-		nruns);
-	if (f_lo >= threshold * nruns) {
-		printf("bhrr bisect: free runs fail %d/%d times already: no event decides it\n", f_lo,
-		       nruns);
-		return 1;
-	}
-	while (hi - lo > 1) {
-		size_t mid = lo + (hi - lo) / 2;
-		int f = probe(log, mid, nruns, &j, qargv, qargc, base, &counter);
-
-		fprintf(stderr, "bhrr: bisect: prefix of %zu actions: %d/%d failed -> %s\n", mid, f,
-			nruns, f >= threshold * nruns ? "fails" : "passes enough");
-		if (f >= threshold * nruns) {
-			hi = mid;
-			f_hi = f;
-		} else {
-			lo = mid;
-			f_lo = f;
-		}
-	}
-	char what[2048];
-
-	describe_event(log, bl.seq[hi - 1], what, sizeof(what));
-	printf("bhrr bisect: the deciding event is action %zu of %zu, %s\n", hi, bl.n, what);
-	printf("  with it replayed:  %d/%d runs failed (prefix %s/prefix-%zu.bhlog)\n", f_hi, nruns,
-	       base, hi);
-	printf("  without it:        %d/%d runs failed (prefix %s/prefix-%zu.bhlog)\n", f_lo, nruns,
-	       base, lo);
-	char repro[4200], prefix[4300];
-
-	snprintf(repro, sizeof(repro), "%s/repro", base);
-	snprintf(prefix, sizeof(prefix), "%s/prefix-%zu.bhlog", base, hi);
-	printf("reproduce: ");
-	if (j.before) {
-		printf("mkdir -p ");
-		print_quoted(repro);
-		printf(" && (cd ");
-		print_quoted(repro);
-		printf(" && %s) && ", j.before);
-	}
-	printf("bhrr replay ");
-	print_quoted(prefix);
-	printf(" --on-diverge=continue");
-	if (qargc) {
-		char **sub = subst_argv(qargv, qargc, repro);
-
-		printf(" --");
-		for (int q = 0; q < qargc; q++) {
-			putchar(' ');
-			print_quoted(sub[q]);
-		}
-	}
-	printf("\n");
-	free(bl.seq);
-	return 0;
+	fl.wall = now_s() - t_start;
+	wilson((unsigned)fl.failures, (unsigned)fl.done, &fl.lo, &fl.hi);
+	flake_print(&fl);
+	if (o.json)
+		flake_write_json(&fl, o.json);
+	if (o.junit)
+		flake_write_junit(&fl, o.junit);
+	free(fl.cps);
+	free(fl.runs);
+	return fl.fail_run ? 0 : 1;
 }

@@ -14,35 +14,31 @@
 #include <string.h>
 
 #include "cmd.h"
+#include "grow.h"
 #include "log.h"
+#include "open_log.h"
 
-struct damage_ctx {
-	const char *path;
-};
-
+/* @opaque: the log's path. */
 static void
 print_damage(void *opaque, uint64_t off, uint64_t dropped, const char *reason)
 {
-	const struct damage_ctx *c = opaque;
-
 	fprintf(stderr, "bhrr: %s: damaged at offset %" PRIu64 ": %s (%" PRIu64 " bytes dropped)\n",
-		c->path, off, reason, dropped);
+		(const char *)opaque, off, reason, dropped);
 }
 
-/* Open @path or exit 2 with the reader's message; damage goes to stderr. */
+/*
+ * Open @path or exit with the reader's message: 1 for a damaged header, 2
+ * for anything else.  Damage found later goes to stderr.
+ */
 static struct log_reader *
-open_or_die(const char *path, struct damage_ctx *dc)
+open_or_die(const char *path)
 {
-	char err[512];
 	int code;
-	struct log_reader *r = log_reader_open(path, &code, err, sizeof(err));
+	struct log_reader *r = open_log(path, NULL, &code);
 
-	if (r == NULL) {
-		fprintf(stderr, "bhrr: %s\n", err);
+	if (r == NULL)
 		exit(code == LOG_E_HEADER ? 1 : 2);
-	}
-	dc->path = path;
-	log_reader_on_damage(r, print_damage, dc);
+	log_reader_on_damage(r, print_damage, (void *)path);
 	return r;
 }
 
@@ -277,9 +273,9 @@ dump_header(FILE *f, const struct log_header *h)
 	fputc('\n', f);
 }
 
-/* "CMD LOG [--json]": the log's path, and *json. */
-static const char *
-log_args(int argc, char **argv, int *json)
+/* "CMD LOG [--json]": the log opened, its path in *@pathp, and *@json. */
+static struct log_reader *
+open_log_args(int argc, char **argv, const char **pathp, int *json)
 {
 	const char *path = NULL, *cmd = argv[0];
 
@@ -297,16 +293,16 @@ log_args(int argc, char **argv, int *json)
 	}
 	if (path == NULL)
 		usage_error("%s: no log given (usage: bhrr %s LOG [--json])", cmd, cmd);
-	return path;
+	*pathp = path;
+	return open_or_die(path);
 }
 
 int
 cmd_dump(int argc, char **argv)
 {
 	int json;
-	const char *path = log_args(argc, argv, &json);
-	struct damage_ctx dc;
-	struct log_reader *r = open_or_die(path, &dc);
+	const char *path;
+	struct log_reader *r = open_log_args(argc, argv, &path, &json);
 	struct log_event ev;
 
 	if (!json)
@@ -322,12 +318,10 @@ cmd_dump(int argc, char **argv)
 int
 cmd_verify(int argc, char **argv)
 {
-	struct damage_ctx dc;
-
 	if (argc != 2 || argv[1][0] == '-')
 		usage_error("verify: usage: bhrr verify LOG");
 
-	struct log_reader *r = open_or_die(argv[1], &dc);
+	struct log_reader *r = open_or_die(argv[1]);
 	struct log_event ev;
 	uint64_t n = 0, complete = 0, unknown;
 	int has_end = 0;
@@ -369,109 +363,133 @@ struct cb_stat {
 	uint64_t ident, runs;
 };
 
-int
-cmd_stat(int argc, char **argv)
-{
-	int json;
-	const char *path = log_args(argc, argv, &json);
-	struct damage_ctx dc;
-	struct log_reader *r = open_or_die(path, &dc);
-	struct log_event ev;
-	struct kind_stat ks[LOG_EV_COUNT + 1];
-	struct cb_stat *cbs = NULL;
-	size_t n_cbs = 0, cap_cbs = 0;
-	uint64_t n = 0, wall_ns = 0, wire = 0;
-	int64_t ic_min = INT64_MAX, ic_max = INT64_MIN;
+/* What stat counts in a log. */
+struct log_stat {
+	struct kind_stat ks[LOG_EV_COUNT + 1]; /* by kind; [LOG_EV_COUNT]: unknown kinds */
+	struct cb_stat *cbs;                   /* bh_run counts by ident */
+	size_t n_cbs, cap_cbs;
+	uint64_t n, wall_ns, wire, size;
+	int64_t ic_min, ic_max;                /* ic_max < ic_min: no exact icount */
+	int damaged;
+};
 
-	memset(ks, 0, sizeof(ks));
+static void
+stat_gather(struct log_reader *r, struct log_stat *st)
+{
+	struct log_event ev;
+
+	memset(st, 0, sizeof(*st));
+	st->ic_min = INT64_MAX;
+	st->ic_max = INT64_MIN;
 	while (log_reader_next(r, &ev) == 1) {
 		unsigned k = ev.kind < LOG_EV_COUNT ? ev.kind : LOG_EV_COUNT;
 
-		n++;
-		wire += ev.wire_len;
-		ks[k].count++;
-		ks[k].bytes += ev.wire_len;
+		st->n++;
+		st->wire += ev.wire_len;
+		st->ks[k].count++;
+		st->ks[k].bytes += ev.wire_len;
 		if (ev.icount_how == LOG_IC_EXACT) {
-			ic_min = ev.icount < ic_min ? ev.icount : ic_min;
-			ic_max = ev.icount > ic_max ? ev.icount : ic_max;
+			st->ic_min = ev.icount < st->ic_min ? ev.icount : st->ic_min;
+			st->ic_max = ev.icount > st->ic_max ? ev.icount : st->ic_max;
 		}
 		if (ev.kind == LOG_EV_END)
-			wall_ns = ev.wall_ns;
+			st->wall_ns = ev.wall_ns;
 		if (ev.kind != LOG_EV_BH_RUN)
 			continue;
 		size_t i = 0;
 
-		while (i < n_cbs && cbs[i].ident != ev.ident)
+		while (i < st->n_cbs && st->cbs[i].ident != ev.ident)
 			i++;
-		if (i == n_cbs) {
-			if (n_cbs == cap_cbs) {
-				cap_cbs = cap_cbs ? cap_cbs * 2 : 16;
-				cbs = realloc(cbs, cap_cbs * sizeof(*cbs));
-				if (cbs == NULL)
-					die("out of memory");
-			}
-			cbs[n_cbs++] = (struct cb_stat){ ev.ident, 0 };
+		if (i == st->n_cbs) {
+			if (GROW(st->cbs, st->n_cbs, st->cap_cbs) < 0)
+				die("out of memory");
+			st->cbs[st->n_cbs++] = (struct cb_stat){ ev.ident, 0 };
 		}
-		cbs[i].runs++;
+		st->cbs[i].runs++;
 	}
-	uint64_t size = log_reader_file_size(r);
-	int damaged = log_reader_damage_count(r) > 0;
+	st->size = log_reader_file_size(r);
+	st->damaged = log_reader_damage_count(r) > 0;
+}
 
-	if (json) {
-		printf("{\"log\":");
-		json_cstr(stdout, path);
-		printf(",\"events\":%" PRIu64 ",\"file_bytes\":%" PRIu64
-		       ",\"bytes_per_event\":%.2f,\"damaged\":%s,\"kinds\":{",
-		       n, size, n ? (double)size / (double)n : 0.0, damaged ? "true" : "false");
-		int first = 1;
+static const char *
+stat_kind_name(unsigned k)
+{
+	return k < LOG_EV_COUNT ? log_kind_name(k) : "unknown";
+}
 
-		for (unsigned k = 0; k <= LOG_EV_COUNT; k++) {
-			if (!ks[k].count)
-				continue;
-			printf("%s\"%s\":{\"count\":%" PRIu64 ",\"bytes_per_event\":%.2f}",
-			       first ? "" : ",", k < LOG_EV_COUNT ? log_kind_name(k) : "unknown",
-			       ks[k].count, (double)ks[k].bytes / (double)ks[k].count);
-			first = 0;
-		}
-		printf("},\"callbacks\":[");
-		for (size_t i = 0; i < n_cbs; i++) {
-			uint64_t cb = 0;
-			const char *name = NULL;
+static void
+stat_print_json(const struct log_reader *r, const char *path, const struct log_stat *st)
+{
+	int first = 1;
 
-			log_reader_ident(r, cbs[i].ident, &cb, &name);
-			printf("%s{\"ident\":%" PRIu64 ",\"name\":", i ? "," : "", cbs[i].ident);
-			json_cstr(stdout, name);
-			printf(",\"cb_off\":%" PRIu64 ",\"runs\":%" PRIu64 "}", cb, cbs[i].runs);
-		}
-		printf("],\"icount_first\":");
-		if (ic_max >= ic_min)
-			printf("%" PRId64 ",\"icount_last\":%" PRId64, ic_min, ic_max);
-		else
-			printf("null,\"icount_last\":null");
-		printf(",\"wall_ns\":%" PRIu64 "}\n", wall_ns);
-	} else {
-		printf("%s: %" PRIu64 " events in %" PRIu64 " bytes (%.2f bytes/event on disk, "
-		       "%.2f in batches)%s\n", path, n, size, n ? (double)size / (double)n : 0.0,
-		       n ? (double)wire / (double)n : 0.0, damaged ? ", DAMAGED" : "");
-		for (unsigned k = 0; k <= LOG_EV_COUNT; k++)
-			if (ks[k].count)
-				printf("  %-12s %10" PRIu64 " events %8.2f bytes/event\n",
-				       k < LOG_EV_COUNT ? log_kind_name(k) : "unknown", ks[k].count,
-				       (double)ks[k].bytes / (double)ks[k].count);
-		for (size_t i = 0; i < n_cbs; i++) {
-			uint64_t cb = 0;
-			const char *name = NULL;
-
-			log_reader_ident(r, cbs[i].ident, &cb, &name);
-			printf("  bh_run %-32s +%#-10" PRIx64 " %10" PRIu64 " runs\n",
-			       name ? name : "?", cb, cbs[i].runs);
-		}
-		if (ic_max >= ic_min)
-			printf("  icount span %" PRId64 " .. %" PRId64 " (%" PRId64 " instructions)\n",
-			       ic_min, ic_max, ic_max - ic_min);
-		printf("  wall span %.3f s\n", (double)wall_ns / 1e9);
+	printf("{\"log\":");
+	json_cstr(stdout, path);
+	printf(",\"events\":%" PRIu64 ",\"file_bytes\":%" PRIu64
+	       ",\"bytes_per_event\":%.2f,\"damaged\":%s,\"kinds\":{",
+	       st->n, st->size, st->n ? (double)st->size / (double)st->n : 0.0,
+	       st->damaged ? "true" : "false");
+	for (unsigned k = 0; k <= LOG_EV_COUNT; k++) {
+		if (!st->ks[k].count)
+			continue;
+		printf("%s\"%s\":{\"count\":%" PRIu64 ",\"bytes_per_event\":%.2f}", first ? "" : ",",
+		       stat_kind_name(k), st->ks[k].count,
+		       (double)st->ks[k].bytes / (double)st->ks[k].count);
+		first = 0;
 	}
-	free(cbs);
+	printf("},\"callbacks\":[");
+	for (size_t i = 0; i < st->n_cbs; i++) {
+		uint64_t cb = 0;
+		const char *name = NULL;
+
+		log_reader_ident(r, st->cbs[i].ident, &cb, &name);
+		printf("%s{\"ident\":%" PRIu64 ",\"name\":", i ? "," : "", st->cbs[i].ident);
+		json_cstr(stdout, name);
+		printf(",\"cb_off\":%" PRIu64 ",\"runs\":%" PRIu64 "}", cb, st->cbs[i].runs);
+	}
+	printf("],\"icount_first\":");
+	if (st->ic_max >= st->ic_min)
+		printf("%" PRId64 ",\"icount_last\":%" PRId64, st->ic_min, st->ic_max);
+	else
+		printf("null,\"icount_last\":null");
+	printf(",\"wall_ns\":%" PRIu64 "}\n", st->wall_ns);
+}
+
+static void
+stat_print_text(const struct log_reader *r, const char *path, const struct log_stat *st)
+{
+	printf("%s: %" PRIu64 " events in %" PRIu64 " bytes (%.2f bytes/event on disk, "
+	       "%.2f in batches)%s\n", path, st->n, st->size,
+	       st->n ? (double)st->size / (double)st->n : 0.0,
+	       st->n ? (double)st->wire / (double)st->n : 0.0, st->damaged ? ", DAMAGED" : "");
+	for (unsigned k = 0; k <= LOG_EV_COUNT; k++)
+		if (st->ks[k].count)
+			printf("  %-12s %10" PRIu64 " events %8.2f bytes/event\n", stat_kind_name(k),
+			       st->ks[k].count, (double)st->ks[k].bytes / (double)st->ks[k].count);
+	for (size_t i = 0; i < st->n_cbs; i++) {
+		uint64_t cb = 0;
+		const char *name = NULL;
+
+		log_reader_ident(r, st->cbs[i].ident, &cb, &name);
+		printf("  bh_run %-32s +%#-10" PRIx64 " %10" PRIu64 " runs\n", name ? name : "?", cb,
+		       st->cbs[i].runs);
+	}
+	if (st->ic_max >= st->ic_min)
+		printf("  icount span %" PRId64 " .. %" PRId64 " (%" PRId64 " instructions)\n",
+		       st->ic_min, st->ic_max, st->ic_max - st->ic_min);
+	printf("  wall span %.3f s\n", (double)st->wall_ns / 1e9);
+}
+
+int
+cmd_stat(int argc, char **argv)
+{
+	int json;
+	const char *path;
+	struct log_reader *r = open_log_args(argc, argv, &path, &json);
+	struct log_stat st;
+
+	stat_gather(r, &st);
+	(json ? stat_print_json : stat_print_text)(r, path, &st);
+	free(st.cbs);
 	log_reader_close(r);
-	return damaged ? 1 : 0;
+	return st.damaged ? 1 : 0;
 }

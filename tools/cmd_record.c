@@ -1,26 +1,24 @@
 /*
- * cmd_record.c - bhrr record and bhrr doctor.
+ * cmd_record.c - bhrr record and bhrr replay: run QEMU with libbhrr.so
+ * preloaded (BHRR_MODE=record or replay), forward SIGINT/SIGTERM/SIGHUP to
+ * it, summarise the log it wrote, and exit with QEMU's status.
  *
- * record runs QEMU with libbhrr.so preloaded in BHRR_MODE=record, forwards
- * SIGINT/SIGTERM/SIGHUP to it, and exits with QEMU's status.  Before it
- * starts QEMU it refuses a build bhrr does not know (by GNU build-id, read
- * from the executable file) and prints doctor's warnings.
+ * Before it starts QEMU, record refuses a build bhrr does not know (by GNU
+ * build-id, read from the executable file) and prints doctor's warnings;
+ * replay refuses a build other than the recorded one.
  */
 #define _GNU_SOURCE
-#include <elf.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cmd.h"
 #include "log.h"
+#include "open_log.h"
+#include "run_command.h"
 #include "symbols.h"
 
 /* ---- the QEMU executable ---- */
@@ -49,199 +47,17 @@ resolve_exe(const char *name, char *out, size_t len)
 	return -1;
 }
 
-/* The GNU build-id of the ELF file @path as hex; 0 or -1. */
-static int
-elf_build_id(const char *path, char *out, size_t len)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	struct stat st;
-	const unsigned char *m;
-	int rc = -1;
-
-	out[0] = 0;
-	if (fd < 0 || fstat(fd, &st) < 0 || st.st_size < (off_t)sizeof(Elf64_Ehdr)) {
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-	close(fd);
-	if (m == MAP_FAILED)
-		return -1;
-	const Elf64_Ehdr *eh = (const Elf64_Ehdr *)m;
-	size_t size = (size_t)st.st_size;
-
-	if (memcmp(eh->e_ident, ELFMAG, SELFMAG) == 0 && eh->e_ident[EI_CLASS] == ELFCLASS64 &&
-	    eh->e_phoff + (size_t)eh->e_phnum * sizeof(Elf64_Phdr) <= size) {
-		const Elf64_Phdr *ph = (const Elf64_Phdr *)(m + eh->e_phoff);
-
-		for (int i = 0; i < eh->e_phnum && rc < 0; i++) {
-			if (ph[i].p_type != PT_NOTE || ph[i].p_offset + ph[i].p_filesz > size)
-				continue;
-			const unsigned char *p = m + ph[i].p_offset, *end = p + ph[i].p_filesz;
-
-			while (p + sizeof(Elf64_Nhdr) <= end) {
-				const Elf64_Nhdr *n = (const Elf64_Nhdr *)p;
-				const unsigned char *name = p + sizeof(*n);
-				const unsigned char *desc = name + ((n->n_namesz + 3) & ~3u);
-
-				if (desc + n->n_descsz > end)
-					break;
-				if (n->n_type == NT_GNU_BUILD_ID && n->n_namesz == 4 &&
-				    memcmp(name, "GNU", 4) == 0 && 2 * n->n_descsz < len) {
-					for (unsigned k = 0; k < n->n_descsz; k++)
-						snprintf(out + 2 * k, 3, "%02x", desc[k]);
-					rc = 0;
-					break;
-				}
-				p = desc + ((n->n_descsz + 3) & ~3u);
-			}
-		}
-	}
-	munmap((void *)m, size);
-	return rc;
-}
-
-/* ---- doctor ---- */
-
-struct finding {
-	const char *what, *fix;
-};
-
-/* The value of option @opt (e.g. "-icount"), or NULL. */
-static const char *
-opt_value(int argc, char **argv, const char *opt)
-{
-	const char *v = NULL;
-
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-
-		if (a[0] == '-' && a[1] == '-')
-			a++;
-		if (strcmp(a, opt) == 0 && i + 1 < argc)
-			v = argv[++i];
-	}
-	return v;
-}
-
-static int
-has_opt(int argc, char **argv, const char *opt)
-{
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-
-		if (a[0] == '-' && a[1] == '-')
-			a++;
-		if (strcmp(a, opt) == 0)
-			return 1;
-	}
-	return 0;
-}
-
-/* Any argument containing @needle. */
-static const char *
-any_arg(int argc, char **argv, const char *needle)
-{
-	for (int i = 1; i < argc; i++)
-		if (strstr(argv[i], needle))
-			return argv[i];
-	return NULL;
-}
-
 /*
- * The command-line sources of nondeterminism bhrr does not cover
- * (doc/record.md), each with its fix.  Returns the number found.
+ * Resolve the QEMU @name into @exe (@len bytes), or exit naming @cmd; its
+ * GNU build-id into @id (@idlen bytes), "(none)" if it has none.
  */
-static int
-doctor(int argc, char **argv, struct finding *f, int max)
+static void
+find_qemu(const char *cmd, const char *name, char *exe, size_t len, char *id, size_t idlen)
 {
-	int n = 0;
-	const char *ic = opt_value(argc, argv, "-icount");
-	const char *smp = opt_value(argc, argv, "-smp");
-	const char *rtc = opt_value(argc, argv, "-rtc");
-	const char *accel = opt_value(argc, argv, "-accel");
-	const char *machine = opt_value(argc, argv, "-machine");
-
-#define FIND(w, x)                                      \
-	do {                                            \
-		if (n < max)                            \
-			f[n] = (struct finding){ w, x }; \
-		n++;                                    \
-	} while (0)
-
-	if (ic == NULL)
-		FIND("no -icount: bhrr can record only the order of events, not where the guest saw them",
-		     "add -icount shift=0,sleep=off");
-	else {
-		if (strstr(ic, "auto") || (!strstr(ic, "shift=") && (ic[0] < '0' || ic[0] > '9')))
-			FIND("-icount shift=auto: shift and bias follow host speed",
-			     "use a fixed shift: -icount shift=0,sleep=off");
-		if (!strstr(ic, "sleep=off"))
-			FIND("-icount without sleep=off: the clock warps by real time",
-			     "add sleep=off to -icount");
-	}
-	if (has_opt(argc, argv, "-enable-kvm") || (accel && !strstr(accel, "tcg")) ||
-	    (machine && strstr(machine, "accel=kvm")))
-		FIND("a hardware accelerator: no instruction count to tag events with",
-		     "use -accel tcg");
-	if (smp && (atoi(smp) > 1 || (strstr(smp, "cpus=") && atoi(strstr(smp, "cpus=") + 5) > 1)))
-		FIND("-smp with several vCPUs: their interleaving is host timing", "use -smp 1");
-	if (rtc == NULL || !strstr(rtc, "clock=vm") || !strstr(rtc, "base=") ||
-	    strstr(rtc, "base=utc") || strstr(rtc, "base=localtime"))
-		FIND("the guest RTC follows the host clock",
-		     "add -rtc clock=vm,base=2020-01-01T00:00:00");
-	if (!has_opt(argc, argv, "-seed"))
-		FIND("no -seed: RDRAND and QEMU's own random numbers differ per run", "add -seed 1");
-	for (int i = 1; i < argc; i++)
-		if (strstr(argv[i], "virtio-") && !strstr(argv[i], "ioeventfd=off") &&
-		    (strstr(argv[i], "-blk") || strstr(argv[i], "-scsi") || strstr(argv[i], "-net"))) {
-			FIND("a virtio device with ioeventfd: its kicks reach the main loop at any icount",
-			     "add ioeventfd=off to every virtio -device");
-			break;
-		}
-	const char *net = opt_value(argc, argv, "-netdev");
-	const char *nic = opt_value(argc, argv, "-nic");
-	const char *net2 = opt_value(argc, argv, "-net");
-
-	if (net || (nic && strcmp(nic, "none") != 0) || (net2 && strcmp(net2, "none") != 0))
-		FIND("a network backend: its traffic arrives at host timing",
-		     "record without networking: -nic none");
-	if (any_arg(argc, argv, "qcow2") || has_opt(argc, argv, "-snapshot"))
-		FIND("a qcow2 image (or -snapshot): its cache-clean timer fires in the main loop",
-		     "use raw images, or add cache-clean-interval=0 to the qcow2 drive");
-	if (any_arg(argc, argv, "iothread"))
-		FIND("an iothread: its AioContext runs outside the gate", "remove iothread=");
-	if (any_arg(argc, argv, "aio=native") || any_arg(argc, argv, "aio=io_uring"))
-		FIND("aio=native or aio=io_uring: completions come in host-timed batches",
-		     "use the default aio=threads");
-	if (!has_opt(argc, argv, "-nographic") &&
-	    !(opt_value(argc, argv, "-display") && strcmp(opt_value(argc, argv, "-display"), "none") == 0))
-		FIND("a display: keyboard and mouse input arrive at host timing", "add -display none");
-	const char *mon = opt_value(argc, argv, "-monitor");
-
-	if (mon && strcmp(mon, "none") != 0)
-		FIND("a human monitor: commands arrive at host timing",
-		     "avoid monitor commands while recording, or use -monitor none");
-#undef FIND
-	return n;
-}
-
-int
-cmd_doctor(int argc, char **argv)
-{
-	struct finding f[32];
-	int i = 1;
-
-	if (i < argc && strcmp(argv[i], "--") == 0)
-		i++;
-	if (i >= argc)
-		usage_error("doctor: no QEMU command line given (usage: bhrr doctor [--] QEMU ARGS...)");
-	int n = doctor(argc - i, argv + i, f, 32);
-
-	for (int k = 0; k < n && k < 32; k++)
-		printf("bhrr doctor: %s\n    fix: %s\n", f[k].what, f[k].fix);
-	return n ? 1 : 0;
+	if (resolve_exe(name, exe, len) < 0)
+		die("%s: cannot find QEMU '%s'", cmd, name);
+	if (elf_file_build_id(exe, id, idlen) < 0)
+		snprintf(id, idlen, "(none)");
 }
 
 /* ---- record ---- */
@@ -256,6 +72,35 @@ forward(int sig)
 }
 
 /*
+ * One line on stderr about the log @out that @mode wrote; with @diverged,
+ * count its diverge events there.
+ */
+static void
+summarise_log(const char *mode, const char *out, unsigned long long *diverged)
+{
+	char what[64];
+	struct log_event ev;
+	unsigned long long events = 0, completions = 0;
+	int complete = 0;
+
+	snprintf(what, sizeof(what), "%s: no log", mode);
+	struct log_reader *r = open_log(out, what, NULL);
+
+	if (r == NULL)
+		return;
+	while (log_reader_next(r, &ev) == 1) {
+		events++;
+		completions += ev.kind == LOG_EV_IO_COMPLETE;
+		if (diverged && ev.kind == LOG_EV_DIVERGE)
+			++*diverged;
+		complete |= ev.kind == LOG_EV_END && ev.complete;
+	}
+	fprintf(stderr, "bhrr: %s: %llu events (%llu I/O completions) in %s%s\n", mode, events,
+		completions, out, complete ? "" : " (incomplete)");
+	log_reader_close(r);
+}
+
+/*
  * Run @qargv (its executable already resolved to @exe) with the shim in
  * @mode writing @out; forward signals; summarise the log; QEMU's status.
  */
@@ -263,30 +108,28 @@ static int
 run_with_shim(const char *mode, const char *exe, char **qargv, const char *out,
 	      const char *replay, int force, unsigned long long *diverged)
 {
-	char abs[4096];
-	int st;
+	struct child_process cp = CHILD_PROCESS_INIT;
+	char abs[4096], *preload = shim_ld_preload();
 
 	if (out[0] != '/' && getcwd(abs, sizeof(abs) - strlen(out) - 2)) {
 		strcat(abs, "/");
 		strcat(abs, out);
 		out = abs;
 	}
-	fflush(NULL);
-	child = fork();
-	if (child < 0)
+	cp.program = exe;
+	strvec_pushv(&cp.args, qargv);
+	strvec_pushf(&cp.env, "LD_PRELOAD=%s", preload);
+	free(preload);
+	strvec_pushf(&cp.env, "BHRR_MODE=%s", mode);
+	strvec_pushf(&cp.env, "BHRR_LOG=%s", out);
+	if (replay)
+		strvec_pushf(&cp.env, "BHRR_REPLAY=%s", replay);
+	if (force)
+		strvec_push(&cp.env, "BHRR_FORCE=1");
+	if (start_command(&cp) < 0)
 		die("%s: cannot fork: %s", mode, strerror(errno));
-	if (child == 0) {
-		preload_shim();
-		setenv("BHRR_MODE", mode, 1);
-		setenv("BHRR_LOG", out, 1);
-		if (replay)
-			setenv("BHRR_REPLAY", replay, 1);
-		if (force)
-			setenv("BHRR_FORCE", "1", 1);
-		execv(exe, qargv);
-		fprintf(stderr, "bhrr: cannot run '%s': %s\n", exe, strerror(errno));
-		_exit(127);
-	}
+	child = cp.pid;
+
 	struct sigaction sa;
 
 	memset(&sa, 0, sizeof(sa));
@@ -294,36 +137,13 @@ run_with_shim(const char *mode, const char *exe, char **qargv, const char *out,
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
-	while (waitpid(child, &st, 0) < 0 && errno == EINTR)
-		;
-	char err[512];
-	int code;
-	struct log_reader *r = log_reader_open(out, &code, err, sizeof(err));
-
-	if (r == NULL) {
-		fprintf(stderr, "bhrr: %s: no log: %s\n", mode, err);
-	} else {
-		struct log_event ev;
-		unsigned long long events = 0, completions = 0;
-		int complete = 0;
-
-		while (log_reader_next(r, &ev) == 1) {
-			events++;
-			completions += ev.kind == LOG_EV_IO_COMPLETE;
-			if (diverged && ev.kind == LOG_EV_DIVERGE)
-				++*diverged;
-			complete |= ev.kind == LOG_EV_END && ev.complete;
-		}
-		fprintf(stderr, "bhrr: %s: %llu events (%llu I/O completions) in %s%s\n", mode, events,
-			completions, out, complete ? "" : " (incomplete)");
-		log_reader_close(r);
+	finish_command(&cp);
+	summarise_log(mode, out, diverged);
+	if (cp.signal) {
+		signal(cp.signal, SIG_DFL);
+		raise(cp.signal);
 	}
-	if (WIFSIGNALED(st)) {
-		signal(WTERMSIG(st), SIG_DFL);
-		raise(WTERMSIG(st));
-		return 128 + WTERMSIG(st);
-	}
-	return WEXITSTATUS(st);
+	return cp.status;
 }
 
 int
@@ -332,7 +152,7 @@ cmd_record(int argc, char **argv)
 	const char *out = "bhrr.bhlog";
 	int i = 1, force = 0;
 	char exe[4096], id[64];
-	struct finding f[32];
+	struct finding f[DOCTOR_MAX];
 
 	for (; i < argc && argv[i][0] == '-' && strcmp(argv[i], "--") != 0; i++) {
 		if (strcmp(argv[i], "-o") == 0 && i + 1 < argc)
@@ -350,10 +170,7 @@ cmd_record(int argc, char **argv)
 	char **qargv = argv + i;
 	int qargc = argc - i;
 
-	if (resolve_exe(qargv[0], exe, sizeof(exe)) < 0)
-		die("record: cannot find QEMU '%s'", qargv[0]);
-	if (elf_build_id(exe, id, sizeof(id)) < 0)
-		snprintf(id, sizeof(id), "(none)");
+	find_qemu("record", qargv[0], exe, sizeof(exe), id, sizeof(id));
 	if (qemu_known_build(id) == NULL && !force) {
 		fprintf(stderr, "bhrr: record: %s has build-id %s, which is not a QEMU build bhrr was "
 				"tested on; refusing (--force tries anyway). Known builds:\n", exe, id);
@@ -361,11 +178,44 @@ cmd_record(int argc, char **argv)
 			fprintf(stderr, "  %s  %s\n", qemu_known_builds[k], qemu_known_builds[k + 1]);
 		return EXIT_USAGE;
 	}
-	int n = doctor(qargc, qargv, f, 32);
+	int n = doctor_findings(qargc, qargv, f, DOCTOR_MAX);
 
-	for (int k = 0; k < n && k < 32; k++)
+	for (int k = 0; k < n && k < DOCTOR_MAX; k++)
 		fprintf(stderr, "bhrr: record: warning: %s (fix: %s)\n", f[k].what, f[k].fix);
 	return run_with_shim("record", exe, qargv, out, NULL, force, NULL);
+}
+
+/*
+ * The QEMU command line to replay @log (header @h) with: @given (@n
+ * arguments after "--"), with a warning if it differs from the recorded
+ * one; or, @given NULL, a copy of the recorded one.
+ */
+static char **
+replay_qargv(const char *log, const struct log_header *h, char **given, int n)
+{
+	char **qargv;
+
+	if (given) {
+		if (given[0] == NULL)
+			usage_error("replay: '--' without a QEMU command line");
+		int same = h->argc == n;
+
+		for (int k = 0; same && k < h->argc; k++)
+			same = strcmp(h->argv[k], given[k]) == 0;
+		if (!same)
+			fprintf(stderr, "bhrr: replay: warning: the QEMU command line differs from the "
+					"recorded one\n");
+		return given;
+	}
+	if (h->argc == 0)
+		die("replay: %s holds no QEMU command line", log);
+	qargv = calloc((size_t)h->argc + 1, sizeof(*qargv));
+	if (qargv == NULL)
+		die("out of memory");
+	for (int k = 0; k < h->argc; k++)
+		if ((qargv[k] = strdup(h->argv[k])) == NULL)
+			die("out of memory");
+	return qargv;
 }
 
 /*
@@ -378,8 +228,7 @@ cmd_replay(int argc, char **argv)
 {
 	const char *out = NULL, *log = NULL;
 	int i = 1, force = 0;
-	char exe[4096], id[64], err[512], outbuf[4096];
-	int code;
+	char exe[4096], id[64], outbuf[4096];
 
 	for (; i < argc && strcmp(argv[i], "--") != 0; i++) {
 		if (strcmp(argv[i], "-o") == 0 && i + 1 < argc)
@@ -400,35 +249,11 @@ cmd_replay(int argc, char **argv)
 	}
 	if (log == NULL)
 		usage_error("replay: no log given (usage: bhrr replay LOG [-o OUT] [--force] [--on-diverge=stop|continue] [-- QEMU ARGS...])");
-	struct log_reader *r = log_reader_open(log, &code, err, sizeof(err));
-
-	if (r == NULL)
-		die("replay: %s", err);
+	struct log_reader *r = open_log_or_exit(log, "replay", 1);
 	const struct log_header *h = log_reader_header(r);
-	char **qargv;
+	char **qargv = replay_qargv(log, h, i < argc ? argv + i + 1 : NULL, argc - i - 1);
 
-	if (i < argc) {
-		qargv = argv + i + 1;
-		if (qargv[0] == NULL)
-			usage_error("replay: '--' without a QEMU command line");
-		int same = h->argc == argc - i - 1;
-
-		for (int k = 0; same && k < h->argc; k++)
-			same = strcmp(h->argv[k], qargv[k]) == 0;
-		if (!same)
-			fprintf(stderr, "bhrr: replay: warning: the QEMU command line differs from the "
-					"recorded one\n");
-	} else {
-		if (h->argc == 0)
-			die("replay: %s holds no QEMU command line", log);
-		qargv = calloc((size_t)h->argc + 1, sizeof(*qargv));
-		for (int k = 0; qargv && k < h->argc; k++)
-			qargv[k] = strdup(h->argv[k]);
-	}
-	if (resolve_exe(qargv[0], exe, sizeof(exe)) < 0)
-		die("replay: cannot find QEMU '%s'", qargv[0]);
-	if (elf_build_id(exe, id, sizeof(id)) < 0)
-		snprintf(id, sizeof(id), "(none)");
+	find_qemu("replay", qargv[0], exe, sizeof(exe), id, sizeof(id));
 	if (strcmp(id, h->build_id) != 0 && !force) {
 		fprintf(stderr, "bhrr: replay: %s was recorded with QEMU build %s (%s); %s is build %s; "
 				"refusing (--force tries anyway)\n", log, h->build_id, h->qemu_version, exe, id);
