@@ -13,6 +13,7 @@
 #define STACK_TEXT_MAX (16 * 24)
 
 static struct log_writer *writer; /* set before any thread runs; read-only after */
+static int want_keys;             /* likewise: content keys are computed (ordering replay) */
 
 /* Under ids_mu. */
 static pthread_mutex_t ids_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -28,10 +29,30 @@ emit_set_writer(struct log_writer *w)
 	writer = w;
 }
 
+void
+emit_want_content_keys(int on)
+{
+	want_keys = on;
+}
+
 struct log_writer *
 emit_writer(void)
 {
 	return writer;
+}
+
+/*
+ * The head every event has.  The hot emitters set only the fields the
+ * writer encodes for their kind (log_writer.c, encode_fields) instead of
+ * zeroing all 248 bytes of struct log_event: that zeroing was a tenth of
+ * the shim's cost per event.
+ */
+static inline void
+head(struct log_event *ev, unsigned kind, unsigned how, int64_t icount)
+{
+	ev->kind = kind;
+	ev->icount_how = how;
+	ev->icount = icount;
 }
 
 /* A string definition; ids_mu held.  Its id. */
@@ -49,13 +70,43 @@ define_string(const char *text, size_t len)
 	return ev.id;
 }
 
+/*
+ * Idents never change once made, so each thread keeps the ones it used in
+ * a small direct-mapped cache (no lock): a hit is an ident whose definition
+ * is already in the log.
+ */
+#define ID_CACHE 32
+
+static __thread struct {
+	const void *cb;
+	uint64_t id;
+} id_cache[ID_CACHE]; /* this thread's */
+
+static inline unsigned
+id_slot(const void *cb)
+{
+	return (unsigned)(((uintptr_t)cb >> 4) % ID_CACHE);
+}
+
+/* The ident of @cb from this thread's cache, or 0. */
+static inline uint64_t
+ident_cached(const void *cb)
+{
+	unsigned k = id_slot(cb);
+
+	return id_cache[k].cb == cb ? id_cache[k].id : 0;
+}
+
 /* The ident of @cb; ids_mu held. */
 static uint64_t
 ident_locked(const void *cb, const char *name)
 {
+	uint64_t id = ident_cached(cb);
 	int is_new;
-	uint64_t id = ident_intern(&idents, cb, &is_new);
 
+	if (id)
+		return id;
+	id = ident_intern(&idents, cb, &is_new);
 	if (is_new) {
 		struct log_event ev = { 0 };
 
@@ -67,6 +118,10 @@ ident_locked(const void *cb, const char *name)
 		ev.id = id;
 		ev.cb_off = qrt_exe_offset(cb);
 		log_writer_append(writer, &ev);
+	}
+	if (id) {
+		id_cache[id_slot(cb)].cb = cb;
+		id_cache[id_slot(cb)].id = id;
 	}
 	return id;
 }
@@ -81,23 +136,28 @@ emit_ident(const void *cb, const char *name)
 	return id;
 }
 
-uint64_t
-emit_instance_of(const void *bh)
+void
+emit_identify(const void *cb, const char *name, const void *bh, uint64_t *ident,
+	      uint64_t *instance)
 {
 	pthread_mutex_lock(&ids_mu);
+	*ident = ident_locked(cb, name);
 	struct inst_slot *s = inst_find(&insts, bh);
-	uint64_t n = s ? s->instance : 0;
 
+	*instance = s ? s->instance : 0;
 	pthread_mutex_unlock(&ids_mu);
-	return n;
 }
+
 
 void
 emit_bh_run(const struct held *h, unsigned how, int64_t icount, uint64_t flags)
 {
-	struct log_event ev = { .kind = LOG_EV_BH_RUN, .icount_how = how, .icount = icount,
-				.flags = flags, .ident = h->ident, .instance = h->instance };
+	struct log_event ev;
 
+	head(&ev, LOG_EV_BH_RUN, how, icount);
+	ev.flags = flags;
+	ev.ident = h->ident;
+	ev.instance = h->instance;
 	pthread_mutex_lock(&ids_mu);
 	ev.ordinal = ident_next_ordinal(&idents, h->ident);
 	log_writer_append(writer, &ev);
@@ -108,12 +168,15 @@ void
 emit_schedule(const void *cb, const char *name, void *const *frames, int n, unsigned how,
 	      int64_t icount, unsigned role)
 {
-	struct log_event ev = { 0 };
+	struct log_event ev;
 
-	ev.kind = LOG_EV_BH_SCHEDULE;
-	ev.icount = icount;
-	ev.icount_how = how;
+	head(&ev, LOG_EV_BH_SCHEDULE, how, icount);
 	ev.role = role;
+	ev.site = 0;
+	if (n == 0 && (ev.ident = ident_cached(cb)) != 0) {
+		log_writer_append(writer, &ev); /* the common case: nothing new to define */
+		return;
+	}
 	pthread_mutex_lock(&ids_mu);
 	ev.ident = ident_locked(cb, name);
 	if (n > 0) {
@@ -179,13 +242,20 @@ uint64_t
 emit_io_submit(uint64_t req, uint64_t op, uint64_t offset, uint64_t bytes, unsigned how,
 	       int64_t icount)
 {
-	struct log_event ev = { .kind = LOG_EV_IO_SUBMIT, .icount_how = how, .icount = icount,
-				.req = req, .op = op, .offset = offset, .bytes = bytes };
+	struct log_event ev;
 
-	pthread_mutex_lock(&ids_mu);
-	uint64_t key = content_key(&occ, op, offset, bytes);
+	head(&ev, LOG_EV_IO_SUBMIT, how, icount);
+	ev.req = req;
+	ev.op = op;
+	ev.offset = offset;
+	ev.bytes = bytes;
+	uint64_t key = 0;
 
-	pthread_mutex_unlock(&ids_mu);
+	if (want_keys) {
+		pthread_mutex_lock(&ids_mu);
+		key = content_key(&occ, op, offset, bytes);
+		pthread_mutex_unlock(&ids_mu);
+	}
 	log_writer_append(writer, &ev);
 	return key;
 }
@@ -193,9 +263,12 @@ emit_io_submit(uint64_t req, uint64_t op, uint64_t offset, uint64_t bytes, unsig
 void
 emit_io_complete(uint64_t req, int64_t ret, unsigned how, int64_t icount, uint64_t flags)
 {
-	struct log_event ev = { .kind = LOG_EV_IO_COMPLETE, .icount_how = how, .icount = icount,
-				.flags = flags, .req = req, .ret = ret };
+	struct log_event ev;
 
+	head(&ev, LOG_EV_IO_COMPLETE, how, icount);
+	ev.flags = flags;
+	ev.req = req;
+	ev.ret = ret;
 	log_writer_append(writer, &ev);
 }
 

@@ -20,11 +20,20 @@ struct held;
 /* The run's log; set once by the session before hooks are installed. */
 void emit_set_writer(struct log_writer *w);
 struct log_writer *emit_writer(void);
+/*
+ * Whether emit_io_submit computes content keys: only a replay of an
+ * ordering-mode log matches completions by them.  Set once by the session.
+ */
+void emit_want_content_keys(int on);
 
 /* The ident of callback @cb named @name, logging its definition when new; any thread. */
 uint64_t emit_ident(const void *cb, const char *name);
-/* The creation ordinal of live BH @bh, 0 if unknown (a oneshot); any thread. */
-uint64_t emit_instance_of(const void *bh);
+/*
+ * The ident of callback @cb (as emit_ident) and the creation ordinal of
+ * live BH @bh, 0 if unknown (a oneshot), under one lock; any thread.
+ */
+void emit_identify(const void *cb, const char *name, const void *bh, uint64_t *ident,
+		   uint64_t *instance);
 
 /* A BH ran (the held copy @h); any thread. */
 void emit_bh_run(const struct held *h, unsigned how, int64_t icount, uint64_t flags);
@@ -37,7 +46,8 @@ void emit_bh_new(const void *bh, const void *cb, const char *name);
 void emit_bh_delete(const void *bh);
 /*
  * Request @req was submitted doing @op on [@offset, +@bytes): logged;
- * returns its content key (ident.h); any thread.
+ * returns its content key (ident.h), or 0 unless emit_want_content_keys;
+ * any thread.
  */
 uint64_t emit_io_submit(uint64_t req, uint64_t op, uint64_t offset, uint64_t bytes,
 			unsigned how, int64_t icount);

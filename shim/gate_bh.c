@@ -37,7 +37,7 @@ static const char *const allow_list[] = {
 };
 
 static int
-allow_listed(const char *name)
+allow_listed_uncached(const char *name)
 {
 	if (name == NULL)
 		return 0;
@@ -45,6 +45,34 @@ allow_listed(const char *name)
 		if (strcmp(name, allow_list[i]) == 0)
 			return 1;
 	return strncmp(name, "snapshot_", 9) == 0 || strncmp(name, "migration_", 10) == 0;
+}
+
+/*
+ * BH names are string literals, so the same name is the same pointer: the
+ * answer is cached per pointer, per thread (no lock), in a small
+ * direct-mapped table.  Every BH call on the main context asks.
+ */
+#define ALLOW_CACHE 16
+
+static __thread struct {
+	const char *name;
+	int allowed;
+} allow_cache[ALLOW_CACHE]; /* this thread's */
+
+static int
+allow_listed(const char *name)
+{
+	unsigned k = (unsigned)(((uintptr_t)name >> 3) % ALLOW_CACHE);
+
+	if (name == NULL || allow_cache[k].name != name) {
+		int a = allow_listed_uncached(name);
+
+		if (name == NULL)
+			return a;
+		allow_cache[k].name = name;
+		allow_cache[k].allowed = a;
+	}
+	return allow_cache[k].allowed;
 }
 
 /* ---- running BHs ---- */
@@ -138,8 +166,7 @@ hk_aio_bh_call(QEMUBH *bh)
 
 	struct held h = { .kind = HELD_BH, .orig = bh, .cb_off = qrt_exe_offset(cb) };
 
-	h.ident = emit_ident(cb, name);
-	h.instance = emit_instance_of(bh);
+	emit_identify(cb, name, bh, &h.ident, &h.instance);
 	if (gate_poll_depth > 0 || !qrt.runstate_is_running()) {
 		/* outside recorded control: a nested poll, or a stopped VM */
 		gate_run_now(bh, &h, LOG_F_AT_ONCE);
@@ -169,9 +196,11 @@ log_schedule(void *cb, const char *name)
 	atomic_fetch_add(&gate_schedules, 1);
 	if (bhrr_cfg.stacks)
 		n = unw_backtrace(frames, (int)bhrr_cfg.stacks + 2);
-	ic = qrt_icount_here(&how);
+	enum qrt_role role = qrt_role();
+
+	ic = qrt_icount_here(&how, role);
 	/* skip log_schedule and the hook */
-	emit_schedule(cb, name, frames + 2, n > 2 ? n - 2 : 0, how, ic, qrt_role());
+	emit_schedule(cb, name, frames + 2, n > 2 ? n - 2 : 0, how, ic, role);
 }
 
 static void

@@ -96,7 +96,7 @@ req_new(BlockCompletionFunc *cb, void *opaque, const void *arg)
 	r->cb = cb;
 	r->opaque = opaque;
 	r->id = atomic_fetch_add(&next_req, 1);
-	int64_t ic = qrt_icount_here(&how);
+	int64_t ic = qrt_icount_here(&how, qrt_role());
 
 	req_content(arg, &op, &offset, &bytes);
 	r->key = emit_io_submit(r->id, op, offset, bytes, how, ic);

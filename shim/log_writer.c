@@ -289,8 +289,9 @@ encode_fields(uint8_t *p, const struct log_event *ev, struct batch *b)
 
 /*
  * Encode @ev at the end of the current batch.  Called with mu held.  The
- * body is written in place after room for the head byte and a 2-byte length
- * (EVENT_MAX < 2^14), then slid down one byte when the length fits in one.
+ * body is written in place after the head byte and a 1-byte length, and
+ * slid up one byte in the rare case its length needs two (EVENT_MAX < 2^14:
+ * long strings only).
  */
 static void
 encode_event(struct log_writer *w, const struct log_event *ev, uint64_t seq)
@@ -305,7 +306,7 @@ encode_event(struct log_writer *w, const struct log_event *ev, uint64_t seq)
 		b->len += log_put_varint(b->buf + b->len, (uint64_t)b->prev_icount);
 		b->prev_req = 0;
 	}
-	uint8_t *body = b->buf + b->len + 3;
+	uint8_t *at = b->buf + b->len, *body = at + 2;
 	size_t n = 0;
 
 	if (ev->icount_how == LOG_IC_UNKNOWN) {
@@ -318,14 +319,14 @@ encode_event(struct log_writer *w, const struct log_event *ev, uint64_t seq)
 		w->last_icount = ev->icount;
 	}
 	n += encode_fields(body + n, ev, b);
-	b->buf[b->len++] = head;
+	at[0] = head;
 	if (n < 0x80) {
-		b->buf[b->len++] = (uint8_t)n;
-		memmove(b->buf + b->len, body, n);
+		at[1] = (uint8_t)n;
+		b->len += 2 + n;
 	} else {
-		b->len += log_put_varint(b->buf + b->len, n);
+		memmove(body + 1, body, n);
+		b->len += 1 + log_put_varint(at + 1, n) + n;
 	}
-	b->len += n;
 }
 
 uint64_t

@@ -41,19 +41,33 @@ qrt_bind(void)
 	qrt.main_tid = (pid_t)syscall(SYS_gettid);
 }
 
+static __thread pid_t my_tid; /* this thread's id, once asked */
+
 int
 qrt_in_main_thread(void)
 {
-	return (pid_t)syscall(SYS_gettid) == qrt.main_tid;
+	if (my_tid == 0)
+		my_tid = (pid_t)syscall(SYS_gettid);
+	return my_tid == qrt.main_tid;
 }
+
+/*
+ * A thread's role, once known, never changes: a vCPU thread runs vCPU code
+ * to its end, the main thread is the main thread.  A worker is asked again
+ * (a thread QEMU starts becomes a vCPU thread only once it set current_cpu).
+ */
+static __thread int my_role = -1; /* this thread's: QRT_ROLE_VCPU or _MAIN once known */
 
 enum qrt_role
 qrt_role(void)
 {
-	if (qrt.in_vcpu_thread && qrt.in_vcpu_thread())
-		return QRT_ROLE_VCPU;
+	if (my_role >= 0)
+		return (enum qrt_role)my_role;
+	/* only a vCPU thread sets current_cpu: a worker is answered without asking QEMU */
+	if (qrt_current_cpu() != NULL && qrt.in_vcpu_thread && qrt.in_vcpu_thread())
+		return (enum qrt_role)(my_role = QRT_ROLE_VCPU);
 	if (qrt_in_main_thread())
-		return QRT_ROLE_MAIN;
+		return (enum qrt_role)(my_role = QRT_ROLE_MAIN);
 	return QRT_ROLE_WORKER;
 }
 
@@ -93,9 +107,9 @@ qrt_outside_tb(void)
 }
 
 int64_t
-qrt_icount_here(unsigned *how)
+qrt_icount_here(unsigned *how, enum qrt_role role)
 {
-	if (!qrt.cpu_fields || !qrt.exact || qrt.qemu_icount == NULL || !qrt.in_vcpu_thread())
+	if (!qrt.cpu_fields || !qrt.exact || qrt.qemu_icount == NULL || role != QRT_ROLE_VCPU)
 		return qrt_icount_now(how, 0);
 	const char *cpu = (const char *)qrt_current_cpu();
 

@@ -102,9 +102,10 @@ int64_t qrt_icount_now(unsigned *how, int exact_here);
 /*
  * The icount for an event logged wherever QEMU calls us: exact in the vCPU
  * thread where QEMU itself could read it exactly (outside cpu_exec, or in
- * an I/O access with can_do_io set), a lower bound elsewhere.  Any thread.
+ * an I/O access with can_do_io set), a lower bound elsewhere.  Any thread;
+ * @role is the caller's qrt_role(), which it usually needs anyway.
  */
-int64_t qrt_icount_here(unsigned *how);
+int64_t qrt_icount_here(unsigned *how, enum qrt_role role);
 
 /* This thread's current_cpu (QEMU's thread-local), or NULL; any thread. */
 CPUState *qrt_current_cpu(void);
