@@ -102,6 +102,19 @@ struct log_writer;
 struct log_writer *log_writer_open(const char *path, const struct log_header *h,
 				   unsigned flush_ms, char *err, size_t errlen);
 
+/* log_writer_open_ex flags */
+#define LOG_W_OVERWRITE 1u /* truncate an existing file instead of refusing it */
+
+/*
+ * log_writer_open with @flags.  The file is created rw-r--r-- whatever the
+ * umask allows more (an overwritten regular file loses group/other write
+ * and exec bits), never through a symbolic link at @path (refused, with
+ * the path in @err), and only if it does not exist yet unless @flags has
+ * LOG_W_OVERWRITE.  log_writer_open() is this with LOG_W_OVERWRITE.
+ */
+struct log_writer *log_writer_open_ex(const char *path, const struct log_header *h,
+				      unsigned flush_ms, unsigned flags, char *err,
+				      size_t errlen);
 /*
  * Start the flusher thread later (after hooks that need a single-threaded
  * process are installed); 0 or -1.  No-op if one runs already.

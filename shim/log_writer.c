@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -482,9 +483,55 @@ writer_free(struct log_writer *w)
 	free(w);
 }
 
+/*
+ * Create the log file: never through a symlink, never another file's
+ * contents unless @flags has LOG_W_OVERWRITE, and at most rw-r--r--.
+ */
+static int
+create_file(const char *path, unsigned flags, char *err, size_t errlen)
+{
+	int oflags = O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW;
+	struct stat st;
+	int fd, e;
+
+	oflags |= flags & LOG_W_OVERWRITE ? O_TRUNC : O_EXCL;
+	fd = open(path, oflags, 0644);
+	if (fd < 0) {
+		e = errno;
+		/* O_EXCL says EEXIST and O_NOFOLLOW ELOOP for a planted symlink. */
+		if ((e == EEXIST || e == ELOOP) && lstat(path, &st) == 0 && S_ISLNK(st.st_mode))
+			snprintf(err, errlen,
+				 "cannot create log '%s': it is a symbolic link; refusing to follow it",
+				 path);
+		else if (e == EEXIST)
+			snprintf(err, errlen,
+				 "cannot create log '%s': the file exists; refusing to overwrite it", path);
+		else
+			snprintf(err, errlen, "cannot create log '%s': %s", path, strerror(e));
+		return -1;
+	}
+	/* An overwritten file keeps its mode: take back group/other write and exec. */
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 07133) != 0 &&
+	    fchmod(fd, st.st_mode & 0644) < 0) {
+		e = errno;
+		snprintf(err, errlen, "cannot create log '%s': cannot restrict its mode %04o: %s",
+			 path, (unsigned)(st.st_mode & 07777), strerror(e));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
 struct log_writer *
 log_writer_open(const char *path, const struct log_header *h, unsigned flush_ms, char *err,
 		size_t errlen)
+{
+	return log_writer_open_ex(path, h, flush_ms, LOG_W_OVERWRITE, err, errlen);
+}
+
+struct log_writer *
+log_writer_open_ex(const char *path, const struct log_header *h, unsigned flush_ms,
+		   unsigned flags, char *err, size_t errlen)
 {
 	struct log_writer *w = calloc(1, sizeof(*w));
 
@@ -501,9 +548,8 @@ log_writer_open(const char *path, const struct log_header *h, unsigned flush_ms,
 		return NULL;
 	}
 	snprintf(w->path, sizeof(w->path), "%s", path);
-	w->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	w->fd = create_file(path, flags, err, errlen);
 	if (w->fd < 0) {
-		snprintf(err, errlen, "cannot create log '%s': %s", path, strerror(errno));
 		writer_free(w);
 		return NULL;
 	}

@@ -8,6 +8,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -15,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -817,6 +819,109 @@ write_failure_while_appending(const char *dir)
 	unlink(path);
 }
 
+/* ---- safe creation: no symlinks, no silent overwrite, rw-r--r-- ---- */
+
+static int
+events_in(const char *path)
+{
+	char err[256];
+	int code, n = 0;
+	struct log_event ev;
+	struct log_reader *r = log_reader_open(path, &code, err, sizeof(err));
+
+	while (r && log_reader_next(r, &ev) == 1)
+		n++;
+	if (r)
+		log_reader_close(r);
+	return r ? n : -1;
+}
+
+static void
+safe_create(const char *dir)
+{
+	char path[512], target[512], err[256];
+	struct log_header h;
+	struct log_event ev;
+	struct stat st;
+	struct log_writer *w;
+
+	memset(&h, 0, sizeof(h));
+	memset(&ev, 0, sizeof(ev));
+	ev.kind = LOG_EV_WARP;
+	ev.icount_how = LOG_IC_UNKNOWN;
+
+	/* a new file is rw-r--r-- even with umask 0 */
+	mode_t um = umask(0);
+
+	snprintf(path, sizeof(path), "%s/new.bhlog", dir);
+	w = log_writer_open_ex(path, &h, 0, 0, err, sizeof(err));
+	umask(um);
+	ok(w != NULL, "open_ex creates a new log (%s)", w ? "" : err);
+	if (w) {
+		log_writer_append(w, &ev);
+		log_writer_close(w, 0);
+	}
+	memset(&st, 0, sizeof(st));
+	stat(path, &st);
+	ok((st.st_mode & 07777) == 0644, "a new log is mode 0644 under umask 0 (%04o)",
+	   (unsigned)(st.st_mode & 07777));
+
+	/* an existing file is refused without LOG_W_OVERWRITE and kept */
+	err[0] = 0;
+	w = log_writer_open_ex(path, &h, 0, 0, err, sizeof(err));
+	ok(w == NULL && strstr(err, path) && strstr(err, "exists"),
+	   "an existing file is refused without the overwrite flag: %s", err);
+	if (w)
+		log_writer_close(w, 0);
+	ok(events_in(path) == 2, "the refused file is untouched (%d events)", events_in(path));
+
+	/* with it, the file is replaced, and a loose mode is tightened */
+	chmod(path, 0777);
+	w = log_writer_open_ex(path, &h, 0, LOG_W_OVERWRITE, err, sizeof(err));
+	ok(w != NULL, "LOG_W_OVERWRITE replaces an existing file (%s)", w ? "" : err);
+	if (w)
+		log_writer_close(w, 0);
+	memset(&st, 0, sizeof(st));
+	stat(path, &st);
+	ok(events_in(path) == 1 && (st.st_mode & 07777) == 0644,
+	   "the overwritten log is fresh (%d events) and mode 0644 (was 0777: %04o)",
+	   events_in(path), (unsigned)(st.st_mode & 07777));
+
+	/* a symlink at the path is refused with and without the flag, even dangling */
+	snprintf(target, sizeof(target), "%s/target", dir);
+	snprintf(path, sizeof(path), "%s/link.bhlog", dir);
+	int fd = open(target, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+	if (fd >= 0)
+		close(fd);
+	if (symlink(target, path) < 0) {
+		ok(0, "symlink: %s", strerror(errno));
+		return;
+	}
+	for (unsigned flags = 0; flags <= LOG_W_OVERWRITE; flags++) {
+		err[0] = 0;
+		w = log_writer_open_ex(path, &h, 0, flags, err, sizeof(err));
+		ok(w == NULL && strstr(err, path) && strstr(err, "symbolic link"),
+		   "a symlink at the log path is refused (flags %u): %s", flags, err);
+		if (w)
+			log_writer_close(w, 0);
+	}
+	w = log_writer_open(path, &h, 0, err, sizeof(err));
+	ok(w == NULL && strstr(err, "symbolic link"), "log_writer_open refuses it too: %s", err);
+	if (w)
+		log_writer_close(w, 0);
+	ok(stat(target, &st) == 0 && st.st_size == 0, "the symlink's target stays empty");
+	unlink(target); /* now dangling */
+	w = log_writer_open_ex(path, &h, 0, 0, err, sizeof(err));
+	ok(w == NULL && strstr(err, "symbolic link") && access(target, F_OK) < 0,
+	   "a dangling symlink is refused and nothing is created through it: %s", err);
+	if (w)
+		log_writer_close(w, 0);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/new.bhlog", dir);
+	unlink(path);
+}
+
 int
 main(void)
 {
@@ -830,6 +935,7 @@ main(void)
 	concurrent_flusher(dir);
 	seal_while_appending(dir);
 	write_failure_while_appending(dir);
+	safe_create(dir);
 	rmdir(dir);
 	return tap_done();
 }
