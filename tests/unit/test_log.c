@@ -250,6 +250,17 @@ checklist(void)
 	ok(r.events == 7 && r.damage == 1 && strstr(r.reason, "length") != NULL,
 	   "bad length: damage reported (%s), the next block's 7 events read", r.reason);
 
+	/* the same in the last, short block: damage, not a torn tail */
+	header(&m, 1);
+	bad_at = m.len;
+	logical(&m, tmp, batch(tmp, 0, 5, 0));
+	logical(&m, tmp, batch(tmp, 5, 7, 0));
+	memcpy(m.buf + bad_at + 4, &huge, 2);
+	r = read_img(&m);
+	ok(r.events == 0 && r.damage == 1 && r.torn == 0 && strstr(r.reason, "length") != NULL,
+	   "bad length in the last block: damage (%s), not a torn tail (%llu)", r.reason,
+	   (unsigned long long)r.torn);
+
 	/* checksum mismatch */
 	header(&m, 1);
 	logical(&m, tmp, batch(tmp, 0, 5, 0));
