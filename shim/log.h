@@ -101,6 +101,20 @@ struct log_writer;
  */
 struct log_writer *log_writer_open(const char *path, const struct log_header *h,
 				   unsigned flush_ms, char *err, size_t errlen);
+
+/* log_writer_open_ex flags */
+#define LOG_W_OVERWRITE 1u /* truncate an existing file instead of refusing it */
+
+/*
+ * log_writer_open with @flags.  The file is created rw-r--r-- whatever the
+ * umask allows more (an overwritten regular file loses group/other write
+ * and exec bits), never through a symbolic link at @path (refused, with
+ * the path in @err), and only if it does not exist yet unless @flags has
+ * LOG_W_OVERWRITE.  log_writer_open() is this with LOG_W_OVERWRITE.
+ */
+struct log_writer *log_writer_open_ex(const char *path, const struct log_header *h,
+				      unsigned flush_ms, unsigned flags, char *err,
+				      size_t errlen);
 /*
  * Start the flusher thread later (after hooks that need a single-threaded
  * process are installed); 0 or -1.  No-op if one runs already.
@@ -116,7 +130,8 @@ uint64_t log_writer_append(struct log_writer *w, const struct log_event *ev);
 int log_writer_flush(struct log_writer *w);
 /*
  * Append the end event (complete unless a write failed), flush, close and
- * free.  Returns 0 if the log on disk is complete.
+ * free.  Returns 0 if the log on disk is complete.  After log_writer_seal
+ * (once no thread appends any more) it just frees, returning the seal's result.
  */
 int log_writer_close(struct log_writer *w, int64_t end_icount);
 /*

@@ -168,7 +168,9 @@ read_physical(struct log_reader *r, const uint8_t **payload, size_t *len, uint64
 			continue;
 		}
 		if (LOG_HEADER + (size_t)l > left) {
-			if (r->eof) { /* runs past the end of the file: torn tail */
+			/* runs past the end of the file: a torn tail, unless no
+			 * writer could have framed it (it would cross its block) */
+			if (r->eof && r->pos + LOG_HEADER + (size_t)l <= LOG_BLOCK) {
 				r->torn += left;
 				r->pos = r->block_len;
 				return PHYS_EOF;

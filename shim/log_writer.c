@@ -6,6 +6,9 @@
  * appender that fills a batch, and close() move the batch to the spare
  * buffer and frame it into 32 KiB blocks with write(2).  Lock order: fmu
  * (file) before mu (batch).  All memory is allocated at open.
+ *
+ * failed is written under both locks, so either one suffices to read it;
+ * has_flusher, stop, sealed, seq and dropped are under mu; fd under fmu.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -15,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -44,6 +48,7 @@ struct log_writer {
 	int fd;
 	int failed;
 	int sealed; /* no more appends (log_writer_seal) */
+	int finished, finish_rc; /* finish() ran, and its result */
 	char path[256];
 	struct batch cur, spare;
 	uint8_t *frame;
@@ -138,7 +143,9 @@ write_failed(struct log_writer *w, int err)
 
 	if (w->failed)
 		return;
+	pthread_mutex_lock(&w->mu);
 	w->failed = 1;
+	pthread_mutex_unlock(&w->mu);
 	n = snprintf(msg, sizeof(msg),
 		     "bhrr: error: cannot write log '%s': %s; the log stays incomplete, "
 		     "the recorded process runs on\n",
@@ -147,7 +154,7 @@ write_failed(struct log_writer *w, int err)
 		return;
 }
 
-/* Write a framed buffer completely; 0 or -1.  Called with fmu held. */
+/* Write a framed buffer completely; 0 or -1.  Called with fmu held (or alone). */
 static int
 write_all(struct log_writer *w, const uint8_t *p, size_t n)
 {
@@ -329,13 +336,19 @@ encode_event(struct log_writer *w, const struct log_event *ev, uint64_t seq)
 	}
 }
 
-uint64_t
-log_writer_append(struct log_writer *w, const struct log_event *ev)
+/*
+ * Append @ev, or with @end the end event filled in from the counters and
+ * seal the writer in the same critical section, so that no other thread's
+ * event can follow the end.  Returns the sequence number, 0 if sealed.
+ */
+static uint64_t
+append(struct log_writer *w, const struct log_event *ev, int end)
 {
+	struct log_event e;
 	uint64_t seq;
 
 	pthread_mutex_lock(&w->mu);
-	while (w->cur.len + EVENT_MAX > BATCH_CAP && !w->failed) {
+	while (!w->sealed && !w->failed && w->cur.len + EVENT_MAX > BATCH_CAP) {
 		pthread_mutex_unlock(&w->mu);
 		log_writer_flush(w);
 		pthread_mutex_lock(&w->mu);
@@ -344,6 +357,14 @@ log_writer_append(struct log_writer *w, const struct log_event *ev)
 		pthread_mutex_unlock(&w->mu);
 		return 0;
 	}
+	if (end) {
+		e = *ev;
+		e.events = w->seq;
+		e.dropped = w->dropped;
+		e.complete = !w->failed;
+		ev = &e;
+		w->sealed = 1;
+	}
 	seq = w->seq++;
 	if (w->failed) {
 		w->dropped++;
@@ -351,11 +372,12 @@ log_writer_append(struct log_writer *w, const struct log_event *ev)
 		return seq;
 	}
 	encode_event(w, ev, seq);
-	int full = w->cur.len >= BATCH_FLUSH;
+	int full = w->cur.len >= BATCH_FLUSH && !end;
+	int signal_flusher = w->has_flusher;
 
 	pthread_mutex_unlock(&w->mu);
 	if (full) {
-		if (w->has_flusher)
+		if (signal_flusher)
 			pthread_cond_signal(&w->cv);
 		else
 			log_writer_flush(w);
@@ -364,9 +386,21 @@ log_writer_append(struct log_writer *w, const struct log_event *ev)
 }
 
 uint64_t
+log_writer_append(struct log_writer *w, const struct log_event *ev)
+{
+	return append(w, ev, 0);
+}
+
+uint64_t
 log_writer_dropped(const struct log_writer *w)
 {
-	return w->dropped;
+	pthread_mutex_t *mu = (pthread_mutex_t *)&w->mu; /* logically const */
+	uint64_t n;
+
+	pthread_mutex_lock(mu);
+	n = w->dropped;
+	pthread_mutex_unlock(mu);
+	return n;
 }
 
 /* ---- header, flusher, open/close ---- */
@@ -450,9 +484,55 @@ writer_free(struct log_writer *w)
 	free(w);
 }
 
+/*
+ * Create the log file: never through a symlink, never another file's
+ * contents unless @flags has LOG_W_OVERWRITE, and at most rw-r--r--.
+ */
+static int
+create_file(const char *path, unsigned flags, char *err, size_t errlen)
+{
+	int oflags = O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW;
+	struct stat st;
+	int fd, e;
+
+	oflags |= flags & LOG_W_OVERWRITE ? O_TRUNC : O_EXCL;
+	fd = open(path, oflags, 0644);
+	if (fd < 0) {
+		e = errno;
+		/* O_EXCL says EEXIST and O_NOFOLLOW ELOOP for a planted symlink. */
+		if ((e == EEXIST || e == ELOOP) && lstat(path, &st) == 0 && S_ISLNK(st.st_mode))
+			snprintf(err, errlen,
+				 "cannot create log '%s': it is a symbolic link; refusing to follow it",
+				 path);
+		else if (e == EEXIST)
+			snprintf(err, errlen,
+				 "cannot create log '%s': the file exists; refusing to overwrite it", path);
+		else
+			snprintf(err, errlen, "cannot create log '%s': %s", path, strerror(e));
+		return -1;
+	}
+	/* An overwritten file keeps its mode: take back group/other write and exec. */
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 07133) != 0 &&
+	    fchmod(fd, st.st_mode & 0644) < 0) {
+		e = errno;
+		snprintf(err, errlen, "cannot create log '%s': cannot restrict its mode %04o: %s",
+			 path, (unsigned)(st.st_mode & 07777), strerror(e));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
 struct log_writer *
 log_writer_open(const char *path, const struct log_header *h, unsigned flush_ms, char *err,
 		size_t errlen)
+{
+	return log_writer_open_ex(path, h, flush_ms, LOG_W_OVERWRITE, err, errlen);
+}
+
+struct log_writer *
+log_writer_open_ex(const char *path, const struct log_header *h, unsigned flush_ms,
+		   unsigned flags, char *err, size_t errlen)
 {
 	struct log_writer *w = calloc(1, sizeof(*w));
 
@@ -469,9 +549,8 @@ log_writer_open(const char *path, const struct log_header *h, unsigned flush_ms,
 		return NULL;
 	}
 	snprintf(w->path, sizeof(w->path), "%s", path);
-	w->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	w->fd = create_file(path, flags, err, errlen);
 	if (w->fd < 0) {
-		snprintf(err, errlen, "cannot create log '%s': %s", path, strerror(errno));
 		writer_free(w);
 		return NULL;
 	}
@@ -487,6 +566,9 @@ log_writer_open(const char *path, const struct log_header *h, unsigned flush_ms,
 	if (write_all(w, w->frame, n) < 0) {
 		snprintf(err, errlen, "cannot write log '%s': %s", path, strerror(errno));
 		close(w->fd);
+		pthread_mutex_destroy(&w->mu);
+		pthread_mutex_destroy(&w->fmu);
+		pthread_cond_destroy(&w->cv);
 		writer_free(w);
 		return NULL;
 	}
@@ -499,54 +581,62 @@ int
 log_writer_start_flusher(struct log_writer *w, unsigned flush_ms)
 {
 	sigset_t all, old;
+	int rc = 0;
 
-	if (w->has_flusher)
-		return 0;
-	/* The flusher must never receive the process's signals. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	w->flush_ms = flush_ms;
-	w->has_flusher = pthread_create(&w->flusher, NULL, flusher_main, w) == 0;
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	return w->has_flusher ? 0 : -1;
+	/* Under mu: appenders read has_flusher; the new thread waits for mu. */
+	pthread_mutex_lock(&w->mu);
+	if (!w->has_flusher && !w->stop) {
+		/* The flusher must never receive the process's signals. */
+		sigfillset(&all);
+		pthread_sigmask(SIG_SETMASK, &all, &old);
+		w->flush_ms = flush_ms;
+		w->has_flusher = pthread_create(&w->flusher, NULL, flusher_main, w) == 0;
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		rc = w->has_flusher ? 0 : -1;
+	}
+	pthread_mutex_unlock(&w->mu);
+	return rc;
 }
 
-/* Stop the flusher, append the end event, flush and fsync; 0 if complete. */
+/*
+ * Stop the flusher, append the end event, flush and fsync; 0 if complete.
+ * Once only: seal then close returns the seal's result.
+ */
 static int
 finish(struct log_writer *w, int64_t end_icount)
 {
 	struct timespec t1;
 	struct log_event end;
-	int rc;
+	int rc, joined;
 
-	if (w->has_flusher) {
-		pthread_mutex_lock(&w->mu);
-		w->stop = 1;
-		pthread_cond_signal(&w->cv);
-		pthread_mutex_unlock(&w->mu);
+	if (w->finished)
+		return w->finish_rc;
+	pthread_mutex_lock(&w->mu);
+	joined = w->has_flusher;
+	w->stop = 1;
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+	if (joined)
 		pthread_join(w->flusher, NULL);
-		w->has_flusher = 0;
-	}
+	pthread_mutex_lock(&w->mu);
+	w->has_flusher = 0;
+	pthread_mutex_unlock(&w->mu);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	memset(&end, 0, sizeof(end));
 	end.kind = LOG_EV_END;
 	end.icount = end_icount;
-	end.complete = !w->failed;
-	end.dropped = w->dropped;
 	end.wall_ns = (uint64_t)((t1.tv_sec - w->t0.tv_sec) * 1000000000LL +
 				 (t1.tv_nsec - w->t0.tv_nsec));
-	pthread_mutex_lock(&w->mu);
-	end.events = w->seq;
-	pthread_mutex_unlock(&w->mu);
-	log_writer_append(w, &end);
-	pthread_mutex_lock(&w->mu);
-	w->sealed = 1;
-	pthread_mutex_unlock(&w->mu);
+	append(w, &end, 1); /* counts and seals under mu: the end stays last */
 	rc = log_writer_flush(w);
+	pthread_mutex_lock(&w->fmu);
 	if (!w->failed && fsync(w->fd) < 0 && errno != EINVAL)
 		write_failed(w, errno);
 	rc = (close(w->fd) < 0 || w->failed) ? -1 : rc;
 	w->fd = -1;
+	pthread_mutex_unlock(&w->fmu);
+	w->finished = 1;
+	w->finish_rc = rc;
 	return rc;
 }
 
@@ -556,6 +646,7 @@ log_writer_seal(struct log_writer *w, int64_t end_icount)
 	return finish(w, end_icount);
 }
 
+/* After log_writer_seal too, once no thread appends any more. */
 int
 log_writer_close(struct log_writer *w, int64_t end_icount)
 {

@@ -7,10 +7,16 @@
  * format are tested against the document rather than against each other.
  */
 #define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -243,6 +249,17 @@ checklist(void)
 	r = read_img(&m);
 	ok(r.events == 7 && r.damage == 1 && strstr(r.reason, "length") != NULL,
 	   "bad length: damage reported (%s), the next block's 7 events read", r.reason);
+
+	/* the same in the last, short block: damage, not a torn tail */
+	header(&m, 1);
+	bad_at = m.len;
+	logical(&m, tmp, batch(tmp, 0, 5, 0));
+	logical(&m, tmp, batch(tmp, 5, 7, 0));
+	memcpy(m.buf + bad_at + 4, &huge, 2);
+	r = read_img(&m);
+	ok(r.events == 0 && r.damage == 1 && r.torn == 0 && strstr(r.reason, "length") != NULL,
+	   "bad length in the last block: damage (%s), not a torn tail (%llu)", r.reason,
+	   (unsigned long long)r.torn);
 
 	/* checksum mismatch */
 	header(&m, 1);
@@ -536,6 +553,386 @@ concurrent(const char *dir)
 	unlink(path);
 }
 
+/* ---- appenders racing the flusher, explicit flushes and seal ---- */
+
+#define MT_THREADS 4
+#define MT_EVENTS 20000 /* per thread */
+
+struct mt_appender {
+	struct log_writer *w;
+	unsigned id;
+	int stop_at;       /* append this many, or until *stop when < 0 */
+	atomic_int *stop;
+	int appended;      /* accepted (nonzero seq, or seq 0 as the first) */
+};
+
+static char mt_text[3000];
+
+/* Open @path and append the first event (seq 0), so that 0 means sealed. */
+static struct log_writer *
+mt_start(const char *path, char *err, size_t errlen)
+{
+	struct log_header h;
+	struct log_event ev;
+
+	memset(&h, 0, sizeof(h));
+	memset(&ev, 0, sizeof(ev));
+	memset(mt_text, 'q', sizeof(mt_text));
+	struct log_writer *w = log_writer_open(path, &h, 1, err, errlen);
+
+	ev.kind = LOG_EV_VM_RESUME;
+	ev.icount_how = LOG_IC_UNKNOWN;
+	if (w)
+		log_writer_append(w, &ev);
+	return w;
+}
+
+/*
+ * Thread @id's event @i: chaos (decision id<<32 | i, value i, exact icount
+ * i) mostly; every 5th a string of up to 3000 bytes, so batches fill and
+ * appenders flush themselves while the flusher runs.
+ */
+static void
+mt_event(struct log_event *ev, unsigned id, int i)
+{
+	memset(ev, 0, sizeof(*ev));
+	ev->icount_how = LOG_IC_EXACT;
+	ev->icount = (int64_t)id * 1000000000 + i;
+	if (i % 5 == 4) {
+		ev->kind = LOG_EV_STRING;
+		ev->id = (uint64_t)id << 32 | (uint64_t)i;
+		ev->text = mt_text;
+		ev->text_len = (size_t)(i * 37) % sizeof(mt_text);
+	} else {
+		ev->kind = LOG_EV_CHAOS;
+		ev->decision = (uint64_t)id << 32 | (uint64_t)i;
+		ev->value = i;
+	}
+}
+
+static void *
+mt_main(void *arg)
+{
+	struct mt_appender *a = arg;
+	struct log_event ev;
+
+	for (int i = 0; a->stop_at < 0 ? !atomic_load(a->stop) : i < a->stop_at; i++) {
+		mt_event(&ev, a->id, i);
+		if (log_writer_append(a->w, &ev) == 0)
+			break; /* sealed: dropped (seq 0 went to mt_start) */
+		a->appended++;
+		if (a->id == 0 && i % 1000 == 999) {
+			log_writer_flush(a->w); /* an explicit flush among appenders */
+			(void)log_writer_dropped(a->w);
+		}
+	}
+	return NULL;
+}
+
+struct mt_check {
+	int n, bad, after_end, end_seen;
+	int next[MT_THREADS];
+	uint64_t end_events;
+	char why[300];
+};
+
+/* Read @path back: each thread's events exactly once, in order, then end. */
+static struct mt_check
+mt_read(const char *path)
+{
+	struct mt_check c;
+	struct log_event ev;
+	char err[256];
+	int code;
+	uint64_t seq = 0;
+
+	memset(&c, 0, sizeof(c));
+	struct log_reader *r = log_reader_open(path, &code, err, sizeof(err));
+
+	if (r == NULL) {
+		c.bad = 1;
+		snprintf(c.why, sizeof(c.why), "reader: %s", err);
+		return c;
+	}
+	while (log_reader_next(r, &ev) == 1) {
+		if (c.end_seen) {
+			c.after_end++;
+			continue;
+		}
+		if (ev.seq != seq++ && !c.bad) {
+			c.bad = 1;
+			snprintf(c.why, sizeof(c.why), "seq %llu where %llu was due",
+				 (unsigned long long)ev.seq, (unsigned long long)seq - 1);
+		}
+		if (ev.kind == LOG_EV_END) {
+			c.end_seen = 1;
+			c.end_events = ev.events;
+			continue;
+		}
+		if (ev.kind == LOG_EV_VM_RESUME && ev.seq == 0)
+			continue; /* mt_start's */
+		uint64_t key = ev.kind == LOG_EV_STRING ? ev.id : ev.decision;
+		unsigned id = (unsigned)(key >> 32);
+		int i = (int)(key & 0xffffffffu);
+		struct log_event want;
+
+		if (id >= MT_THREADS) {
+			c.bad = 1;
+			snprintf(c.why, sizeof(c.why), "event of unknown thread %u", id);
+			continue;
+		}
+		mt_event(&want, id, i);
+		if (!c.bad && (i != c.next[id] || !same_event(&want, &ev))) {
+			c.bad = 1;
+			snprintf(c.why, sizeof(c.why), "thread %u: event %d where %d was due%s", id,
+				 i, c.next[id], i == c.next[id] ? " (fields differ)" : "");
+		}
+		c.next[id] = i + 1;
+		c.n++;
+	}
+	if (log_reader_damage_count(r) || log_reader_torn_tail(r)) {
+		c.bad = 1;
+		snprintf(c.why, sizeof(c.why), "damage %llu, torn tail %llu",
+			 (unsigned long long)log_reader_damage_count(r),
+			 (unsigned long long)log_reader_torn_tail(r));
+	}
+	log_reader_close(r);
+	return c;
+}
+
+static void
+concurrent_flusher(const char *dir)
+{
+	char path[512], err[256];
+	pthread_t th[MT_THREADS];
+	struct mt_appender ap[MT_THREADS];
+
+	snprintf(path, sizeof(path), "%s/mtf.bhlog", dir);
+
+	struct log_writer *w = mt_start(path, err, sizeof(err));
+
+	if (!ok(w != NULL, "appenders and flusher: writer opens (%s)", w ? "" : err))
+		return;
+	for (unsigned i = 0; i < MT_THREADS; i++) {
+		ap[i] = (struct mt_appender){ w, i, MT_EVENTS, NULL, 0 };
+		pthread_create(&th[i], NULL, mt_main, &ap[i]);
+	}
+	for (int i = 0; i < MT_THREADS; i++)
+		pthread_join(th[i], NULL);
+	ok(log_writer_close(w, 0) == 0, "appenders and flusher: writer closes complete");
+
+	struct mt_check c = mt_read(path);
+	int all = 1;
+
+	for (int i = 0; i < MT_THREADS; i++)
+		all &= c.next[i] == MT_EVENTS;
+	ok(!c.bad && all && c.n == MT_THREADS * MT_EVENTS && c.end_seen &&
+	   c.end_events == (uint64_t)c.n + 1 && c.after_end == 0,
+	   "%d threads x %d events beside a 1 ms flusher and explicit flushes: "
+	   "%d back, each once and in its thread's order, then end (%s)",
+	   MT_THREADS, MT_EVENTS, c.n, c.why);
+	unlink(path);
+}
+
+/* Seal while threads still append: the end event is last, nothing follows. */
+static void
+seal_while_appending(const char *dir)
+{
+	char path[512], err[256];
+	pthread_t th[MT_THREADS];
+	struct mt_appender ap[MT_THREADS];
+	atomic_int stop = 0;
+
+	snprintf(path, sizeof(path), "%s/seal.bhlog", dir);
+
+	struct log_writer *w = mt_start(path, err, sizeof(err));
+
+	if (!ok(w != NULL, "seal: writer opens (%s)", w ? "" : err))
+		return;
+	for (unsigned i = 0; i < MT_THREADS; i++) {
+		ap[i] = (struct mt_appender){ w, i, -1, &stop, 0 };
+		pthread_create(&th[i], NULL, mt_main, &ap[i]);
+	}
+	usleep(20000);
+	int rc = log_writer_seal(w, 0);
+
+	atomic_store(&stop, 1);
+	int appended = 0;
+
+	for (int i = 0; i < MT_THREADS; i++) {
+		pthread_join(th[i], NULL);
+		appended += ap[i].appended;
+	}
+	ok(rc == 0, "seal with appenders running: the log is complete");
+	ok(log_writer_close(w, 0) == 0, "close after seal frees and keeps the sealed result");
+
+	struct mt_check c = mt_read(path);
+
+	ok(!c.bad && c.end_seen && c.after_end == 0 && c.end_events == (uint64_t)c.n + 1 &&
+	   c.n == appended && c.n > 0,
+	   "seal with %d threads appending: %d events (%d accepted) each once and in order, "
+	   "end last (events %llu), %d after it (%s)",
+	   MT_THREADS, c.n, appended, (unsigned long long)c.end_events, c.after_end, c.why);
+	unlink(path);
+}
+
+/*
+ * A write fails (RLIMIT_FSIZE) while threads append beside the flusher: the
+ * writer stops writing, counts what it drops, and the log reads back as a
+ * clean prefix.
+ */
+static void
+write_failure_while_appending(const char *dir)
+{
+	char path[512], err[256];
+	pthread_t th[MT_THREADS];
+	struct mt_appender ap[MT_THREADS];
+	struct rlimit old, lim;
+
+	snprintf(path, sizeof(path), "%s/efbig.bhlog", dir);
+	signal(SIGXFSZ, SIG_IGN);
+	if (getrlimit(RLIMIT_FSIZE, &old) < 0) {
+		ok(0, "getrlimit: %s", strerror(errno));
+		return;
+	}
+	lim = old;
+	lim.rlim_cur = 256 * 1024;
+	if (setrlimit(RLIMIT_FSIZE, &lim) < 0) {
+		ok(0, "setrlimit: %s", strerror(errno));
+		return;
+	}
+
+	struct log_writer *w = mt_start(path, err, sizeof(err));
+
+	if (!ok(w != NULL, "write failure: writer opens (%s)", w ? "" : err)) {
+		setrlimit(RLIMIT_FSIZE, &old);
+		return;
+	}
+	for (unsigned i = 0; i < MT_THREADS; i++) {
+		ap[i] = (struct mt_appender){ w, i, MT_EVENTS, NULL, 0 };
+		pthread_create(&th[i], NULL, mt_main, &ap[i]);
+	}
+	for (int i = 0; i < MT_THREADS; i++)
+		pthread_join(th[i], NULL);
+	uint64_t dropped = log_writer_dropped(w);
+
+	ok(log_writer_close(w, 0) < 0 && dropped > 0,
+	   "write failure among appenders: close reports it, %llu events dropped",
+	   (unsigned long long)dropped);
+	setrlimit(RLIMIT_FSIZE, &old);
+
+	struct mt_check c = mt_read(path);
+
+	/* the cut is a torn tail, not damage: forgive it, nothing else */
+	ok(c.n > 0 && c.n < MT_THREADS * MT_EVENTS && !c.end_seen &&
+	   (!c.bad || strncmp(c.why, "damage 0,", 9) == 0),
+	   "write failure: %d events read back each once and in order (%s)", c.n, c.why);
+	unlink(path);
+}
+
+/* ---- safe creation: no symlinks, no silent overwrite, rw-r--r-- ---- */
+
+static int
+events_in(const char *path)
+{
+	char err[256];
+	int code, n = 0;
+	struct log_event ev;
+	struct log_reader *r = log_reader_open(path, &code, err, sizeof(err));
+
+	while (r && log_reader_next(r, &ev) == 1)
+		n++;
+	if (r)
+		log_reader_close(r);
+	return r ? n : -1;
+}
+
+static void
+safe_create(const char *dir)
+{
+	char path[512], target[512], err[256];
+	struct log_header h;
+	struct log_event ev;
+	struct stat st;
+	struct log_writer *w;
+
+	memset(&h, 0, sizeof(h));
+	memset(&ev, 0, sizeof(ev));
+	ev.kind = LOG_EV_WARP;
+	ev.icount_how = LOG_IC_UNKNOWN;
+
+	/* a new file is rw-r--r-- even with umask 0 */
+	mode_t um = umask(0);
+
+	snprintf(path, sizeof(path), "%s/new.bhlog", dir);
+	w = log_writer_open_ex(path, &h, 0, 0, err, sizeof(err));
+	umask(um);
+	ok(w != NULL, "open_ex creates a new log (%s)", w ? "" : err);
+	if (w) {
+		log_writer_append(w, &ev);
+		log_writer_close(w, 0);
+	}
+	memset(&st, 0, sizeof(st));
+	stat(path, &st);
+	ok((st.st_mode & 07777) == 0644, "a new log is mode 0644 under umask 0 (%04o)",
+	   (unsigned)(st.st_mode & 07777));
+
+	/* an existing file is refused without LOG_W_OVERWRITE and kept */
+	err[0] = 0;
+	w = log_writer_open_ex(path, &h, 0, 0, err, sizeof(err));
+	ok(w == NULL && strstr(err, path) && strstr(err, "exists"),
+	   "an existing file is refused without the overwrite flag: %s", err);
+	if (w)
+		log_writer_close(w, 0);
+	ok(events_in(path) == 2, "the refused file is untouched (%d events)", events_in(path));
+
+	/* with it, the file is replaced, and a loose mode is tightened */
+	chmod(path, 0777);
+	w = log_writer_open_ex(path, &h, 0, LOG_W_OVERWRITE, err, sizeof(err));
+	ok(w != NULL, "LOG_W_OVERWRITE replaces an existing file (%s)", w ? "" : err);
+	if (w)
+		log_writer_close(w, 0);
+	memset(&st, 0, sizeof(st));
+	stat(path, &st);
+	ok(events_in(path) == 1 && (st.st_mode & 07777) == 0644,
+	   "the overwritten log is fresh (%d events) and mode 0644 (was 0777: %04o)",
+	   events_in(path), (unsigned)(st.st_mode & 07777));
+
+	/* a symlink at the path is refused with and without the flag, even dangling */
+	snprintf(target, sizeof(target), "%s/target", dir);
+	snprintf(path, sizeof(path), "%s/link.bhlog", dir);
+	int fd = open(target, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+	if (fd >= 0)
+		close(fd);
+	if (symlink(target, path) < 0) {
+		ok(0, "symlink: %s", strerror(errno));
+		return;
+	}
+	for (unsigned flags = 0; flags <= LOG_W_OVERWRITE; flags++) {
+		err[0] = 0;
+		w = log_writer_open_ex(path, &h, 0, flags, err, sizeof(err));
+		ok(w == NULL && strstr(err, path) && strstr(err, "symbolic link"),
+		   "a symlink at the log path is refused (flags %u): %s", flags, err);
+		if (w)
+			log_writer_close(w, 0);
+	}
+	w = log_writer_open(path, &h, 0, err, sizeof(err));
+	ok(w == NULL && strstr(err, "symbolic link"), "log_writer_open refuses it too: %s", err);
+	if (w)
+		log_writer_close(w, 0);
+	ok(stat(target, &st) == 0 && st.st_size == 0, "the symlink's target stays empty");
+	unlink(target); /* now dangling */
+	w = log_writer_open_ex(path, &h, 0, 0, err, sizeof(err));
+	ok(w == NULL && strstr(err, "symbolic link") && access(target, F_OK) < 0,
+	   "a dangling symlink is refused and nothing is created through it: %s", err);
+	if (w)
+		log_writer_close(w, 0);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/new.bhlog", dir);
+	unlink(path);
+}
+
 int
 main(void)
 {
@@ -546,6 +943,10 @@ main(void)
 	checklist();
 	round_trip(dir);
 	concurrent(dir);
+	concurrent_flusher(dir);
+	seal_while_appending(dir);
+	write_failure_while_appending(dir);
+	safe_create(dir);
 	rmdir(dir);
 	return tap_done();
 }
