@@ -39,6 +39,7 @@ for v in 7.2 10.0; do
 	echo "==== QEMU $v: record one run, replay it 3 times (digest of the whole output)"
 	guest_argv virtio "$tmp"
 	st=0
+	rm -f "$tmp/run.bhlog"
 	tools/bhrr record -o "$tmp/run.bhlog" -- "${qemu[@]}" "${GUEST_ARGV[@]}" >"$tmp/rec.out" 2>/dev/null || st=$?
 	printf '  recorded: exit %d, %s\n' "$st" "$(grep '^digest=' "$tmp/rec.out")"
 	for i in 1 2 3; do
@@ -53,6 +54,7 @@ for v in 7.2 10.0; do
 	for i in $(seq 1 30); do
 		guest_argv flaky "$tmp"
 		st=0
+		rm -f "$tmp/flaky.bhlog"
 		tools/bhrr record -o "$tmp/flaky.bhlog" -- "${qemu[@]}" "${GUEST_ARGV[@]}" >"$tmp/rec.out" 2>/dev/null || st=$?
 		[ "$st" -eq "$GUEST_FLAKY" ] && break
 	done

@@ -259,7 +259,10 @@ session_start(void)
 		snprintf(defpath, sizeof(defpath), "bhrr-%d.bhlog", (int)getpid());
 		path = defpath;
 	}
-	struct log_writer *w = log_writer_open(path, &h, 0, err, sizeof(err));
+	/* never through a symlink; an existing file only with BHRR_LOG_OVERWRITE */
+	struct log_writer *w = log_writer_open_ex(path, &h, 0,
+						  bhrr_cfg.log_overwrite ? LOG_W_OVERWRITE : 0, err,
+						  sizeof(err));
 
 	if (w == NULL) {
 		vlog_error("%s; not %s", err, settings_doing(&bhrr_cfg));

@@ -83,6 +83,7 @@ settings_read(struct bhrr_settings *s, char *why, size_t len)
 	s->check_all = flag("BHRR_CHECK_ALL");
 	s->force = flag("BHRR_FORCE");
 	s->log_path = env("BHRR_LOG");
+	s->log_overwrite = flag("BHRR_LOG_OVERWRITE");
 	s->replay_path = env("BHRR_REPLAY");
 	if (s->mode == BHRR_REPLAY && s->replay_path == NULL) {
 		snprintf(why, len, "BHRR_MODE=replay needs BHRR_REPLAY=LOG");

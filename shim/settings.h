@@ -20,6 +20,7 @@ struct bhrr_settings {
 	enum bhrr_mode mode;      /* BHRR_MODE */
 	const char *mode_name;    /* as given */
 	const char *log_path;     /* BHRR_LOG; NULL: bhrr-PID.bhlog */
+	int log_overwrite;        /* BHRR_LOG_OVERWRITE: replace an existing log (never a symlink) */
 	const char *replay_path;  /* BHRR_REPLAY (replay) */
 	int stop_on_diverge;      /* BHRR_ON_DIVERGE: stop (1, default) or continue (0) */
 	long watchdog_ms;         /* BHRR_WATCHDOG_MS: 100 to 3600000, default 10000 */

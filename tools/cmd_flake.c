@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <time.h>
 
 #include "config.h"
@@ -299,6 +300,11 @@ flake_start(struct flake *fl)
 		rundir_make(&o->j, fl->base, idx, "flake", r->dir, sizeof(r->dir));
 		strvec_pushl(&r->cp.args, "bhrr", "record", "-o", NULL);
 		strvec_pushf(&r->cp.args, "%s/run.bhlog", r->dir);
+		/* the run's own directory: a log left by an earlier hunt is replaced */
+		char old[sizeof(r->dir) + 16];
+
+		snprintf(old, sizeof(old), "%s/run.bhlog", r->dir);
+		unlink(old);
 		strvec_push(&r->cp.args, "--");
 		strvec_push_subst(&r->cp.args, o->qargv, o->qargc, r->dir);
 		if (o->chaos)

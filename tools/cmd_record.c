@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cmd.h"
@@ -101,6 +102,23 @@ summarise_log(const char *mode, const char *out, unsigned long long *diverged)
 }
 
 /*
+ * Refuse, before QEMU starts, a log path the shim would refuse after: a
+ * symbolic link (never followed), or an existing file unless @overwrite.
+ */
+static void
+check_log_path(const char *mode, const char *out, int overwrite)
+{
+	struct stat st;
+
+	if (lstat(out, &st) < 0)
+		return;
+	if (S_ISLNK(st.st_mode))
+		die("%s: '%s' is a symbolic link; refusing to write a log through it", mode, out);
+	if (!overwrite)
+		die("%s: log '%s' exists; refusing to overwrite it (--force overwrites)", mode, out);
+}
+
+/*
  * Run @qargv (its executable already resolved to @exe) with the shim in
  * @mode writing @out; forward signals; summarise the log; QEMU's status.
  */
@@ -116,6 +134,7 @@ run_with_shim(const char *mode, const char *exe, char **qargv, const char *out,
 		strcat(abs, out);
 		out = abs;
 	}
+	check_log_path(mode, out, force || replay);
 	cp.program = exe;
 	strvec_pushv(&cp.args, qargv);
 	strvec_pushf(&cp.env, "LD_PRELOAD=%s", preload);
@@ -126,6 +145,9 @@ run_with_shim(const char *mode, const char *exe, char **qargv, const char *out,
 		strvec_pushf(&cp.env, "BHRR_REPLAY=%s", replay);
 	if (force)
 		strvec_push(&cp.env, "BHRR_FORCE=1");
+	/* a replay's output is derived and made again each replay; a record's only with --force */
+	if (force || replay)
+		strvec_push(&cp.env, "BHRR_LOG_OVERWRITE=1");
 	if (start_command(&cp) < 0)
 		die("%s: cannot fork: %s", mode, strerror(errno));
 	child = cp.pid;

@@ -104,13 +104,13 @@ best() { min "$1" "$(awk -v a="$2" -v b="$3" 'BEGIN { print b - a }')"; }
 shim_record() {
 	local log=$1
 	shift
-	BHRR_MODE=record BHRR_LOG="$log" LD_PRELOAD="$b/.libs/libbhrr.so" "$@"
+	BHRR_MODE=record BHRR_LOG="$log" BHRR_LOG_OVERWRITE=1 LD_PRELOAD="$b/.libs/libbhrr.so" "$@"
 }
 # shim_replay FROM LOG CMD...: the same, replaying FROM
 shim_replay() {
 	local from=$1 log=$2
 	shift 2
-	BHRR_MODE=replay BHRR_REPLAY="$from" BHRR_LOG="$log" LD_PRELOAD="$b/.libs/libbhrr.so" "$@"
+	BHRR_MODE=replay BHRR_REPLAY="$from" BHRR_LOG="$log" BHRR_LOG_OVERWRITE=1 LD_PRELOAD="$b/.libs/libbhrr.so" "$@"
 }
 for v in 7.2 10.0; do
 	select_qemu "$v"
@@ -248,7 +248,7 @@ if [ -f "$b/guest-linux/.stamp" ]; then
 			esac
 		}
 		t0=$(now_s); linux plain >/dev/null 2>&1 || true; t1=$(now_s)
-		linux record -o "$out/linux.bhlog" -- >"$out/linux.rec" 2>/dev/null || true; t2=$(now_s)
+		rm -f "$out/linux.bhlog"; linux record -o "$out/linux.bhlog" -- >"$out/linux.rec" 2>/dev/null || true; t2=$(now_s)
 		linux replay "$out/linux.bhlog" -o "$out/linux2.bhlog" -- >"$out/linux.rep" 2>"$out/linux.err" || true; t3=$(now_s)
 		same=yes; cmp -s "$out/linux.rec" "$out/linux.rep" || same=no
 		parks=$(sed -n 's/.*; \([0-9]*\) parks).*/\1/p' "$out/linux.err")
@@ -260,7 +260,7 @@ fi
 if command -v valgrind >/dev/null && command -v callgrind_annotate >/dev/null; then
 	echo "== 5c. shim instructions per gated BH (callgrind, QEMU 7.2, virtio guest n=16)"
 	guest_argv virtio "$out"
-	BHRR_MODE=record BHRR_LOG="$out/cg.bhlog" BHRR_VERBOSE=1 LD_PRELOAD="$b/.libs/libbhrr.so" \
+	BHRR_MODE=record BHRR_LOG="$out/cg.bhlog" BHRR_LOG_OVERWRITE=1 BHRR_VERBOSE=1 LD_PRELOAD="$b/.libs/libbhrr.so" \
 		valgrind --tool=callgrind --callgrind-out-file="$out/cg.qemu" --smc-check=all \
 		/usr/bin/qemu-system-x86_64 "${GUEST_ARGV[@]/n=64/n=16}" >"$out/cg.qemu.txt" 2>&1 || true
 	gated=$(sed -n 's/.*record: \([0-9]*\) BHs gated.*/\1/p' "$out/cg.qemu.txt")

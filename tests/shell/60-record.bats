@@ -20,6 +20,7 @@ record() {
 	append=$(guest_append "$2")
 	GUEST_ARGV=("${GUEST_ARGV[@]/$append/$append ${3:-}}")
 	# shellcheck disable=SC2086
+	rm -f "$LOG" # a log is never overwritten without --force
 	run env BHRR_VERBOSE=1 "$BHRR" record -o "$LOG" -- "$QEMU_BIN" $QEMU_FW "${GUEST_ARGV[@]}"
 }
 

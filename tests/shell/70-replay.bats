@@ -17,6 +17,7 @@ record_config() {
 	use_qemu "$1"
 	guest_argv "$2" "$BATS_TEST_TMPDIR"
 	# shellcheck disable=SC2086
+	rm -f "$LOG" # a log is never overwritten without --force
 	"$BHRR" record -o "$LOG" -- "$QEMU_BIN" $QEMU_FW "${GUEST_ARGV[@]}" >"$BATS_TEST_TMPDIR/rec.out" 2>/dev/null || REC_STATUS=$?
 }
 
@@ -143,6 +144,7 @@ ordering() {
 		argv+=("$a")
 	done
 	# shellcheck disable=SC2086
+	rm -f "$LOG"
 	run "$BHRR" record -o "$LOG" -- "$QEMU_BIN" $QEMU_FW "${argv[@]}"
 	[ "$status" -eq "$GUEST_PASS" ]
 	[[ "$output" == *"-icount"* ]] # the warning names what to add
