@@ -90,17 +90,21 @@ paused_qemu() {
 }
 
 @test "no page is left writable and executable once the hooks are installed" {
-	paused_qemu BHRR_VERBOSE=0
-	rwx_maps "$QPID" >"$BATS_TEST_TMPDIR/plain"
-	kill "$QPID"; wait "$QPID" || true
 	paused_qemu BHRR_MODE=record BHRR_LOG="$LOG" LD_PRELOAD="$SHIM"
 	grep -q libbhrr "/proc/$QPID/maps"
 	rwx_maps "$QPID" >"$BATS_TEST_TMPDIR/bhrr"
+	grep " $QEMU_BIN\$" "/proc/$QPID/maps" | awk '{ print $2 }' >"$BATS_TEST_TMPDIR/exe"
 	kill "$QPID"; wait "$QPID" || true
-	echo "plain QEMU:"; cat "$BATS_TEST_TMPDIR/plain"
-	echo "with bhrr:"; cat "$BATS_TEST_TMPDIR/bhrr"
-	# QEMU's own TCG buffer is the only writable and executable mapping
-	[ -s "$BATS_TEST_TMPDIR/plain" ]
-	diff -u "$BATS_TEST_TMPDIR/plain" "$BATS_TEST_TMPDIR/bhrr"
+	echo "writable and executable with bhrr:"; cat "$BATS_TEST_TMPDIR/bhrr"
+	echo "QEMU's own mappings:"; cat "$BATS_TEST_TMPDIR/exe"
+	# the patched text is executable and not writable again
+	grep -q '^r-x' "$BATS_TEST_TMPDIR/exe"
+	! grep -q '^.wx' "$BATS_TEST_TMPDIR/exe"
+	# what stays writable and executable is QEMU's own TCG buffer (anonymous,
+	# 1 GiB here): never a file, and never a page the size the hook engine
+	# allocates its trampolines in (4 KiB, near QEMU's text)
 	! grep -v ' anon$' "$BATS_TEST_TMPDIR/bhrr"
+	while read -r size _; do
+		[ "$size" -ge $((1024 * 1024)) ]
+	done <"$BATS_TEST_TMPDIR/bhrr"
 }
