@@ -1,5 +1,7 @@
 /*
- * log_reader.c - streams a bhrr log (doc/log_format.md) with bounded memory.
+ * log_reader.c - streams a bhrr log (doc/log_format.md) with bounded memory:
+ * the header, the string and ident tables, events, and the public API; the
+ * blocks and records beneath are log_reader_frame.c's.
  *
  * Nothing read from the file is trusted: every length is checked against
  * the bytes actually there, every count and id against fixed bounds.  Damage
@@ -18,243 +20,7 @@
 
 #include "log.h"
 #include "log_format.h"
-
-#define RECORD_MAX (1u << 20)  /* largest logical record accepted */
-#define TABLE_MAX (1u << 20)   /* largest string / ident id accepted */
-#define STRINGS_BYTES_MAX (64u << 20)
-
-enum { PHYS_EOF = -1, PHYS_AGAIN = -2 };
-
-struct log_reader {
-	/* source */
-	int fd;
-	const uint8_t *mem;
-	uint64_t size;
-	/* current block */
-	uint8_t block[LOG_BLOCK];
-	uint64_t block_off; /* file offset of block[0] */
-	size_t block_len, pos;
-	int eof;
-	int resync; /* the last physical record read was damage */
-	/* logical record assembly */
-	uint8_t *rec;
-	size_t rec_len;
-	uint64_t rec_off; /* file offset where the record began */
-	/* current batch */
-	const uint8_t *bp, *bend;
-	uint64_t seq, next_seq;
-	int64_t prev_icount;
-	uint64_t prev_req;
-	/* results */
-	struct log_header h;
-	uint64_t damage, dropped, torn, unknown, lost_events;
-	log_damage_fn *on_damage;
-	void *opaque;
-	/* interned tables, indexed by id */
-	char **strings;
-	size_t n_strings, strings_bytes;
-	uint64_t *ident_cb, *ident_name;
-	size_t n_idents;
-};
-
-/* ---- source ---- */
-
-static ssize_t
-src_read(struct log_reader *r, uint64_t off, uint8_t *buf, size_t len)
-{
-	if (off >= r->size)
-		return 0;
-	if (len > r->size - off)
-		len = (size_t)(r->size - off);
-	if (r->mem) {
-		memcpy(buf, r->mem + off, len);
-		return (ssize_t)len;
-	}
-	size_t got = 0;
-
-	while (got < len) {
-		ssize_t n = pread(r->fd, buf + got, len - got, (off_t)(off + got));
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -1 : (ssize_t)got;
-		got += (size_t)n;
-	}
-	return (ssize_t)got;
-}
-
-static void
-report(struct log_reader *r, uint64_t off, uint64_t dropped, const char *reason)
-{
-	r->damage++;
-	r->dropped += dropped;
-	if (r->on_damage)
-		r->on_damage(r->opaque, off, dropped, reason);
-}
-
-/* Load the block after the current one; 0, or PHYS_EOF. */
-static int
-next_block(struct log_reader *r)
-{
-	uint64_t off = r->block_len ? r->block_off + r->block_len : r->block_off;
-	ssize_t n;
-
-	if (r->eof)
-		return PHYS_EOF;
-	if (r->block_len)
-		r->block_off = off;
-	n = src_read(r, off, r->block, LOG_BLOCK);
-	if (n <= 0) {
-		r->eof = 1;
-		r->block_len = r->pos = 0;
-		return PHYS_EOF;
-	}
-	r->block_len = (size_t)n;
-	r->pos = 0;
-	if (r->block_len < LOG_BLOCK)
-		r->eof = 1; /* this is the last block */
-	return 0;
-}
-
-/* Drop the rest of the current block as damage. */
-static void
-drop_block(struct log_reader *r, const char *reason)
-{
-	report(r, r->block_off + r->pos, r->block_len - r->pos, reason);
-	r->pos = r->block_len;
-}
-
-static int
-all_zero(const uint8_t *p, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (p[i])
-			return 0;
-	return 1;
-}
-
-/*
- * Next physical record: its type (>= 0) with payload, len and off set,
- * PHYS_EOF at the end, PHYS_AGAIN after damage (the caller drops any
- * record in assembly).
- */
-static int
-read_physical(struct log_reader *r, const uint8_t **payload, size_t *len, uint64_t *off)
-{
-	for (;;) {
-		size_t left = r->block_len - r->pos;
-
-		if (left < LOG_HEADER) {
-			if (r->block_len == LOG_BLOCK || r->block_len == 0) {
-				/* a trailer (or nothing loaded yet): next block */
-				if (next_block(r) < 0)
-					return PHYS_EOF;
-				continue;
-			}
-			r->torn += left; /* a header cut short by the end of file */
-			r->pos = r->block_len;
-			return PHYS_EOF;
-		}
-		const uint8_t *p = r->block + r->pos;
-		uint32_t sum;
-		uint16_t l;
-		uint8_t type = p[6];
-
-		memcpy(&sum, p, 4);
-		memcpy(&l, p + 4, 2);
-		if (type == LOG_ZERO && l == 0 && all_zero(p, left)) {
-			r->pos = r->block_len; /* zero fill to the end of the block */
-			continue;
-		}
-		if (LOG_HEADER + (size_t)l > left) {
-			/* runs past the end of the file: a torn tail, unless no
-			 * writer could have framed it (it would cross its block) */
-			if (r->eof && r->pos + LOG_HEADER + (size_t)l <= LOG_BLOCK) {
-				r->torn += left;
-				r->pos = r->block_len;
-				return PHYS_EOF;
-			}
-			drop_block(r, "record length runs past its block");
-			return PHYS_AGAIN;
-		}
-		if (XXH32(p + 6, 1 + (size_t)l, LOG_SEED) != sum) {
-			drop_block(r, "checksum mismatch");
-			return PHYS_AGAIN;
-		}
-		if (type < LOG_FULL || type > LOG_LAST) {
-			char why[64];
-
-			snprintf(why, sizeof(why), "unknown record type %u", type);
-			report(r, r->block_off + r->pos, LOG_HEADER + (size_t)l, why);
-			r->pos += LOG_HEADER + l;
-			return PHYS_AGAIN;
-		}
-		*off = r->block_off + r->pos;
-		*payload = p + LOG_HEADER;
-		*len = l;
-		r->pos += LOG_HEADER + l;
-		return type;
-	}
-}
-
-/*
- * Next logical record into r->rec: 1, or 0 at the end.  Fragments out of
- * sequence are reported and dropped.
- */
-static int
-read_logical(struct log_reader *r)
-{
-	int in_frag = 0;
-
-	for (;;) {
-		const uint8_t *p;
-		size_t len;
-		uint64_t off;
-		int t = read_physical(r, &p, &len, &off);
-
-		if (t != PHYS_AGAIN && t != LOG_MIDDLE && t != LOG_LAST)
-			r->resync = 0;
-
-		if (t == PHYS_EOF) {
-			if (in_frag)
-				r->torn += r->rec_len; /* the last record never finished */
-			return 0;
-		}
-		if (t == PHYS_AGAIN) {
-			r->resync = 1;
-			if (in_frag)
-				report(r, r->rec_off, r->rec_len, "fragmented record cut by damage");
-			in_frag = 0;
-			continue;
-		}
-		if ((t == LOG_FULL || t == LOG_FIRST) && in_frag) {
-			report(r, r->rec_off, r->rec_len, "fragmented record without its last part");
-			in_frag = 0;
-		}
-		if ((t == LOG_MIDDLE || t == LOG_LAST) && !in_frag) {
-			report(r, off, LOG_HEADER + len,
-			       r->resync ? "the rest of a record lost to the damage before"
-			       : t == LOG_MIDDLE ? "middle fragment without a first"
-						 : "last fragment without a first");
-			continue;
-		}
-		if (t == LOG_FULL || t == LOG_FIRST) {
-			r->rec_len = 0;
-			r->rec_off = off;
-		}
-		if (r->rec_len + len > RECORD_MAX) {
-			report(r, r->rec_off, r->rec_len + len, "record larger than 1 MiB");
-			in_frag = 0;
-			continue;
-		}
-		memcpy(r->rec + r->rec_len, p, len);
-		r->rec_len += len;
-		if (t == LOG_FULL || t == LOG_LAST)
-			return 1;
-		in_frag = 1;
-	}
-}
+#include "log_reader_int.h"
 
 /* ---- tables ---- */
 
@@ -402,7 +168,7 @@ static struct log_reader *
 open_common(struct log_reader *r, int *code, char *err, size_t errlen, const char *name)
 {
 	uint8_t first[LOG_HEADER + 1 + LOG_MAGIC_LEN + 2];
-	ssize_t n = src_read(r, 0, first, sizeof(first));
+	ssize_t n = frame_src_read(r, 0, first, sizeof(first));
 	uint16_t version;
 
 	r->rec = malloc(RECORD_MAX);
@@ -437,7 +203,7 @@ open_common(struct log_reader *r, int *code, char *err, size_t errlen, const cha
 		goto fail;
 	}
 	r->h.version = version;
-	if (!read_logical(r) || r->rec_off != 0 || r->rec_len < 1 + LOG_MAGIC_LEN + 2 ||
+	if (!frame_read_logical(r) || r->rec_off != 0 || r->rec_len < 1 + LOG_MAGIC_LEN + 2 ||
 	    r->rec[0] != LOG_REC_HEADER || parse_header(r) < 0) {
 		*code = LOG_E_HEADER;
 		snprintf(err, errlen, "%s: the log header is damaged", name);
@@ -626,11 +392,11 @@ log_reader_next(struct log_reader *r, struct log_event *ev)
 	for (;;) {
 		while (r->bp == NULL || r->bp >= r->bend) {
 			r->bp = r->bend = NULL;
-			if (!read_logical(r))
+			if (!frame_read_logical(r))
 				return 0;
 			if (r->rec_len > 0 && r->rec[0] == LOG_REC_BATCH) {
 				if (start_batch(r) < 0)
-					report(r, r->rec_off, r->rec_len, "malformed batch prefix");
+					frame_report(r, r->rec_off, r->rec_len, "malformed batch prefix");
 				continue;
 			}
 			char why[64];
@@ -642,7 +408,7 @@ log_reader_next(struct log_reader *r, struct log_event *ev)
 			else
 				snprintf(why, sizeof(why), "unknown logical record kind 0x%02x",
 					 r->rec[0]);
-			report(r, r->rec_off, r->rec_len, why);
+			frame_report(r, r->rec_off, r->rec_len, why);
 		}
 
 		const uint8_t *p = r->bp, *end = r->bend;
@@ -652,7 +418,7 @@ log_reader_next(struct log_reader *r, struct log_event *ev)
 		memset(ev, 0, sizeof(*ev));
 		if (log_get_varint(&p, end, &len) < 0 || len > (uint64_t)(end - p) ||
 		    (head & 0x80)) {
-			report(r, r->rec_off, (uint64_t)(r->bend - r->bp), "malformed event in batch");
+			frame_report(r, r->rec_off, (uint64_t)(r->bend - r->bp), "malformed event in batch");
 			r->bp = NULL;
 			continue;
 		}
@@ -667,7 +433,7 @@ log_reader_next(struct log_reader *r, struct log_event *ev)
 			ev->icount_how = LOG_IC_UNKNOWN;
 		} else {
 			if (log_get_varint(&p, body_end, &u) < 0) {
-				report(r, r->rec_off, len, "event without its icount");
+				frame_report(r, r->rec_off, len, "event without its icount");
 				continue;
 			}
 			ev->icount = r->prev_icount + log_unzigzag(u);
@@ -682,7 +448,7 @@ log_reader_next(struct log_reader *r, struct log_event *ev)
 			char why[64];
 
 			snprintf(why, sizeof(why), "truncated %s event", log_kind_name(ev->kind));
-			report(r, r->rec_off, len, why);
+			frame_report(r, r->rec_off, len, why);
 			continue;
 		}
 		return 1;
