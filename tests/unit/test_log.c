@@ -629,6 +629,18 @@ mt_main(void *arg)
 	return NULL;
 }
 
+/* Start MT_THREADS appenders on @w and wait for them all. */
+static void
+mt_run(struct log_writer *w, pthread_t *th, struct mt_appender *ap)
+{
+	for (unsigned i = 0; i < MT_THREADS; i++) {
+		ap[i] = (struct mt_appender){ w, i, MT_EVENTS, NULL, 0 };
+		pthread_create(&th[i], NULL, mt_main, &ap[i]);
+	}
+	for (int i = 0; i < MT_THREADS; i++)
+		pthread_join(th[i], NULL);
+}
+
 struct mt_check {
 	int n, bad, after_end, end_seen;
 	int next[MT_THREADS];
@@ -713,12 +725,7 @@ concurrent_flusher(const char *dir)
 
 	if (!ok(w != NULL, "appenders and flusher: writer opens (%s)", w ? "" : err))
 		return;
-	for (unsigned i = 0; i < MT_THREADS; i++) {
-		ap[i] = (struct mt_appender){ w, i, MT_EVENTS, NULL, 0 };
-		pthread_create(&th[i], NULL, mt_main, &ap[i]);
-	}
-	for (int i = 0; i < MT_THREADS; i++)
-		pthread_join(th[i], NULL);
+	mt_run(w, th, ap);
 	ok(log_writer_close(w, 0) == 0, "appenders and flusher: writer closes complete");
 
 	struct mt_check c = mt_read(path);
@@ -808,12 +815,7 @@ write_failure_while_appending(const char *dir)
 		setrlimit(RLIMIT_FSIZE, &old);
 		return;
 	}
-	for (unsigned i = 0; i < MT_THREADS; i++) {
-		ap[i] = (struct mt_appender){ w, i, MT_EVENTS, NULL, 0 };
-		pthread_create(&th[i], NULL, mt_main, &ap[i]);
-	}
-	for (int i = 0; i < MT_THREADS; i++)
-		pthread_join(th[i], NULL);
+	mt_run(w, th, ap);
 	uint64_t dropped = log_writer_dropped(w);
 
 	ok(log_writer_close(w, 0) < 0 && dropped > 0,
