@@ -460,7 +460,7 @@ log_reader_open(const char *path, int *code, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: out of memory", path);
 		return NULL;
 	}
-	r->fd = open(path, O_RDONLY | O_CLOEXEC);
+	r->fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO must not block */
 	if (r->fd < 0 || fstat(r->fd, &st) < 0) {
 		*code = LOG_E_IO;
 		snprintf(err, errlen, "cannot open log '%s': %s", path, strerror(errno));
