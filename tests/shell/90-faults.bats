@@ -7,8 +7,8 @@
 # line on stderr), never from a sleep; what is asserted holds whatever the
 # host's timing.
 #
-# BHRR_FAULT_TAMPERS (default 1000) sets how many tampered logs are
-# replayed, BHRR_FAULT_SEED (default 1) which ones.
+# BHRR_FAULT_TAMPERS (default 200, about 2.5 min; 1,000 took 745 s) sets
+# how many tampered logs are replayed, BHRR_FAULT_SEED (default 1) which.
 
 load helper
 
@@ -25,6 +25,13 @@ teardown() {
 	if [ -n "${FULL_MNT:-}" ] && mountpoint -q "$FULL_MNT"; then
 		umount "$FULL_MNT"
 	fi
+}
+
+# note MESSAGE: a line in the TAP output whether the test passes or not
+# (counts and outcomes the report needs; bats shows other output only on
+# failure)
+note() {
+	echo "# $*" >&3
 }
 
 # completions LOG: the io_complete events LOG holds now.
@@ -114,6 +121,7 @@ kill_and_replay() {
 	wait "$pid" || true
 	line=$(grep 'recorded control ended' "$T/rep.err")
 	echo "QEMU $v, kill $k at >= $want completions ($n in the log): ${line#bhrr: replay: }"
+	note "QEMU $v, SIGKILL $k at >= $want completions ($n in the log): ${line#bhrr: replay: }"
 	[ "$(grep -c 'recorded control ended' "$T/rep.err")" -eq 1 ]
 	grep -Eq 'after ([1-9][0-9]*) of \1 recorded events \(end of the log;' <<<"$line"
 	refute_in "$T/rep.err" divergence
@@ -170,6 +178,7 @@ disk_full() {
 	[[ "$output" == *"incomplete (no end event"* ]]
 	last=$("$BHRR" dump --json "$FULL_MNT/run.bhlog" | tail -n 1 | jq .seq)
 	echo "nothing from event #$k on; the log ends at event #$last"
+	note "QEMU $v, disk full: status $st, nothing from event #$k on, the log ends at event #$last"
 	[ "$k" -gt 0 ]
 	[ "$last" -eq $((k - 1)) ]
 	umount "$FULL_MNT"
@@ -196,6 +205,7 @@ refused() {
 	"$@" timeout 30 "$BHRR" replay "$log" -o "$T/rep.bhlog" -- "$QEMU_BIN" "${GUEST_ARGV[@]}" \
 		>"$T/rep.out" 2>"$T/rep.err" || st=$?
 	echo "$log: status $st: $(cat "$T/rep.err")"
+	note "refused: status $st: $(grep -v 'warning: the QEMU command line differs' "$T/rep.err" | head -n 1)"
 	[ "$st" -eq "$want" ]
 	grep -qF -- "$msg" "$T/rep.err"
 	[ ! -e "$T/rep.bhlog" ]
@@ -294,6 +304,7 @@ record_short() {
 			>"$T/rep.out" 2>"$T/rep.err" || st=$?
 		part=$(sed -n 's/.*after \([0-9]*\) of \1 recorded events (end of the log;.*/\1/p' "$T/rep.err")
 		echo "cut at $(((frac - 1) * 100 / frac))%: status $st, recorded control ended after ${part:-?} of $full actions"
+		note "cut at $(((frac - 1) * 100 / frac))%: status $st, recorded control ended after ${part:-?} of ${part:-?} (the whole log: $full)"
 		[ "$st" -eq "$GUEST_PASS" ]
 		[ -n "$part" ] && [ "$part" -gt 0 ] && [ "$part" -lt "$full" ]
 		refute_in "$T/rep.err" divergence
@@ -323,9 +334,11 @@ record_short() {
 		if [ "$st" -eq "$GUEST_PASS" ] && cmp -s "$T/rec.out" "$T/rep.out" && ! grep -q divergence "$T/rep.err"; then
 			identical=$((identical + 1))
 			echo "replay $i: identical output, $ms ms"
+			note "ioeventfd=on replay $i: identical output, $ms ms"
 		elif [ "$st" -eq 4 ] && grep -q 'divergence at recorded event #' "$T/rep.err"; then
 			diverged=$((diverged + 1))
 			echo "replay $i: $(grep -o 'divergence at recorded event #.*' "$T/rep.err"), $ms ms"
+			note "ioeventfd=on replay $i: $(grep -o 'divergence at recorded event #.*' "$T/rep.err"), $ms ms"
 		else
 			echo "replay $i: status $st, output differs, no divergence named:"
 			cat "$T/rep.err"
@@ -333,6 +346,7 @@ record_short() {
 		fi
 	done
 	echo "ioeventfd=on: $identical identical, $diverged named divergences"
+	note "ioeventfd=on: $identical identical, $diverged named divergences"
 	[ $((identical + diverged)) -eq 5 ]
 }
 
@@ -371,6 +385,7 @@ signal_replay() {
 	EXIT_MS=$((($(date +%s%N) - t0) / 1000000))
 	[ "$what" != quit ] || exec 5>&-
 	echo "QEMU $v, $what when $point: exited after $EXIT_MS ms; $(grep -h 'recorded control ended\|were held' "$T/rep.err" | sed 's/^bhrr: replay: //' | tr '\n' ' ')"
+	note "QEMU $v, $what when $point: exited after $EXIT_MS ms; $(grep -h 'recorded control ended\|were held' "$T/rep.err" | sed 's/^bhrr: replay: //' | tr '\n' ' ')"
 	[ "$EXIT_MS" -lt 3000 ]
 	[ "$(grep -c 'recorded control ended' "$T/rep.err")" -eq 1 ]
 	grep -Eq 'running free, nothing held$|[0-9]+ BHs and [0-9]+ completions were held for later events' "$T/rep.err"
@@ -444,9 +459,18 @@ tamper_one() {
 		detail=$(grep -o 'divergence at recorded event #.*' "$dir/rep.err" | head -n 1 | sed 's/ at icount [0-9-]*//; s/[0-9][0-9]*/N/g')
 	elif { [ "$st" -eq 1 ] || [ "$st" -eq 2 ]; } && grep -q '^bhrr: replay: ' "$dir/rep.err" && [ ! -e "$dir/rep.bhlog" ]; then
 		out=refused
-		detail=$(head -n 1 "$dir/rep.err")
+		detail=$(grep -v 'warning: the QEMU command line differs' "$dir/rep.err" | head -n 1)
 	elif [ "$st" -eq "$REC_STATUS" ] && cmp -s "$T/rec.out" "$dir/rep.out" && ! grep -q divergence "$dir/rep.err"; then
 		out=identical
+	elif ! grep -q divergence "$dir/rep.err" &&
+		grep -Eq 'after ([0-9]+) of \1 recorded events \(end of the log;' "$dir/rep.err" &&
+		"$BHRR" diff "$dir/bad.bhlog" "$dir/rep.bhlog" >"$dir/diff.out" 2>&1; then
+		# a tampering that left a consistent log (a completion a few
+		# instructions earlier, still after the one before it): the guest
+		# saw it there, as the altered log says; the replay's own log has
+		# the very same actions
+		out=followed
+		detail="status $st"
 	else
 		out=other
 		detail="status $st: $(tr '\n' ' ' <"$dir/rep.err")"
@@ -455,8 +479,8 @@ tamper_one() {
 	echo "$i $seq $field $delta $out $detail" >>"$T/outcomes"
 }
 
-@test "seeded tamperings of a recorded log (BHRR_FAULT_TAMPERS, default 1000) each end in a named divergence, a precise refusal or identical output, never a crash or a hang" {
-	local count=${BHRR_FAULT_TAMPERS:-1000} i seq field delta t0 n_actions n_events
+@test "seeded tamperings of a recorded log (BHRR_FAULT_TAMPERS, default 200) each end in a named divergence, a precise refusal, identical output or the altered log followed exactly, never a crash or a hang" {
+	local count=${BHRR_FAULT_TAMPERS:-200} i seq field delta t0 n_actions n_events
 	local -a actions
 	RNG=${BHRR_FAULT_SEED:-1}
 	record_short 7.2 ide-pio 8
@@ -494,13 +518,18 @@ tamper_one() {
 		[ $((i % 2)) -eq 0 ] || wait
 	done
 	wait
-	echo "$count replays in $(($(date +%s) - t0)) s"
+	{
+		echo "$count replays in $(($(date +%s) - t0)) s (seed ${BHRR_FAULT_SEED:-1}):"
+		awk '{ print $5 }' "$T/outcomes" | sort | uniq -c
+		echo "divergences, by what was named:"
+		awk '$5 == "divergence" { $1 = $2 = $3 = $4 = $5 = ""; print }' "$T/outcomes" | sort | uniq -c | sort -rn | head -n 12
+		echo "refusals:"
+		awk '$5 == "refused" { $1 = $2 = $3 = $4 = $5 = ""; print }' "$T/outcomes" | sed 's/[0-9][0-9]*/N/g' | sort | uniq -c
+	} >"$T/summary"
+	cat "$T/summary"
+	sed 's/^/# /' "$T/summary" >&3
 	[ "$(wc -l <"$T/outcomes")" -eq "$count" ]
-	awk '{ print $5 }' "$T/outcomes" | sort | uniq -c
-	echo "divergences, by what was named:"
-	awk '$5 == "divergence" { $1 = $2 = $3 = $4 = $5 = ""; print }' "$T/outcomes" | sort | uniq -c | sort -rn | head -n 12
-	awk '$5 == "refused" { $1 = $2 = $3 = $4 = $5 = ""; print }' "$T/outcomes" | sort | uniq -c
-	# every replay ended in one of the three accepted ways
-	awk '$5 != "divergence" && $5 != "refused" && $5 != "identical"' "$T/outcomes" >"$T/bad"
+	# every replay ended in one of the accepted ways
+	awk '$5 != "divergence" && $5 != "refused" && $5 != "identical" && $5 != "followed"' "$T/outcomes" >"$T/bad"
 	refute_in "$T/bad" .
 }
