@@ -187,6 +187,17 @@ open_common(struct log_reader *r, int *code, char *err, size_t errlen, const cha
 		snprintf(err, errlen, "%s: empty file, not a bhrr log", name);
 		goto fail;
 	}
+	/* the start of a header, then the end of the file: a log cut short */
+	if ((size_t)n < sizeof(first) && (size_t)n > LOG_HEADER &&
+	    (first[6] == LOG_FULL || first[6] == LOG_FIRST) && first[LOG_HEADER] == LOG_REC_HEADER &&
+	    memcmp(first + LOG_HEADER + 1, LOG_MAGIC,
+		   (size_t)n - LOG_HEADER - 1 < LOG_MAGIC_LEN ? (size_t)n - LOG_HEADER - 1
+							      : LOG_MAGIC_LEN) == 0) {
+		*code = LOG_E_HEADER;
+		snprintf(err, errlen, "%s: the log header is cut short (the file ends at byte %zd)",
+			 name, n);
+		goto fail;
+	}
 	if ((size_t)n < sizeof(first) || (first[6] != LOG_FULL && first[6] != LOG_FIRST) ||
 	    first[LOG_HEADER] != LOG_REC_HEADER ||
 	    memcmp(first + LOG_HEADER + 1, LOG_MAGIC, LOG_MAGIC_LEN) != 0) {
@@ -206,7 +217,11 @@ open_common(struct log_reader *r, int *code, char *err, size_t errlen, const cha
 	if (!frame_read_logical(r) || r->rec_off != 0 || r->rec_len < 1 + LOG_MAGIC_LEN + 2 ||
 	    r->rec[0] != LOG_REC_HEADER || parse_header(r) < 0) {
 		*code = LOG_E_HEADER;
-		snprintf(err, errlen, "%s: the log header is damaged", name);
+		if (r->torn)
+			snprintf(err, errlen, "%s: the log header is cut short (the file ends at "
+				 "byte %llu)", name, (unsigned long long)r->size);
+		else
+			snprintf(err, errlen, "%s: the log header is damaged", name);
 		goto fail;
 	}
 	r->damage = r->dropped = 0; /* the header was read whole */
@@ -228,7 +243,7 @@ log_reader_open(const char *path, int *code, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: out of memory", path);
 		return NULL;
 	}
-	r->fd = open(path, O_RDONLY | O_CLOEXEC);
+	r->fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO must not block */
 	if (r->fd < 0 || fstat(r->fd, &st) < 0) {
 		*code = LOG_E_IO;
 		snprintf(err, errlen, "cannot open log '%s': %s", path, strerror(errno));

@@ -37,6 +37,7 @@ struct batch {
 	size_t len;
 	int64_t prev_icount;
 	uint64_t prev_req;
+	uint64_t first_seq; /* of the batch's first event */
 };
 
 struct log_writer {
@@ -50,6 +51,7 @@ struct log_writer {
 	int failed;
 	int sealed; /* no more appends (log_writer_seal) */
 	int finished, finish_rc; /* finish() ran, and its result */
+	uint64_t unwritten; /* fmu: the first event a failing write would lose */
 	char path[256];
 	struct batch cur, spare;
 	uint8_t *frame;
@@ -124,9 +126,9 @@ write_failed(struct log_writer *w, int err)
 	w->failed = 1;
 	pthread_mutex_unlock(&w->mu);
 	n = snprintf(msg, sizeof(msg),
-		     "bhrr: error: cannot write log '%s': %s; the log stays incomplete, "
-		     "the recorded process runs on\n",
-		     w->path, strerror(err));
+		     "bhrr: error: cannot write log '%s': %s; nothing from event #%llu on was "
+		     "written: the log stays incomplete, the recorded process runs on\n",
+		     w->path, strerror(err), (unsigned long long)w->unwritten);
 	if (n > 0 && write(2, msg, (size_t)n) < 0)
 		return;
 }
@@ -167,6 +169,7 @@ log_writer_flush(struct log_writer *w)
 		if (!w->failed) {
 			size_t n = frame_record(w, w->spare.buf, w->spare.len);
 
+			w->unwritten = w->spare.first_seq;
 			rc = write_all(w, w->frame, n);
 		}
 		w->spare.len = 0;
@@ -193,6 +196,7 @@ encode_event(struct log_writer *w, const struct log_event *ev, uint64_t seq)
 	if (b->len == 0) {
 		b->buf[b->len++] = LOG_REC_BATCH;
 		b->len += log_put_varint(b->buf + b->len, seq);
+		b->first_seq = seq;
 		b->prev_icount = ev->icount_how == LOG_IC_UNKNOWN ? 0 : ev->icount;
 		b->len += log_put_varint(b->buf + b->len, (uint64_t)b->prev_icount);
 		b->prev_req = 0;
@@ -466,6 +470,7 @@ finish(struct log_writer *w, int64_t end_icount)
 	append(w, &end, 1); /* counts and seals under mu: the end stays last */
 	rc = log_writer_flush(w);
 	pthread_mutex_lock(&w->fmu);
+	w->unwritten = end.events + 1; /* all written; fsync may yet fail */
 	if (!w->failed && fsync(w->fd) < 0 && errno != EINVAL)
 		write_failed(w, errno);
 	rc = (close(w->fd) < 0 || w->failed) ? -1 : rc;

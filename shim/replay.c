@@ -95,8 +95,25 @@ replay_load(const char *path, char *why, size_t len)
 			keys_add(keys, &ev);
 			continue;
 		}
+		if (ev.kind == LOG_EV_END && !replay.ordering && ev.icount_how != LOG_IC_UNKNOWN &&
+		    replay.n && replay.v[replay.n - 1].a.icount > ev.icount) {
+			snprintf(why, len, "%s: recorded event #%llu is at icount %lld, past the end of "
+				 "the run at icount %lld (an altered log?)", path,
+				 (unsigned long long)replay.v[replay.n - 1].a.seq,
+				 (long long)replay.v[replay.n - 1].a.icount, (long long)ev.icount);
+			goto refuse;
+		}
 		if (!log_action_of(r, &ev, !replay.ordering, &ra.a))
 			continue;
+		/* exact icounts never go back: a log altered so would make replay wait for hours */
+		if (!replay.ordering && replay.n && ra.a.icount < replay.v[replay.n - 1].a.icount) {
+			snprintf(why, len, "%s: recorded event #%llu is at icount %lld, before event "
+				 "#%llu at icount %lld, but exact icounts never go back (an altered log?)",
+				 path, (unsigned long long)ra.a.seq, (long long)ra.a.icount,
+				 (unsigned long long)replay.v[replay.n - 1].a.seq,
+				 (long long)replay.v[replay.n - 1].a.icount);
+			goto refuse;
+		}
 		if (ra.a.kind == LOG_ACT_RUN)
 			snprintf(ra.name, sizeof(ra.name), "%s", ra.a.name);
 		else if (ra.a.kind == LOG_ACT_COMPLETE)
@@ -104,10 +121,7 @@ replay_load(const char *path, char *why, size_t len)
 		ra.a.name = NULL; /* the reader's memory goes away */
 		if (GROW(replay.v, replay.n, cap) < 0) {
 			snprintf(why, len, "out of memory reading %s", path);
-			log_reader_close(r);
-			free(keys->v);
-			free(keys);
-			return -1;
+			goto refuse;
 		}
 		replay.v[replay.n++] = ra;
 	}
@@ -117,6 +131,11 @@ replay_load(const char *path, char *why, size_t len)
 	free(keys->v);
 	free(keys);
 	return 0;
+refuse:
+	log_reader_close(r);
+	free(keys->v);
+	free(keys);
+	return -1;
 }
 
 /*

@@ -18,6 +18,7 @@
 
 #include "cmd.h"
 #include "log.h"
+#include "log_action.h"
 #include "open_log.h"
 #include "run_command.h"
 #include "symbols.h"
@@ -241,6 +242,46 @@ replay_qargv(const char *log, const struct log_header *h, char **given, int n)
 }
 
 /*
+ * An exact-mode log's actions never go back in icount, nor past the run's
+ * end: in a log altered there, replay would wait for the guest to reach an
+ * icount it reaches only after hours, never naming a divergence.  0, or -1
+ * after saying which event is out of place.
+ */
+static int
+check_action_icounts(struct log_reader *r, const char *log)
+{
+	struct log_event ev;
+	struct log_action a, prev = { 0 };
+	int have = 0;
+
+	if (!log_header_exact(log_reader_header(r)))
+		return 0;
+	while (log_reader_next(r, &ev) == 1) {
+		if (ev.kind == LOG_EV_END && ev.icount_how != LOG_IC_UNKNOWN && have &&
+		    prev.icount > ev.icount) {
+			fprintf(stderr, "bhrr: replay: %s: recorded event #%llu is at icount %lld, past "
+					"the end of the run at icount %lld; refusing (an altered log?)\n",
+				log, (unsigned long long)prev.seq, (long long)prev.icount,
+				(long long)ev.icount);
+			return -1;
+		}
+		if (!log_action_of(r, &ev, 1, &a))
+			continue;
+		if (have && a.icount < prev.icount) {
+			fprintf(stderr, "bhrr: replay: %s: recorded event #%llu is at icount %lld, before "
+					"event #%llu at icount %lld, but exact icounts never go back; "
+					"refusing (an altered log?)\n",
+				log, (unsigned long long)a.seq, (long long)a.icount,
+				(unsigned long long)prev.seq, (long long)prev.icount);
+			return -1;
+		}
+		prev = a;
+		have = 1;
+	}
+	return 0;
+}
+
+/*
  * bhrr replay LOG [-o OUT] [--force] [--on-diverge=stop|continue] [-- QEMU ARGS...]:
  * exact or ordering replay (doc/record.md).  Without QEMU arguments, the
  * recorded argv.  QEMU's status, or EXIT_DIVERGED if the run diverged.
@@ -281,6 +322,10 @@ cmd_replay(int argc, char **argv)
 				"refusing (--force tries anyway)\n", log, h->build_id, h->qemu_version, exe, id);
 		log_reader_close(r);
 		return EXIT_USAGE;
+	}
+	if (check_action_icounts(r, log) < 0) {
+		log_reader_close(r);
+		return 1;
 	}
 	log_reader_close(r);
 	if (out == NULL) {

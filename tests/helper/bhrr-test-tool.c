@@ -19,6 +19,8 @@
  *   tamper IN OUT SEQ FIELD DELTA rewrite IN to OUT through the reader and
  *                                 writer, adding DELTA to FIELD (icount,
  *                                 req or ident) of event SEQ
+ *   build-id IN OUT ID            rewrite IN to OUT with the header's QEMU
+ *                                 build-id set to ID (a foreign build's log)
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -307,6 +309,39 @@ cmd_tamper(int argc, char **argv)
 	return 0;
 }
 
+/* build-id IN OUT ID: the same events under a header naming another build */
+static int
+cmd_build_id(int argc, char **argv)
+{
+	char err[512];
+	int code;
+	struct log_event ev;
+	int64_t end_icount = 0;
+
+	if (argc != 4)
+		fail("usage: build-id IN OUT ID");
+	struct log_reader *r = log_reader_open(argv[1], &code, err, sizeof(err));
+
+	if (r == NULL)
+		fail(err);
+	struct log_header h = *log_reader_header(r);
+
+	snprintf(h.build_id, sizeof(h.build_id), "%s", argv[3]);
+	struct log_writer *w = log_writer_open(argv[2], &h, 0, err, sizeof(err));
+
+	if (w == NULL)
+		fail(err);
+	while (log_reader_next(r, &ev) == 1) {
+		if (ev.kind == LOG_EV_END) {
+			end_icount = ev.icount;
+			continue;
+		}
+		log_writer_append(w, &ev);
+	}
+	log_reader_close(r);
+	return log_writer_close(w, end_icount) < 0 ? 1 : 0;
+}
+
 static void
 write_file(const char *path, const unsigned char *buf, size_t len)
 {
@@ -336,6 +371,8 @@ main(int argc, char **argv)
 		return cmd_unknown_kind(argc, argv);
 	if (strcmp(cmd, "tamper") == 0)
 		return cmd_tamper(argc, argv);
+	if (strcmp(cmd, "build-id") == 0)
+		return cmd_build_id(argc, argv);
 	if (strcmp(cmd, "truncate") == 0 && argc == 3)
 		return truncate(argv[1], atol(argv[2])) == 0 ? 0 : 1;
 	if (strcmp(cmd, "size") == 0 && argc == 2) {

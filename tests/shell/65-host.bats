@@ -28,7 +28,7 @@ record_ide() {
 	[[ "$output" == *"'$LOG' is a symbolic link; refusing to write a log through it"* ]]
 	[ "$(cat "$BATS_TEST_TMPDIR/target")" = precious ]
 	# nothing ran: no guest output
-	! grep -q '^digest=' <<<"$output"
+	! grep -q '^digest=' <<<"$output" || false
 }
 
 @test "the shim preloaded by hand refuses a planted symbolic link, and QEMU runs on" {
@@ -99,11 +99,11 @@ paused_qemu() {
 	echo "QEMU's own mappings:"; cat "$BATS_TEST_TMPDIR/exe"
 	# the patched text is executable and not writable again
 	grep -q '^r-x' "$BATS_TEST_TMPDIR/exe"
-	! grep -q '^.wx' "$BATS_TEST_TMPDIR/exe"
+	! grep -q '^.wx' "$BATS_TEST_TMPDIR/exe" || false
 	# what stays writable and executable is QEMU's own TCG buffer (anonymous,
 	# 1 GiB here): never a file, and never a page the size the hook engine
 	# allocates its trampolines in (4 KiB, near QEMU's text)
-	! grep -v ' anon$' "$BATS_TEST_TMPDIR/bhrr"
+	! grep -v ' anon$' "$BATS_TEST_TMPDIR/bhrr" || false
 	while read -r size _; do
 		[ "$size" -ge $((1024 * 1024)) ]
 	done <"$BATS_TEST_TMPDIR/bhrr"

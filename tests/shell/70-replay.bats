@@ -49,8 +49,8 @@ assert_replays() {
 			echo "QEMU $v $config replay $i: status $REP_STATUS (recorded ${REC_STATUS:-0})"
 			[ "$REP_STATUS" -eq "${REC_STATUS:-0}" ]
 			# no divergence; where recorded control ended, it was after every event
-			! grep -q divergence <<<"$output"
-			! grep 'recorded control ended' <<<"$output" | grep -qv 'after \([0-9]*\) of \1 recorded'
+			! grep -q divergence <<<"$output" || false
+			! grep 'recorded control ended' <<<"$output" | grep -qv 'after \([0-9]*\) of \1 recorded' || false
 		done
 		echo "QEMU $v $config: $n replays identical"
 	done
@@ -109,7 +109,7 @@ delayed_replays() {
 			grep -h 'divergence' "$BATS_TEST_TMPDIR/rep.err" || true
 			cmp -s "$BATS_TEST_TMPDIR/rec.out" "$BATS_TEST_TMPDIR/rep.out"
 			[ "$REP_STATUS" -eq "${REC_STATUS:-0}" ]
-			! grep -q divergence <<<"$output"
+			! grep -q divergence <<<"$output" || false
 			# one park per completion at least: every command completes once
 			want=64
 			[ "$config" != flaky ] || want=32
@@ -161,7 +161,7 @@ ordering() {
 		echo "QEMU $1 ordering replay $i (status $st): $got"
 		[ "$st" -eq "$GUEST_PASS" ]
 		[ "$got" = "$want" ]
-		! grep -q divergence "$BATS_TEST_TMPDIR/rep.err"
+		! grep -q divergence "$BATS_TEST_TMPDIR/rep.err" || false
 	done
 }
 
@@ -221,7 +221,7 @@ tampered() {
 	"$BHRR" dump --json "$BATS_TEST_TMPDIR/rep.bhlog" | jq -s -e "map(select(.kind==\"diverge\" and .index==$seq)) | length == 1"
 	if [ "$2" = stop ]; then
 		[[ "$output" == *"stopping QEMU (BHRR_ON_DIVERGE=stop"* ]]
-		! grep -q '^digest=' "$BATS_TEST_TMPDIR/rep.out"
+		! grep -q '^digest=' "$BATS_TEST_TMPDIR/rep.out" || false
 	else
 		[[ "$output" == *"(divergence; "*"running free"* ]]
 		grep -q '^digest=' "$BATS_TEST_TMPDIR/rep.out"
