@@ -360,7 +360,12 @@ page_open(uintptr_t page, int prot)
 	return 1;
 }
 
-int
+/*
+ * Not instrumented under TSan: its shadow of text is read-only, so a
+ * checked store to the patched page faults (the engine runs before any
+ * other thread, and the byte loop races with nothing).
+ */
+__attribute__((no_sanitize_thread)) int
 hook_text_write(uintptr_t at, const uint8_t *bytes, size_t len)
 {
 	uintptr_t first = at & ~(uintptr_t)(HOOK_PAGE - 1);

@@ -57,7 +57,9 @@ die_status(int status, const char *fmt, ...)
 
 /*
  * The shim to preload: $BHRR_SHIM, else the one beside this binary's build
- * tree when run from it, else the installed one.
+ * tree when run from it, else the installed one.  $BHRR_SHIM may be a list
+ * in LD_PRELOAD's syntax, preloaded in its order, for a shim that needs a
+ * library before it (libasan.so, then libbhrr-asan.so); each must exist.
  */
 static const char *
 find_shim(void)
@@ -68,8 +70,17 @@ find_shim(void)
 	ssize_t n;
 
 	if (env != NULL && env[0] != 0) {
-		if (access(env, R_OK) != 0)
-			die("BHRR_SHIM='%s': %s", env, strerror(errno));
+		for (const char *p = env; *p != 0;) {
+			size_t len = strcspn(p, ": ");
+
+			if (len >= sizeof(path))
+				die("BHRR_SHIM='%s': %s", env, strerror(ENAMETOOLONG));
+			memcpy(path, p, len);
+			path[len] = 0;
+			if (len > 0 && access(path, R_OK) != 0)
+				die("BHRR_SHIM='%s': %s: %s", env, path, strerror(errno));
+			p += len + (p[len] != 0);
+		}
 		return env;
 	}
 	n = readlink("/proc/self/exe", self, sizeof(self) - 1);

@@ -378,6 +378,7 @@ main(int argc, char **argv)
 	if (strcmp(cmd, "size") == 0 && argc == 2) {
 		read_file(argv[1], &a, &la);
 		printf("%zu\n", la);
+		free(a);
 		return 0;
 	}
 	if ((strcmp(cmd, "setbyte") == 0 && argc == 4) || (strcmp(cmd, "flip") == 0 && argc == 3)) {
@@ -388,6 +389,7 @@ main(int argc, char **argv)
 			fail("offset beyond the end of the file");
 		a[off] = cmd[0] == 'f' ? (unsigned char)~a[off] : (unsigned char)strtoul(argv[3], NULL, 0);
 		write_file(argv[1], a, la);
+		free(a);
 		return 0;
 	}
 	if (strcmp(cmd, "splice") == 0 && argc == 5) {
@@ -399,6 +401,8 @@ main(int argc, char **argv)
 			fail("offset beyond the end of a file");
 		memcpy(b, a, off);
 		write_file(argv[4], b, lb);
+		free(a);
+		free(b);
 		return 0;
 	}
 	fail("unknown command or wrong arguments");

@@ -6,8 +6,33 @@
 : "${BHRR_SRCDIR:=$BHRR_BUILDDIR}"
 
 BHRR="$BHRR_BUILDDIR/tools/bhrr"
-SHIM="$BHRR_BUILDDIR/.libs/libbhrr.so"
+# The shim the suites preload by hand: $BHRR_SHIM, which the bhrr command
+# honours too (a list in LD_PRELOAD's syntax: make check-shim-asan gives
+# ASan's runtime, then libbhrr-asan.so), else the build's libbhrr.so.
+SHIM="${BHRR_SHIM:-$BHRR_BUILDDIR/.libs/libbhrr.so}"
 GUEST_DIR="$BHRR_BUILDDIR/tests/guest"
+
+# BHRR_SAN_LOGS (make check-shim-asan): each test's ASan and UBSan reports go
+# to BHRR_SAN_LOGS/SUITE-N/{asan,ubsan}.PID (GCC's UBSan runtime is its own,
+# linked into libbhrr-asan.so, and reads only UBSAN_OPTIONS; two names, as
+# each truncates its file), and the test fails in teardown if one was written
+# (san-reports.sh: QEMU's coroutine warnings are not reports).
+# Leak detection is off: QEMU is not instrumented and does not free at exit.
+# An error ends the process at once with status 86 (not an abort: no core,
+# and a status no guest nor bhrr gives).  A suite that defines its own
+# teardown must call san_reports_none from it.
+san_reports_none() {
+	sh "$BHRR_SRCDIR/tests/shell/san-reports.sh" "$SAN_LOG_DIR"
+}
+if [ -n "${BHRR_SAN_LOGS:-}" ] && [ -n "${BATS_TEST_NUMBER:-}" ]; then
+	SAN_LOG_DIR="$BHRR_SAN_LOGS/$(basename "$BATS_TEST_FILENAME" .bats)-$BATS_TEST_NUMBER"
+	mkdir -p "$SAN_LOG_DIR"
+	export ASAN_OPTIONS="detect_leaks=0:abort_on_error=0:halt_on_error=1:exitcode=86${ASAN_OPTIONS:+:$ASAN_OPTIONS}:log_path=$SAN_LOG_DIR/asan"
+	export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:exitcode=86${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}:log_path=$SAN_LOG_DIR/ubsan"
+	teardown() {
+		san_reports_none
+	}
+fi
 
 # use_qemu VERSION: set QEMU_BIN and QEMU_FW for "7.2" (the system QEMU)
 # or "10.0" (unpacked by scripts/fetch-qemu.sh into the build tree).
