@@ -260,26 +260,28 @@ read_file(const char *path, unsigned char **buf, size_t *len)
 	fclose(f);
 }
 
-/* tamper IN OUT SEQ FIELD DELTA */
+/*
+ * Rewrite log @in to @out through the reader and writer: under build-id
+ * @build_id (NULL: the same), adding @delta to @field of event @seq (@field
+ * NULL: none).  Whether event @seq was seen.
+ */
 static int
-cmd_tamper(int argc, char **argv)
+rewrite_log(const char *in, const char *out, const char *build_id, uint64_t seq,
+	    const char *field, int64_t delta)
 {
 	char err[512];
 	int code, found = 0;
 	struct log_event ev;
 	int64_t end_icount = 0;
-
-	if (argc != 6)
-		fail("usage: tamper IN OUT SEQ icount|req|ident DELTA");
-	uint64_t seq = strtoull(argv[3], NULL, 0);
-	const char *field = argv[4];
-	int64_t delta = strtoll(argv[5], NULL, 0);
-	struct log_reader *r = log_reader_open(argv[1], &code, err, sizeof(err));
+	struct log_reader *r = log_reader_open(in, &code, err, sizeof(err));
 
 	if (r == NULL)
 		fail(err);
 	struct log_header h = *log_reader_header(r);
-	struct log_writer *w = log_writer_open(argv[2], &h, 0, err, sizeof(err));
+
+	if (build_id)
+		snprintf(h.build_id, sizeof(h.build_id), "%s", build_id);
+	struct log_writer *w = log_writer_open(out, &h, 0, err, sizeof(err));
 
 	if (w == NULL)
 		fail(err);
@@ -288,7 +290,7 @@ cmd_tamper(int argc, char **argv)
 			end_icount = ev.icount;
 			continue;
 		}
-		if (ev.seq == seq) {
+		if (field && ev.seq == seq) {
 			found = 1;
 			if (strcmp(field, "icount") == 0)
 				ev.icount += delta;
@@ -303,8 +305,18 @@ cmd_tamper(int argc, char **argv)
 	}
 	log_reader_close(r);
 	if (log_writer_close(w, end_icount) < 0)
-		fail("cannot write the tampered log");
-	if (!found)
+		fail("cannot write the rewritten log");
+	return found;
+}
+
+/* tamper IN OUT SEQ FIELD DELTA */
+static int
+cmd_tamper(int argc, char **argv)
+{
+	if (argc != 6)
+		fail("usage: tamper IN OUT SEQ icount|req|ident DELTA");
+	if (!rewrite_log(argv[1], argv[2], NULL, strtoull(argv[3], NULL, 0), argv[4],
+			 strtoll(argv[5], NULL, 0)))
 		fail("no event with that sequence number");
 	return 0;
 }
@@ -313,33 +325,10 @@ cmd_tamper(int argc, char **argv)
 static int
 cmd_build_id(int argc, char **argv)
 {
-	char err[512];
-	int code;
-	struct log_event ev;
-	int64_t end_icount = 0;
-
 	if (argc != 4)
 		fail("usage: build-id IN OUT ID");
-	struct log_reader *r = log_reader_open(argv[1], &code, err, sizeof(err));
-
-	if (r == NULL)
-		fail(err);
-	struct log_header h = *log_reader_header(r);
-
-	snprintf(h.build_id, sizeof(h.build_id), "%s", argv[3]);
-	struct log_writer *w = log_writer_open(argv[2], &h, 0, err, sizeof(err));
-
-	if (w == NULL)
-		fail(err);
-	while (log_reader_next(r, &ev) == 1) {
-		if (ev.kind == LOG_EV_END) {
-			end_icount = ev.icount;
-			continue;
-		}
-		log_writer_append(w, &ev);
-	}
-	log_reader_close(r);
-	return log_writer_close(w, end_icount) < 0 ? 1 : 0;
+	rewrite_log(argv[1], argv[2], argv[3], 0, NULL, 0);
+	return 0;
 }
 
 static void
