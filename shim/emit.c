@@ -126,15 +126,6 @@ ident_locked(const void *cb, const char *name)
 	return id;
 }
 
-uint64_t
-emit_ident(const void *cb, const char *name)
-{
-	pthread_mutex_lock(&ids_mu);
-	uint64_t id = ident_locked(cb, name);
-
-	pthread_mutex_unlock(&ids_mu);
-	return id;
-}
 
 void
 emit_identify(const void *cb, const char *name, const void *bh, uint64_t *ident,

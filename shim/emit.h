@@ -26,11 +26,10 @@ struct log_writer *emit_writer(void);
  */
 void emit_want_content_keys(int on);
 
-/* The ident of callback @cb named @name, logging its definition when new; any thread. */
-uint64_t emit_ident(const void *cb, const char *name);
 /*
- * The ident of callback @cb (as emit_ident) and the creation ordinal of
- * live BH @bh, 0 if unknown (a oneshot), under one lock; any thread.
+ * The ident of callback @cb named @name (its definition logged when new)
+ * and the creation ordinal of live BH @bh, 0 if unknown (a oneshot), under
+ * one lock; any thread.
  */
 void emit_identify(const void *cb, const char *name, const void *bh, uint64_t *ident,
 		   uint64_t *instance);
