@@ -313,8 +313,8 @@ record_short() {
 
 # ---- 4. host-timed input bhrr does not cover ----
 
-@test "virtio with ioeventfd on (kicks at host-timed icounts) replays 5 times, each to identical output or a named divergence, never a hang" {
-	local i st t0 ms identical=0 diverged=0
+@test "virtio with ioeventfd on (kicks at host-timed icounts) replays 5 times, each to identical output, a named divergence or every recorded event followed, never a hang" {
+	local i st t0 ms identical=0 diverged=0 followed=0
 	use_qemu 7.2
 	guest_argv virtio "$T"
 	GUEST_ARGV=("${GUEST_ARGV[@]/ioeventfd=off/ioeventfd=on}")
@@ -339,15 +339,24 @@ record_short() {
 			diverged=$((diverged + 1))
 			echo "replay $i: $(grep -o 'divergence at recorded event #.*' "$T/rep.err"), $ms ms"
 			note "ioeventfd=on replay $i: $(grep -o 'divergence at recorded event #.*' "$T/rep.err"), $ms ms"
+		elif grep -Eq 'after ([0-9]+) of \1 recorded events \(end of the log' "$T/rep.err"; then
+			# The kicks bhrr does not gate (issue 13) can change what the guest
+			# does without a recorded event going missing: every recorded
+			# event was followed, then the run went free and said so.  Which
+			# of the three endings happens depends on host timing, so only
+			# "one of them, never a hang" is asserted; the counts are shown.
+			followed=$((followed + 1))
+			echo "replay $i: status $st, all recorded events followed, then free; output differs, $ms ms"
+			note "ioeventfd=on replay $i: all recorded events followed, then free; output differs, $ms ms"
 		else
-			echo "replay $i: status $st, output differs, no divergence named:"
+			echo "replay $i: status $st, neither identical, nor a named divergence, nor the end of the log:"
 			cat "$T/rep.err"
 			false
 		fi
 	done
-	echo "ioeventfd=on: $identical identical, $diverged named divergences"
-	note "ioeventfd=on: $identical identical, $diverged named divergences"
-	[ $((identical + diverged)) -eq 5 ]
+	echo "ioeventfd=on: $identical identical, $diverged named divergences, $followed followed then free"
+	note "ioeventfd=on: $identical identical, $diverged named divergences, $followed followed then free"
+	[ $((identical + diverged + followed)) -eq 5 ]
 }
 
 # ---- 5. signals at any point of a replay ----
