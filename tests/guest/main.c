@@ -14,12 +14,13 @@
  *   0x11 -> 35  failure: bad data, device error, configuration error
  *   0x12 -> 37  flaky failure: flaky=K and at least K commands completed
  *               before the command issued just before them; or race=K and
- *               command K completed before command K-1 (one race decides)
+ *               command K completed before command K-1 (one race decides); or
+ *               coin=K and the latencies of the first K commands hash to 1
  *
  * Options (multiboot command line, "key=value ..."):
  *   dev=ide|ahci|virtio  mode=pio|dma (ide)  n=commands  count=sectors each
  *   depth=in flight  writes=percent  wait=poll|irq  hz=PIT rate (0 off)
- *   seed=N  flaky=K  race=K  sectors=disk size  channels=1|2 (ide)  quiet=1
+ *   seed=N  flaky=K  race=K  coin=K  sectors=disk size  channels=1|2 (ide)  quiet=1
  *   batch=0|1 (ahci, virtio: one doorbell per batch of commands)
  *   idle=K (sleep through K PIT ticks first, nothing in flight: K warps; needs hz=)
  */
@@ -249,6 +250,7 @@ parse_cmdline(const char *src)
 		else if (streq(key, "seed")) cfg.seed = parse_num(val);
 		else if (streq(key, "flaky")) cfg.flaky = (int)parse_num(val);
 		else if (streq(key, "race")) cfg.race = (int)parse_num(val);
+		else if (streq(key, "coin")) cfg.coin = (int)parse_num(val);
 		else if (streq(key, "idle")) cfg.idle = (int)parse_num(val);
 		else if (streq(key, "sectors")) cfg.sectors = parse_num(val);
 		else if (streq(key, "channels")) cfg.channels = (int)parse_num(val);
@@ -395,6 +397,25 @@ inverted(int k)
 	return pk >= 0 && pp >= 0 && pk < pp;
 }
 
+/*
+ * coin=K: the verdict of a test that hangs on timings it does not control,
+ * at a rate no host load moves.  Each command's latency (in TSC ticks, which
+ * -icount derives from the instruction count) varies between free runs, but
+ * clusters: one value can come up in a third of the runs.  The top bit of
+ * its Fibonacci hash is so a biased coin; the XOR of K such coins, nearly
+ * independent, is fair to within 2^(K-1) times the product of their biases
+ * (the piling-up lemma).  A replay gives the same latencies, so the same side.
+ */
+static int
+coin_side(int k)
+{
+	int side = 0;
+
+	for (int i = 0; i < k; i++)
+		side ^= (int)((cmds[i].latency * 0x9e3779b97f4a7c15ull) >> 63);
+	return side;
+}
+
 struct mb_info {
 	uint32_t flags, mem_lower, mem_upper, boot_device, cmdline;
 };
@@ -495,6 +516,10 @@ kmain(const struct mb_info *mb)
 	printf("digest=%16llx\n", (unsigned long long)d);
 	if (cfg.race > 0 && cfg.race < n_done && inverted(cfg.race)) {
 		printf("FLAKY: command %d completed before command %d\n", cfg.race, cfg.race - 1);
+		leave(EXIT_FLAKY);
+	}
+	if (cfg.coin > 0 && coin_side(cfg.coin < n_done ? cfg.coin : n_done)) {
+		printf("FLAKY: the latencies of the first %d commands came up odd\n", cfg.coin);
 		leave(EXIT_FLAKY);
 	}
 	if (cfg.flaky && inv >= cfg.flaky) {

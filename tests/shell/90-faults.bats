@@ -30,10 +30,6 @@ teardown() {
 # note MESSAGE: a line in the TAP output whether the test passes or not
 # (counts and outcomes the report needs; bats shows other output only on
 # failure)
-note() {
-	echo "# $*" >&3
-}
-
 # completions LOG: the io_complete events LOG holds now.
 completions() {
 	"$BHRR" dump --json "$1" 2>/dev/null | grep -c '"kind":"io_complete"' || true

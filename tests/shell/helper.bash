@@ -116,3 +116,9 @@ qmp_quit_and_time() {
 	EXIT_MS=$(( ($(date +%s%N) - t0) / 1000000 ))
 	echo "exited $EXIT_MS ms after QMP quit"
 }
+
+# note TEXT: a line in the TAP stream ("# TEXT"), kept in the test's .log
+# whether it passes or fails: the measured counts a statistical test reports.
+note() {
+	echo "# $*" >&3
+}
