@@ -91,7 +91,7 @@ replay_load(const char *path, char *why, size_t len)
 	while (log_reader_next(r, &ev) == 1) {
 		struct replay_action ra = { 0 };
 
-		if (ev.kind == LOG_EV_IO_SUBMIT && replay.ordering) {
+		if (ev.kind == LOG_EV_IO_SUBMIT) {
 			keys_add(keys, &ev);
 			continue;
 		}
@@ -117,7 +117,7 @@ replay_load(const char *path, char *why, size_t len)
 		if (ra.a.kind == LOG_ACT_RUN)
 			snprintf(ra.name, sizeof(ra.name), "%s", ra.a.name);
 		else if (ra.a.kind == LOG_ACT_COMPLETE)
-			ra.ckey = replay.ordering && ra.a.key < keys->cap ? keys->v[ra.a.key] : 0;
+			ra.ckey = ra.a.key < keys->cap ? keys->v[ra.a.key] : 0;
 		ra.a.name = NULL; /* the reader's memory goes away */
 		if (GROW(replay.v, replay.n, cap) < 0) {
 			snprintf(why, len, "out of memory reading %s", path);
@@ -140,9 +140,15 @@ refuse:
 
 /*
  * Whether @h is what @a calls for: a BH by its callback; a completion by
- * submission ordinal (exact mode, where the guest submits identically), or
- * in ordering mode by what the request does, since a guest not held to the
- * same instructions can batch, and so number, its requests differently.
+ * what the request does (op, offset, bytes, and which occurrence of those),
+ * not by its submission ordinal.  A guest not held to the same instructions
+ * (ordering mode) can batch, and so number, its requests differently; and
+ * even in exact mode the device may number them by host timing: virtio-blk
+ * with ioeventfd=on pops what the guest queued when the main loop gets to
+ * the kick, and sorts each batch by sector before submitting it.  Matched by
+ * ordinal, such a replay followed every recorded event and still gave the
+ * guest other commands' completions.  A log without the submission falls
+ * back to the ordinal.
  */
 static int
 matches(const struct held *h, const void *arg)

@@ -269,7 +269,7 @@ session_start(void)
 		return -1;
 	}
 	emit_set_writer(w);
-	emit_want_content_keys(p == &policy_order);
+	emit_want_content_keys(p == &policy_order || p == &policy_replay);
 	policy_switch(p);
 	if (p == &policy_chaos)
 		policy_chaos_announce();

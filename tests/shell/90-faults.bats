@@ -309,8 +309,13 @@ record_short() {
 
 # ---- 4. host-timed input bhrr does not cover ----
 
-@test "virtio with ioeventfd on (kicks at host-timed icounts) replays 5 times, each to identical output, a named divergence or every recorded event followed, never a hang" {
-	local i st t0 ms identical=0 diverged=0 followed=0
+# With ioeventfd on, virtio-blk takes the guest's requests when the main loop
+# gets to the kick, and sorts each batch by sector: request ordinals follow
+# host timing.  Replay matches completions by what the request does, so the
+# guest gets its own commands' completions at the recorded icounts; matched by
+# ordinal, 9 of 12 replays under load followed every event and still differed.
+@test "virtio with ioeventfd on (kicks at host-timed icounts) replays 5 times, each to identical output or a named divergence, never a hang" {
+	local i st t0 ms identical=0 diverged=0
 	use_qemu 7.2
 	guest_argv virtio "$T"
 	GUEST_ARGV=("${GUEST_ARGV[@]/ioeventfd=off/ioeventfd=on}")
@@ -329,30 +334,18 @@ record_short() {
 		[ "$st" -ne 124 ] || { echo "replay $i: timeout fired"; false; }
 		if [ "$st" -eq "$GUEST_PASS" ] && cmp -s "$T/rec.out" "$T/rep.out" && ! grep -q divergence "$T/rep.err"; then
 			identical=$((identical + 1))
-			echo "replay $i: identical output, $ms ms"
 			note "ioeventfd=on replay $i: identical output, $ms ms"
 		elif [ "$st" -eq 4 ] && grep -q 'divergence at recorded event #' "$T/rep.err"; then
 			diverged=$((diverged + 1))
-			echo "replay $i: $(grep -o 'divergence at recorded event #.*' "$T/rep.err"), $ms ms"
 			note "ioeventfd=on replay $i: $(grep -o 'divergence at recorded event #.*' "$T/rep.err"), $ms ms"
-		elif grep -Eq 'after ([0-9]+) of \1 recorded events \(end of the log' "$T/rep.err"; then
-			# The kicks bhrr does not gate (issue 13) can change what the guest
-			# does without a recorded event going missing: every recorded
-			# event was followed, then the run went free and said so.  Which
-			# of the three endings happens depends on host timing, so only
-			# "one of them, never a hang" is asserted; the counts are shown.
-			followed=$((followed + 1))
-			echo "replay $i: status $st, all recorded events followed, then free; output differs, $ms ms"
-			note "ioeventfd=on replay $i: all recorded events followed, then free; output differs, $ms ms"
 		else
-			echo "replay $i: status $st, neither identical, nor a named divergence, nor the end of the log:"
+			echo "replay $i: status $st, neither identical nor a named divergence:"
+			diff "$T/rec.out" "$T/rep.out" | head -n 5 || true
 			cat "$T/rep.err"
 			false
 		fi
 	done
-	echo "ioeventfd=on: $identical identical, $diverged named divergences, $followed followed then free"
-	note "ioeventfd=on: $identical identical, $diverged named divergences, $followed followed then free"
-	[ $((identical + diverged + followed)) -eq 5 ]
+	note "ioeventfd=on: $identical identical, $diverged named divergences"
 }
 
 # ---- 5. signals at any point of a replay ----
