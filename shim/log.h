@@ -72,6 +72,7 @@ struct log_event {
 };
 
 #define LOG_ARGV_MAX 512
+#define LOG_IMAGES_MAX 32 /* fingerprint.h's FP_MAX */
 
 struct log_header {
 	unsigned version;
@@ -86,6 +87,8 @@ struct log_header {
 	uint64_t pid;
 	int argc;
 	char *argv[LOG_ARGV_MAX]; /* reader: owned by the reader */
+	int nimages;
+	char *image[LOG_IMAGES_MAX]; /* fingerprint.h's header form; reader: owned by the reader */
 };
 
 /* Name of a kind for dump/JSON ("bh_run"), or NULL if unknown. */

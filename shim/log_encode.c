@@ -172,6 +172,11 @@ log_encode_header(uint8_t *p, size_t cap, const struct log_header *h)
 			break;
 		n += put_tag_str(p + n, LOG_H_ARG, h->argv[i]);
 	}
+	for (int i = 0; i < h->nimages && i < LOG_IMAGES_MAX; i++) {
+		if (n + 16 + strnlen(h->image[i], LOG_TEXT_MAX) > cap)
+			break;
+		n += put_tag_str(p + n, LOG_H_IMAGE, h->image[i]);
+	}
 	return n;
 }
 

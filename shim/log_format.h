@@ -35,6 +35,7 @@ enum log_htag {
 	LOG_H_START_NS = 8,
 	LOG_H_PID = 9,
 	LOG_H_EXE = 10,
+	LOG_H_IMAGE = 11,
 };
 
 /* Append @v as LEB128 at @p; returns bytes written (<= 10). */

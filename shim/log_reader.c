@@ -121,6 +121,22 @@ num_of(const uint8_t *v, size_t len)
 	return x;
 }
 
+/* Append a copy of @len bytes at @p to @v (@n of @max used); too many or too long: dropped. */
+static int
+push_str(char **v, int *n, int max, const uint8_t *p, uint64_t len)
+{
+	if (*n >= max || len > LOG_TEXT_MAX)
+		return 0;
+	char *a = malloc(len + 1);
+
+	if (a == NULL)
+		return -1;
+	memcpy(a, p, len);
+	a[len] = 0;
+	v[(*n)++] = a;
+	return 0;
+}
+
 /* Parse r->rec as the header; 0 or -1 if malformed. */
 static int
 parse_header(struct log_reader *r)
@@ -146,15 +162,12 @@ parse_header(struct log_reader *r)
 		case LOG_H_START_NS: h->start_ns = num_of(p, len); break;
 		case LOG_H_PID: h->pid = num_of(p, len); break;
 		case LOG_H_ARG:
-			if (h->argc < LOG_ARGV_MAX && len <= LOG_TEXT_MAX) {
-				char *a = malloc(len + 1);
-
-				if (a == NULL)
-					return -1;
-				memcpy(a, p, len);
-				a[len] = 0;
-				h->argv[h->argc++] = a;
-			}
+			if (push_str(h->argv, &h->argc, LOG_ARGV_MAX, p, len) < 0)
+				return -1;
+			break;
+		case LOG_H_IMAGE:
+			if (push_str(h->image, &h->nimages, LOG_IMAGES_MAX, p, len) < 0)
+				return -1;
 			break;
 		default:
 			break; /* a newer writer's field */
@@ -526,6 +539,8 @@ log_reader_close(struct log_reader *r)
 		free(r->strings[i]);
 	for (int i = 0; i < r->h.argc; i++)
 		free(r->h.argv[i]);
+	for (int i = 0; i < r->h.nimages; i++)
+		free(r->h.image[i]);
 	free(r->strings);
 	free(r->ident_cb);
 	free(r->ident_name);

@@ -13,6 +13,7 @@
 #include "discover.h"
 #include "emit.h"
 #include "executor.h"
+#include "fingerprint.h"
 #include "gate.h"
 #include "held.h"
 #include "hook.h"
@@ -152,6 +153,41 @@ prepare(char *why, size_t len)
 	return 0;
 }
 
+/*
+ * The files the guest will read, by content, into the header (record only:
+ * a replay's are checked by bhrr replay before QEMU starts).  Here in the
+ * constructor QEMU has opened none of them yet.  What cannot be hashed is
+ * said once and left unchecked.
+ */
+static void
+fingerprint_images(struct log_header *h)
+{
+	static struct fp_image im[FP_MAX];
+	static char form[FP_MAX][FP_WHAT_MAX + FP_PATH_MAX + 200];
+	struct timespec t0, t1;
+	uint64_t bytes;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	int n = fp_scan(h->argc, h->argv, im, &bytes);
+
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+
+	for (int i = 0; i < n && i < LOG_IMAGES_MAX; i++) {
+		if (!im[i].ok)
+			vlog_say("warning: %s (%s): %s; a replay cannot check that it reads the same",
+				 im[i].what, im[i].path, im[i].skip);
+		fp_format(&im[i], form[i], sizeof(form[i]));
+		h->image[h->nimages++] = form[i];
+	}
+	if (n == FP_MAX)
+		vlog_say("warning: more than %d files on the command line; the rest are not "
+			 "fingerprinted", FP_MAX);
+	/* the cost, where a user would notice it */
+	(s >= 1.0 ? vlog_say : vlog)("fingerprinted %d files (%.1f MiB) in %.2f s", n,
+				     (double)bytes / 1048576.0, s);
+}
+
 /* The log header: who recorded what, how. */
 static void
 fill_header(struct log_header *h, enum icount_mode *mode)
@@ -172,6 +208,8 @@ fill_header(struct log_header *h, enum icount_mode *mode)
 	*mode = parse_icount(h->argc, h->argv, &h->icount_shift);
 	h->icount_mode = (unsigned)*mode;
 	h->pid = (uint64_t)getpid();
+	if (bhrr_cfg.mode == BHRR_RECORD)
+		fingerprint_images(h);
 	clock_gettime(CLOCK_REALTIME, &now);
 	h->start_ns = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
 }

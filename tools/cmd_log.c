@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "cmd.h"
+#include "fingerprint.h"
 #include "grow.h"
 #include "log.h"
 #include "open_log.h"
@@ -271,6 +272,17 @@ dump_header(FILE *f, const struct log_header *h)
 	for (int i = 0; i < h->argc; i++)
 		fprintf(f, " %s", h->argv[i]);
 	fputc('\n', f);
+	for (int i = 0; i < h->nimages; i++) {
+		struct fp_image im;
+
+		if (fp_parse(h->image[i], &im) < 0)
+			fprintf(f, "# image (unreadable) %s\n", h->image[i]);
+		else if (im.ok)
+			fprintf(f, "# image %s: %s, %" PRIu64 " bytes, xxh3 %016" PRIx64 "\n", im.what,
+				im.path, im.size, im.xxh3);
+		else
+			fprintf(f, "# image %s: %s, not fingerprinted (%s)\n", im.what, im.path, im.skip);
+	}
 }
 
 /* "CMD LOG [--json]": the log opened, its path in *@pathp, and *@json. */

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "cmd.h"
+#include "fingerprint.h"
 #include "log.h"
 #include "log_action.h"
 #include "open_log.h"
@@ -282,6 +283,34 @@ check_action_icounts(struct log_reader *r, const char *log)
 }
 
 /*
+ * The files @qargv gives the guest must be those the recording read (its
+ * header's fingerprints, fingerprint.h): 0, or -1 after saying which drive
+ * and file differ.  With @force, a difference is a warning.
+ */
+static int
+check_images(const struct log_header *h, char **qargv, const char *log, int force)
+{
+	struct fp_image rec[LOG_IMAGES_MAX], now[FP_MAX];
+	int nrec = 0, qargc = 0;
+	char why[2048];
+
+	for (int k = 0; k < h->nimages; k++)
+		if (fp_parse(h->image[k], &rec[nrec]) == 0)
+			nrec++;
+	if (nrec == 0)
+		return 0; /* recorded before fingerprints, or nothing to read */
+	while (qargv[qargc])
+		qargc++;
+	int nnow = fp_scan(qargc, qargv, now, NULL);
+
+	if (fp_compare(rec, nrec, now, nnow, why, sizeof(why)) == 0)
+		return 0;
+	fprintf(stderr, "bhrr: replay: %s: %s; %s\n", log, why,
+		force ? "replaying anyway (--force)" : "refusing (--force tries anyway)");
+	return force ? 0 : -1;
+}
+
+/*
  * bhrr replay LOG [-o OUT] [--force] [--on-diverge=stop|continue] [-- QEMU ARGS...]:
  * exact or ordering replay (doc/record.md).  Without QEMU arguments, the
  * recorded argv.  QEMU's status, or EXIT_DIVERGED if the run diverged.
@@ -320,6 +349,10 @@ cmd_replay(int argc, char **argv)
 	if (strcmp(id, h->build_id) != 0 && !force) {
 		fprintf(stderr, "bhrr: replay: %s was recorded with QEMU build %s (%s); %s is build %s; "
 				"refusing (--force tries anyway)\n", log, h->build_id, h->qemu_version, exe, id);
+		log_reader_close(r);
+		return EXIT_USAGE;
+	}
+	if (check_images(h, qargv, log, force) < 0) {
 		log_reader_close(r);
 		return EXIT_USAGE;
 	}
