@@ -58,6 +58,8 @@ int gate_hold_bh(QEMUBH *bh, struct held *h);
  * at @icount with @how and @flags.
  */
 void gate_run_held(struct held *h, unsigned how, int64_t icount, uint64_t flags);
+/* Run @n items taken from held_q here and now, outside recorded control (at once). */
+void gate_run_at_once(struct held *run, size_t n);
 /* Complete @r now, as record does outside the executor. */
 void gate_complete_now(struct req *r, int ret);
 

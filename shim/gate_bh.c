@@ -7,6 +7,8 @@
 #define _GNU_SOURCE
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 #define UNW_LOCAL_ONLY
 #include <libunwind.h>
 
@@ -140,6 +142,17 @@ gate_run_held(struct held *h, unsigned how, int64_t icount, uint64_t flags)
 	free(h->copy);
 }
 
+void
+gate_run_at_once(struct held *run, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned how;
+		int64_t ic = qrt_icount_now(&how, 0);
+
+		gate_run_held(&run[i], how, ic, LOG_F_AT_ONCE);
+	}
+}
+
 static void
 hk_aio_bh_call(QEMUBH *bh)
 {
@@ -257,30 +270,52 @@ static void
 hk_qemu_bh_delete(QEMUBH *bh)
 {
 	struct held run[DELETE_RUN_MAX];
-	unsigned n_run = 0;
+	size_t n_run;
 
 	if (!session_active()) {
 		real_qemu_bh_delete(bh);
 		return;
 	}
 	emit_bh_delete(bh);
-	pthread_mutex_lock(&held_mu);
-	for (size_t i = heldq_find(&held_q, 0, held_copy_of, bh);
-	     i < held_q.n && n_run < DELETE_RUN_MAX; i = heldq_find(&held_q, i, held_copy_of, bh))
-		run[n_run++] = heldq_take(&held_q, i);
-	pthread_mutex_unlock(&held_mu);
-	for (unsigned i = 0; i < n_run; i++) {
-		unsigned how;
-		int64_t ic = qrt_icount_now(&how, 0);
-
-		gate_run_held(&run[i], how, ic, LOG_F_AT_ONCE);
-	}
+	n_run = held_take(held_copy_of, bh, run, DELETE_RUN_MAX);
+	gate_run_at_once(run, n_run);
 	real_qemu_bh_delete(bh);
 }
 
 /* ---- the main loop's polls ---- */
 
 static bool (*real_aio_poll)(AioContext *ctx, bool blocking);
+
+/*
+ * A blocking nested poll of the vCPU thread while replay keeps work for
+ * later icounts.  If the poll waits for some of it (a device reset
+ * cancelling a request whose completion the log delivers later), blocking
+ * would deadlock: the vCPU holds the BQL and only it could deliver.  So
+ * poll without blocking; if nothing happens within the watchdog bound the
+ * policy is told (replay names the divergence and hands everything over),
+ * then block.
+ */
+static bool
+guarded_poll(AioContext *ctx)
+{
+	struct timespec t0, t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		if (real_aio_poll(ctx, false))
+			return true;
+		if (held_count(0) == 0)
+			break;
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		if ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 >
+		    bhrr_cfg.watchdog_ms) {
+			policy_current()->nested_stuck();
+			break;
+		}
+		usleep(1000);
+	}
+	return real_aio_poll(ctx, true);
+}
 
 static bool
 hk_aio_poll(AioContext *ctx, bool blocking)
@@ -295,9 +330,15 @@ hk_aio_poll(AioContext *ctx, bool blocking)
 		enum qrt_role rl = qrt_role();
 
 		emit_nested_poll(rl, how, ic);
-		/* the main thread may be waiting for held work (quit drains) */
-		if (rl == QRT_ROLE_MAIN)
+		/* it may be waiting for held work: quit drains, a device reset cancels */
+		if (rl == QRT_ROLE_MAIN || rl == QRT_ROLE_VCPU)
 			policy_current()->nested_poll();
+		if (blocking && rl == QRT_ROLE_VCPU && policy_current()->nested_stuck &&
+		    held_count(0) > 0) {
+			r = guarded_poll(ctx);
+			gate_poll_depth--;
+			return r;
+		}
 	}
 	r = real_aio_poll(ctx, blocking);
 	gate_poll_depth--;

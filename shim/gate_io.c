@@ -11,6 +11,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "emit.h"
 #include "gate.h"
@@ -18,6 +19,7 @@
 #include "log.h"
 #include "policy.h"
 #include "qemu_rt.h"
+#include "settings.h"
 
 static atomic_ullong next_req; /* submission ordinals */
 
@@ -105,6 +107,38 @@ req_new(BlockCompletionFunc *cb, void *opaque, const void *arg)
 
 static void *real_thread_pool_submit_aio;
 
+/*
+ * Test-only (BHRR_TEST_SLOW_IO_US): the worker sleeps before the request's
+ * work, so it is still in flight when the guest acts next (a reset that
+ * cancels it).  Without the knob @func is returned as it is.
+ */
+struct slow_work {
+	ThreadPoolFunc *func;
+	void *arg;
+};
+
+static int
+slow_work_fn(void *opaque)
+{
+	struct slow_work w = *(struct slow_work *)opaque;
+
+	free(opaque);
+	usleep(bhrr_cfg.test.slow_io_us);
+	return w.func(w.arg);
+}
+
+static ThreadPoolFunc *
+maybe_slow(ThreadPoolFunc *func, void **arg)
+{
+	struct slow_work *w;
+
+	if (bhrr_cfg.test.slow_io_us == 0 || (w = malloc(sizeof(*w))) == NULL)
+		return func;
+	*w = (struct slow_work){ func, *arg };
+	*arg = w;
+	return slow_work_fn;
+}
+
 /* QEMU 7.2: thread_pool_submit_aio(pool, func, arg, cb, opaque) */
 static BlockAIOCB *
 hk_submit_v7(ThreadPool *pool, ThreadPoolFunc *func, void *arg, BlockCompletionFunc *cb,
@@ -114,6 +148,7 @@ hk_submit_v7(ThreadPool *pool, ThreadPoolFunc *func, void *arg, BlockCompletionF
 		real_thread_pool_submit_aio;
 	struct req *r = cb ? req_new(cb, opaque, arg) : NULL;
 
+	func = maybe_slow(func, &arg);
 	return r ? real(pool, func, arg, req_complete, r) : real(pool, func, arg, cb, opaque);
 }
 
@@ -125,6 +160,7 @@ hk_submit_v8(ThreadPoolFunc *func, void *arg, BlockCompletionFunc *cb, void *opa
 		real_thread_pool_submit_aio;
 	struct req *r = cb ? req_new(cb, opaque, arg) : NULL;
 
+	func = maybe_slow(func, &arg);
 	return r ? real(func, arg, req_complete, r) : real(func, arg, cb, opaque);
 }
 

@@ -67,6 +67,19 @@ held_count(enum held_kind kind)
 	return n;
 }
 
+size_t
+held_take(heldq_match_fn *match, const void *arg, struct held *out, size_t max)
+{
+	size_t n = 0;
+
+	pthread_mutex_lock(&held_mu);
+	for (size_t i = heldq_find(&held_q, 0, match, arg); i < held_q.n && n < max;
+	     i = heldq_find(&held_q, i, match, arg))
+		out[n++] = heldq_take(&held_q, i);
+	pthread_mutex_unlock(&held_mu);
+	return n;
+}
+
 int
 held_add(const struct held *h)
 {

@@ -65,5 +65,10 @@ extern struct heldq held_q;
 int held_add(const struct held *h);
 /* Items of @kind (0: any) in held_q, taking held_mu; any thread. */
 size_t held_count(enum held_kind kind);
+/*
+ * Take up to @max items of held_q that @match accepts, in order, into @out,
+ * taking held_mu; how many.  @match runs under held_mu.  Any thread.
+ */
+size_t held_take(heldq_match_fn *match, const void *arg, struct held *out, size_t max);
 
 #endif

@@ -39,8 +39,18 @@ struct policy {
 	int (*warp_due)(void);
 	/* the VM starts (@running) or stops; main thread, BQL */
 	void (*vm_change)(int running);
-	/* the main thread enters aio_poll on the main context (it may wait there) */
+	/*
+	 * A thread enters aio_poll on the main context and may wait there for
+	 * held work: the main thread (quit drains the block layer) or the vCPU
+	 * thread (a device's reset or cancel: bdrv_aio_cancel, blk_drain); BQL
+	 */
 	void (*nested_poll)(void);
+	/*
+	 * A blocking nested poll of the vCPU thread saw no progress for the
+	 * watchdog bound while work stayed held: it waits for some; BQL.  May
+	 * be NULL (record holds nothing by then).
+	 */
+	void (*nested_stuck)(void);
 	/* the executor applies record's landing rule before execute() */
 	int landing;
 };
@@ -54,7 +64,7 @@ void policy_switch(const struct policy *p);
 void policy_no_op(void);
 int policy_never(void);
 void policy_record_bh(QEMUBH *bh, struct held *h, const char *name);
-/* Record: a stopping VM or a nested poll of the main thread runs what is held, at once. */
+/* Record: a stopping VM or a nested poll (main or vCPU thread) runs what is held, at once. */
 void policy_record_vm_change(int running);
 void policy_record_nested_poll(void);
 /* Chaos: say once what the seed will do (stderr). */

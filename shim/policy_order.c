@@ -133,5 +133,6 @@ const struct policy policy_order = {
 	.warp_due = policy_never,
 	.vm_change = order_vm_change,
 	.nested_poll = replay_nested_poll,
+	.nested_stuck = replay_nested_stuck,
 	.landing = 0,
 };

@@ -344,5 +344,6 @@ const struct policy policy_replay = {
 	.warp_due = replay_warp_due,
 	.vm_change = replay_vm_change,
 	.nested_poll = replay_nested_poll,
+	.nested_stuck = replay_nested_stuck,
 	.landing = 0,
 };

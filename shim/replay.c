@@ -284,9 +284,46 @@ replay_free(const char *why)
 	}
 }
 
+/* Whether no action from the cursor on calls for @h (heldq_match_fn).  held_mu held. */
+static int
+unexpected(const struct held *h, const void *arg)
+{
+	(void)arg;
+	for (size_t k = replay.next; k < replay.n; k++)
+		if (matches(h, &replay.v[k]))
+			return 0;
+	return 1;
+}
+
 void
 replay_nested_poll(void)
 {
-	if (qrt.runstate_is_running())
+	if (!qrt.runstate_is_running() || replay_is_free())
+		return;
+	if (qrt_role() == QRT_ROLE_MAIN) {
 		replay_free("the main loop waits in a nested aio_poll");
+		return;
+	}
+	/*
+	 * The vCPU thread: a device waits here, at the same instruction as in
+	 * the record, where everything held or arriving ran at once, so the log
+	 * has it as at-once, not as an action.  What arrived earlier this time
+	 * is kept; run what no action still calls for.
+	 */
+	struct held run[64];
+	size_t n = held_take(unexpected, NULL, run, sizeof(run) / sizeof(run[0]));
+
+	if (n)
+		vlog("replay: a nested aio_poll of the vCPU thread runs %zu kept items the log ran "
+		     "there at once", n);
+	gate_run_at_once(run, n);
+}
+
+void
+replay_nested_stuck(void)
+{
+	replay_diverge("a device in the vCPU thread (a reset or cancel) waited %ld ms in a nested "
+		       "aio_poll for work the log delivers later",
+		       bhrr_cfg.watchdog_ms);
+	replay_free("a nested aio_poll of the vCPU thread waits for held work");
 }

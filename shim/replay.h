@@ -58,10 +58,14 @@ void replay_diverge(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  */
 void replay_free(const char *why);
 /*
- * The main thread waits in a nested aio_poll of a running VM (it may be
- * waiting for kept work, as a drain does): recorded control ends.  BQL.
+ * A nested aio_poll of a running VM.  In the main thread (it may be waiting
+ * for kept work, as a drain does) recorded control ends.  In the vCPU
+ * thread (a device's reset or cancel) what no recorded action still calls
+ * for runs at once, as the record ran it there.  BQL.
  */
 void replay_nested_poll(void);
+/* The vCPU thread's nested poll waits for work kept for later: a divergence.  BQL. */
+void replay_nested_stuck(void);
 /* Whether recorded control has ended. */
 int replay_is_free(void);
 

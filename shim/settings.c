@@ -122,5 +122,9 @@ settings_read(struct bhrr_settings *s, char *why, size_t len)
 		return -1;
 	s->test.delay_us = (unsigned)n;
 	s->test.park = flag("BHRR_TEST_PARK");
+	n = 0;
+	if (number("BHRR_TEST_SLOW_IO_US", 0, 1000000, &n, why, len) < 0)
+		return -1;
+	s->test.slow_io_us = (unsigned)n;
 	return 0;
 }

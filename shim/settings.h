@@ -37,6 +37,7 @@ struct bhrr_settings {
 	struct {
 		unsigned delay_us;  /* BHRR_TEST_DELAY_US: completions reach QEMU this late */
 		int park;           /* BHRR_TEST_PARK: replay parks once for every action */
+		unsigned slow_io_us; /* BHRR_TEST_SLOW_IO_US: each thread-pool request's work takes this much longer */
 	} test;
 };
 
