@@ -78,6 +78,7 @@ extern struct config {
 	int flaky;         /* 0 off, else the race to fail on (see main.c) */
 	int race;          /* 0 off, else fail when command K completes before K-1 */
 	int coin;          /* 0 off, else fail when command K's latency hashes to 1 */
+	int reset;         /* ide DMA: 0 off, else soft-reset the channel as command K starts, then redo it */
 	uint32_t sectors;  /* disk size */
 	int channels;      /* ide: 1 or 2 */
 	int quiet;         /* 1: no per-command lines, only the digest */

@@ -34,6 +34,9 @@ guest_append() {
 	# one race decides: command 7 overtaking command 6; reads only, so two
 	# requests in flight are alike and the race stays open until it is run
 	race)         echo "dev=virtio depth=4 n=32 writes=0 race=7" ;;
+	# soft-resets an IDE channel while command 3's DMA runs: QEMU drains the
+	# disk in the vCPU thread, waiting in a nested aio_poll (90-faults.bats)
+	reset)        echo "dev=ide mode=dma n=16 writes=0 reset=3" ;;
 	# sleeps through 8 PIT ticks with nothing in flight first: at least 8
 	# warps in every run, whatever the host does (the warp tests need them)
 	idle)         echo "dev=ide mode=pio wait=irq hz=1000 idle=8 n=16" ;;

@@ -90,24 +90,10 @@ build_prd(struct chan *k, struct cmd *c)
 	k->prd[n - 1].flags = 0x8000;
 }
 
-static int
-ide_issue(struct cmd *c)
+/* Program the bus master (DMA) and the task file for @c, and start it. */
+static void
+start(struct chan *k, struct cmd *c)
 {
-	struct chan *k = NULL;
-
-	for (int i = 0; i < nchan; i++)
-		if (ch[(c->id + i) % nchan].state == IDLE) {
-			c->slot = (c->id + i) % nchan;
-			c->disk = c->slot;
-			k = &ch[c->slot];
-			break;
-		}
-	if (k == NULL)
-		return -1;
-	while (inb(k->base + 7) & ST_BSY)
-		;
-	k->c = c;
-	k->xfer = 0;
 	if (use_dma) {
 		build_prd(k, c);
 		outb(k->bm, 0);
@@ -127,6 +113,41 @@ ide_issue(struct cmd *c)
 	} else {
 		outb(k->base + 7, c->write ? 0x30 : 0x20);
 		k->state = c->write ? PIO_WRITE : PIO_READ;
+	}
+}
+
+static int
+ide_issue(struct cmd *c)
+{
+	struct chan *k = NULL;
+
+	for (int i = 0; i < nchan; i++)
+		if (ch[(c->id + i) % nchan].state == IDLE) {
+			c->slot = (c->id + i) % nchan;
+			c->disk = c->slot;
+			k = &ch[c->slot];
+			break;
+		}
+	if (k == NULL)
+		return -1;
+	while (inb(k->base + 7) & ST_BSY)
+		;
+	k->c = c;
+	k->xfer = 0;
+	start(k, c);
+	/*
+	 * reset=K (DMA): soft-reset the channel right after command K starts,
+	 * while its DMA runs: QEMU drains the disk, waiting in the vCPU thread
+	 * (a nested aio_poll, as when Linux resets a channel).  Then stop the
+	 * bus master and start the command again.
+	 */
+	if (c->id == cfg.reset && cfg.reset > 0 && use_dma) {
+		outb(k->ctrl, 0x06); /* SRST, nIEN */
+		outb(k->ctrl, cfg.irq ? 0x00 : 0x02);
+		while (inb(k->base + 7) & ST_BSY)
+			;
+		outb(k->bm, 0);
+		start(k, c);
 	}
 	return 0;
 }

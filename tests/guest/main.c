@@ -20,7 +20,7 @@
  * Options (multiboot command line, "key=value ..."):
  *   dev=ide|ahci|virtio  mode=pio|dma (ide)  n=commands  count=sectors each
  *   depth=in flight  writes=percent  wait=poll|irq  hz=PIT rate (0 off)
- *   seed=N  flaky=K  race=K  coin=K  sectors=disk size  channels=1|2 (ide)  quiet=1
+ *   seed=N  flaky=K  race=K  coin=K  reset=K (ide)  sectors=disk size  channels=1|2 (ide)  quiet=1
  *   batch=0|1 (ahci, virtio: one doorbell per batch of commands)
  *   idle=K (sleep through K PIT ticks first, nothing in flight: K warps; needs hz=)
  */
@@ -251,6 +251,7 @@ parse_cmdline(const char *src)
 		else if (streq(key, "flaky")) cfg.flaky = (int)parse_num(val);
 		else if (streq(key, "race")) cfg.race = (int)parse_num(val);
 		else if (streq(key, "coin")) cfg.coin = (int)parse_num(val);
+		else if (streq(key, "reset")) cfg.reset = (int)parse_num(val);
 		else if (streq(key, "idle")) cfg.idle = (int)parse_num(val);
 		else if (streq(key, "sectors")) cfg.sectors = parse_num(val);
 		else if (streq(key, "channels")) cfg.channels = (int)parse_num(val);
