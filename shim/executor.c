@@ -14,6 +14,12 @@
 /* vCPU thread only */
 static int64_t exec_target = -1;        /* the icount executor_arm_at set */
 static int64_t deferred_at = -1;        /* virtual time of the last deferral */
+/*
+ * Under the BQL: the deadline the timer is pending for, -1 once it fired.  Every
+ * arming holds the BQL (the gate, completions, the executor, work items on
+ * the vCPU), and so does QEMU when it runs the timer.
+ */
+static int64_t armed_ns = -1;
 static unsigned long long landings;
 static __thread int arming;             /* this thread */
 
@@ -48,27 +54,44 @@ timer(void)
 	return __atomic_load_n(&qrt.timer, __ATOMIC_ACQUIRE);
 }
 
-void
-executor_arm_now(void)
+/* timer_mod_ns, which also kicks the vCPU to recompute its budget; BQL. */
+static void
+arm(int64_t deadline)
 {
-	if (timer())
-		qrt.timer_mod_ns(timer(), qrt.clock_get_ns(QRT_CLOCK_VIRTUAL));
+	armed_ns = deadline;
+	qrt.timer_mod_ns(timer(), deadline);
 }
 
 void
 executor_arm_at(int64_t ic)
 {
 	exec_target = ic;
-	qrt.timer_mod_ns(timer(), qrt_deadline_of(ic));
+	arm(qrt_deadline_of(ic));
 }
 
 void
-executor_arm_for(int64_t ic)
+executor_arm_now(void)
+{
+	if (timer())
+		arm(qrt.clock_get_ns(QRT_CLOCK_VIRTUAL));
+}
+
+void
+executor_arm_for(int64_t ic, int kick)
 {
 	if (timer() == NULL || arming)
 		return;
+	int64_t deadline = qrt_deadline_of(ic);
+
+	/*
+	 * Pending for this very deadline already: the vCPU's budget ends
+	 * there, so re-arming would only kick it out of its TB for nothing -
+	 * once per arriving completion in a replay.
+	 */
+	if (deadline == armed_ns && !kick)
+		return;
 	arming = 1;
-	qrt.timer_mod_ns(timer(), qrt_deadline_of(ic));
+	arm(deadline);
 	arming = 0;
 }
 
@@ -134,6 +157,7 @@ executor_cb(void *opaque)
 {
 	(void)opaque;
 	qrt_assert_bql("the executor");
+	armed_ns = -1;
 	/*
 	 * One rule for the order of timers due at the same virtual time, the
 	 * same in record and replay: the guest's own first, then bhrr's.  (A
@@ -146,7 +170,7 @@ executor_cb(void *opaque)
 	if (now != deferred_at &&
 	    qrt.deadline_ns_all(QRT_CLOCK_VIRTUAL, ~QRT_TIMER_ATTR_EXTERNAL) == 0) {
 		deferred_at = now;
-		qrt.timer_mod_ns(timer(), now);
+		arm(now);
 		return;
 	}
 	deferred_at = -1;
