@@ -25,7 +25,7 @@
 
 #define PARK_POLL_MS 10
 
-static int parked; /* vCPU thread: a park_fn is queued or running */
+static int parked; /* written by the vCPU thread, read by any, under the BQL: a park_fn is queued or running */
 static size_t forced = (size_t)-1; /* vCPU thread: BHRR_TEST_PARK parked for this action */
 
 /*
@@ -44,6 +44,13 @@ replay_arm_kick(int kick)
 		replay_free("end of the log"); /* nothing (more) to replay: hand over what is held */
 		return;
 	}
+	/*
+	 * A parked vCPU is past the deadline already and waits on held_cv,
+	 * not the timer, and re-arms once it has taken what arrived: arming
+	 * now would only queue QEMU's kick work for it, once per arrival.
+	 */
+	if (parked && !kick)
+		return;
 	/*
 	 * VIRTUAL = bias + (icount << shift); the bias moves only by warps.
 	 * Armed for a warp too: the warp hook applies it, the executor only
