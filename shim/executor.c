@@ -1,6 +1,7 @@
 /*
  * executor.c - the executor in the vCPU thread (see executor.h).
  */
+#include <stdatomic.h>
 #include <stdlib.h>
 
 #include "executor.h"
@@ -22,6 +23,7 @@ static int64_t deferred_at = -1;        /* virtual time of the last deferral */
 static int64_t armed_ns = -1;
 static unsigned long long landings;
 static __thread int arming;             /* this thread */
+static atomic_int land_queued;          /* any thread: a land_fn is queued for the vCPU */
 
 static void executor_cb(void *opaque);
 
@@ -69,11 +71,45 @@ executor_arm_at(int64_t ic)
 	arm(qrt_deadline_of(ic));
 }
 
+/*
+ * The vCPU, between TBs (a work item, so the icount is exact): arm the
+ * executor one instruction on, where the budget stops the vCPU as a
+ * replay's would, or here if the vCPU halted - record's landing rule
+ * applied before the executor fires rather than after, which saves the
+ * firing at the kick and its second exit.  Left alone when the executor
+ * is due no later anyway.
+ */
+static void
+land_fn(CPUState *cpu, run_on_cpu_data data)
+{
+	(void)cpu;
+	(void)data;
+	atomic_store(&land_queued, 0);
+	qrt_assert_bql("the executor's landing");
+	unsigned how;
+	int64_t ic = qrt_icount_now(&how, 1);
+	int64_t target = qrt.all_idle() ? ic : ic + 1;
+
+	if (armed_ns != -1 && armed_ns <= qrt_deadline_of(target))
+		return;
+	executor_arm_at(target);
+}
+
 void
 executor_arm_now(void)
 {
-	if (timer())
+	CPUState *cpu;
+
+	if (timer() == NULL)
+		return;
+	/* the vCPU thread itself (mid-TB) or no vCPU: due now; land_later moves it on */
+	if (qrt.in_vcpu_thread() || (cpu = qrt.get_cpu(0)) == NULL) {
 		arm(qrt.clock_get_ns(QRT_CLOCK_VIRTUAL));
+		return;
+	}
+	if (atomic_exchange(&land_queued, 1))
+		return; /* the queued one lands everything held by then */
+	qrt.async_run_on_cpu(cpu, land_fn, (run_on_cpu_data){ .host_ptr = NULL });
 }
 
 void
@@ -130,14 +166,15 @@ executor_landings(void)
 /*
  * Where a record may run held items: only where a replay can stop too.  A
  * replay stops the vCPU by its icount budget, before the next instruction.
- * A record's executor is armed "now" from the main thread, and the kick
- * lands anywhere the vCPU checks for an exit - also just after it entered
- * an exception handler for a faulting instruction, at the very same icount
- * (the fault executed nothing), where an interrupt then waits for the
- * handler to enable it again instead of arriving at once.  So unless the
- * vCPU halted (after its hlt, the same place either way) or the executor
- * fired exactly where the vCPU thread armed it, move on one instruction,
- * placed by the budget as in replay.  1 if it moved on.
+ * An executor armed "now" fires wherever a kick lands, anywhere the vCPU
+ * checks for an exit - also just after it entered an exception handler
+ * for a faulting instruction, at the very same icount (the fault executed
+ * nothing), where an interrupt then waits for the handler to enable it
+ * again instead of arriving at once.  So unless the vCPU halted (after its
+ * hlt, the same place either way) or the executor fired exactly where the
+ * vCPU thread armed it, move on one instruction, placed by the budget as
+ * in replay.  1 if it moved on.  land_fn applies the same rule before the
+ * executor fires; this one catches what was armed "now" regardless.
  */
 static int
 land_later(void)

@@ -24,7 +24,12 @@
  * own timers, through its start()).  Main thread, BQL; idempotent.
  */
 void executor_lazy_init(void);
-/* Due now: the vCPU leaves its TB at the next boundary and runs it.  BQL. */
+/*
+ * Due as soon as the vCPU can stop where a replay can: a work item on the
+ * vCPU (one queued at a time) arms the executor one instruction on, or
+ * where it is if it halted.  From the vCPU thread itself, due now (the
+ * landing rule then moves it on).  BQL.
+ */
 void executor_arm_now(void);
 /*
  * Due at icount @ic, placed by the vCPU's budget; the landing target of
