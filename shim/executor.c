@@ -1,6 +1,7 @@
 /*
  * executor.c - the executor in the vCPU thread (see executor.h).
  */
+#include <stdatomic.h>
 #include <stdlib.h>
 
 #include "executor.h"
@@ -14,8 +15,15 @@
 /* vCPU thread only */
 static int64_t exec_target = -1;        /* the icount executor_arm_at set */
 static int64_t deferred_at = -1;        /* virtual time of the last deferral */
+/*
+ * Under the BQL: the deadline the timer is pending for, -1 once it fired.  Every
+ * arming holds the BQL (the gate, completions, the executor, work items on
+ * the vCPU), and so does QEMU when it runs the timer.
+ */
+static int64_t armed_ns = -1;
 static unsigned long long landings;
 static __thread int arming;             /* this thread */
+static atomic_int land_queued;          /* any thread: a land_fn is queued for the vCPU */
 
 static void executor_cb(void *opaque);
 
@@ -48,27 +56,78 @@ timer(void)
 	return __atomic_load_n(&qrt.timer, __ATOMIC_ACQUIRE);
 }
 
-void
-executor_arm_now(void)
+/* timer_mod_ns, which also kicks the vCPU to recompute its budget; BQL. */
+static void
+arm(int64_t deadline)
 {
-	if (timer())
-		qrt.timer_mod_ns(timer(), qrt.clock_get_ns(QRT_CLOCK_VIRTUAL));
+	armed_ns = deadline;
+	qrt.timer_mod_ns(timer(), deadline);
 }
 
 void
 executor_arm_at(int64_t ic)
 {
 	exec_target = ic;
-	qrt.timer_mod_ns(timer(), qrt_deadline_of(ic));
+	arm(qrt_deadline_of(ic));
+}
+
+/*
+ * The vCPU, between TBs (a work item, so the icount is exact): arm the
+ * executor one instruction on, where the budget stops the vCPU as a
+ * replay's would, or here if the vCPU halted - record's landing rule
+ * applied before the executor fires rather than after, which saves the
+ * firing at the kick and its second exit.  Left alone when the executor
+ * is due no later anyway.
+ */
+static void
+land_fn(CPUState *cpu, run_on_cpu_data data)
+{
+	(void)cpu;
+	(void)data;
+	atomic_store(&land_queued, 0);
+	qrt_assert_bql("the executor's landing");
+	unsigned how;
+	int64_t ic = qrt_icount_now(&how, 1);
+	int64_t target = qrt.all_idle() ? ic : ic + 1;
+
+	if (armed_ns != -1 && armed_ns <= qrt_deadline_of(target))
+		return;
+	executor_arm_at(target);
 }
 
 void
-executor_arm_for(int64_t ic)
+executor_arm_now(void)
+{
+	CPUState *cpu;
+
+	if (timer() == NULL)
+		return;
+	/* the vCPU thread itself (mid-TB) or no vCPU: due now; land_later moves it on */
+	if (qrt.in_vcpu_thread() || (cpu = qrt.get_cpu(0)) == NULL) {
+		arm(qrt.clock_get_ns(QRT_CLOCK_VIRTUAL));
+		return;
+	}
+	if (atomic_exchange(&land_queued, 1))
+		return; /* the queued one lands everything held by then */
+	qrt.async_run_on_cpu(cpu, land_fn, (run_on_cpu_data){ .host_ptr = NULL });
+}
+
+void
+executor_arm_for(int64_t ic, int kick)
 {
 	if (timer() == NULL || arming)
 		return;
+	int64_t deadline = qrt_deadline_of(ic);
+
+	/*
+	 * Pending for this very deadline already: the vCPU's budget ends
+	 * there, so re-arming would only kick it out of its TB for nothing -
+	 * once per arriving completion in a replay.
+	 */
+	if (deadline == armed_ns && !kick)
+		return;
 	arming = 1;
-	qrt.timer_mod_ns(timer(), qrt_deadline_of(ic));
+	arm(deadline);
 	arming = 0;
 }
 
@@ -107,14 +166,15 @@ executor_landings(void)
 /*
  * Where a record may run held items: only where a replay can stop too.  A
  * replay stops the vCPU by its icount budget, before the next instruction.
- * A record's executor is armed "now" from the main thread, and the kick
- * lands anywhere the vCPU checks for an exit - also just after it entered
- * an exception handler for a faulting instruction, at the very same icount
- * (the fault executed nothing), where an interrupt then waits for the
- * handler to enable it again instead of arriving at once.  So unless the
- * vCPU halted (after its hlt, the same place either way) or the executor
- * fired exactly where the vCPU thread armed it, move on one instruction,
- * placed by the budget as in replay.  1 if it moved on.
+ * An executor armed "now" fires wherever a kick lands, anywhere the vCPU
+ * checks for an exit - also just after it entered an exception handler
+ * for a faulting instruction, at the very same icount (the fault executed
+ * nothing), where an interrupt then waits for the handler to enable it
+ * again instead of arriving at once.  So unless the vCPU halted (after its
+ * hlt, the same place either way) or the executor fired exactly where the
+ * vCPU thread armed it, move on one instruction, placed by the budget as
+ * in replay.  1 if it moved on.  land_fn applies the same rule before the
+ * executor fires; this one catches what was armed "now" regardless.
  */
 static int
 land_later(void)
@@ -134,6 +194,7 @@ executor_cb(void *opaque)
 {
 	(void)opaque;
 	qrt_assert_bql("the executor");
+	armed_ns = -1;
 	/*
 	 * One rule for the order of timers due at the same virtual time, the
 	 * same in record and replay: the guest's own first, then bhrr's.  (A
@@ -146,7 +207,7 @@ executor_cb(void *opaque)
 	if (now != deferred_at &&
 	    qrt.deadline_ns_all(QRT_CLOCK_VIRTUAL, ~QRT_TIMER_ATTR_EXTERNAL) == 0) {
 		deferred_at = now;
-		qrt.timer_mod_ns(timer(), now);
+		arm(now);
 		return;
 	}
 	deferred_at = -1;

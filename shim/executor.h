@@ -12,7 +12,7 @@
  * also stop), then the policy's execute().
  *
  * Threads: executor_lazy_init from the main thread with the BQL; arming
- * from any thread; the rest in the vCPU thread with the BQL.
+ * from any thread with the BQL; the rest in the vCPU thread with the BQL.
  */
 #ifndef BHRR_EXECUTOR_H
 #define BHRR_EXECUTOR_H
@@ -24,15 +24,24 @@
  * own timers, through its start()).  Main thread, BQL; idempotent.
  */
 void executor_lazy_init(void);
-/* Due now: the vCPU leaves its TB at the next boundary and runs it.  Any thread. */
+/*
+ * Due as soon as the vCPU can stop where a replay can: a work item on the
+ * vCPU (one queued at a time) arms the executor one instruction on, or
+ * where it is if it halted.  From the vCPU thread itself, due now (the
+ * landing rule then moves it on).  BQL.
+ */
 void executor_arm_now(void);
 /*
  * Due at icount @ic, placed by the vCPU's budget; the landing target of
  * record's rule.  vCPU thread (the caller knows the icount exactly).
  */
 void executor_arm_at(int64_t ic);
-/* Due at icount @ic, for a replay's next action; any thread.  No-op while arming. */
-void executor_arm_for(int64_t ic);
+/*
+ * Due at icount @ic, for a replay's next action; BQL, any thread.  No-op
+ * while arming, and when the timer is pending for the same deadline unless
+ * @kick: a vCPU halted exactly at its deadline needs the re-arm to wake.
+ */
+void executor_arm_for(int64_t ic, int kick);
 /* Whether this thread is inside executor_arm_for (QEMU 7.2's timer_mod_ns can warp). */
 int executor_arming(void);
 /* Run every held item in order, with @how (exact only in the vCPU thread); BQL. */

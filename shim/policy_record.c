@@ -40,9 +40,9 @@ policy_never(void)
 }
 
 /*
- * Exact mode: hold a copy for the executor, due now: the vCPU leaves its
- * TB at the next boundary and lands it.  Otherwise, or when it cannot be
- * held, run it where it is, logged.
+ * Exact mode: hold a copy for the executor, due at the next instruction
+ * boundary where a replay can stop too (executor_arm_now).  Otherwise, or
+ * when it cannot be held, run it where it is, logged.
  */
 void
 policy_record_bh(QEMUBH *bh, struct held *h, const char *name)

@@ -25,12 +25,15 @@
 
 #define PARK_POLL_MS 10
 
-static int parked; /* vCPU thread: a park_fn is queued or running */
+static int parked; /* written by the vCPU thread, read by any, under the BQL: a park_fn is queued or running */
 static size_t forced = (size_t)-1; /* vCPU thread: BHRR_TEST_PARK parked for this action */
 
-/* Arm the executor for the next recorded action, or end at the end of the log. */
+/*
+ * Arm the executor for the next recorded action, or end at the end of the
+ * log.  @kick: re-arm even an unchanged deadline (replay_warp).
+ */
 static void
-replay_arm(void)
+replay_arm_kick(int kick)
 {
 	const struct replay_action *a;
 
@@ -42,11 +45,24 @@ replay_arm(void)
 		return;
 	}
 	/*
+	 * A parked vCPU is past the deadline already and waits on held_cv,
+	 * not the timer, and re-arms once it has taken what arrived: arming
+	 * now would only queue QEMU's kick work for it, once per arrival.
+	 */
+	if (parked && !kick)
+		return;
+	/*
 	 * VIRTUAL = bias + (icount << shift); the bias moves only by warps.
 	 * Armed for a warp too: the warp hook applies it, the executor only
 	 * notices a guest that ran past it.
 	 */
-	executor_arm_for(a->a.icount);
+	executor_arm_for(a->a.icount, kick);
+}
+
+static void
+replay_arm(void)
+{
+	replay_arm_kick(0);
 }
 
 static void replay_step(void);
@@ -250,7 +266,7 @@ replay_warp(void)
 	 * here kicks it.
 	 */
 	if (a != NULL && a->a.kind != LOG_ACT_WARP && a->a.icount <= ic) {
-		replay_arm();
+		replay_arm_kick(1);
 		return;
 	}
 	if (executor_arming() || idle_short(ic, a) || a == NULL || a->a.kind != LOG_ACT_WARP)

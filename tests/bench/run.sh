@@ -7,8 +7,8 @@
 #      bytes per event by kind on a synthetic disk-I/O stream;
 #   2. hook install time of the full target set, per QEMU version;
 #   3. per QEMU version: exported functions, accepted, refused by reason;
-#   4. whole guest runs with check-mode hooks; 5. record vs plain, log size,
-#      shim instructions per gated BH; 6. replay vs plain and vs record;
+#   4. whole guest runs with check-mode hooks; 5. record vs plain, log size;
+#   5c. shim instructions per completion, per guest; 6. replay vs plain and vs record;
 #   6b. bhrr beside QEMU's native record/replay on the same guests.
 set -eu
 : "${BHRR_BUILDDIR:=$(pwd)}"
@@ -258,19 +258,24 @@ if [ -f "$b/guest-linux/.stamp" ]; then
 	done
 fi
 if command -v valgrind >/dev/null && command -v callgrind_annotate >/dev/null; then
-	echo "== 5c. shim instructions per gated BH (callgrind, QEMU 7.2, virtio guest n=16)"
-	guest_argv virtio "$out"
-	BHRR_MODE=record BHRR_LOG="$out/cg.bhlog" BHRR_LOG_OVERWRITE=1 BHRR_VERBOSE=1 LD_PRELOAD="$b/.libs/libbhrr.so" \
-		valgrind --tool=callgrind --callgrind-out-file="$out/cg.qemu" --smc-check=all \
-		/usr/bin/qemu-system-x86_64 "${GUEST_ARGV[@]/n=64/n=16}" >"$out/cg.qemu.txt" 2>&1 || true
-	gated=$(sed -n 's/.*record: \([0-9]*\) BHs gated.*/\1/p' "$out/cg.qemu.txt")
-	events=$("$b/tools/bhrr" stat --json "$out/cg.bhlog" | sed -n 's/.*"events":\([0-9]*\).*/\1/p')
-	# self cost of the shim's run-time paths (start-up, discovery and the flusher excluded)
-	callgrind_annotate --inclusive=no --threshold=100 "$out/cg.qemu" 2>/dev/null \
-		| grep 'libbhrr.so\]' | sed 's/ (.*%)  / /' \
-		| awk -v g="$gated" -v e="$events" '
-			{ gsub(",", "", $1); f = $2 }
-			f ~ /shim\/[a-z_0-9]+\.c:/ && f !~ /shim\/(session|discover|settings|ctor|check|symbols|vlog|hook_[a-z_0-9]+)\.c:/ &&
-			f !~ /lazy_init|log_writer_open|put_tag|encode_header|flusher_main|log_writer_flush|frame_record|write_all|finish|seal|replay_load|keys_add/ { s += $1 }
-			END { printf "  %d BHs gated, %d events logged: %.0f shim instructions per gated BH, %.0f per logged event\n", g, e, s / g, s / e }'
+	echo "== 5c. shim instructions per completion, per gated BH and per logged event (callgrind, QEMU 7.2, each guest with n=16)"
+	for config in $GUEST_CONFIGS; do
+		guest_argv "$config" "$out"
+		n=$(guest_append "$config" | sed -n 's/.* n=\([0-9]*\).*/\1/p')
+		BHRR_MODE=record BHRR_LOG="$out/cg.bhlog" BHRR_LOG_OVERWRITE=1 BHRR_VERBOSE=1 LD_PRELOAD="$b/.libs/libbhrr.so" \
+			valgrind --tool=callgrind --callgrind-out-file="$out/cg.qemu" --smc-check=all \
+			/usr/bin/qemu-system-x86_64 "${GUEST_ARGV[@]/ n=$n/ n=16}" >"$out/cg.qemu.txt" 2>&1 || true
+		gated=$(sed -n 's/.*record: \([0-9]*\) BHs gated.*/\1/p' "$out/cg.qemu.txt")
+		events=$("$b/tools/bhrr" stat --json "$out/cg.bhlog" | sed -n 's/.*"events":\([0-9]*\).*/\1/p')
+		ios=$("$b/tools/bhrr" stat --json "$out/cg.bhlog" | sed -n 's/.*"io_complete":{"count":\([0-9]*\).*/\1/p')
+		# self cost of the shim's run-time paths (start-up, discovery and the flusher excluded)
+		callgrind_annotate --inclusive=no --threshold=100 "$out/cg.qemu" 2>/dev/null \
+			| grep 'libbhrr.so\]' | sed 's/ (.*%)  / /' \
+			| awk -v c="$config" -v g="${gated:-0}" -v e="${events:-0}" -v io="${ios:-0}" '
+				{ gsub(",", "", $1); f = $2 }
+				f ~ /shim\/[a-z_0-9]+\.c:/ && f !~ /shim\/(session|discover|settings|ctor|check|symbols|vlog|hook_[a-z_0-9]+)\.c:/ &&
+				f !~ /lazy_init|log_writer_open|put_tag|encode_header|flusher_main|log_writer_flush|frame_record|write_all|finish|seal|replay_load|keys_add/ { s += $1 }
+				END { printf "  %-13s %4d completions, %4d BHs gated, %5d events: %5.0f shim instructions per completion, %4.0f per gated BH, %3.0f per logged event\n",
+					c, io, g, e, io ? s / io : 0, g ? s / g : 0, e ? s / e : 0 }'
+	done
 fi
