@@ -1,6 +1,7 @@
 /*
  * log_action.c - the one definition of an action (see log_action.h).
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "log_action.h"
@@ -51,4 +52,30 @@ log_action_of(const struct log_reader *r, const struct log_event *ev, int exact,
 	a->icount = ev->icount;
 	a->icount_how = ev->icount_how;
 	return 1;
+}
+
+int
+log_order_check(struct log_order_check *c, const struct log_event *ev,
+		const struct log_action *a, char *why, size_t len)
+{
+	if (ev->kind == LOG_EV_END && ev->icount_how != LOG_IC_UNKNOWN && c->have &&
+	    c->icount > ev->icount) {
+		snprintf(why, len, "recorded event #%llu is at icount %lld, past the end of the run "
+			 "at icount %lld", (unsigned long long)c->seq,
+			 (long long)c->icount, (long long)ev->icount);
+		return -1;
+	}
+	if (a == NULL)
+		return 0;
+	if (c->have && a->icount < c->icount) {
+		snprintf(why, len, "recorded event #%llu is at icount %lld, before event #%llu at "
+			 "icount %lld, but exact icounts never go back",
+			 (unsigned long long)a->seq, (long long)a->icount,
+			 (unsigned long long)c->seq, (long long)c->icount);
+		return -1;
+	}
+	c->have = 1;
+	c->icount = a->icount;
+	c->seq = a->seq;
+	return 0;
 }

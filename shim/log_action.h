@@ -18,6 +18,7 @@
 #ifndef BHRR_LOG_ACTION_H
 #define BHRR_LOG_ACTION_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "log.h"
@@ -52,5 +53,23 @@ int log_action_of(const struct log_reader *r, const struct log_event *ev, int ex
 
 /* Whether a log header describes an exact-mode recording. */
 int log_header_exact(const struct log_header *h);
+
+/*
+ * The order check of an exact-mode log, event by event: its actions never go
+ * back in icount, nor past the run's end (its end event).  A log altered
+ * there would make replay wait for an icount the guest reaches only after
+ * hours, never naming a divergence.  Zero-initialise one per log and pass
+ * every event read (@a: its action, or NULL if it is none).  0, or -1 with
+ * @why saying which event is out of place.  One check for the shim's replay
+ * loader and for `bhrr replay`, which refuses before QEMU starts.
+ */
+struct log_order_check {
+	int have;
+	int64_t icount; /* the last action's */
+	uint64_t seq;
+};
+
+int log_order_check(struct log_order_check *c, const struct log_event *ev,
+		    const struct log_action *a, char *why, size_t len);
 
 #endif

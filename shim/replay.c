@@ -67,6 +67,7 @@ replay_load(const char *path, char *why, size_t len)
 	struct log_event ev;
 	size_t cap = 0;
 	struct keys *keys;
+	struct log_order_check order = { 0 };
 
 	if (r == NULL) {
 		snprintf(why, len, "%s", err);
@@ -95,25 +96,16 @@ replay_load(const char *path, char *why, size_t len)
 			keys_add(keys, &ev);
 			continue;
 		}
-		if (ev.kind == LOG_EV_END && !replay.ordering && ev.icount_how != LOG_IC_UNKNOWN &&
-		    replay.n && replay.v[replay.n - 1].a.icount > ev.icount) {
-			snprintf(why, len, "%s: recorded event #%llu is at icount %lld, past the end of "
-				 "the run at icount %lld (an altered log?)", path,
-				 (unsigned long long)replay.v[replay.n - 1].a.seq,
-				 (long long)replay.v[replay.n - 1].a.icount, (long long)ev.icount);
+		int act = log_action_of(r, &ev, !replay.ordering, &ra.a);
+		char bad[256];
+
+		if (!replay.ordering && log_order_check(&order, &ev, act ? &ra.a : NULL, bad,
+							sizeof(bad)) < 0) {
+			snprintf(why, len, "%s: %s (an altered log?)", path, bad);
 			goto refuse;
 		}
-		if (!log_action_of(r, &ev, !replay.ordering, &ra.a))
+		if (!act)
 			continue;
-		/* exact icounts never go back: a log altered so would make replay wait for hours */
-		if (!replay.ordering && replay.n && ra.a.icount < replay.v[replay.n - 1].a.icount) {
-			snprintf(why, len, "%s: recorded event #%llu is at icount %lld, before event "
-				 "#%llu at icount %lld, but exact icounts never go back (an altered log?)",
-				 path, (unsigned long long)ra.a.seq, (long long)ra.a.icount,
-				 (unsigned long long)replay.v[replay.n - 1].a.seq,
-				 (long long)replay.v[replay.n - 1].a.icount);
-			goto refuse;
-		}
 		if (ra.a.kind == LOG_ACT_RUN)
 			snprintf(ra.name, sizeof(ra.name), "%s", ra.a.name);
 		else if (ra.a.kind == LOG_ACT_COMPLETE)
@@ -311,12 +303,16 @@ replay_nested_poll(void)
 	 * is kept; run what no action still calls for.
 	 */
 	struct held run[64];
-	size_t n = held_take(unexpected, NULL, run, sizeof(run) / sizeof(run[0]));
+	size_t n, total = 0;
 
-	if (n)
-		vlog("replay: a nested aio_poll of the vCPU thread runs %zu kept items the log ran "
-		     "there at once", n);
-	gate_run_at_once(run, n);
+	/* in batches, until none is left: one left held would stall the poll */
+	while ((n = held_take(unexpected, NULL, run, sizeof(run) / sizeof(run[0]))) > 0) {
+		gate_run_at_once(run, n);
+		total += n;
+	}
+	if (total)
+		vlog("replay: a nested aio_poll of the vCPU thread ran %zu kept items the log ran "
+		     "there at once", total);
 }
 
 void

@@ -243,42 +243,25 @@ replay_qargv(const char *log, const struct log_header *h, char **given, int n)
 }
 
 /*
- * An exact-mode log's actions never go back in icount, nor past the run's
- * end: in a log altered there, replay would wait for the guest to reach an
- * icount it reaches only after hours, never naming a divergence.  0, or -1
- * after saying which event is out of place.
+ * The order check of an exact-mode log (log_order_check): 0, or -1 after
+ * saying which event is out of place.
  */
 static int
 check_action_icounts(struct log_reader *r, const char *log)
 {
 	struct log_event ev;
-	struct log_action a, prev = { 0 };
-	int have = 0;
+	struct log_action a;
+	struct log_order_check c = { 0 };
+	char why[256];
 
 	if (!log_header_exact(log_reader_header(r)))
 		return 0;
-	while (log_reader_next(r, &ev) == 1) {
-		if (ev.kind == LOG_EV_END && ev.icount_how != LOG_IC_UNKNOWN && have &&
-		    prev.icount > ev.icount) {
-			fprintf(stderr, "bhrr: replay: %s: recorded event #%llu is at icount %lld, past "
-					"the end of the run at icount %lld; refusing (an altered log?)\n",
-				log, (unsigned long long)prev.seq, (long long)prev.icount,
-				(long long)ev.icount);
+	while (log_reader_next(r, &ev) == 1)
+		if (log_order_check(&c, &ev, log_action_of(r, &ev, 1, &a) ? &a : NULL, why,
+				    sizeof(why)) < 0) {
+			fprintf(stderr, "bhrr: replay: %s: %s; refusing (an altered log?)\n", log, why);
 			return -1;
 		}
-		if (!log_action_of(r, &ev, 1, &a))
-			continue;
-		if (have && a.icount < prev.icount) {
-			fprintf(stderr, "bhrr: replay: %s: recorded event #%llu is at icount %lld, before "
-					"event #%llu at icount %lld, but exact icounts never go back; "
-					"refusing (an altered log?)\n",
-				log, (unsigned long long)a.seq, (long long)a.icount,
-				(unsigned long long)prev.seq, (long long)prev.icount);
-			return -1;
-		}
-		prev = a;
-		have = 1;
-	}
 	return 0;
 }
 
