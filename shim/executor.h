@@ -32,6 +32,22 @@ void executor_lazy_init(void);
  */
 void executor_arm_now(void);
 /*
+ * Record with landing at I/O accesses (io_land.h): leave what arrived for
+ * the guest's next device access, which lands it without stopping the
+ * vCPU; only if none comes within 50 us of host time (the test-only
+ * BHRR_TEST_LAND_FALLBACK_US), or the vCPU is idle, executor_arm_now.
+ * Main thread, BQL.
+ */
+void executor_arm_soon(void);
+/*
+ * Land everything held at the vCPU's I/O access at exact icount @ic, as
+ * LOG_F_AT_IO events.  vCPU thread, BQL.
+ */
+void executor_land_io(int64_t ic);
+/* Landings at I/O accesses and fallback kicks so far; any thread. */
+unsigned long long executor_io_landings(void);
+unsigned long long executor_fallbacks(void);
+/*
  * Due at icount @ic, placed by the vCPU's budget; the landing target of
  * record's rule.  vCPU thread (the caller knows the icount exactly).
  */

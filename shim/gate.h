@@ -33,6 +33,12 @@ struct req {
 
 /* This thread is running held work or a BH outside the gate: nested BHs pass. */
 extern __thread int gate_in_executor;
+/*
+ * Set while this thread (the vCPU's) lands work at an I/O access
+ * (io_land.h): LOG_F_AT_IO, added to every bh_run and io_complete logged
+ * meanwhile; 0 otherwise.
+ */
+extern __thread uint64_t gate_land_flags;
 /* This thread's depth of aio_poll on the main AioContext. */
 extern __thread int gate_poll_depth;
 

@@ -26,6 +26,8 @@
 #define DELETE_RUN_MAX 16
 
 __thread int gate_in_executor;
+__thread uint64_t gate_land_flags;
+
 __thread int gate_poll_depth;
 atomic_ullong gate_gated, gate_passed, gate_held, gate_schedules;
 
@@ -125,6 +127,7 @@ gate_hold_bh(QEMUBH *bh, struct held *h)
 void
 gate_run_held(struct held *h, unsigned how, int64_t icount, uint64_t flags)
 {
+	flags |= gate_land_flags;
 	if (h->kind == HELD_REQ) {
 		struct req *r = h->req;
 		BlockCompletionFunc *cb = r->cb;

@@ -28,8 +28,13 @@ gate_complete_now(struct req *r, int ret)
 {
 	unsigned how;
 	int exact = gate_in_executor > 0 && gate_poll_depth == 0;
-	int64_t ic = qrt_icount_now(&how, exact);
+	/* in an I/O access (gate_land_flags), qemu_icount lags: the TB is still running */
+	int64_t ic = exact && gate_land_flags ? qrt_icount_here(&how, qrt_role())
+					      : qrt_icount_now(&how, exact);
 	uint64_t flags = gate_poll_depth > 0 || !qrt.runstate_is_running() ? LOG_F_AT_ONCE : 0;
+
+	if (exact)
+		flags |= gate_land_flags;
 	BlockCompletionFunc *cb = r->cb;
 	void *op = r->opaque;
 

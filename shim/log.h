@@ -33,6 +33,11 @@ enum log_icount { LOG_IC_EXACT = 0, LOG_IC_LOWER = 1, LOG_IC_UNKNOWN = 2 };
 
 /* bh_run, io_complete flags: ran at once, outside recorded control (nested aio_poll, VM stopped) */
 #define LOG_F_AT_ONCE 1u
+/*
+ * bh_run, io_complete flags: landed during the vCPU's first I/O access of the
+ * instruction at its icount, before the device saw the access (io_land.h)
+ */
+#define LOG_F_AT_IO 2u
 
 #define LOG_TEXT_MAX 4096 /* longest string a reader accepts */
 

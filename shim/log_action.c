@@ -22,6 +22,7 @@ log_action_of(const struct log_reader *r, const struct log_event *ev, int exact,
 	memset(a, 0, sizeof(*a));
 	if ((exact && ev->icount_how != LOG_IC_EXACT) || (ev->flags & LOG_F_AT_ONCE))
 		return 0;
+	a->at_io = exact && (ev->flags & LOG_F_AT_IO);
 	switch (ev->kind) {
 	case LOG_EV_BH_RUN:
 		if (log_reader_ident(r, ev->ident, &cb, &name) < 0)

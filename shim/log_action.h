@@ -42,6 +42,7 @@ struct log_action {
 	uint64_t ident;       /* RUN: the ident */
 	uint64_t instance;    /* RUN: creation ordinal, 0 unknown */
 	const char *name;     /* RUN: the BH's name, owned by the reader; "?" if unknown */
+	int at_io;            /* RUN, COMPLETE of an exact log: landed at an I/O access (LOG_F_AT_IO) */
 };
 
 /*

@@ -51,6 +51,11 @@ struct policy {
 	 * be NULL (record holds nothing by then).
 	 */
 	void (*nested_stuck)(void);
+	/*
+	 * The vCPU's first I/O access of an instruction, at exact icount @ic,
+	 * before the device sees it (io_land.h); vCPU thread, BQL.  NULL: none.
+	 */
+	void (*io)(int64_t ic);
 	/* the executor applies record's landing rule before execute() */
 	int landing;
 };

@@ -7,6 +7,7 @@
 
 #include "executor.h"
 #include "gate.h"
+#include "held.h"
 #include "log.h"
 #include "log_action.h"
 #include "policy.h"
@@ -59,7 +60,20 @@ policy_record_bh(QEMUBH *bh, struct held *h, const char *name)
 		gate_run_now(bh, h, LOG_F_AT_ONCE);
 		return;
 	}
-	executor_arm_now();
+	if (policy_current()->io)
+		executor_arm_soon(); /* the guest's next device access lands it */
+	else
+		executor_arm_now();
+}
+
+/* The vCPU's first I/O access of an instruction (io_land.h): land what is held here. */
+static void
+record_io(int64_t ic)
+{
+	/* a hint, read without held_mu: executor_land_io takes it */
+	if (gate_in_executor || __atomic_load_n(&held_q.n, __ATOMIC_RELAXED) == 0)
+		return;
+	executor_land_io(ic);
 }
 
 static void
@@ -90,5 +104,6 @@ const struct policy policy_record = {
 	.warp_due = policy_never,
 	.vm_change = policy_record_vm_change,
 	.nested_poll = policy_record_nested_poll,
+	.io = record_io,
 	.landing = 1,
 };

@@ -151,6 +151,12 @@ replay_step(void)
 		}
 		if (a->a.kind == LOG_ACT_WARP)
 			return;
+		if (a->a.at_io) {
+			/* replay_io runs it during the access; the guest is past it */
+			replay_diverge("the guest made no first device access at icount %lld, where the "
+				       "record landed it", (long long)ic);
+			return;
+		}
 		/* test-only (BHRR_TEST_PARK): park once for every action, whatever arrived */
 		if (bhrr_cfg.test.park && forced != replay.next) {
 			forced = replay.next;
@@ -163,6 +169,66 @@ replay_step(void)
 		}
 		replay.next++;
 	}
+}
+
+/*
+ * The vCPU's first I/O access of the instruction at icount @ic, before the
+ * device sees it (io_land.h; vCPU thread, BQL, inside a TB): run every
+ * action the record landed here, in order, waiting for what has not
+ * arrived with the BQL released (as a park does, bounded by the
+ * watchdog), then arm the executor for what follows.
+ */
+static void
+replay_io(int64_t ic)
+{
+	long long t0 = 0;
+	int took = 0;
+
+	while (!replay_is_free()) {
+		const struct replay_action *a = replay_due();
+
+		if (a == NULL || !a->a.at_io || a->a.icount != ic || !qrt.runstate_is_running())
+			break;
+		/* test-only (BHRR_TEST_PARK): wait once for every action, as if it came late */
+		if (bhrr_cfg.test.park && forced != replay.next) {
+			forced = replay.next;
+			replay.parks++;
+			qrt.bql_unlock();
+			usleep(1000);
+			qrt.bql_lock(__FILE__, __LINE__);
+			continue;
+		}
+		gate_land_flags = LOG_F_AT_IO;
+		int got = replay_take(a);
+
+		gate_land_flags = 0;
+		if (got) {
+			replay.next++;
+			took = 1;
+			continue;
+		}
+		if (t0 == 0) {
+			t0 = shim_now_ns();
+			replay.parks++;
+		} else if (shim_now_ns() - t0 > bhrr_cfg.watchdog_ms * 1000000ll) {
+			replay_diverge("it did not arrive within %ld ms, while the guest waited in a "
+				       "device access", bhrr_cfg.watchdog_ms);
+			break;
+		}
+		struct timespec ts;
+
+		qrt.bql_unlock();
+		pthread_mutex_lock(&held_mu);
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += PARK_POLL_MS * 1000000;
+		ts.tv_sec += ts.tv_nsec / 1000000000;
+		ts.tv_nsec %= 1000000000;
+		pthread_cond_timedwait(&held_cv, &held_mu, &ts);
+		pthread_mutex_unlock(&held_mu);
+		qrt.bql_lock(__FILE__, __LINE__);
+	}
+	if (took)
+		replay_arm();
 }
 
 /* ---- a guest asleep short of the next recorded event ---- */
@@ -361,5 +427,6 @@ const struct policy policy_replay = {
 	.vm_change = replay_vm_change,
 	.nested_poll = replay_nested_poll,
 	.nested_stuck = replay_nested_stuck,
+	.io = replay_io,
 	.landing = 0,
 };

@@ -22,6 +22,7 @@ qrt_bind(void)
 
 	qrt.timer_init_full = s[QS_TIMER_INIT_FULL].addr;
 	qrt.timer_mod_ns = s[QS_TIMER_MOD_NS].addr;
+	qrt.timer_del = s[QS_TIMER_DEL].addr;
 	qrt.clock_get_ns = s[QS_QEMU_CLOCK_GET_NS].addr;
 	qrt.runstate_is_running = s[QS_RUNSTATE_IS_RUNNING].addr;
 	qrt.in_vcpu_thread = s[QS_QEMU_IN_VCPU_THREAD].addr;
@@ -34,7 +35,7 @@ qrt_bind(void)
 	qrt.shutdown_request = s[QS_QEMU_SYSTEM_SHUTDOWN_REQUEST].addr;
 	qrt.bql_lock = s[QS_BQL_LOCK].addr;
 	qrt.bql_unlock = s[QS_BQL_UNLOCK].addr;
-	/* renamed in 9.0; only for debug-build assertions, so not a required symbol */
+	/* renamed in 9.0; not required: without it, debug assertions and io_land.h are off */
 	qrt.bql_locked = dlsym(RTLD_DEFAULT, "bql_locked");
 	if (qrt.bql_locked == NULL)
 		qrt.bql_locked = dlsym(RTLD_DEFAULT, "qemu_mutex_iothread_locked");

@@ -39,6 +39,7 @@ struct qemu_rt {
 	void (*timer_init_full)(void *ts, void *tlg, int type, int scale, int attrs,
 				QEMUTimerCB *cb, void *opaque);
 	void (*timer_mod_ns)(void *ts, int64_t expire);
+	void (*timer_del)(void *ts);
 	int64_t (*clock_get_ns)(int type);
 	bool (*runstate_is_running)(void);
 	bool (*in_vcpu_thread)(void);

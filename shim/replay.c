@@ -178,7 +178,8 @@ replay_take(const struct replay_action *a)
 
 	pthread_mutex_unlock(&held_mu);
 	unsigned how;
-	int64_t ic = qrt_icount_now(&how, 1);
+	/* in an I/O access (gate_land_flags) qemu_icount lags: the TB is still running */
+	int64_t ic = gate_land_flags ? qrt_icount_here(&how, qrt_role()) : qrt_icount_now(&how, 1);
 
 	gate_run_held(&h, how, ic, 0);
 	return 1;
@@ -194,7 +195,8 @@ describe(char *buf, size_t len, const struct replay_action *a)
 		return;
 	}
 	if (!replay.ordering)
-		snprintf(at, sizeof(at), " at icount %lld", (long long)a->a.icount);
+		snprintf(at, sizeof(at), " at icount %lld%s", (long long)a->a.icount,
+			 a->a.at_io ? " (at an I/O access)" : "");
 	if (a->a.kind == LOG_ACT_COMPLETE)
 		snprintf(buf, len, "io_complete of request %llu%s", (unsigned long long)a->a.key, at);
 	else if (a->a.kind == LOG_ACT_RUN)

@@ -17,6 +17,7 @@
 #include "gate.h"
 #include "held.h"
 #include "hook.h"
+#include "io_land.h"
 #include "log.h"
 #include "policy.h"
 #include "qemu_rt.h"
@@ -27,7 +28,7 @@
 #include "vlog.h"
 #include "warp.h"
 
-#define HOOKS_MAX 16
+#define HOOKS_MAX QS_COUNT /* at most one hook per symbol */
 
 enum icount_mode { ICOUNT_NONE = 0, ICOUNT_EXACT = 1, ICOUNT_INEXACT = 2 };
 
@@ -89,17 +90,19 @@ vm_change(void *opaque, bool running, int state)
 	emit_vm_change(running, state, how, ic);
 }
 
-/* The hooks, BH gate first; @n set. */
+/* The hooks, BH gate first; how many (at most HOOKS_MAX). */
 static size_t
 hook_table(struct hook_spec *t)
 {
-	size_t n, k = 0;
-	const struct hook_spec *bh = gate_bh_hooks(&n);
+	size_t n, m, k = 0;
+	const struct hook_spec *bh = gate_bh_hooks(&n), *io = io_land_hooks(&m);
 
-	for (size_t i = 0; i < n && k < HOOKS_MAX - 2; i++)
+	for (size_t i = 0; i < n; i++)
 		t[k++] = bh[i];
 	t[k++] = *warp_hook();
 	t[k++] = *gate_io_hook(shim_qemu.major);
+	for (size_t i = 0; i < m; i++)
+		t[k++] = io[i];
 	return k;
 }
 
@@ -292,6 +295,7 @@ session_start(void)
 		vlog_error("%s", why);
 		return -1;
 	}
+	io_land_start();
 	/* the log first: if it cannot be created, nothing is hooked */
 	if (path == NULL) {
 		snprintf(defpath, sizeof(defpath), "bhrr-%d.bhlog", (int)getpid());
@@ -345,8 +349,9 @@ session_finish(void)
 		vlog_error("the log is incomplete");
 	vlog("record: %llu BHs gated (%llu held for the executor), %llu passed through, "
 	     "%llu schedule calls; %llu warps, %llu handed to the vCPU; "
-	     "%llu executor landings moved one instruction on",
+	     "%llu executor landings moved one instruction on; %llu landings at I/O accesses, "
+	     "%llu kicks after none came",
 	     (unsigned long long)gate_gated, (unsigned long long)gate_held,
 	     (unsigned long long)gate_passed, (unsigned long long)gate_schedules, warp_count(),
-	     warp_handoffs(), executor_landings());
+	     warp_handoffs(), executor_landings(), executor_io_landings(), executor_fallbacks());
 }

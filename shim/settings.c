@@ -126,5 +126,10 @@ settings_read(struct bhrr_settings *s, char *why, size_t len)
 	if (number("BHRR_TEST_SLOW_IO_US", 0, 1000000, &n, why, len) < 0)
 		return -1;
 	s->test.slow_io_us = (unsigned)n;
+	s->test.no_io_land = flag("BHRR_TEST_NO_IO_LAND");
+	n = 50;
+	if (number("BHRR_TEST_LAND_FALLBACK_US", 1, 10000000, &n, why, len) < 0)
+		return -1;
+	s->test.land_fallback_us = (unsigned)n;
 	return 0;
 }

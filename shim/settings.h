@@ -38,6 +38,8 @@ struct bhrr_settings {
 		unsigned delay_us;  /* BHRR_TEST_DELAY_US: completions reach QEMU this late */
 		int park;           /* BHRR_TEST_PARK: replay parks once for every action */
 		unsigned slow_io_us; /* BHRR_TEST_SLOW_IO_US: each thread-pool request's work takes this much longer */
+		int no_io_land;     /* BHRR_TEST_NO_IO_LAND: record lands only by stopping the vCPU (make bench compares) */
+		unsigned land_fallback_us; /* BHRR_TEST_LAND_FALLBACK_US: how long record waits for a device access (50) */
 	} test;
 };
 

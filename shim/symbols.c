@@ -31,6 +31,8 @@ static const struct qsym sym_table[QS_COUNT] = {
 	/* renamed in 9.0 */
 	[QS_BQL_LOCK] = { { "bql_lock_impl", "qemu_mutex_lock_iothread_impl" } },
 	[QS_BQL_UNLOCK] = { { "bql_unlock", "qemu_mutex_unlock_iothread" } },
+	[QS_MR_DISPATCH_READ] = { { "memory_region_dispatch_read" } },
+	[QS_MR_DISPATCH_WRITE] = { { "memory_region_dispatch_write" } },
 	[QS_QEMU_CLOCK_GET_NS] = { { "qemu_clock_get_ns" } },
 	[QS_RUNSTATE_IS_RUNNING] = { { "runstate_is_running" } },
 	[QS_QEMU_IN_VCPU_THREAD] = { { "qemu_in_vcpu_thread" } },
@@ -43,6 +45,7 @@ static const struct qsym sym_table[QS_COUNT] = {
 	[QS_QEMU_GET_CPU] = { { "qemu_get_cpu" } },
 	[QS_QEMU_CLOCK_DEADLINE_NS_ALL] = { { "qemu_clock_deadline_ns_all" } },
 	[QS_QEMU_SYSTEM_SHUTDOWN_REQUEST] = { { "qemu_system_shutdown_request" } },
+	[QS_TIMER_DEL] = { { "timer_del" } },
 	[QS_TIMERS_STATE] = { { "timers_state" } },
 	[QS_USE_ICOUNT] = { { "use_icount" } },
 };

@@ -41,6 +41,10 @@ enum qsym_id {
 	QS_QEMU_GET_CPU,
 	QS_QEMU_CLOCK_DEADLINE_NS_ALL,
 	QS_QEMU_SYSTEM_SHUTDOWN_REQUEST,
+	QS_TIMER_DEL,
+	/* hooked by the session, not in check mode */
+	QS_MR_DISPATCH_READ,
+	QS_MR_DISPATCH_WRITE,
 	QS_TIMERS_STATE,  /* data */
 	QS_USE_ICOUNT,    /* data */
 	QS_COUNT

@@ -131,8 +131,9 @@ dump_text(FILE *f, const struct log_reader *r, const struct log_event *ev)
 		if (has_cb)
 			fprintf(f, " cb=+%#" PRIx64 " name=%s", cb, name ? name : "?");
 		if (ev->kind == LOG_EV_BH_RUN)
-			fprintf(f, " ordinal=%" PRIu64 "%s", ev->ordinal,
-				ev->flags & LOG_F_AT_ONCE ? " at_once" : "");
+			fprintf(f, " ordinal=%" PRIu64 "%s%s", ev->ordinal,
+				ev->flags & LOG_F_AT_ONCE ? " at_once" : "",
+				ev->flags & LOG_F_AT_IO ? " at_io" : "");
 		if (ev->kind != LOG_EV_BH_SCHEDULE) {
 			if (ev->instance)
 				fprintf(f, " instance=%" PRIu64, ev->instance);
@@ -149,8 +150,9 @@ dump_text(FILE *f, const struct log_reader *r, const struct log_event *ev)
 			ev->op < 5 ? ops[ev->op] : "?", ev->offset, ev->bytes);
 		break;
 	case LOG_EV_IO_COMPLETE:
-		fprintf(f, " req=%" PRIu64 " ret=%" PRId64 "%s", ev->req, ev->ret,
-			ev->flags & LOG_F_AT_ONCE ? " at_once" : "");
+		fprintf(f, " req=%" PRIu64 " ret=%" PRId64 "%s%s", ev->req, ev->ret,
+			ev->flags & LOG_F_AT_ONCE ? " at_once" : "",
+			ev->flags & LOG_F_AT_IO ? " at_io" : "");
 		break;
 	case LOG_EV_WARP:
 		fprintf(f, " delta_ns=%" PRId64, ev->delta_ns);
@@ -211,8 +213,9 @@ dump_json(FILE *f, const struct log_reader *r, const struct log_event *ev)
 		json_cstr(f, ev->site ? log_reader_string(r, ev->site) : NULL);
 		break;
 	case LOG_EV_BH_RUN:
-		fprintf(f, ",\"ident\":%" PRIu64 ",\"ordinal\":%" PRIu64 ",\"at_once\":%s", ev->ident,
-			ev->ordinal, ev->flags & LOG_F_AT_ONCE ? "true" : "false");
+		fprintf(f, ",\"ident\":%" PRIu64 ",\"ordinal\":%" PRIu64 ",\"at_once\":%s,\"at_io\":%s",
+			ev->ident, ev->ordinal, ev->flags & LOG_F_AT_ONCE ? "true" : "false",
+			ev->flags & LOG_F_AT_IO ? "true" : "false");
 		if (ev->instance)
 			fprintf(f, ",\"instance\":%" PRIu64, ev->instance);
 		break;
@@ -226,8 +229,9 @@ dump_json(FILE *f, const struct log_reader *r, const struct log_event *ev)
 			ev->bytes);
 		break;
 	case LOG_EV_IO_COMPLETE:
-		fprintf(f, ",\"req\":%" PRIu64 ",\"ret\":%" PRId64 ",\"at_once\":%s", ev->req,
-			ev->ret, ev->flags & LOG_F_AT_ONCE ? "true" : "false");
+		fprintf(f, ",\"req\":%" PRIu64 ",\"ret\":%" PRId64 ",\"at_once\":%s,\"at_io\":%s",
+			ev->req, ev->ret, ev->flags & LOG_F_AT_ONCE ? "true" : "false",
+			ev->flags & LOG_F_AT_IO ? "true" : "false");
 		break;
 	case LOG_EV_WARP:
 		fprintf(f, ",\"delta_ns\":%" PRId64, ev->delta_ns);

@@ -115,8 +115,9 @@ shim_replay() {
 for v in 7.2 10.0; do
 	select_qemu "$v"
 	echo "== 5. QEMU $v: record (the shim preloaded) vs plain, each guest with 8x its commands; best of 5 alternating runs"
+	echo "   (old landing: the same record with BHRR_TEST_NO_IO_LAND=1, every held item landed by a kick, none at a device access)"
 	for config in $GUEST_CONFIGS; do
-		bp=999; br=999
+		bp=999; br=999; bo=999
 		n=$(guest_append "$config" | sed -n 's/.* n=\([0-9]*\).*/\1/p')
 		for _ in 1 2 3 4 5; do
 			guest_argv "$config" "$out"
@@ -129,15 +130,20 @@ for v in 7.2 10.0; do
 			# shellcheck disable=SC2086
 			shim_record "$out/rec.bhlog" "$qemu" $fw "${args[@]}" >/dev/null 2>&1 || true
 			t2=$(now_s)
+			guest_argv "$config" "$out"
+			# shellcheck disable=SC2086
+			BHRR_TEST_NO_IO_LAND=1 shim_record "$out/rec0.bhlog" "$qemu" $fw "${args[@]}" >/dev/null 2>&1 || true
+			t3=$(now_s)
 			bp=$(best "$bp" "$t0" "$t1")
 			br=$(best "$br" "$t1" "$t2")
+			bo=$(best "$bo" "$t2" "$t3")
 		done
 		size=$(stat -c %s "$out/rec.bhlog")
 		ios=$("$b/tools/bhrr" stat --json "$out/rec.bhlog" | sed -n 's/.*"io_complete":{"count":\([0-9]*\).*/\1/p')
 		cmds=$((8 * n))
-		awk -v c="$config" -v p="$bp" -v r="$br" -v s="$size" -v io="${ios:-0}" -v n="$cmds" 'BEGIN {
-			printf "  %-13s plain %.3f s, record %.3f s, ratio %.3fx; log %d bytes: %.1f per guest command, %.1f per I/O request\n",
-				c, p, r, r / p, s, s / n, (io ? s / io : 0) }'
+		awk -v c="$config" -v p="$bp" -v r="$br" -v o="$bo" -v s="$size" -v io="${ios:-0}" -v n="$cmds" 'BEGIN {
+			printf "  %-13s plain %.3f s, record %.3f s, ratio %.3fx (old landing %.3fx); log %d bytes: %.1f per guest command, %.1f per I/O request\n",
+				c, p, r, r / p, o / p, s, s / n, (io ? s / io : 0) }'
 	done
 done
 for v in 7.2 10.0; do

@@ -1,0 +1,86 @@
+/*
+ * io_land.c - landing held work at the guest's I/O accesses (see io_land.h).
+ */
+#include <stdint.h>
+
+#include "gate.h"
+#include "io_land.h"
+#include "log.h"
+#include "policy.h"
+#include "qemu_rt.h"
+#include "settings.h"
+#include "symbols.h"
+
+/*
+ * memory_region_dispatch_read(mr, addr, *pval, op, attrs) and _write(mr,
+ * addr, data, op, attrs) return a MemTxResult.  MemTxAttrs is a small
+ * struct passed in registers; six integer registers forward whatever it
+ * takes, in 7.2 and 10.0 alike.
+ */
+typedef uint32_t io_fn(void *, uint64_t, uint64_t, uint64_t, uint64_t, uint64_t);
+
+static io_fn *real_read, *real_write;
+static int active;                       /* written once by the constructor */
+static __thread int64_t last_ic = -1;    /* the vCPU thread: icount of its last access */
+
+int
+io_land_active(void)
+{
+	return active;
+}
+
+void
+io_land_start(void)
+{
+	active = qrt.exact && qrt.cpu_fields && qrt.icount_get_raw != NULL && qrt.bql_locked != NULL &&
+		 !bhrr_cfg.test.no_io_land;
+}
+
+/*
+ * Before an access: the first of its instruction, in the vCPU thread with
+ * the BQL (a device of its own locking never sees landed work), is a place
+ * the current policy may land at.
+ */
+static inline void
+before_access(void)
+{
+	if (!active || qrt_role() != QRT_ROLE_VCPU)
+		return;
+	unsigned how;
+	int64_t ic = qrt_icount_here(&how, QRT_ROLE_VCPU);
+
+	if (how != LOG_IC_EXACT || ic == last_ic)
+		return;
+	last_ic = ic;
+	void (*io)(int64_t) = policy_current()->io;
+
+	/* not inside landed work: its own device accesses are not the guest's */
+	if (io != NULL && !gate_in_executor && qrt.bql_locked())
+		io(ic);
+}
+
+static uint32_t
+hk_read(void *mr, uint64_t addr, uint64_t pval, uint64_t op, uint64_t a4, uint64_t a5)
+{
+	before_access();
+	return real_read(mr, addr, pval, op, a4, a5);
+}
+
+static uint32_t
+hk_write(void *mr, uint64_t addr, uint64_t data, uint64_t op, uint64_t a4, uint64_t a5)
+{
+	before_access();
+	return real_write(mr, addr, data, op, a4, a5);
+}
+
+static const struct hook_spec hooks[] = {
+	{ QS_MR_DISPATCH_READ, (void *)hk_read, (void **)&real_read },
+	{ QS_MR_DISPATCH_WRITE, (void *)hk_write, (void **)&real_write },
+};
+
+const struct hook_spec *
+io_land_hooks(size_t *n)
+{
+	*n = sizeof(hooks) / sizeof(hooks[0]);
+	return hooks;
+}
