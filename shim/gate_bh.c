@@ -28,6 +28,23 @@
 __thread int gate_in_executor;
 __thread uint64_t gate_land_flags;
 
+/*
+ * A BH that schedules itself again while its held copy runs in the vCPU
+ * thread: thread_pool_completion_bh does, in case its callback polls, and
+ * cancels that after the callback.  In the main loop's own thread that
+ * costs nothing; from the vCPU thread it wakes the sleeping main loop,
+ * which then waits for the BQL only to find the BH cancelled - a wake-up
+ * and a BQL hand-over per completion.  So while a copy runs in the vCPU
+ * thread, a schedule of its original is deferred: dropped by
+ * qemu_bh_cancel, forgotten by qemu_bh_delete, done before a nested
+ * aio_poll of this thread (which may wait for it), and otherwise done when
+ * the copy returns - before the main loop could have taken the BQL to run
+ * it anyway.  Not for a oneshot (no original left).  This thread's.
+ */
+static __thread const void *self_orig;
+static __thread int self_deferred;
+static void (*real_qemu_bh_schedule)(QEMUBH *bh);
+static void (*real_qemu_bh_cancel)(QEMUBH *bh);
 __thread int gate_poll_depth;
 atomic_ullong gate_gated, gate_passed, gate_held, gate_schedules;
 
@@ -141,7 +158,22 @@ gate_run_held(struct held *h, unsigned how, int64_t icount, uint64_t flags)
 		return;
 	}
 	emit_bh_run(h, how, icount, flags);
+	if (qrt_role() != QRT_ROLE_VCPU) {
+		call_as_executor(h->copy);
+		free(h->copy);
+		return;
+	}
+	const void *outer = self_orig;
+	int outer_deferred = self_deferred;
+
+	/* not a oneshot's: QEMU freed it, and a new BH may have its address */
+	self_orig = h->instance ? h->orig : NULL;
+	self_deferred = 0;
 	call_as_executor(h->copy);
+	if (self_deferred)
+		real_qemu_bh_schedule((QEMUBH *)h->orig);
+	self_orig = outer;
+	self_deferred = outer_deferred;
 	free(h->copy);
 }
 
@@ -223,7 +255,19 @@ static void
 hk_qemu_bh_schedule(QEMUBH *bh)
 {
 	log_schedule(qrt_field(bh, qrt.off_cb), qrt_field(bh, qrt.off_name));
+	if (bh != NULL && bh == self_orig) {
+		self_deferred = 1;
+		return;
+	}
 	real_qemu_bh_schedule(bh);
+}
+
+static void
+hk_qemu_bh_cancel(QEMUBH *bh)
+{
+	if (bh != NULL && bh == self_orig)
+		self_deferred = 0;
+	real_qemu_bh_cancel(bh);
 }
 
 static void
@@ -275,6 +319,8 @@ hk_qemu_bh_delete(QEMUBH *bh)
 	struct held run[DELETE_RUN_MAX];
 	size_t n_run;
 
+	if (bh != NULL && bh == self_orig) /* a deferred schedule of it must not outlive it */
+		self_deferred = 0;
 	if (!session_active()) {
 		real_qemu_bh_delete(bh);
 		return;
@@ -325,6 +371,10 @@ hk_aio_poll(AioContext *ctx, bool blocking)
 {
 	bool r;
 
+	if (self_deferred) { /* the poll may wait for it */
+		self_deferred = 0;
+		real_qemu_bh_schedule((QEMUBH *)self_orig);
+	}
 	if (ctx == NULL || ctx != __atomic_load_n(&qrt.main_ctx, __ATOMIC_ACQUIRE))
 		return real_aio_poll(ctx, blocking);
 	if (gate_poll_depth++ == 0) {
@@ -363,6 +413,7 @@ gate_bh_hooks(size_t *n)
 		{ QS_AIO_POLL, (void *)hk_aio_poll, (void **)&real_aio_poll },
 		{ QS_AIO_BH_NEW_FULL, (void *)hk_aio_bh_new_full, (void **)&real_aio_bh_new_full },
 		{ QS_QEMU_BH_DELETE, (void *)hk_qemu_bh_delete, (void **)&real_qemu_bh_delete },
+		{ QS_QEMU_BH_CANCEL, (void *)hk_qemu_bh_cancel, (void **)&real_qemu_bh_cancel },
 	};
 
 	*n = sizeof(hooks) / sizeof(hooks[0]);

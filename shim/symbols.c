@@ -46,6 +46,7 @@ static const struct qsym sym_table[QS_COUNT] = {
 	[QS_QEMU_CLOCK_DEADLINE_NS_ALL] = { { "qemu_clock_deadline_ns_all" } },
 	[QS_QEMU_SYSTEM_SHUTDOWN_REQUEST] = { { "qemu_system_shutdown_request" } },
 	[QS_TIMER_DEL] = { { "timer_del" } },
+	[QS_QEMU_BH_CANCEL] = { { "qemu_bh_cancel" } },
 	[QS_TIMERS_STATE] = { { "timers_state" } },
 	[QS_USE_ICOUNT] = { { "use_icount" } },
 };

@@ -45,6 +45,7 @@ enum qsym_id {
 	/* hooked by the session, not in check mode */
 	QS_MR_DISPATCH_READ,
 	QS_MR_DISPATCH_WRITE,
+	QS_QEMU_BH_CANCEL,
 	QS_TIMERS_STATE,  /* data */
 	QS_USE_ICOUNT,    /* data */
 	QS_COUNT
