@@ -34,7 +34,7 @@ void executor_arm_now(void);
 /*
  * Record with landing at I/O accesses (io_land.h): leave what arrived for
  * the guest's next device access, which lands it without stopping the
- * vCPU; only if none comes within 50 us of host time (the test-only
+ * vCPU; only if none comes within 300 us of host time (the test-only
  * BHRR_TEST_LAND_FALLBACK_US), or the vCPU is idle, executor_arm_now.
  * Main thread, BQL.
  */

@@ -127,7 +127,7 @@ settings_read(struct bhrr_settings *s, char *why, size_t len)
 		return -1;
 	s->test.slow_io_us = (unsigned)n;
 	s->test.no_io_land = flag("BHRR_TEST_NO_IO_LAND");
-	n = 50;
+	n = 300;
 	if (number("BHRR_TEST_LAND_FALLBACK_US", 1, 10000000, &n, why, len) < 0)
 		return -1;
 	s->test.land_fallback_us = (unsigned)n;
