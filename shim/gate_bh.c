@@ -16,6 +16,7 @@
 #include "executor.h"
 #include "gate.h"
 #include "log.h"
+#include "log_action.h"
 #include "policy.h"
 #include "qemu_rt.h"
 #include "session.h"
@@ -251,6 +252,55 @@ log_schedule(void *cb, const char *name)
 	emit_schedule(cb, name, frames + 2, n > 2 ? n - 2 : 0, how, ic, role);
 }
 
+static int
+scheduled_copy_of(const struct held *h, const void *bh)
+{
+	return h->kind == HELD_BH && h->orig == bh && h->scheduled;
+}
+
+/*
+ * A gated BH that the vCPU thread schedules - a device's handler in a guest
+ * access, or work bhrr landed there - would reach the gate when the main
+ * loop gets to it: at host timing, and with it whether a second schedule
+ * before that run coalesces into the first (QEMU runs a scheduled BH once,
+ * however often it was scheduled).  Record and replay could then disagree
+ * on how many runs there are: with virtio's ioeventfd on, about one replay
+ * in 20 waited for a run of notify_guest_bh that its main loop had
+ * coalesced away.  So such a BH is held right where it is scheduled, as if
+ * the main loop had run it at once, and QEMU never sees it scheduled.  A
+ * schedule while that copy still waits coalesces into it, as in QEMU;
+ * qemu_bh_cancel and qemu_bh_delete drop it, as QEMU would not run it.  The
+ * thread pool's BH is left alone (its schedule in the vCPU thread is only
+ * the self-schedule deferred above).  1 if held (or coalesced).
+ */
+static int
+hold_at_schedule(QEMUBH *bh)
+{
+	if (bh == NULL || !qrt.exact || qrt_role() != QRT_ROLE_VCPU || gate_poll_depth > 0 ||
+	    !session_active() || __atomic_load_n(&qrt.timer, __ATOMIC_ACQUIRE) == NULL ||
+	    qrt.bql_locked == NULL || !qrt.bql_locked() || !qrt.runstate_is_running())
+		return 0;
+	AioContext *ctx = qrt_field(bh, qrt.off_ctx);
+	const char *name = qrt_field(bh, qrt.off_name);
+	void *cb = qrt_field(bh, qrt.off_cb);
+
+	if (ctx == NULL || ctx != __atomic_load_n(&qrt.main_ctx, __ATOMIC_ACQUIRE) ||
+	    allow_listed(name) || (name && strcmp(name, LOG_ACT_THREAD_POOL_BH) == 0))
+		return 0;
+	pthread_mutex_lock(&held_mu);
+	int waiting = heldq_find(&held_q, 0, scheduled_copy_of, bh) < held_q.n;
+
+	pthread_mutex_unlock(&held_mu);
+	if (waiting)
+		return 1;
+	struct held h = { .kind = HELD_BH, .orig = bh, .cb_off = qrt_exe_offset(cb), .scheduled = 1 };
+
+	atomic_fetch_add(&gate_gated, 1);
+	emit_identify(cb, name, bh, &h.ident, &h.instance);
+	policy_current()->bh(bh, &h, name);
+	return 1;
+}
+
 static void
 hk_qemu_bh_schedule(QEMUBH *bh)
 {
@@ -259,7 +309,22 @@ hk_qemu_bh_schedule(QEMUBH *bh)
 		self_deferred = 1;
 		return;
 	}
+	if (hold_at_schedule(bh))
+		return;
 	real_qemu_bh_schedule(bh);
+}
+
+/* Drop copies held where @bh was scheduled: QEMU believes them not yet run. */
+static void
+drop_scheduled(QEMUBH *bh)
+{
+	struct held h;
+
+	for (;;) {
+		if (held_take(scheduled_copy_of, bh, &h, 1) == 0)
+			break;
+		free(h.copy);
+	}
 }
 
 static void
@@ -267,6 +332,8 @@ hk_qemu_bh_cancel(QEMUBH *bh)
 {
 	if (bh != NULL && bh == self_orig)
 		self_deferred = 0;
+	if (bh != NULL && session_active())
+		drop_scheduled(bh);
 	real_qemu_bh_cancel(bh);
 }
 
@@ -326,6 +393,7 @@ hk_qemu_bh_delete(QEMUBH *bh)
 		return;
 	}
 	emit_bh_delete(bh);
+	drop_scheduled(bh); /* QEMU would not run a BH deleted while scheduled */
 	n_run = held_take(held_copy_of, bh, run, DELETE_RUN_MAX);
 	gate_run_at_once(run, n_run);
 	real_qemu_bh_delete(bh);

@@ -35,6 +35,8 @@ struct held {
 	/* chaos */
 	int64_t not_before; /* not before this icount */
 	int decided;        /* its delay was drawn */
+	/* held where the vCPU thread scheduled it (gate_bh.c): QEMU believes it still scheduled */
+	int scheduled;
 };
 
 struct heldq {

@@ -60,6 +60,17 @@ policy_record_bh(QEMUBH *bh, struct held *h, const char *name)
 		gate_run_now(bh, h, LOG_F_AT_ONCE);
 		return;
 	}
+	if (qrt_role() == QRT_ROLE_VCPU) {
+		/* held where the vCPU scheduled it (gate_bh.c): the vCPU stops one instruction on */
+		unsigned how;
+		int64_t ic = qrt_icount_here(&how, QRT_ROLE_VCPU);
+
+		if (how == LOG_IC_EXACT)
+			executor_arm_at(ic + 1);
+		else
+			executor_arm_now();
+		return;
+	}
 	if (policy_current()->io)
 		executor_arm_soon(); /* the guest's next device access lands it */
 	else
