@@ -4,6 +4,7 @@
 #include <stdint.h>
 
 #include "gate.h"
+#include "gate_notify.h"
 #include "io_land.h"
 #include "log.h"
 #include "policy.h"
@@ -70,7 +71,14 @@ static uint32_t
 hk_write(void *mr, uint64_t addr, uint64_t data, uint64_t op, uint64_t a4, uint64_t a5)
 {
 	before_access();
-	return real_write(mr, addr, data, op, a4, a5);
+	/* an ioeventfd the write signals runs here, not when the main loop gets to it */
+	if (qrt_role() != QRT_ROLE_VCPU || qrt.bql_locked == NULL || !qrt.bql_locked())
+		return real_write(mr, addr, data, op, a4, a5);
+	gate_notify_write_begin();
+	uint32_t r = real_write(mr, addr, data, op, a4, a5);
+
+	gate_notify_write_end();
+	return r;
 }
 
 static const struct hook_spec hooks[] = {

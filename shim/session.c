@@ -17,6 +17,7 @@
 #include "gate.h"
 #include "held.h"
 #include "hook.h"
+#include "gate_notify.h"
 #include "io_land.h"
 #include "log.h"
 #include "policy.h"
@@ -95,7 +96,9 @@ static size_t
 hook_table(struct hook_spec *t)
 {
 	size_t n, m, k = 0;
-	const struct hook_spec *bh = gate_bh_hooks(&n), *io = io_land_hooks(&m);
+	size_t k2;
+	const struct hook_spec *bh = gate_bh_hooks(&n), *io = io_land_hooks(&m),
+			       *nt = gate_notify_hooks(&k2);
 
 	for (size_t i = 0; i < n; i++)
 		t[k++] = bh[i];
@@ -103,6 +106,8 @@ hook_table(struct hook_spec *t)
 	t[k++] = *gate_io_hook(shim_qemu.major);
 	for (size_t i = 0; i < m; i++)
 		t[k++] = io[i];
+	for (size_t i = 0; i < k2; i++)
+		t[k++] = nt[i];
 	return k;
 }
 
@@ -350,8 +355,10 @@ session_finish(void)
 	vlog("record: %llu BHs gated (%llu held for the executor), %llu passed through, "
 	     "%llu schedule calls; %llu warps, %llu handed to the vCPU; "
 	     "%llu executor landings moved one instruction on; %llu landings at I/O accesses, "
-	     "%llu kicks after none came",
+	     "%llu kicks after none came; %llu ioeventfd kicks run in the guest's write, "
+	     "%llu guest notifiers where signalled",
 	     (unsigned long long)gate_gated, (unsigned long long)gate_held,
 	     (unsigned long long)gate_passed, (unsigned long long)gate_schedules, warp_count(),
-	     warp_handoffs(), executor_landings(), executor_io_landings(), executor_fallbacks());
+	     warp_handoffs(), executor_landings(), executor_io_landings(), executor_fallbacks(),
+	     gate_notify_kicks(), gate_notify_irqs());
 }

@@ -47,6 +47,12 @@ static const struct qsym sym_table[QS_COUNT] = {
 	[QS_QEMU_SYSTEM_SHUTDOWN_REQUEST] = { { "qemu_system_shutdown_request" } },
 	[QS_TIMER_DEL] = { { "timer_del" } },
 	[QS_QEMU_BH_CANCEL] = { { "qemu_bh_cancel" } },
+	[QS_EVENT_NOTIFIER_SET] = { { "event_notifier_set" } },
+	[QS_MR_ADD_EVENTFD] = { { "memory_region_add_eventfd" } },
+	[QS_MR_DEL_EVENTFD] = { { "memory_region_del_eventfd" } },
+	[QS_AIO_SET_EVENT_NOTIFIER] = { { "aio_set_event_notifier" } },
+	[QS_EVENT_NOTIFIER_SET_HANDLER] = { { "event_notifier_set_handler" } },
+	[QS_VIRTIO_SET_GUEST_FD_HANDLER] = { { "virtio_queue_set_guest_notifier_fd_handler" } },
 	[QS_TIMERS_STATE] = { { "timers_state" } },
 	[QS_USE_ICOUNT] = { { "use_icount" } },
 };

@@ -247,7 +247,7 @@ if [ -f "$b/guest-linux/.stamp" ]; then
 				-kernel "$b/guest-linux/vmlinuz" -initrd "$b/guest-linux/initrd.gz" \
 				-append "console=ttyS0 quiet panic=-1 bhrr.ops=30" -serial stdio \
 				-drive "file=$out/sda.img,format=raw,if=ide,index=0" \
-				-drive "id=v,file=$out/vda.img,format=raw,if=none" -device virtio-blk-pci,drive=v,ioeventfd=off
+				-drive "id=v,file=$out/vda.img,format=raw,if=none" -device virtio-blk-pci,drive=v
 			case $mode in
 			plain) "$@" ;;
 			*) "$b/tools/bhrr" "$mode" "${rest[@]}" "$@" ;;

@@ -63,7 +63,7 @@ guest_argv() {
 			-device ide-hd,drive=d0,bus=ahci0.0) ;;
 	*dev=virtio*)
 		GUEST_ARGV+=(-drive "id=d0,file=$dir/disk0.img,format=raw,if=none"
-			-device virtio-blk-pci,drive=d0,disable-modern=on,ioeventfd=off) ;;
+			-device virtio-blk-pci,drive=d0,disable-modern=on) ;;
 	esac
 }
 

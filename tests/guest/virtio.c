@@ -1,6 +1,6 @@
 /*
  * virtio.c - virtio-blk over the legacy PCI interface (use QEMU's
- * -device virtio-blk-pci,disable-modern=on,ioeventfd=off): one virtqueue,
+ * -device virtio-blk-pci,disable-modern=on): one virtqueue,
  * several requests in flight, each a chain of header, data and status.
  */
 #include "guest.h"

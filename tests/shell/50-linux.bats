@@ -19,7 +19,7 @@ linux_argv() {
 		-append "console=ttyS0 quiet panic=-1 bhrr.ops=$2" -serial stdio
 		-drive "file=$BATS_TEST_TMPDIR/sda.img,format=raw,if=ide,index=0"
 		-drive "id=v,file=$BATS_TEST_TMPDIR/vda.img,format=raw,if=none"
-		-device virtio-blk-pci,drive=v,ioeventfd=off)
+		-device virtio-blk-pci,drive=v)
 }
 
 assert_linux_run() {
