@@ -123,6 +123,19 @@ executor_arm_now(void)
 	qrt.async_run_on_cpu(cpu, land_fn, (run_on_cpu_data){ .host_ptr = NULL });
 }
 
+/* The first held item, taken: 1, or 0 when none is held. */
+static int
+take_first(struct held *h)
+{
+	pthread_mutex_lock(&held_mu);
+	int got = held_q.n > 0;
+
+	if (got)
+		*h = heldq_take(&held_q, 0);
+	pthread_mutex_unlock(&held_mu);
+	return got;
+}
+
 void
 executor_arm_soon(void)
 {
@@ -156,16 +169,7 @@ executor_land_io(int64_t ic)
 
 	qrt_assert_bql("a landing at an I/O access");
 	gate_land_flags = LOG_F_AT_IO;
-	for (;;) {
-		struct held h;
-
-		pthread_mutex_lock(&held_mu);
-		if (held_q.n == 0) {
-			pthread_mutex_unlock(&held_mu);
-			break;
-		}
-		h = heldq_take(&held_q, 0);
-		pthread_mutex_unlock(&held_mu);
+	for (struct held h; take_first(&h);) {
 		gate_run_held(&h, LOG_IC_EXACT, ic, 0);
 		ran = 1;
 	}
@@ -219,17 +223,8 @@ executor_arming(void)
 void
 executor_drain(unsigned how)
 {
-	for (;;) {
-		struct held h;
+	for (struct held h; take_first(&h);) {
 		unsigned ih;
-
-		pthread_mutex_lock(&held_mu);
-		if (held_q.n == 0) {
-			pthread_mutex_unlock(&held_mu);
-			break;
-		}
-		h = heldq_take(&held_q, 0);
-		pthread_mutex_unlock(&held_mu);
 		int64_t ic = qrt_icount_now(&ih, how == LOG_IC_EXACT);
 
 		gate_run_held(&h, ih, ic, how == LOG_IC_EXACT ? 0 : LOG_F_AT_ONCE);
