@@ -22,7 +22,8 @@ typedef uint32_t io_fn(void *, uint64_t, uint64_t, uint64_t, uint64_t, uint64_t)
 
 static io_fn *real_read, *real_write;
 static int active;                       /* written once by the constructor */
-static __thread int64_t last_ic = -1;    /* the vCPU thread: icount of its last access */
+static __thread int64_t last_ic;         /* the vCPU thread: icount of its last tracked access */
+static __thread int tracking;            /* the vCPU thread: last_ic is that of the access before */
 
 int
 io_land_active(void)
@@ -37,27 +38,52 @@ io_land_start(void)
 		 !bhrr_cfg.test.no_io_land;
 }
 
+int
+io_land_icount(int64_t *ic)
+{
+	unsigned how;
+
+	*ic = qrt_icount_here(&how, QRT_ROLE_VCPU);
+	return how == LOG_IC_EXACT;
+}
+
+int
+io_land_first_access(int64_t *ic)
+{
+	if (!io_land_icount(ic)) {
+		tracking = 0;
+		return 0;
+	}
+	int first = tracking && *ic != last_ic;
+
+	last_ic = *ic;
+	tracking = 1;
+	return first;
+}
+
+void
+io_land_untrack(void)
+{
+	tracking = 0;
+}
+
 /*
- * Before an access: the first of its instruction, in the vCPU thread with
- * the BQL (a device of its own locking never sees landed work), is a place
- * the current policy may land at.
+ * Before a guest access in the vCPU thread with the BQL (a device of its
+ * own locking never sees landed work), and not inside landed work (its
+ * device accesses are not the guest's): the policy's turn.  Nothing more
+ * here: this runs for every access the guest makes, every status poll and
+ * every word of a PIO transfer, so the policy reads the icount only when
+ * it has something to land.
  */
 static inline void
 before_access(void)
 {
-	if (!active || qrt_role() != QRT_ROLE_VCPU)
+	if (!active || qrt_role() != QRT_ROLE_VCPU || gate_in_executor)
 		return;
-	unsigned how;
-	int64_t ic = qrt_icount_here(&how, QRT_ROLE_VCPU);
+	void (*io)(void) = policy_current()->io;
 
-	if (how != LOG_IC_EXACT || ic == last_ic)
-		return;
-	last_ic = ic;
-	void (*io)(int64_t) = policy_current()->io;
-
-	/* not inside landed work: its own device accesses are not the guest's */
-	if (io != NULL && !gate_in_executor && qrt.bql_locked())
-		io(ic);
+	if (io != NULL && qrt.bql_locked())
+		io();
 }
 
 static uint32_t

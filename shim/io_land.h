@@ -10,14 +10,14 @@
  * actions at the same access.  Such events carry LOG_F_AT_IO: "during the
  * first I/O access of the instruction that brought the icount to N, before
  * the device saw it".  Later accesses of the same instruction never land,
- * in record or replay, so the place is unambiguous.
+ * so the place is unambiguous.
  *
  * Hooks memory_region_dispatch_read/_write (every MMIO and port access of
  * TCG goes through them).  Active only in exact mode, with the BQL check
  * and CPUState's fields known; otherwise the hooks only forward.
  *
  * Threads: the hooks run in any thread that accesses a device; only the
- * vCPU thread lands.  io_land_last is the vCPU thread's.
+ * vCPU thread lands, and the tracking of its accesses is its own.
  */
 #ifndef BHRR_IO_LAND_H
 #define BHRR_IO_LAND_H
@@ -34,5 +34,21 @@ int io_land_active(void);
 
 /* Decide once, after discovery (constructor): on in exact mode if QEMU allows. */
 void io_land_start(void);
+
+/*
+ * For the policies' io(), in the vCPU thread during a guest access.
+ * io_land_icount: the exact icount of the accessing instruction; 0 if it
+ * cannot be had.  io_land_first_access: the same, and whether this access
+ * is known to be the first of its instruction - the access before was
+ * tracked and had another icount; it starts tracking.  io_land_untrack:
+ * stop tracking (nothing to land: the icount is not read meanwhile).  So
+ * record lands only at an access known to be the first of its
+ * instruction, never at a second one that it could not tell apart; a
+ * replay, which runs an action at the first access of its icount, meets
+ * it there.
+ */
+int io_land_icount(int64_t *ic);
+int io_land_first_access(int64_t *ic);
+void io_land_untrack(void);
 
 #endif

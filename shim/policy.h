@@ -52,10 +52,10 @@ struct policy {
 	 */
 	void (*nested_stuck)(void);
 	/*
-	 * The vCPU's first I/O access of an instruction, at exact icount @ic,
-	 * before the device sees it (io_land.h); vCPU thread, BQL.  NULL: none.
+	 * A guest device access of the vCPU, before the device sees it
+	 * (io_land.h); vCPU thread, BQL, inside a TB.  NULL: none.
 	 */
-	void (*io)(int64_t ic);
+	void (*io)(void);
 	/* the executor applies record's landing rule before execute() */
 	int landing;
 };

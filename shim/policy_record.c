@@ -8,6 +8,7 @@
 #include "executor.h"
 #include "gate.h"
 #include "held.h"
+#include "io_land.h"
 #include "log.h"
 #include "log_action.h"
 #include "policy.h"
@@ -77,14 +78,19 @@ policy_record_bh(QEMUBH *bh, struct held *h, const char *name)
 		executor_arm_now();
 }
 
-/* The vCPU's first I/O access of an instruction (io_land.h): land what is held here. */
+/* A guest device access (io_land.h): land what is held here, if it is the first of its instruction. */
 static void
-record_io(int64_t ic)
+record_io(void)
 {
+	int64_t ic;
+
 	/* a hint, read without held_mu: executor_land_io takes it */
-	if (gate_in_executor || __atomic_load_n(&held_q.n, __ATOMIC_RELAXED) == 0)
+	if (__atomic_load_n(&held_q.n, __ATOMIC_RELAXED) == 0) {
+		io_land_untrack();
 		return;
-	executor_land_io(ic);
+	}
+	if (io_land_first_access(&ic))
+		executor_land_io(ic);
 }
 
 static void

@@ -15,6 +15,7 @@
 #include "emit.h"
 #include "executor.h"
 #include "gate.h"
+#include "io_land.h"
 #include "log.h"
 #include "policy.h"
 #include "qemu_rt.h"
@@ -172,18 +173,25 @@ replay_step(void)
 }
 
 /*
- * The vCPU's first I/O access of the instruction at icount @ic, before the
- * device sees it (io_land.h; vCPU thread, BQL, inside a TB): run every
- * action the record landed here, in order, waiting for what has not
- * arrived with the BQL released (as a park does, bounded by the
- * watchdog), then arm the executor for what follows.
+ * A guest device access, before the device sees it (io_land.h; vCPU
+ * thread, BQL, inside a TB).  At the first access of the instruction at an
+ * action's icount, run every action the record landed at an access there,
+ * in order, waiting for what has not arrived with the BQL released (as a
+ * park does, bounded by the watchdog), then arm the executor for what
+ * follows.
  */
 static void
-replay_io(int64_t ic)
+replay_io(void)
 {
 	long long t0 = 0;
 	int took = 0;
+	const struct replay_action *next = replay_due();
+	int64_t ic;
 
+	/* the icount is read only when the next action is one at an access */
+	if (replay_is_free() || next == NULL || !next->a.at_io || !io_land_icount(&ic) ||
+	    ic != next->a.icount)
+		return;
 	while (!replay_is_free()) {
 		const struct replay_action *a = replay_due();
 

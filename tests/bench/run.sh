@@ -14,6 +14,13 @@ set -eu
 : "${BHRR_BUILDDIR:=$(pwd)}"
 b=$BHRR_BUILDDIR
 out=$b/bench-out
+# BHRR_BENCH_BASELINE=DIR: also measure the shim built in DIR (DIR/.libs/libbhrr.so),
+# alternating with this one in the same loops: "before" and "after" from one run
+base=${BHRR_BENCH_BASELINE:-}
+if [ -n "$base" ] && [ ! -f "$base/.libs/libbhrr.so" ]; then
+	echo "BHRR_BENCH_BASELINE=$base: no $base/.libs/libbhrr.so" >&2
+	exit 2
+fi
 mkdir -p "$out"
 
 # select_qemu VERSION: set qemu and fw (the -L options) for QEMU 7.2 or 10.0.
@@ -104,20 +111,21 @@ best() { min "$1" "$(awk -v a="$2" -v b="$3" 'BEGIN { print b - a }')"; }
 shim_record() {
 	local log=$1
 	shift
-	BHRR_MODE=record BHRR_LOG="$log" BHRR_LOG_OVERWRITE=1 LD_PRELOAD="$b/.libs/libbhrr.so" "$@"
+	BHRR_MODE=record BHRR_LOG="$log" BHRR_LOG_OVERWRITE=1 LD_PRELOAD="${SHIM:-$b}/.libs/libbhrr.so" "$@"
 }
 # shim_replay FROM LOG CMD...: the same, replaying FROM
 shim_replay() {
 	local from=$1 log=$2
 	shift 2
-	BHRR_MODE=replay BHRR_REPLAY="$from" BHRR_LOG="$log" BHRR_LOG_OVERWRITE=1 LD_PRELOAD="$b/.libs/libbhrr.so" "$@"
+	BHRR_MODE=replay BHRR_REPLAY="$from" BHRR_LOG="$log" BHRR_LOG_OVERWRITE=1 LD_PRELOAD="${SHIM:-$b}/.libs/libbhrr.so" "$@"
 }
 for v in 7.2 10.0; do
 	select_qemu "$v"
 	echo "== 5. QEMU $v: record (the shim preloaded) vs plain, each guest with 8x its commands; best of 5 alternating runs"
 	echo "   (old landing: the same record with BHRR_TEST_NO_IO_LAND=1, every held item landed by a kick, none at a device access)"
+	[ -z "$base" ] || echo "   (baseline: the same record with the shim of $base)"
 	for config in $GUEST_CONFIGS; do
-		bp=999; br=999; bo=999
+		bp=999; br=999; bo=999; bb=999
 		n=$(guest_append "$config" | sed -n 's/.* n=\([0-9]*\).*/\1/p')
 		for _ in 1 2 3 4 5; do
 			guest_argv "$config" "$out"
@@ -134,23 +142,30 @@ for v in 7.2 10.0; do
 			# shellcheck disable=SC2086
 			BHRR_TEST_NO_IO_LAND=1 shim_record "$out/rec0.bhlog" "$qemu" $fw "${args[@]}" >/dev/null 2>&1 || true
 			t3=$(now_s)
+			if [ -n "$base" ]; then
+				guest_argv "$config" "$out"
+				# shellcheck disable=SC2086
+				SHIM=$base shim_record "$out/recb.bhlog" "$qemu" $fw "${args[@]}" >/dev/null 2>&1 || true
+			fi
+			t4=$(now_s)
 			bp=$(best "$bp" "$t0" "$t1")
 			br=$(best "$br" "$t1" "$t2")
 			bo=$(best "$bo" "$t2" "$t3")
+			bb=$(best "$bb" "$t3" "$t4")
 		done
 		size=$(stat -c %s "$out/rec.bhlog")
 		ios=$("$b/tools/bhrr" stat --json "$out/rec.bhlog" | sed -n 's/.*"io_complete":{"count":\([0-9]*\).*/\1/p')
 		cmds=$((8 * n))
-		awk -v c="$config" -v p="$bp" -v r="$br" -v o="$bo" -v s="$size" -v io="${ios:-0}" -v n="$cmds" 'BEGIN {
-			printf "  %-13s plain %.3f s, record %.3f s, ratio %.3fx (old landing %.3fx); log %d bytes: %.1f per guest command, %.1f per I/O request\n",
-				c, p, r, r / p, o / p, s, s / n, (io ? s / io : 0) }'
+		awk -v c="$config" -v p="$bp" -v r="$br" -v o="$bo" -v bb="$bb" -v base="$base" -v s="$size" -v io="${ios:-0}" -v n="$cmds" 'BEGIN {
+			printf "  %-13s plain %.3f s, record %.3f s, ratio %.3fx (old landing %.3fx%s); log %d bytes: %.1f per guest command, %.1f per I/O request\n",
+				c, p, r, r / p, o / p, base == "" ? "" : sprintf(", baseline %.3fx", bb / p), s, s / n, (io ? s / io : 0) }'
 	done
 done
 for v in 7.2 10.0; do
 	select_qemu "$v"
 	echo "== 6. QEMU $v: replay vs plain and vs record (best of 3 alternating runs, shim preloaded)"
 	for config in $GUEST_CONFIGS; do
-		bp=999; br=999; bq=999; parks=
+		bp=999; br=999; bq=999; bb=999; parks=
 		for _ in 1 2 3; do
 			guest_argv "$config" "$out"
 			t0=$(now_s)
@@ -166,15 +181,26 @@ for v in 7.2 10.0; do
 			shim_replay "$out/rr.bhlog" "$out/rr2.bhlog" "$qemu" $fw "${GUEST_ARGV[@]}" \
 				>"$out/rr.rep" 2>"$out/rr.err" || true
 			t3=$(now_s)
+			if [ -n "$base" ]; then
+				guest_argv "$config" "$out"
+				# shellcheck disable=SC2086
+				SHIM=$base shim_record "$out/rrb.bhlog" "$qemu" $fw "${GUEST_ARGV[@]}" >/dev/null 2>&1 || true
+				guest_argv "$config" "$out"
+				tb0=$(now_s)
+				# shellcheck disable=SC2086
+				SHIM=$base shim_replay "$out/rrb.bhlog" "$out/rrb2.bhlog" "$qemu" $fw "${GUEST_ARGV[@]}" \
+					>/dev/null 2>&1 || true
+				bb=$(best "$bb" "$tb0" "$(now_s)")
+			fi
 			bp=$(best "$bp" "$t0" "$t1")
 			br=$(best "$br" "$t1" "$t2")
 			bq=$(best "$bq" "$t2" "$t3")
 			cmp -s "$out/rr.rec" "$out/rr.rep" || parks="$parks (output differed!)"
 			parks="$parks $(sed -n 's/.*; \([0-9]*\) parks).*/\1/p' "$out/rr.err")"
 		done
-		awk -v c="$config" -v p="$bp" -v r="$br" -v q="$bq" -v k="$parks" 'BEGIN {
-			printf "  %-13s plain %.3f s, record %.3f s, replay %.3f s: replay/plain %.2fx, replay/record %.2fx; parks per run:%s\n",
-				c, p, r, q, q / p, q / r, k }'
+		awk -v c="$config" -v p="$bp" -v r="$br" -v q="$bq" -v k="$parks" -v bb="$bb" -v base="$base" 'BEGIN {
+			printf "  %-13s plain %.3f s, record %.3f s, replay %.3f s: replay/plain %.2fx%s, replay/record %.2fx; parks per run:%s\n",
+				c, p, r, q, q / p, base == "" ? "" : sprintf(" (baseline %.2fx)", bb / p), q / r, k }'
 	done
 done
 # native_argv MODE FILE: GUEST_ARGV for QEMU's own record/replay (rr=MODE,
@@ -266,9 +292,12 @@ fi
 if command -v valgrind >/dev/null && command -v callgrind_annotate >/dev/null; then
 	echo "== 5c. shim instructions per completion, per gated BH and per logged event (callgrind, QEMU 7.2, each guest with n=16)"
 	for config in $GUEST_CONFIGS; do
+	for shim in "$b" $base; do
+		label=$config
+		[ "$shim" = "$b" ] || label="$config (baseline)"
 		guest_argv "$config" "$out"
 		n=$(guest_append "$config" | sed -n 's/.* n=\([0-9]*\).*/\1/p')
-		BHRR_MODE=record BHRR_LOG="$out/cg.bhlog" BHRR_LOG_OVERWRITE=1 BHRR_VERBOSE=1 LD_PRELOAD="$b/.libs/libbhrr.so" \
+		BHRR_MODE=record BHRR_LOG="$out/cg.bhlog" BHRR_LOG_OVERWRITE=1 BHRR_VERBOSE=1 LD_PRELOAD="$shim/.libs/libbhrr.so" \
 			valgrind --tool=callgrind --callgrind-out-file="$out/cg.qemu" --smc-check=all \
 			/usr/bin/qemu-system-x86_64 "${GUEST_ARGV[@]/ n=$n/ n=16}" >"$out/cg.qemu.txt" 2>&1 || true
 		gated=$(sed -n 's/.*record: \([0-9]*\) BHs gated.*/\1/p' "$out/cg.qemu.txt")
@@ -277,11 +306,12 @@ if command -v valgrind >/dev/null && command -v callgrind_annotate >/dev/null; t
 		# self cost of the shim's run-time paths (start-up, discovery and the flusher excluded)
 		callgrind_annotate --inclusive=no --threshold=100 "$out/cg.qemu" 2>/dev/null \
 			| grep 'libbhrr.so\]' | sed 's/ (.*%)  / /' \
-			| awk -v c="$config" -v g="${gated:-0}" -v e="${events:-0}" -v io="${ios:-0}" '
+			| awk -v c="$label" -v g="${gated:-0}" -v e="${events:-0}" -v io="${ios:-0}" '
 				{ gsub(",", "", $1); f = $2 }
-				f ~ /shim\/[a-z_0-9]+\.c:/ && f !~ /shim\/(session|discover|settings|ctor|check|symbols|vlog|hook_[a-z_0-9]+)\.c:/ &&
+				f ~ /shim\/[a-z_0-9]+\.c:/ && f !~ /shim\/(session|discover|settings|ctor|check|symbols|vlog|fingerprint|hook_[a-z_0-9]+)\.c:/ &&
 				f !~ /lazy_init|log_writer_open|put_tag|encode_header|flusher_main|log_writer_flush|frame_record|write_all|finish|seal|replay_load|keys_add/ { s += $1 }
-				END { printf "  %-13s %4d completions, %4d BHs gated, %5d events: %5.0f shim instructions per completion, %4.0f per gated BH, %3.0f per logged event\n",
+				END { printf "  %-24s %4d completions, %4d BHs gated, %5d events: %5.0f shim instructions per completion, %4.0f per gated BH, %3.0f per logged event\n",
 					c, io, g, e, io ? s / io : 0, g ? s / g : 0, e ? s / e : 0 }'
+	done
 	done
 fi
