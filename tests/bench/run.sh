@@ -21,6 +21,8 @@ if [ -n "$base" ] && [ ! -f "$base/.libs/libbhrr.so" ]; then
 	echo "BHRR_BENCH_BASELINE=$base: no $base/.libs/libbhrr.so" >&2
 	exit 2
 fi
+# BHRR_BENCH_ONLY="5 6": only those sections (1 1b 2 5 6 6b 5b 5c; 2 stands for 2-4)
+want() { [ -z "${BHRR_BENCH_ONLY:-}" ] || [[ " $BHRR_BENCH_ONLY " == *" $1 "* ]]; }
 mkdir -p "$out"
 
 # select_qemu VERSION: set qemu and fw (the -L options) for QEMU 7.2 or 10.0.
@@ -32,6 +34,7 @@ select_qemu() {
 	fi
 }
 
+if want 1; then
 echo "== 1. forwarding hook, per call"
 "$b/tests/bench/bench_hook"
 if command -v valgrind >/dev/null; then
@@ -46,7 +49,9 @@ if command -v valgrind >/dev/null; then
 		printf "  callgrind, %d calls each: unhooked %.2f instr/call, hooked %.2f instr/call, hook adds %.2f instr/call (ratio %.2fx)\n",
 			n, p / n, h / n, (h - p) / n, h / p }'
 fi
+fi
 
+if want 1b; then
 echo "== 1b. event log: writer, reader, bytes per event"
 "$b/tests/bench/bench_log" "$out"
 if command -v valgrind >/dev/null; then
@@ -61,6 +66,7 @@ if command -v valgrind >/dev/null; then
 		printf "  callgrind: %.1f instructions per appended io_complete (difference of %d and %d appends)\n",
 			(c - a) / n, 2 * n, n }'
 fi
+fi
 
 guest() {
 	cp "$b/tests/guest/mini-disk.img" "$out/disk.img"
@@ -72,6 +78,7 @@ guest() {
 }
 
 for v in 7.2 10.0; do
+	want 2 || continue
 	select_qemu "$v"
 	echo "== 2. QEMU $v: install time of the 14 targets (5 runs)"
 	for i in 1 2 3 4 5; do
@@ -120,6 +127,7 @@ shim_replay() {
 	BHRR_MODE=replay BHRR_REPLAY="$from" BHRR_LOG="$log" BHRR_LOG_OVERWRITE=1 LD_PRELOAD="${SHIM:-$b}/.libs/libbhrr.so" "$@"
 }
 for v in 7.2 10.0; do
+	want 5 || continue
 	select_qemu "$v"
 	echo "== 5. QEMU $v: record (the shim preloaded) vs plain, each guest with 8x its commands; best of 5 alternating runs"
 	echo "   (old landing: the same record with BHRR_TEST_NO_IO_LAND=1, every held item landed by a kick, none at a device access)"
@@ -162,6 +170,7 @@ for v in 7.2 10.0; do
 	done
 done
 for v in 7.2 10.0; do
+	want 6 || continue
 	select_qemu "$v"
 	echo "== 6. QEMU $v: replay vs plain and vs record (best of 3 alternating runs, shim preloaded)"
 	for config in $GUEST_CONFIGS; do
@@ -217,6 +226,7 @@ native_argv() {
 	GUEST_ARGV=("${out_args[@]}" -drive driver=blkreplay,if=none,image=d0,id=rr0)
 }
 for v in 7.2 10.0; do
+	want 6b || continue
 	select_qemu "$v"
 	echo "== 6b. QEMU $v: bhrr beside QEMU's native record/replay (-icount rr=, blkreplay), best of 3"
 	for config in ahci-ncq virtio flaky; do
@@ -258,7 +268,7 @@ for v in 7.2 10.0; do
 				c, p, r / p, q / p, bs, nr / p, nq / p, ns, s }'
 	done
 done
-if [ -f "$b/guest-linux/.stamp" ]; then
+if want 5b && [ -f "$b/guest-linux/.stamp" ]; then
 	for v in 7.2 10.0; do
 		select_qemu "$v"
 		echo "== 5b. Linux tier (QEMU $v): plain, record, replay, one run each"
@@ -289,7 +299,7 @@ if [ -f "$b/guest-linux/.stamp" ]; then
 				b - a, c - b, (c - b) / (b - a), d - c, (d - c) / (b - a), (d - c) / (c - b), k, s }'
 	done
 fi
-if command -v valgrind >/dev/null && command -v callgrind_annotate >/dev/null; then
+if want 5c && command -v valgrind >/dev/null && command -v callgrind_annotate >/dev/null; then
 	echo "== 5c. shim instructions per completion, per gated BH and per logged event (callgrind, QEMU 7.2, each guest with n=16)"
 	for config in $GUEST_CONFIGS; do
 	for shim in "$b" $base; do
