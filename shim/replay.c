@@ -135,9 +135,10 @@ refuse:
  * what the request does (op, offset, bytes, and which occurrence of those),
  * not by its submission ordinal.  A guest not held to the same instructions
  * (ordering mode) can batch, and so number, its requests differently; and
- * even in exact mode the device may number them by host timing: virtio-blk
- * with ioeventfd=on pops what the guest queued when the main loop gets to
- * the kick, and sorts each batch by sector before submitting it.  Matched by
+ * even in exact mode a device may number them by host timing: virtio-blk
+ * with ioeventfd=on popped what the guest queued when the main loop got to
+ * the kick (gate_notify.h runs kicks in the guest's write now), and sorts
+ * each batch by sector before submitting it.  Matched by
  * ordinal, such a replay followed every recorded event and still gave the
  * guest other commands' completions.  A log without the submission falls
  * back to the ordinal.
