@@ -189,6 +189,17 @@ gate_run_at_once(struct held *run, size_t n)
 	}
 }
 
+/* A gated BH's held item, identified (bh_new's ordinals; ident events logged once). */
+static struct held
+gated(QEMUBH *bh, void *cb, const char *name)
+{
+	struct held h = { .kind = HELD_BH, .orig = bh, .cb_off = qrt_exe_offset(cb) };
+
+	atomic_fetch_add(&gate_gated, 1);
+	emit_identify(cb, name, bh, &h.ident, &h.instance);
+	return h;
+}
+
 static void
 hk_aio_bh_call(QEMUBH *bh)
 {
@@ -211,11 +222,8 @@ hk_aio_bh_call(QEMUBH *bh)
 	if (qrt_in_main_thread())
 		executor_lazy_init();
 	qrt_assert_bql("the gate");
-	atomic_fetch_add(&gate_gated, 1);
+	struct held h = gated(bh, cb, name);
 
-	struct held h = { .kind = HELD_BH, .orig = bh, .cb_off = qrt_exe_offset(cb) };
-
-	emit_identify(cb, name, bh, &h.ident, &h.instance);
 	if (gate_poll_depth > 0 || !qrt.runstate_is_running()) {
 		/* outside recorded control: a nested poll, or a stopped VM */
 		gate_run_now(bh, &h, LOG_F_AT_ONCE);
@@ -293,10 +301,9 @@ hold_at_schedule(QEMUBH *bh)
 	pthread_mutex_unlock(&held_mu);
 	if (waiting)
 		return 1;
-	struct held h = { .kind = HELD_BH, .orig = bh, .cb_off = qrt_exe_offset(cb), .scheduled = 1 };
+	struct held h = gated(bh, cb, name);
 
-	atomic_fetch_add(&gate_gated, 1);
-	emit_identify(cb, name, bh, &h.ident, &h.instance);
+	h.scheduled = 1;
 	policy_current()->bh(bh, &h, name);
 	return 1;
 }

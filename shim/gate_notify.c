@@ -75,7 +75,6 @@ tidy(struct notifier *n)
 {
 	if (n->ioeventfd || n->handler)
 		return;
-	n->guest = 0;
 	*n = tab[--ntab];
 }
 

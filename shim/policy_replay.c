@@ -69,6 +69,27 @@ replay_arm(void)
 static void replay_step(void);
 
 /*
+ * Wait with the BQL released until something is held or @ms pass, then
+ * take the BQL again: how a parked vCPU, or one waiting in a device
+ * access, lets the main loop deliver what it waits for.
+ */
+static void
+wait_unlocked(long ms)
+{
+	struct timespec ts;
+
+	qrt.bql_unlock();
+	pthread_mutex_lock(&held_mu);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_nsec += ms * 1000000;
+	ts.tv_sec += ts.tv_nsec / 1000000000;
+	ts.tv_nsec %= 1000000000;
+	pthread_cond_timedwait(&held_cv, &held_mu, &ts);
+	pthread_mutex_unlock(&held_mu);
+	qrt.bql_lock(__FILE__, __LINE__);
+}
+
+/*
  * Parked: an async_run_on_cpu work item, so no instruction runs meanwhile.
  * It holds the BQL only to check and deliver, and leaves when the VM stops.
  */
@@ -98,18 +119,8 @@ park_fn(CPUState *cpu, run_on_cpu_data data)
 			replay_diverge("it did not arrive within %ld ms", bhrr_cfg.watchdog_ms);
 			return;
 		}
-		struct timespec ts;
-
-		qrt.bql_unlock();
-		pthread_mutex_lock(&held_mu);
-		clock_gettime(CLOCK_REALTIME, &ts);
 		/* a forced park (BHRR_TEST_PARK) waits once, briefly: its item is there */
-		ts.tv_nsec += (waited || !bhrr_cfg.test.park ? PARK_POLL_MS : 1) * 1000000;
-		ts.tv_sec += ts.tv_nsec / 1000000000;
-		ts.tv_nsec %= 1000000000;
-		pthread_cond_timedwait(&held_cv, &held_mu, &ts);
-		pthread_mutex_unlock(&held_mu);
-		qrt.bql_lock(__FILE__, __LINE__);
+		wait_unlocked(waited || !bhrr_cfg.test.park ? PARK_POLL_MS : 1);
 	}
 }
 
@@ -201,9 +212,7 @@ replay_io(void)
 		if (bhrr_cfg.test.park && forced != replay.next) {
 			forced = replay.next;
 			replay.parks++;
-			qrt.bql_unlock();
-			usleep(1000);
-			qrt.bql_lock(__FILE__, __LINE__);
+			wait_unlocked(1);
 			continue;
 		}
 		gate_land_flags = LOG_F_AT_IO;
@@ -223,17 +232,7 @@ replay_io(void)
 				       "device access", bhrr_cfg.watchdog_ms);
 			break;
 		}
-		struct timespec ts;
-
-		qrt.bql_unlock();
-		pthread_mutex_lock(&held_mu);
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += PARK_POLL_MS * 1000000;
-		ts.tv_sec += ts.tv_nsec / 1000000000;
-		ts.tv_nsec %= 1000000000;
-		pthread_cond_timedwait(&held_cv, &held_mu, &ts);
-		pthread_mutex_unlock(&held_mu);
-		qrt.bql_lock(__FILE__, __LINE__);
+		wait_unlocked(PARK_POLL_MS);
 	}
 	if (took)
 		replay_arm();
