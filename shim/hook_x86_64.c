@@ -24,6 +24,7 @@
 #include "hook.h"
 #include "hook_decode.h"
 #include "hook_mem.h"
+#include "hook_symsize.h"
 
 #define PATCH_LEN 5u
 #define SCAN_NO_SYMSIZE 512u
@@ -161,19 +162,6 @@ hook_thread_count(void)
 }
 
 /* ---- analysis ---- */
-
-static size_t
-symbol_size(void *target)
-{
-	Dl_info di;
-	const ElfW(Sym) *sym = NULL;
-
-	if (dladdr1(target, &di, (void **)&sym, RTLD_DL_SYMENT) == 0 || sym == NULL)
-		return 0;
-	if (di.dli_saddr != target)
-		return 0;
-	return sym->st_size;
-}
 
 static int
 in_window(const struct window *w, uint64_t t)
@@ -426,7 +414,7 @@ hook_install_ex(void *target, void *replacement, void **original, unsigned flags
 		goto out;
 	}
 	w.target = (uintptr_t)target;
-	info->func_size = (flags & HOOK_F_NO_SYMSIZE) ? 0 : symbol_size(target);
+	info->func_size = (flags & HOOK_F_NO_SYMSIZE) ? 0 : hook_symbol_size(target);
 	w.limit = info->func_size ? w.target + info->func_size : w.target + SCAN_NO_SYMSIZE;
 	uintptr_t exec_end = hook_maps_exec_end(w.target);
 

@@ -288,13 +288,17 @@ session_start(void)
 	}
 	/* every hook is checked before any is installed: never half-hooked */
 	size_t n_hooks = hook_table(hooks);
+	int dry = 0;
 
-	for (size_t i = 0; i < n_hooks; i++)
-		if (install(&hooks[i], HOOK_F_DRY_RUN, why, sizeof(why)) < 0) {
-			vlog_error("QEMU build %s: %s; not %s", shim_qemu.build_id, why,
-				   settings_doing(&bhrr_cfg));
-			return -1;
-		}
+	hook_batch_begin(); /* one read of /proc/self/maps for all of them */
+	for (size_t i = 0; i < n_hooks && dry == 0; i++)
+		dry = install(&hooks[i], HOOK_F_DRY_RUN, why, sizeof(why));
+	hook_batch_end();
+	if (dry < 0) {
+		vlog_error("QEMU build %s: %s; not %s", shim_qemu.build_id, why,
+			   settings_doing(&bhrr_cfg));
+		return -1;
+	}
 	fill_header(&h, &mode);
 	if (choose_policy(mode, h.icount_shift, &p, why, sizeof(why)) < 0) {
 		vlog_error("%s", why);

@@ -1,0 +1,195 @@
+/*
+ * hook_symsize.c - the size of the function a hook target starts (see
+ * hook_symsize.h).
+ *
+ * dladdr1(RTLD_DL_SYMENT) answers this, but it walks every dynamic symbol of
+ * the object on each call: about 1 ms per call in QEMU 7.2, whose
+ * --export-dynamic .dynsym holds tens of thousands of symbols, and a
+ * session asks about 36 times before QEMU's main() (a dry run and an
+ * install per hook).  So the defined symbols of each object asked about
+ * are read once from its loaded dynamic section into an array sorted by
+ * address, and looked up by binary search.  An object whose dynamic
+ * section cannot be read that way is left to dladdr1.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <elf.h>
+#include <link.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "hook_symsize.h"
+
+struct sym_ent {
+	uintptr_t addr;
+	size_t size;
+};
+
+#define OBJ_MAX 8
+
+/* Objects read so far; every field under table_mu. */
+static pthread_mutex_t table_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct obj {
+	uintptr_t base;          /* dlpi_addr */
+	struct sym_ent *sym;     /* sorted by addr; NULL: use dladdr1 */
+	size_t n;
+} objs[OBJ_MAX];
+static size_t nobjs;
+
+struct find {
+	uintptr_t target;
+	uintptr_t base;
+	const ElfW(Dyn) *dyn;
+	int found;
+};
+
+static int
+find_object(struct dl_phdr_info *info, size_t size, void *opaque)
+{
+	struct find *f = opaque;
+	const ElfW(Dyn) *dyn = NULL;
+	int inside = 0;
+
+	(void)size;
+	for (int i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		uintptr_t start = info->dlpi_addr + ph->p_vaddr;
+
+		if (ph->p_type == PT_LOAD && f->target >= start && f->target - start < ph->p_memsz)
+			inside = 1;
+		else if (ph->p_type == PT_DYNAMIC)
+			dyn = (const ElfW(Dyn) *)(info->dlpi_addr + ph->p_vaddr);
+	}
+	if (!inside)
+		return 0;
+	f->base = info->dlpi_addr;
+	f->dyn = dyn;
+	f->found = 1;
+	return 1;
+}
+
+/* A d_ptr of the loaded dynamic section: glibc relocates most in place; not all loaders do. */
+static uintptr_t
+dyn_ptr(uintptr_t base, ElfW(Addr) p)
+{
+	return p < base ? base + p : p;
+}
+
+/* Dynamic symbols in a DT_GNU_HASH table: one past the highest index it reaches. */
+static size_t
+gnu_hash_count(const uint32_t *h)
+{
+	uint32_t nbuckets = h[0], symoffset = h[1], bloom_size = h[2];
+	const uint32_t *buckets = h + 4 + bloom_size * (sizeof(ElfW(Addr)) / 4);
+	const uint32_t *chain = buckets + nbuckets;
+	uint32_t last = 0;
+
+	for (uint32_t i = 0; i < nbuckets; i++)
+		if (buckets[i] > last)
+			last = buckets[i];
+	if (last < symoffset)
+		return symoffset;
+	while (!(chain[last - symoffset] & 1))
+		last++;
+	return (size_t)last + 1;
+}
+
+static int
+by_addr(const void *a, const void *b)
+{
+	const struct sym_ent *x = a, *y = b;
+
+	return x->addr < y->addr ? -1 : x->addr > y->addr;
+}
+
+/* Read the defined, sized symbols of the object at @base; table_mu held. */
+static void
+load(struct obj *o, uintptr_t base, const ElfW(Dyn) *dyn)
+{
+	const ElfW(Sym) *symtab = NULL;
+	const uint32_t *hash = NULL, *gnu_hash = NULL;
+	size_t count = 0, n = 0;
+
+	o->base = base;
+	o->sym = NULL;
+	o->n = 0;
+	for (; dyn != NULL && dyn->d_tag != DT_NULL; dyn++) {
+		if (dyn->d_tag == DT_SYMTAB)
+			symtab = (const ElfW(Sym) *)dyn_ptr(base, dyn->d_un.d_ptr);
+		else if (dyn->d_tag == DT_HASH)
+			hash = (const uint32_t *)dyn_ptr(base, dyn->d_un.d_ptr);
+		else if (dyn->d_tag == DT_GNU_HASH)
+			gnu_hash = (const uint32_t *)dyn_ptr(base, dyn->d_un.d_ptr);
+	}
+	if (symtab == NULL || (hash == NULL && gnu_hash == NULL))
+		return;
+	count = hash != NULL ? hash[1] : gnu_hash_count(gnu_hash);
+	if (count == 0 || (o->sym = malloc(count * sizeof(*o->sym))) == NULL)
+		return;
+	for (size_t i = 0; i < count; i++) {
+		const ElfW(Sym) *s = &symtab[i];
+
+		if (s->st_shndx == SHN_UNDEF || s->st_value == 0 || s->st_size == 0 ||
+		    (ELF64_ST_TYPE(s->st_info) != STT_FUNC && ELF64_ST_TYPE(s->st_info) != STT_GNU_IFUNC))
+			continue;
+		o->sym[n].addr = base + s->st_value;
+		o->sym[n].size = s->st_size;
+		n++;
+	}
+	qsort(o->sym, n, sizeof(*o->sym), by_addr);
+	o->n = n;
+}
+
+static size_t
+dladdr_size(const void *target)
+{
+	Dl_info di;
+	const ElfW(Sym) *sym = NULL;
+
+	if (dladdr1(target, &di, (void **)&sym, RTLD_DL_SYMENT) == 0 || sym == NULL)
+		return 0;
+	if (di.dli_saddr != target)
+		return 0;
+	return sym->st_size;
+}
+
+size_t
+hook_symbol_size(const void *target)
+{
+	struct find f = { .target = (uintptr_t)target };
+	struct obj *o = NULL;
+	size_t size = 0;
+	int table = 0;
+
+	dl_iterate_phdr(find_object, &f);
+	if (!f.found)
+		return dladdr_size(target);
+	pthread_mutex_lock(&table_mu);
+	for (size_t i = 0; i < nobjs; i++)
+		if (objs[i].base == f.base)
+			o = &objs[i];
+	if (o == NULL && nobjs < OBJ_MAX) {
+		o = &objs[nobjs++];
+		load(o, f.base, f.dyn);
+	}
+	if (o != NULL && o->sym != NULL) {
+		size_t lo = 0, hi = o->n;
+
+		table = 1;
+		while (lo < hi) {
+			size_t mid = lo + (hi - lo) / 2;
+
+			if (o->sym[mid].addr < f.target)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		/* the largest size among aliases at this address, as the ELF symbol dladdr1 picks may be any */
+		for (; lo < o->n && o->sym[lo].addr == f.target; lo++)
+			if (o->sym[lo].size > size)
+				size = o->sym[lo].size;
+	}
+	pthread_mutex_unlock(&table_mu);
+	return table ? size : dladdr_size(target);
+}
