@@ -8,6 +8,8 @@
  * thread exists is refused.
  */
 #define _GNU_SOURCE
+#include <dlfcn.h>
+#include <link.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -16,6 +18,7 @@
 #include <unistd.h>
 
 #include "hook.h"
+#include "hook_symsize.h"
 #include "tap.h"
 
 typedef int (*fn_t)(int);
@@ -319,9 +322,52 @@ test_thread_refusal(void)
 	pthread_join(t, NULL);
 }
 
+/* dladdr1's answer, which hook_symbol_size must give without its per-call walk. */
+static size_t
+dladdr_size(const void *f)
+{
+	Dl_info di;
+	const ElfW(Sym) *sym = NULL;
+
+	if (dladdr1(f, &di, (void **)&sym, RTLD_DL_SYMENT) == 0 || sym == NULL || di.dli_saddr != f)
+		return 0;
+	return sym->st_size;
+}
+
+static void
+test_symsize(void)
+{
+	static const struct {
+		const char *name;
+		const void *fn;
+	} fx[] = {
+#define ENTRY(f) { #f, (const void *)f },
+		FIXTURES(ENTRY)
+#undef ENTRY
+	};
+	int same = 1;
+
+	for (size_t i = 0; i < sizeof(fx) / sizeof(fx[0]); i++) {
+		size_t got = hook_symbol_size(fx[i].fn), want = dladdr_size(fx[i].fn);
+
+		if (got != want || got == 0) {
+			diag("%s: size %zu, dladdr1 says %zu", fx[i].name, got, want);
+			same = 0;
+		}
+	}
+	ok(same, "every fixture's size is its .size, as dladdr1 reads it");
+	ok(hook_symbol_size((const char *)fx[0].fn + 1) == 0, "an address inside a function has no size");
+	void *q = dlsym(RTLD_DEFAULT, "qsort");
+
+	ok(q != NULL && hook_symbol_size(q) == dladdr_size(q) && dladdr_size(q) > 0,
+	   "a function of another object (libc's qsort): %zu bytes, dladdr1 %zu", hook_symbol_size(q),
+	   dladdr_size(q));
+}
+
 int
 main(void)
 {
+	test_symsize();
 	ok(hook_thread_count() == 1, "test starts single-threaded");
 	ok(hook_batch_begin() == 0, "batch begins");
 	for (size_t i = 0; i < N_FIX; i++)
