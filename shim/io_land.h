@@ -50,5 +50,7 @@ void io_land_start(void);
 int io_land_icount(int64_t *ic);
 int io_land_first_access(int64_t *ic);
 void io_land_untrack(void);
+/* Guest device accesses the hook saw while landing was on; any thread. */
+unsigned long long io_land_accesses(void);
 
 #endif

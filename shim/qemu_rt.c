@@ -57,18 +57,16 @@ qrt_in_main_thread(void)
  * to its end, the main thread is the main thread.  A worker is asked again
  * (a thread QEMU starts becomes a vCPU thread only once it set current_cpu).
  */
-static __thread int my_role = -1; /* this thread's: QRT_ROLE_VCPU or _MAIN once known */
+__thread int qrt_my_role = -1; /* this thread's: QRT_ROLE_VCPU or _MAIN once known */
 
 enum qrt_role
-qrt_role(void)
+qrt_role_slow(void)
 {
-	if (my_role >= 0)
-		return (enum qrt_role)my_role;
 	/* only a vCPU thread sets current_cpu: a worker is answered without asking QEMU */
 	if (qrt_current_cpu() != NULL && qrt.in_vcpu_thread && qrt.in_vcpu_thread())
-		return (enum qrt_role)(my_role = QRT_ROLE_VCPU);
+		return (enum qrt_role)(qrt_my_role = QRT_ROLE_VCPU);
 	if (qrt_in_main_thread())
-		return (enum qrt_role)(my_role = QRT_ROLE_MAIN);
+		return (enum qrt_role)(qrt_my_role = QRT_ROLE_MAIN);
 	return QRT_ROLE_WORKER;
 }
 

@@ -88,7 +88,16 @@ qrt_field(const void *obj, size_t off)
 }
 
 /* This thread's role; any thread. */
-enum qrt_role qrt_role(void);
+enum qrt_role qrt_role_slow(void);
+/* this thread's role once known (qemu_rt.c), -1 before; this thread's */
+extern __thread int qrt_my_role;
+
+static inline enum qrt_role
+qrt_role(void)
+{
+	/* inline: every guest device access asks (io_land.c) */
+	return qrt_my_role >= 0 ? (enum qrt_role)qrt_my_role : qrt_role_slow();
+}
 
 /* Whether this is QEMU's main thread; any thread. */
 int qrt_in_main_thread(void);

@@ -358,11 +358,12 @@ session_finish(void)
 		vlog_error("the log is incomplete");
 	vlog("record: %llu BHs gated (%llu held for the executor), %llu passed through, "
 	     "%llu schedule calls; %llu warps, %llu handed to the vCPU; "
-	     "%llu executor landings moved one instruction on; %llu landings at I/O accesses, "
+	     "%llu executor landings moved one instruction on; %llu guest device accesses; %llu landings at I/O accesses, "
 	     "%llu kicks after none came; %llu ioeventfd kicks run in the guest's write, "
 	     "%llu guest notifiers where signalled",
 	     (unsigned long long)gate_gated, (unsigned long long)gate_held,
 	     (unsigned long long)gate_passed, (unsigned long long)gate_schedules, warp_count(),
-	     warp_handoffs(), executor_landings(), executor_io_landings(), executor_fallbacks(),
+	     warp_handoffs(), executor_landings(), io_land_accesses(), executor_io_landings(),
+	     executor_fallbacks(),
 	     gate_notify_kicks(), gate_notify_irqs());
 }
