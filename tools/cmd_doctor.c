@@ -70,6 +70,18 @@ opt_not_none(int argc, char **argv, const char *opt)
 	return v && strcmp(v, "none") != 0;
 }
 
+/* Whether an accelerator list ("kvm:tcg", "accel=hvf") names a hardware one. */
+static int
+hw_accel(const char *a)
+{
+	static const char *const hw[] = { "kvm", "hvf", "whpx", "xen", "nvmm", "hax", NULL };
+
+	for (int i = 0; hw[i]; i++)
+		if (strstr(a, hw[i]))
+			return 1;
+	return 0;
+}
+
 /* What makes the guest's time and its CPUs depend on the host. */
 static void
 check_clock(int argc, char **argv, struct findings *fs)
@@ -77,7 +89,11 @@ check_clock(int argc, char **argv, struct findings *fs)
 	const char *ic = opt_value(argc, argv, "-icount");
 	const char *smp = opt_value(argc, argv, "-smp");
 	const char *rtc = opt_value(argc, argv, "-rtc");
-	const char *accel = opt_value(argc, argv, "-accel");
+	const char *accel = NULL; /* the first -accel: QEMU tries them in order */
+
+	for (int i = 1; i + 1 < argc && accel == NULL; i++)
+		if (is_opt(argv[i], "-accel"))
+			accel = argv[i + 1];
 	const char *machine = opt_value(argc, argv, "-machine");
 
 	if (ic == NULL)
@@ -91,9 +107,10 @@ check_clock(int argc, char **argv, struct findings *fs)
 			find(fs, "-icount without sleep=off: the clock warps by real time",
 			     "add sleep=off to -icount");
 	}
-	if (has_opt(argc, argv, "-enable-kvm") || (accel && !strstr(accel, "tcg")) ||
-	    (machine && strstr(machine, "accel=kvm")))
-		find(fs, "a hardware accelerator: no instruction count to tag events with",
+	if (has_opt(argc, argv, "-enable-kvm") || (accel && hw_accel(accel)) ||
+	    (machine && strstr(machine, "accel=") && hw_accel(strstr(machine, "accel="))))
+		find(fs, "a hardware accelerator (kvm:tcg too, when KVM is there): no instruction "
+			 "count to tag events with",
 		     "use -accel tcg");
 	if (smp && (atoi(smp) > 1 || (strstr(smp, "cpus=") && atoi(strstr(smp, "cpus=") + 5) > 1)))
 		find(fs, "-smp with several vCPUs: their interleaving is host timing", "use -smp 1");
@@ -105,6 +122,72 @@ check_clock(int argc, char **argv, struct findings *fs)
 		find(fs, "no -seed: RDRAND and QEMU's own random numbers differ per run", "add -seed 1");
 }
 
+/* Whether chardev backend @b ("socket,id=c,...") can read input from the host. */
+static int
+reads_input(const char *b)
+{
+	static const char *const in[] = { "stdio", "pty", "socket", "pipe", "serial", "tty", "udp",
+					  "parallel", "parport", "vc", "spicevmc", "spiceport",
+					  "qemu-vdagent", "msmouse", "wctablet", "braille", NULL };
+	size_t n = strcspn(b, ",");
+
+	if (n == 4 && strncmp(b, "file", 4) == 0)
+		return strstr(b, "input-path=") != NULL;
+	for (int i = 0; in[i]; i++)
+		if (strlen(in[i]) == n && strncmp(b, in[i], n) == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * Console input: a serial port on a host backend that reads, -nographic
+ * (the serial port on mon:stdio), or a -chardev that reads and that a
+ * frontend other than a monitor uses.
+ */
+static int
+console_input(int argc, char **argv)
+{
+	static const char *const ser[] = { "stdio", "pty", "mon:", "tcp:", "telnet:", "unix:",
+					   "udp:", "pipe:", "/dev/", "vc", NULL };
+
+	if (has_opt(argc, argv, "-nographic"))
+		return 1;
+	for (int i = 1; i + 1 < argc; i++) {
+		if (!is_opt(argv[i], "-serial") && !is_opt(argv[i], "-parallel"))
+			continue;
+		for (int k = 0; ser[k]; k++)
+			if (strncmp(argv[i + 1], ser[k], strlen(ser[k])) == 0)
+				return 1;
+	}
+	for (int i = 1; i + 1 < argc; i++) {
+		const char *id;
+
+		if (!is_opt(argv[i], "-chardev") || !reads_input(argv[i + 1]) ||
+		    (id = strstr(argv[i + 1], "id=")) == NULL)
+			continue;
+		char name[128];
+		size_t n = strcspn(id + 3, ",");
+
+		if (n == 0 || n >= sizeof(name))
+			return 1;
+		memcpy(name, id + 3, n);
+		name[n] = 0;
+		/* used by anything but a monitor: -serial chardev:ID, -device ...,chardev=ID */
+		for (int j = 1; j + 1 < argc; j++) {
+			if (j == i || is_opt(argv[j], "-mon"))
+				continue;
+			const char *v = argv[j + 1], *c;
+
+			if ((c = strstr(v, "chardev=")) != NULL && strncmp(c + 8, name, n) == 0 &&
+			    (c[8 + n] == 0 || c[8 + n] == ','))
+				return 1;
+			if (strncmp(v, "chardev:", 8) == 0 && strcmp(v + 8, name) == 0)
+				return 1;
+		}
+	}
+	return 0;
+}
+
 /* Devices and backends whose events arrive at host timing. */
 static void
 check_devices(int argc, char **argv, struct findings *fs)
@@ -114,6 +197,26 @@ check_devices(int argc, char **argv, struct findings *fs)
 	    opt_not_none(argc, argv, "-net"))
 		find(fs, "a network backend: its traffic arrives at host timing",
 		     "record without networking: -nic none");
+	else if (!has_opt(argc, argv, "-nic") && !has_opt(argc, argv, "-net") &&
+		 !has_opt(argc, argv, "-nodefaults"))
+		find(fs, "QEMU's implicit default NIC (no -nic, -net or -netdev, no -nodefaults): "
+			 "user-mode networking whose frames arrive at host timing",
+		     "add -nic none (or -nodefaults)");
+	if (console_input(argc, argv))
+		find(fs, "console input (-serial stdio/pty/socket/pipe, -nographic, or a chardev "
+			 "that reads, behind a serial port or virtio console): bytes typed or piped "
+			 "into it reach the guest at host timing",
+		     "do not type into the console while recording (drive the guest from its own "
+		     "init), or give it -serial file:PATH or -serial null");
+	if (any_arg(argc, argv, "virtio-rng") || any_arg(argc, argv, "rng-random") ||
+	    any_arg(argc, argv, "rng-builtin") || any_arg(argc, argv, "rng-egd"))
+		find(fs, "a virtio-rng: the bytes and their timing come from the host",
+		     "remove the virtio-rng device (the guest's own RNG is seeded by -seed)");
+	if (has_opt(argc, argv, "-qmp") || has_opt(argc, argv, "-qmp-pretty") ||
+	    has_opt(argc, argv, "-mon"))
+		find(fs, "a QMP or HMP monitor (-qmp, -mon): commands that change the guest (stop, "
+			 "cont, system_reset, sendkey, device_add...) arrive at host timing",
+		     "send it only queries and quit while recording");
 	if (any_arg(argc, argv, "qcow2") || has_opt(argc, argv, "-snapshot"))
 		find(fs, "a qcow2 image (or -snapshot): its cache-clean timer fires in the main loop",
 		     "use raw images, or add cache-clean-interval=0 to the qcow2 drive");
@@ -131,13 +234,134 @@ check_devices(int argc, char **argv, struct findings *fs)
 		     "avoid monitor commands while recording, or use -monitor none");
 }
 
+/* A growable argument vector. */
+struct args {
+	char **v;
+	int n, cap;
+	char **owned; /* strings this vector made, to free */
+	int nowned;
+};
+
+static void
+args_add(struct args *a, char *s, int own)
+{
+	if (a->n + 2 > a->cap) {
+		a->cap = a->cap ? a->cap * 2 : 64;
+		a->v = realloc(a->v, (size_t)a->cap * sizeof(*a->v));
+		a->owned = realloc(a->owned, (size_t)a->cap * sizeof(*a->owned));
+		if (a->v == NULL || a->owned == NULL) {
+			perror("bhrr doctor");
+			exit(EXIT_FAILURE);
+		}
+	}
+	a->v[a->n++] = s;
+	a->v[a->n] = NULL;
+	if (own)
+		a->owned[a->nowned++] = s;
+}
+
+/* Strip blanks and one pair of double quotes from [p, p + n). */
+static void
+ini_value(const char *p, size_t n, const char **out, size_t *outn)
+{
+	while (n && (*p == ' ' || *p == '\t'))
+		p++, n--;
+	while (n && (p[n - 1] == ' ' || p[n - 1] == '\t' || p[n - 1] == '\n' || p[n - 1] == '\r'))
+		n--;
+	if (n >= 2 && p[0] == '"' && p[n - 1] == '"')
+		p++, n -= 2;
+	*out = p;
+	*outn = n;
+}
+
+/*
+ * The options of a -readconfig file, as the command line would give them:
+ * [drive "d0"] with file = "x" becomes -drive id=d0,file=x; the key QEMU
+ * takes as the option's implied first element (driver, type, backend,
+ * qom-type) goes first.  A file that cannot be read is itself a finding.
+ */
+static void
+readconfig(const char *path, struct args *a, struct findings *fs)
+{
+	FILE *fp = fopen(path, "r");
+	char line[1024], group[64] = "", body[4096] = "", head[256] = "";
+
+	if (fp == NULL) {
+		find(fs, "a -readconfig file bhrr doctor cannot read: its options are unchecked",
+		     "make the file readable, or give its options on the command line");
+		return;
+	}
+	for (int more = 1; more;) {
+		more = fgets(line, sizeof(line), fp) != NULL;
+		const char *p = line;
+
+		while (more && (*p == ' ' || *p == '\t'))
+			p++;
+		if (more && (*p == '#' || *p == '\n' || *p == 0))
+			continue;
+		if (!more || *p == '[') {
+			if (group[0]) {
+				char opt[80], *val = malloc(strlen(head) + strlen(body) + 2);
+
+				if (val == NULL)
+					break;
+				snprintf(opt, sizeof(opt), "-%s", strcmp(group, "smp-opts") == 0 ? "smp" : group);
+				sprintf(val, "%s%s%s", head, head[0] && body[0] ? "," : "", body);
+				args_add(a, strdup(opt), 1);
+				args_add(a, val, 1);
+			}
+			group[0] = body[0] = head[0] = 0;
+			if (!more)
+				break;
+			size_t n = strcspn(p + 1, " \"]");
+
+			snprintf(group, sizeof(group), "%.*s", (int)(n < 63 ? n : 63), p + 1);
+			const char *q = strchr(p, '"');
+
+			if (q && strchr(q + 1, '"'))
+				snprintf(body, sizeof(body), "id=%.*s", (int)(strchr(q + 1, '"') - q - 1), q + 1);
+			continue;
+		}
+		const char *eq = strchr(p, '=');
+
+		if (eq == NULL || !group[0])
+			continue;
+		const char *k, *v;
+		size_t kn, vn;
+
+		ini_value(p, (size_t)(eq - p), &k, &kn);
+		ini_value(eq + 1, strlen(eq + 1), &v, &vn);
+		if ((kn == 6 && strncmp(k, "driver", 6) == 0) || (kn == 4 && strncmp(k, "type", 4) == 0) ||
+		    (kn == 7 && strncmp(k, "backend", 7) == 0) || (kn == 8 && strncmp(k, "qom-type", 8) == 0))
+			snprintf(head, sizeof(head), "%.*s", (int)vn, v);
+		else {
+			size_t at = strlen(body);
+
+			snprintf(body + at, sizeof(body) - at, "%s%.*s=%.*s", at ? "," : "", (int)kn, k,
+				 (int)vn, v);
+		}
+	}
+	fclose(fp);
+}
+
 int
 doctor_findings(int argc, char **argv, struct finding *f, int max)
 {
 	struct findings fs = { f, 0, max };
+	struct args a = { 0 };
 
-	check_clock(argc, argv, &fs);
-	check_devices(argc, argv, &fs);
+	/* the command line as QEMU reads it: -readconfig files' options count too */
+	for (int i = 0; i < argc; i++)
+		args_add(&a, argv[i], 0);
+	for (int i = 1; i + 1 < argc; i++)
+		if (is_opt(argv[i], "-readconfig"))
+			readconfig(argv[++i], &a, &fs);
+	check_clock(a.n, a.v, &fs);
+	check_devices(a.n, a.v, &fs);
+	for (int i = 0; i < a.nowned; i++)
+		free(a.owned[i]);
+	free(a.owned);
+	free(a.v);
 	return fs.n;
 }
 

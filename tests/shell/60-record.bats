@@ -260,6 +260,79 @@ qmp_quit() {
 	[[ "$output" == *"no -icount"* ]] && [[ "$output" == *"hardware accelerator"* ]]
 }
 
+# doctor_one WHAT ARGS...: on an otherwise clean command line, ARGS draw exactly one finding, containing WHAT
+doctor_one() {
+	local what=$1
+	shift
+	run "$BHRR" doctor -- qemu-system-x86_64 -nodefaults -display none -icount shift=0,sleep=off \
+		-seed 1 -rtc clock=vm,base=2020-01-01T00:00:00 "$@"
+	echo "$*: $output"
+	[ "$status" -eq 1 ]
+	[ "$(grep -c '^    fix: ' <<<"$output")" -eq 1 ]
+	grep -qF -- "$what" <<<"$output"
+}
+
+# doctor_none ARGS...: ARGS on a clean command line draw no finding
+doctor_none() {
+	run "$BHRR" doctor -- qemu-system-x86_64 -nodefaults -display none -icount shift=0,sleep=off \
+		-seed 1 -rtc clock=vm,base=2020-01-01T00:00:00 "$@"
+	echo "$*: $output"
+	[ "$status" -eq 0 ]
+	[ -z "$output" ]
+}
+
+@test "bhrr doctor names the inputs CI command lines add: the implicit NIC, console input, virtio-rng, QMP, kvm:tcg, -readconfig" {
+	# QEMU adds a user-mode NIC unless -nic/-net/-netdev or -nodefaults say otherwise
+	run "$BHRR" doctor -- qemu-system-x86_64 -display none -icount shift=0,sleep=off -seed 1 \
+		-rtc clock=vm,base=2020-01-01T00:00:00
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"implicit default NIC"* ]]
+	[ "$(grep -c '^    fix: ' <<<"$output")" -eq 1 ]
+	run "$BHRR" doctor -- qemu-system-x86_64 -display none -icount shift=0,sleep=off -seed 1 \
+		-rtc clock=vm,base=2020-01-01T00:00:00 -nic none
+	[ "$status" -eq 0 ]
+	doctor_none
+	# console input, however the serial port or virtio console is spelled
+	doctor_one "console input" -serial stdio
+	doctor_one "console input" -serial pty
+	doctor_one "console input" -serial "tcp:127.0.0.1:4444,server=on,wait=off"
+	doctor_one "console input" -chardev socket,id=c0,path=/tmp/s,server=on,wait=off \
+		-device virtio-serial-pci -device virtconsole,chardev=c0
+	doctor_one "console input" -chardev file,id=f0,path=out.txt,input-path=in.txt -serial chardev:f0
+	doctor_none -serial file:out.txt
+	doctor_none -chardev file,id=f0,path=out.txt -serial chardev:f0
+	doctor_none -debugcon stdio
+	# -nographic puts the serial port on stdio (with the monitor)
+	run "$BHRR" doctor -- qemu-system-x86_64 -nodefaults -nographic -icount shift=0,sleep=off -seed 1 \
+		-rtc clock=vm,base=2020-01-01T00:00:00
+	[[ "$output" == *"console input"* ]]
+	# entropy from the host
+	doctor_one "virtio-rng" -device virtio-rng-pci
+	doctor_one "virtio-rng" -object rng-random,id=r0,filename=/dev/urandom -device virtio-rng-pci,rng=r0
+	# a monitor socket: its commands, not a console's bytes
+	doctor_one "QMP or HMP monitor" -qmp unix:/tmp/q,server=on,wait=off
+	doctor_one "QMP or HMP monitor" -chardev socket,id=m0,path=/tmp/m,server=on,wait=off \
+		-mon chardev=m0,mode=control
+	# a hardware accelerator first in a list is used whenever it is there
+	doctor_one "hardware accelerator" -machine accel=kvm:tcg
+	doctor_one "hardware accelerator" -accel kvm -accel tcg
+	# -readconfig files count as the command line they stand for
+	printf '[device]\n  driver = "virtio-rng-pci"\n' >"$BATS_TEST_TMPDIR/rng.cfg"
+	doctor_one "virtio-rng" -readconfig "$BATS_TEST_TMPDIR/rng.cfg"
+	printf '# a CI harness config\n[drive "d0"]\n  file = "base.qcow2"\n  if = "virtio"\n\n[netdev "n0"]\n  type = "user"\n' \
+		>"$BATS_TEST_TMPDIR/ci.cfg"
+	run "$BHRR" doctor -- qemu-system-x86_64 -nodefaults -display none -icount shift=0,sleep=off \
+		-seed 1 -rtc clock=vm,base=2020-01-01T00:00:00 -readconfig "$BATS_TEST_TMPDIR/ci.cfg"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"qcow2 image"* ]] && [[ "$output" == *"network backend"* ]]
+	[ "$(grep -c '^    fix: ' <<<"$output")" -eq 2 ]
+	doctor_one "-readconfig file bhrr doctor cannot read" -readconfig "$BATS_TEST_TMPDIR/absent.cfg"
+	# -set and -global reach the options they change
+	doctor_one "aio=native" -drive id=d0,file=x.img,if=none -set drive.d0.aio=io_uring
+	doctor_one "iothread" -global virtio-blk-pci.iothread=io0
+}
+
 @test "bhrr doctor is silent on every bundled guest command line" {
 	use_qemu 7.2
 	for config in $GUEST_CONFIGS; do
