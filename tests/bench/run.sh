@@ -112,6 +112,10 @@ GUEST_DIR=$b/tests/guest
 . "$(dirname "$0")/../guest/guest.sh"
 now_s() { date +%s.%N; }
 min() { awk -v a="$1" -v b="$2" 'BEGIN { print (b < a) ? b : a }'; }
+# median X...: the median of the numbers (mawk has no sort of its own)
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+# section 5's rounds: BHRR_BENCH_REPS (default 9); fewer than that let one noisy moment set a ratio
+reps5=${BHRR_BENCH_REPS:-9}
 # best CUR T0 T1: the smaller of CUR and the time from T0 to T1
 best() { min "$1" "$(awk -v a="$2" -v b="$3" 'BEGIN { print b - a }')"; }
 # shim_record LOG CMD...: CMD (a QEMU) with the shim preloaded, recording to LOG
@@ -129,13 +133,14 @@ shim_replay() {
 for v in 7.2 10.0; do
 	want 5 || continue
 	select_qemu "$v"
-	echo "== 5. QEMU $v: record (the shim preloaded) vs plain, each guest with 8x its commands; best of 5 alternating runs"
+	echo "== 5. QEMU $v: record (the shim preloaded) vs plain, each guest with 8x its commands; best of $reps5 alternating runs"
+	echo "   (median: the median over the rounds of record / plain within a round, which shares its moment's host noise)"
 	echo "   (old landing: the same record with BHRR_TEST_NO_IO_LAND=1, every held item landed by a kick, none at a device access)"
 	[ -z "$base" ] || echo "   (baseline: the same record with the shim of $base)"
 	for config in $GUEST_CONFIGS; do
-		bp=999; br=999; bo=999; bb=999
+		bp=999; br=999; bo=999; bb=999; ratios=; bratios=
 		n=$(guest_append "$config" | sed -n 's/.* n=\([0-9]*\).*/\1/p')
-		for _ in 1 2 3 4 5; do
+		for _ in $(seq "$reps5"); do
 			guest_argv "$config" "$out"
 			args=("${GUEST_ARGV[@]/ n=$n/ n=$((8 * n))}")
 			t0=$(now_s)
@@ -160,13 +165,16 @@ for v in 7.2 10.0; do
 			br=$(best "$br" "$t1" "$t2")
 			bo=$(best "$bo" "$t2" "$t3")
 			bb=$(best "$bb" "$t3" "$t4")
+			ratios="$ratios $(awk -v a="$t0" -v b="$t1" -v c="$t2" 'BEGIN { print (c - b) / (b - a) }')"
+			bratios="$bratios $(awk -v a="$t0" -v b="$t1" -v c="$t3" -v d="$t4" 'BEGIN { print (d - c) / (b - a) }')"
 		done
+		med=$(median $ratios); bmed=$(median $bratios)
 		size=$(stat -c %s "$out/rec.bhlog")
 		ios=$("$b/tools/bhrr" stat --json "$out/rec.bhlog" | sed -n 's/.*"io_complete":{"count":\([0-9]*\).*/\1/p')
 		cmds=$((8 * n))
-		awk -v c="$config" -v p="$bp" -v r="$br" -v o="$bo" -v bb="$bb" -v base="$base" -v s="$size" -v io="${ios:-0}" -v n="$cmds" 'BEGIN {
-			printf "  %-13s plain %.3f s, record %.3f s, ratio %.3fx (old landing %.3fx%s); log %d bytes: %.1f per guest command, %.1f per I/O request\n",
-				c, p, r, r / p, o / p, base == "" ? "" : sprintf(", baseline %.3fx", bb / p), s, s / n, (io ? s / io : 0) }'
+		awk -v c="$config" -v p="$bp" -v r="$br" -v o="$bo" -v bb="$bb" -v base="$base" -v s="$size" -v io="${ios:-0}" -v n="$cmds" -v m="$med" -v bm="$bmed" 'BEGIN {
+			printf "  %-13s plain %.3f s, record %.3f s, ratio %.3fx, median %.3fx (old landing %.3fx%s); log %d bytes: %.1f per guest command, %.1f per I/O request\n",
+				c, p, r, r / p, m, o / p, base == "" ? "" : sprintf(", baseline %.3fx, median %.3fx", bb / p, bm), s, s / n, (io ? s / io : 0) }'
 	done
 done
 for v in 7.2 10.0; do
