@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cmd.h"
@@ -170,29 +171,200 @@ run_with_shim(const char *mode, const char *exe, char **qargv, const char *out,
 	return cp.status;
 }
 
+/* ---- the options exact mode needs ---- */
+
+static int
+is_opt(const char *a, const char *opt)
+{
+	return strcmp(a[0] == '-' && a[1] == '-' ? a + 1 : a, opt) == 0;
+}
+
+/* Index of the last option @opt with a value in @v, or -1. */
+static int
+last_opt(const struct strvec *v, const char *opt)
+{
+	int at = -1;
+
+	for (size_t k = 1; k + 1 < v->n; k++)
+		if (is_opt(v->v[k], opt))
+			at = (int)k;
+	return at;
+}
+
+/* Replace the string at @k of @v by a copy of @s. */
+static void
+set_arg(struct strvec *v, size_t k, const char *s)
+{
+	char *c = strdup(s);
+
+	if (c == NULL)
+		die("out of memory");
+	free(v->v[k]);
+	v->v[k] = c;
+}
+
+/* Remove the arguments [@k, @k + @n) of @v. */
+static void
+drop_args(struct strvec *v, size_t k, size_t n)
+{
+	for (size_t j = k; j < k + n; j++)
+		free(v->v[j]);
+	memmove(&v->v[k], &v->v[k + n], (v->n - k - n + 1) * sizeof(v->v[0]));
+	v->n -= n;
+}
+
+/* Whether @a (an -accel value, or a -machine value's accel=) starts with a hardware accelerator. */
+static int
+hw_accel_first(const char *a)
+{
+	static const char *const hw[] = { "kvm", "hvf", "whpx", "xen", "nvmm", "hax", NULL };
+
+	for (int i = 0; hw[i]; i++)
+		if (strncmp(a, hw[i], strlen(hw[i])) == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * What exact mode needs, added to the QEMU command line @v where it lacks
+ * it, each change said in one line on stderr: -icount shift=0,sleep=off
+ * (or sleep=off added, or a fixed shift for auto), -seed 1, an RTC on the
+ * virtual clock starting at the recording's own start (UTC) - a fixed base
+ * the guest still sees as today - and TCG in place of a hardware
+ * accelerator.  The shim logs the argv QEMU got, so a replay runs this one.
+ * Returns how many changes it made.
+ */
+static int
+make_deterministic(struct strvec *v)
+{
+	int changes = 0, k;
+	char buf[512];
+
+	if ((k = last_opt(v, "-icount")) < 0) {
+		strvec_pushl(v, "-icount", "shift=0,sleep=off", NULL);
+		fprintf(stderr, "bhrr: record: added -icount shift=0,sleep=off (exact mode: events "
+				"are tagged with the instruction count)\n");
+		changes++;
+	} else {
+		const char *ic = v->v[k + 1];
+
+		if (strstr(ic, "auto") || (!strstr(ic, "shift=") && (ic[0] < '0' || ic[0] > '9'))) {
+			fprintf(stderr, "bhrr: record: replaced -icount %s by -icount shift=0,sleep=off "
+					"(an adaptive shift follows host speed)\n", ic);
+			set_arg(v, (size_t)k + 1, "shift=0,sleep=off");
+			changes++;
+		} else if (!strstr(ic, "sleep=off")) {
+			snprintf(buf, sizeof(buf), "%s,sleep=off", ic);
+			fprintf(stderr, "bhrr: record: added sleep=off to -icount %s (with sleep=on the "
+					"clock warps by real time)\n", ic);
+			set_arg(v, (size_t)k + 1, buf);
+			changes++;
+		}
+	}
+	if (last_opt(v, "-seed") < 0) {
+		strvec_pushl(v, "-seed", "1", NULL);
+		fprintf(stderr, "bhrr: record: added -seed 1 (RDRAND and QEMU's own random numbers)\n");
+		changes++;
+	}
+	k = last_opt(v, "-rtc");
+	const char *rtc = k >= 0 ? v->v[k + 1] : NULL;
+
+	if (rtc == NULL || !strstr(rtc, "clock=vm") || !strstr(rtc, "base=") ||
+	    strstr(rtc, "base=utc") || strstr(rtc, "base=localtime")) {
+		char base[32], keep[256] = "";
+		time_t now = time(NULL);
+		struct tm tm;
+
+		strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", gmtime_r(&now, &tm));
+		/* other keys (driftfix=) stay */
+		for (const char *p = rtc; p && *p;) {
+			size_t n = strcspn(p, ",");
+
+			if (strncmp(p, "clock=", 6) != 0 && strncmp(p, "base=", 5) != 0 && n &&
+			    strlen(keep) + n + 2 < sizeof(keep)) {
+				strcat(keep, ",");
+				strncat(keep, p, n);
+			}
+			p += n + (p[n] == ',');
+		}
+		snprintf(buf, sizeof(buf), "clock=vm,base=%s%s", base, keep);
+		if (rtc == NULL) {
+			strvec_pushl(v, "-rtc", buf, NULL);
+			fprintf(stderr, "bhrr: record: added -rtc %s (the guest's clock starts at the "
+					"recording's start, in the replay too)\n", buf);
+		} else {
+			fprintf(stderr, "bhrr: record: replaced -rtc %s by -rtc %s (the guest's clock "
+					"starts at the recording's start, in the replay too)\n", rtc, buf);
+			set_arg(v, (size_t)k + 1, buf);
+		}
+		changes++;
+	}
+	int tcg = 0;
+
+	for (size_t j = 1; j < v->n; j++) {
+		if (is_opt(v->v[j], "-enable-kvm")) {
+			fprintf(stderr, "bhrr: record: removed -enable-kvm (no instruction count under KVM)\n");
+			drop_args(v, j--, 1);
+			tcg = 1;
+		} else if (is_opt(v->v[j], "-accel") && j + 1 < v->n && hw_accel_first(v->v[j + 1])) {
+			fprintf(stderr, "bhrr: record: removed -accel %s (no instruction count under a "
+					"hardware accelerator)\n", v->v[j + 1]);
+			drop_args(v, j--, 2);
+			tcg = 1;
+		} else if ((is_opt(v->v[j], "-machine") || is_opt(v->v[j], "-M")) && j + 1 < v->n) {
+			char *a = strstr(v->v[j + 1], "accel=");
+
+			if (a == NULL || !hw_accel_first(a + 6))
+				continue;
+			size_t n = strcspn(a + 6, ",");
+
+			snprintf(buf, sizeof(buf), "%.*saccel=tcg%s", (int)(a - v->v[j + 1]), v->v[j + 1],
+				 a + 6 + n);
+			fprintf(stderr, "bhrr: record: replaced -machine %s by -machine %s (no instruction "
+					"count under a hardware accelerator)\n", v->v[j + 1], buf);
+			set_arg(v, j + 1, buf);
+			changes++;
+		}
+	}
+	if (tcg) {
+		changes++;
+		if (last_opt(v, "-accel") < 0) {
+			strvec_pushl(v, "-accel", "tcg", NULL);
+			fprintf(stderr, "bhrr: record: added -accel tcg\n");
+		}
+	}
+	return changes;
+}
+
 int
 cmd_record(int argc, char **argv)
 {
 	const char *out = "bhrr.bhlog";
-	int i = 1, force = 0;
+	int i = 1, force = 0, as_is = 0;
 	char exe[4096], id[64];
 	struct finding f[DOCTOR_MAX];
+	struct strvec qv = STRVEC_INIT;
 
 	for (; i < argc && argv[i][0] == '-' && strcmp(argv[i], "--") != 0; i++) {
 		if (strcmp(argv[i], "-o") == 0 && i + 1 < argc)
 			out = argv[++i];
 		else if (strcmp(argv[i], "--force") == 0)
 			force = 1;
+		else if (strcmp(argv[i], "--as-is") == 0)
+			as_is = 1;
 		else
-			usage_error("record: unknown option '%s' (usage: bhrr record [-o LOG] [--force] [--] QEMU ARGS...)",
+			usage_error("record: unknown option '%s' (usage: bhrr record [-o LOG] [--force] [--as-is] [--] QEMU ARGS...)",
 				    argv[i]);
 	}
 	if (i < argc && strcmp(argv[i], "--") == 0)
 		i++;
 	if (i >= argc)
-		usage_error("record: no QEMU command line given (usage: bhrr record [-o LOG] [--] QEMU ARGS...)");
-	char **qargv = argv + i;
-	int qargc = argc - i;
+		usage_error("record: no QEMU command line given (usage: bhrr record [-o LOG] [--force] [--as-is] [--] QEMU ARGS...)");
+	strvec_pushv(&qv, argv + i);
+	if (!as_is)
+		make_deterministic(&qv);
+	char **qargv = qv.v;
+	int qargc = (int)qv.n;
 
 	find_qemu("record", qargv[0], exe, sizeof(exe), id, sizeof(id));
 	if (qemu_known_build(id) == NULL && !force) {
@@ -343,13 +515,23 @@ cmd_replay(int argc, char **argv)
 		log_reader_close(r);
 		return 1;
 	}
+	int ordering = !log_header_exact(h);
+
 	log_reader_close(r);
 	if (out == NULL) {
 		snprintf(outbuf, sizeof(outbuf), "%s.replay.bhlog", log);
 		out = outbuf;
 	}
+	if (ordering)
+		fprintf(stderr, "bhrr: replay: %s is an ordering-mode log (recorded without an exact "
+				"-icount): this replay forces the order in which BHs and completions reach "
+				"the guest, not when they do\n", log);
 	unsigned long long diverged = 0;
 	int st = run_with_shim("replay", exe, qargv, out, log, force, &diverged);
+
+	if (ordering && !diverged)
+		fprintf(stderr, "bhrr: replay: the recorded order was kept; the guest's output may "
+				"still differ from the recording's (ordering mode does not replay timing)\n");
 
 	if (diverged) {
 		fprintf(stderr, "bhrr: replay: the run diverged from %s (QEMU exited with %d); "

@@ -164,18 +164,65 @@ assert_creation_ordinals() {
 	[ "$(wc -l <"$BATS_TEST_TMPDIR/sites")" -ge 2 ]
 }
 
-@test "without -icount, record keeps the order and says which mode it used" {
+@test "record --as-is without -icount keeps the order and says which mode it used" {
 	use_qemu 7.2
 	guest_argv virtio "$BATS_TEST_TMPDIR"
 	args=()
 	for a in "${GUEST_ARGV[@]}"; do
 		case "$a" in -icount|shift=0,sleep=off) ;; *) args+=("$a") ;; esac
 	done
-	run "$BHRR" record -o "$LOG" -- "$QEMU_BIN" "${args[@]}"
+	run "$BHRR" record --as-is -o "$LOG" -- "$QEMU_BIN" "${args[@]}"
+	! grep -q 'record: added' <<<"$output" || false
 	[ "$status" -eq "$GUEST_PASS" ]
 	[ "$(grep -c 'warning: no -icount' <<<"$output")" -eq 1 ]
 	"$BHRR" dump "$LOG" | grep -q '^# icount mode none'
 	[ "$(json | jq -s '[.[] | select(.kind == "bh_run")] | length')" -gt 0 ]
+}
+
+# no_determinism: GUEST_ARGV without -icount, -seed and -rtc, with accel=kvm:tcg for -accel tcg
+no_determinism() {
+	local a skip=0
+	ARGS=()
+	for a in "${GUEST_ARGV[@]}"; do
+		if [ "$skip" = 1 ]; then skip=0; continue; fi
+		case "$a" in
+		-icount|-seed|-rtc|-accel) skip=1 ;;
+		*) ARGS+=("$a") ;;
+		esac
+	done
+	ARGS+=(-machine pc,accel=kvm:tcg)
+}
+
+@test "record adds what exact mode needs, says each change in one line, and the replay runs the same command line" {
+	local st=0 d=$BATS_TEST_TMPDIR
+	use_qemu 7.2
+	guest_argv virtio "$d"
+	no_determinism
+	"$BHRR" record -o "$LOG" -- "$QEMU_BIN" "${ARGS[@]}" >"$d/rec.out" 2>"$d/rec.err" || st=$?
+	cat "$d/rec.err"
+	[ "$st" -eq "$GUEST_PASS" ]
+	grep -q '^bhrr: record: added -icount shift=0,sleep=off ' "$d/rec.err"
+	grep -q '^bhrr: record: added -seed 1 ' "$d/rec.err"
+	grep -qE '^bhrr: record: added -rtc clock=vm,base=20[0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9:]{8} ' "$d/rec.err"
+	grep -q '^bhrr: record: replaced -machine pc,accel=kvm:tcg by -machine pc,accel=tcg ' "$d/rec.err"
+	# nothing left for the doctor to warn about
+	! grep -q 'warning' "$d/rec.err" || false
+	# the log holds the command line QEMU ran, and is an exact-mode log
+	"$BHRR" dump "$LOG" >"$d/dump"
+	grep -q '^# icount mode exact' "$d/dump"
+	grep '^# argv ' "$d/dump" | grep -qE -- '-machine pc,accel=tcg .*-icount shift=0,sleep=off -seed 1 -rtc clock=vm,base='
+	guest_argv virtio "$d" # fresh disks
+	st=0
+	"$BHRR" replay "$LOG" -o "$d/rep.bhlog" >"$d/rep.out" 2>"$d/rep.err" || st=$?
+	cat "$d/rep.err"
+	[ "$st" -eq "$GUEST_PASS" ]
+	diff "$d/rec.out" "$d/rep.out"
+	# --as-is records the command line untouched, and the doctor's warnings say what that costs
+	guest_argv virtio "$d"
+	"$BHRR" record --as-is --force -o "$LOG" -- "$QEMU_BIN" "${ARGS[@]}" >/dev/null 2>"$d/rec.err" || true
+	! grep -q 'record: added\|record: replaced' "$d/rec.err" || false
+	grep -q 'warning: no -icount' "$d/rec.err"
+	"$BHRR" dump "$LOG" | grep '^# argv ' | grep -qv -- '-icount'
 }
 
 @test "SIGTERM to bhrr record mid-I/O ends QEMU within 3 s with a complete log" {
