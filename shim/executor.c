@@ -280,6 +280,9 @@ executor_drain(unsigned how)
 
 		gate_run_held(&h, ih, ic, how == LOG_IC_EXACT ? 0 : LOG_F_AT_ONCE);
 	}
+	/* nothing waits now: the next held item's wait starts when it comes */
+	if (qrt.bql_locked == NULL || qrt.bql_locked())
+		waiting_since = -1;
 }
 
 unsigned long long

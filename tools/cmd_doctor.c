@@ -82,6 +82,16 @@ hw_accel(const char *a)
 	return 0;
 }
 
+/* The same for a -machine accel= value: its list ends at the next comma. */
+static int
+hw_accel_list(const char *a)
+{
+	char list[128];
+
+	snprintf(list, sizeof(list), "%.*s", (int)strcspn(a, ","), a);
+	return hw_accel(list);
+}
+
 /* What makes the guest's time and its CPUs depend on the host. */
 static void
 check_clock(int argc, char **argv, struct findings *fs)
@@ -108,7 +118,7 @@ check_clock(int argc, char **argv, struct findings *fs)
 			     "add sleep=off to -icount");
 	}
 	if (has_opt(argc, argv, "-enable-kvm") || (accel && hw_accel(accel)) ||
-	    (machine && strstr(machine, "accel=") && hw_accel(strstr(machine, "accel="))))
+	    (machine && strstr(machine, "accel=") && hw_accel_list(strstr(machine, "accel=") + 6)))
 		find(fs, "a hardware accelerator (kvm:tcg too, when KVM is there): no instruction "
 			 "count to tag events with",
 		     "use -accel tcg");
@@ -174,7 +184,8 @@ console_input(int argc, char **argv)
 		name[n] = 0;
 		/* used by anything but a monitor: -serial chardev:ID, -device ...,chardev=ID */
 		for (int j = 1; j + 1 < argc; j++) {
-			if (j == i || is_opt(argv[j], "-mon"))
+			if (j == i || is_opt(argv[j], "-mon") || is_opt(argv[j], "-monitor") ||
+			    is_opt(argv[j], "-qmp") || is_opt(argv[j], "-qmp-pretty"))
 				continue;
 			const char *v = argv[j + 1], *c;
 
@@ -307,7 +318,13 @@ readconfig(const char *path, struct args *a, struct findings *fs)
 					break;
 				snprintf(opt, sizeof(opt), "-%s", strcmp(group, "smp-opts") == 0 ? "smp" : group);
 				sprintf(val, "%s%s%s", head, head[0] && body[0] ? "," : "", body);
-				args_add(a, strdup(opt), 1);
+				char *o = strdup(opt);
+
+				if (o == NULL) {
+					free(val);
+					break;
+				}
+				args_add(a, o, 1);
 				args_add(a, val, 1);
 			}
 			group[0] = body[0] = head[0] = 0;

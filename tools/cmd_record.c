@@ -274,8 +274,15 @@ make_deterministic(struct strvec *v)
 		char base[32], keep[256] = "";
 		time_t now = time(NULL);
 		struct tm tm;
+		const char *b = rtc ? strstr(rtc, "base=") : NULL;
 
-		strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", gmtime_r(&now, &tm));
+		/* a date the user gave stays; utc and localtime become that time, now */
+		if (b && b[5] >= '0' && b[5] <= '9')
+			snprintf(base, sizeof(base), "%.*s", (int)strcspn(b + 5, ","), b + 5);
+		else if (b && strncmp(b + 5, "localtime", 9) == 0)
+			strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", localtime_r(&now, &tm));
+		else
+			strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", gmtime_r(&now, &tm));
 		/* other keys (driftfix=) stay */
 		for (const char *p = rtc; p && *p;) {
 			size_t n = strcspn(p, ",");
@@ -299,7 +306,7 @@ make_deterministic(struct strvec *v)
 		}
 		changes++;
 	}
-	int tcg = 0;
+	int tcg = 0, changes_accel = 0;
 
 	for (size_t j = 1; j < v->n; j++) {
 		if (is_opt(v->v[j], "-enable-kvm")) {
@@ -324,13 +331,36 @@ make_deterministic(struct strvec *v)
 					"count under a hardware accelerator)\n", v->v[j + 1], buf);
 			set_arg(v, j + 1, buf);
 			changes++;
+			changes_accel = 1;
 		}
 	}
 	if (tcg) {
+		int machine_accel = 0;
+
 		changes++;
-		if (last_opt(v, "-accel") < 0) {
+		for (size_t j = 1; j + 1 < v->n; j++)
+			if ((is_opt(v->v[j], "-machine") || is_opt(v->v[j], "-M")) &&
+			    strstr(v->v[j + 1], "accel="))
+				machine_accel = 1;
+		/* QEMU refuses -accel beside -machine accel= (rewritten to tcg above) */
+		if (last_opt(v, "-accel") < 0 && !machine_accel) {
 			strvec_pushl(v, "-accel", "tcg", NULL);
 			fprintf(stderr, "bhrr: record: added -accel tcg\n");
+		}
+	}
+	if (tcg || changes_accel) {
+		/* -cpu host needs KVM or HVF: TCG's closest is max */
+		for (size_t j = 1; j + 1 < v->n; j++) {
+			const char *c = v->v[j + 1];
+
+			if (!is_opt(v->v[j], "-cpu") || strncmp(c, "host", 4) != 0 ||
+			    (c[4] != 0 && c[4] != ','))
+				continue;
+			snprintf(buf, sizeof(buf), "max%s", c + 4);
+			fprintf(stderr, "bhrr: record: replaced -cpu %s by -cpu %s (the host CPU model "
+					"needs a hardware accelerator)\n", c, buf);
+			set_arg(v, j + 1, buf);
+			changes++;
 		}
 	}
 	return changes;

@@ -217,6 +217,18 @@ no_determinism() {
 	cat "$d/rep.err"
 	[ "$st" -eq "$GUEST_PASS" ]
 	diff "$d/rec.out" "$d/rep.out"
+	# a KVM line: -enable-kvm goes, -cpu host becomes max, -machine accel= becomes tcg (and no
+	# -accel beside it, which QEMU refuses); a date the user gave the RTC stays, other keys too
+	guest_argv virtio "$d"
+	st=0
+	"$BHRR" record --force -o "$LOG" -- "$QEMU_BIN" "${ARGS[@]}" -enable-kvm -cpu host \
+		-rtc base=2021-06-01T12:00:00,driftfix=slew >/dev/null 2>"$d/rec.err" || st=$?
+	cat "$d/rec.err"
+	[ "$st" -eq "$GUEST_PASS" ]
+	grep -q '^bhrr: record: removed -enable-kvm ' "$d/rec.err"
+	grep -q '^bhrr: record: replaced -cpu host by -cpu max ' "$d/rec.err"
+	grep -q '^bhrr: record: replaced -rtc base=2021-06-01T12:00:00,driftfix=slew by -rtc clock=vm,base=2021-06-01T12:00:00,driftfix=slew ' "$d/rec.err"
+	! grep -q 'added -accel' "$d/rec.err" || false
 	# --as-is records the command line untouched, and the doctor's warnings say what that costs
 	guest_argv virtio "$d"
 	"$BHRR" record --as-is --force -o "$LOG" -- "$QEMU_BIN" "${ARGS[@]}" >/dev/null 2>"$d/rec.err" || true
@@ -360,6 +372,8 @@ doctor_none() {
 	doctor_one "QMP or HMP monitor" -qmp unix:/tmp/q,server=on,wait=off
 	doctor_one "QMP or HMP monitor" -chardev socket,id=m0,path=/tmp/m,server=on,wait=off \
 		-mon chardev=m0,mode=control
+	# a monitor on a chardev is a monitor, not console input
+	doctor_one "human monitor" -chardev socket,id=h0,path=/tmp/h,server=on,wait=off -monitor chardev:h0
 	# a hardware accelerator first in a list is used whenever it is there
 	doctor_one "hardware accelerator" -machine accel=kvm:tcg
 	doctor_one "hardware accelerator" -accel kvm -accel tcg
