@@ -53,7 +53,10 @@ struct policy {
 	void (*nested_stuck)(void);
 	/*
 	 * A guest device access of the vCPU, before the device sees it
-	 * (io_land.h); vCPU thread, BQL, inside a TB.  NULL: none.
+	 * (io_land.h); vCPU thread, inside a TB, with or without the BQL (a
+	 * device of its own locking): it must check qrt.bql_locked() before
+	 * it touches shared state, after its own cheap test of whether it has
+	 * anything to do (this runs for every access).  NULL: none.
 	 */
 	void (*io)(void);
 	/* the executor applies record's landing rule before execute() */

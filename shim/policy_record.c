@@ -89,6 +89,10 @@ record_io(void)
 		io_land_untrack();
 		return;
 	}
+	if (!qrt.bql_locked()) {
+		io_land_untrack(); /* a device of its own locking: not a place to land */
+		return;
+	}
 	if (io_land_first_access(&ic))
 		executor_land_io(ic);
 }

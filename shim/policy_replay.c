@@ -196,8 +196,11 @@ replay_io(void)
 {
 	long long t0 = 0;
 	int took = 0;
-	const struct replay_action *next = replay_due();
 	int64_t ic;
+
+	if (!qrt.bql_locked())
+		return; /* a device of its own locking: no action lands there (record's rule) */
+	const struct replay_action *next = replay_due();
 
 	/* the icount is read only when the next action is one at an access */
 	if (replay_is_free() || next == NULL || !next->a.at_io || !io_land_icount(&ic) ||
