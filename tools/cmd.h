@@ -26,6 +26,16 @@ void json_cstr(FILE *f, const char *s);
  */
 char *shim_ld_preload(void);
 
+/* Whether QEMU argument @a is option @opt (e.g. "-icount", also as "--icount"). */
+int qemu_is_opt(const char *a, const char *opt);
+/*
+ * Whether QEMU's accelerator list @a ("kvm:tcg", an -accel value or what
+ * follows a -machine value's accel=, up to a comma) names a hardware
+ * accelerator: only as its first element if @first (QEMU then uses it
+ * whenever it is there), else anywhere in it.
+ */
+int qemu_hw_accel(const char *a, int first);
+
 /* A source of nondeterminism on a QEMU command line, and its fix. */
 struct finding {
 	const char *what, *fix;

@@ -23,12 +23,12 @@ find(struct findings *fs, const char *what, const char *fix)
 	fs->n++;
 }
 
-/* Whether the argument @a is option @opt (e.g. "-icount", also as "--icount"). */
-static int
-is_opt(const char *a, const char *opt)
+int
+qemu_is_opt(const char *a, const char *opt)
 {
 	return strcmp(a[0] == '-' && a[1] == '-' ? a + 1 : a, opt) == 0;
 }
+
 
 /* The value of the last option @opt, or NULL. */
 static const char *
@@ -37,7 +37,7 @@ opt_value(int argc, char **argv, const char *opt)
 	const char *v = NULL;
 
 	for (int i = 1; i < argc; i++)
-		if (is_opt(argv[i], opt) && i + 1 < argc)
+		if (qemu_is_opt(argv[i], opt) && i + 1 < argc)
 			v = argv[++i];
 	return v;
 }
@@ -46,7 +46,7 @@ static int
 has_opt(int argc, char **argv, const char *opt)
 {
 	for (int i = 1; i < argc; i++)
-		if (is_opt(argv[i], opt))
+		if (qemu_is_opt(argv[i], opt))
 			return 1;
 	return 0;
 }
@@ -70,26 +70,21 @@ opt_not_none(int argc, char **argv, const char *opt)
 	return v && strcmp(v, "none") != 0;
 }
 
-/* Whether an accelerator list ("kvm:tcg", "accel=hvf") names a hardware one. */
-static int
-hw_accel(const char *a)
+int
+qemu_hw_accel(const char *a, int first)
 {
 	static const char *const hw[] = { "kvm", "hvf", "whpx", "xen", "nvmm", "hax", NULL };
 
-	for (int i = 0; hw[i]; i++)
-		if (strstr(a, hw[i]))
-			return 1;
-	return 0;
-}
+	for (;;) {
+		size_t n = strcspn(a, ":,");
 
-/* The same for a -machine accel= value: its list ends at the next comma. */
-static int
-hw_accel_list(const char *a)
-{
-	char list[128];
-
-	snprintf(list, sizeof(list), "%.*s", (int)strcspn(a, ","), a);
-	return hw_accel(list);
+		for (int i = 0; hw[i]; i++)
+			if (strlen(hw[i]) == n && strncmp(a, hw[i], n) == 0)
+				return 1;
+		if (first || a[n] != ':')
+			return 0;
+		a += n + 1;
+	}
 }
 
 /* What makes the guest's time and its CPUs depend on the host. */
@@ -102,7 +97,7 @@ check_clock(int argc, char **argv, struct findings *fs)
 	const char *accel = NULL; /* the first -accel: QEMU tries them in order */
 
 	for (int i = 1; i + 1 < argc && accel == NULL; i++)
-		if (is_opt(argv[i], "-accel"))
+		if (qemu_is_opt(argv[i], "-accel"))
 			accel = argv[i + 1];
 	const char *machine = opt_value(argc, argv, "-machine");
 
@@ -117,8 +112,8 @@ check_clock(int argc, char **argv, struct findings *fs)
 			find(fs, "-icount without sleep=off: the clock warps by real time",
 			     "add sleep=off to -icount");
 	}
-	if (has_opt(argc, argv, "-enable-kvm") || (accel && hw_accel(accel)) ||
-	    (machine && strstr(machine, "accel=") && hw_accel_list(strstr(machine, "accel=") + 6)))
+	if (has_opt(argc, argv, "-enable-kvm") || (accel && qemu_hw_accel(accel, 0)) ||
+	    (machine && strstr(machine, "accel=") && qemu_hw_accel(strstr(machine, "accel=") + 6, 0)))
 		find(fs, "a hardware accelerator (kvm:tcg too, when KVM is there): no instruction "
 			 "count to tag events with",
 		     "use -accel tcg");
@@ -163,7 +158,7 @@ console_input(int argc, char **argv)
 	if (has_opt(argc, argv, "-nographic"))
 		return 1;
 	for (int i = 1; i + 1 < argc; i++) {
-		if (!is_opt(argv[i], "-serial") && !is_opt(argv[i], "-parallel"))
+		if (!qemu_is_opt(argv[i], "-serial") && !qemu_is_opt(argv[i], "-parallel"))
 			continue;
 		for (int k = 0; ser[k]; k++)
 			if (strncmp(argv[i + 1], ser[k], strlen(ser[k])) == 0)
@@ -172,7 +167,7 @@ console_input(int argc, char **argv)
 	for (int i = 1; i + 1 < argc; i++) {
 		const char *id;
 
-		if (!is_opt(argv[i], "-chardev") || !reads_input(argv[i + 1]) ||
+		if (!qemu_is_opt(argv[i], "-chardev") || !reads_input(argv[i + 1]) ||
 		    (id = strstr(argv[i + 1], "id=")) == NULL)
 			continue;
 		char name[128];
@@ -184,8 +179,8 @@ console_input(int argc, char **argv)
 		name[n] = 0;
 		/* used by anything but a monitor: -serial chardev:ID, -device ...,chardev=ID */
 		for (int j = 1; j + 1 < argc; j++) {
-			if (j == i || is_opt(argv[j], "-mon") || is_opt(argv[j], "-monitor") ||
-			    is_opt(argv[j], "-qmp") || is_opt(argv[j], "-qmp-pretty"))
+			if (j == i || qemu_is_opt(argv[j], "-mon") || qemu_is_opt(argv[j], "-monitor") ||
+			    qemu_is_opt(argv[j], "-qmp") || qemu_is_opt(argv[j], "-qmp-pretty"))
 				continue;
 			const char *v = argv[j + 1], *c;
 
@@ -371,7 +366,7 @@ doctor_findings(int argc, char **argv, struct finding *f, int max)
 	for (int i = 0; i < argc; i++)
 		args_add(&a, argv[i], 0);
 	for (int i = 1; i + 1 < argc; i++)
-		if (is_opt(argv[i], "-readconfig"))
+		if (qemu_is_opt(argv[i], "-readconfig"))
 			readconfig(argv[++i], &a, &fs);
 	check_clock(a.n, a.v, &fs);
 	check_devices(a.n, a.v, &fs);

@@ -173,11 +173,6 @@ run_with_shim(const char *mode, const char *exe, char **qargv, const char *out,
 
 /* ---- the options exact mode needs ---- */
 
-static int
-is_opt(const char *a, const char *opt)
-{
-	return strcmp(a[0] == '-' && a[1] == '-' ? a + 1 : a, opt) == 0;
-}
 
 /* Index of the last option @opt with a value in @v, or -1. */
 static int
@@ -186,7 +181,7 @@ last_opt(const struct strvec *v, const char *opt)
 	int at = -1;
 
 	for (size_t k = 1; k + 1 < v->n; k++)
-		if (is_opt(v->v[k], opt))
+		if (qemu_is_opt(v->v[k], opt))
 			at = (int)k;
 	return at;
 }
@@ -211,18 +206,6 @@ drop_args(struct strvec *v, size_t k, size_t n)
 		free(v->v[j]);
 	memmove(&v->v[k], &v->v[k + n], (v->n - k - n + 1) * sizeof(v->v[0]));
 	v->n -= n;
-}
-
-/* Whether @a (an -accel value, or a -machine value's accel=) starts with a hardware accelerator. */
-static int
-hw_accel_first(const char *a)
-{
-	static const char *const hw[] = { "kvm", "hvf", "whpx", "xen", "nvmm", "hax", NULL };
-
-	for (int i = 0; hw[i]; i++)
-		if (strncmp(a, hw[i], strlen(hw[i])) == 0)
-			return 1;
-	return 0;
 }
 
 /*
@@ -309,19 +292,19 @@ make_deterministic(struct strvec *v)
 	int tcg = 0, changes_accel = 0;
 
 	for (size_t j = 1; j < v->n; j++) {
-		if (is_opt(v->v[j], "-enable-kvm")) {
+		if (qemu_is_opt(v->v[j], "-enable-kvm")) {
 			fprintf(stderr, "bhrr: record: removed -enable-kvm (no instruction count under KVM)\n");
 			drop_args(v, j--, 1);
 			tcg = 1;
-		} else if (is_opt(v->v[j], "-accel") && j + 1 < v->n && hw_accel_first(v->v[j + 1])) {
+		} else if (qemu_is_opt(v->v[j], "-accel") && j + 1 < v->n && qemu_hw_accel(v->v[j + 1], 1)) {
 			fprintf(stderr, "bhrr: record: removed -accel %s (no instruction count under a "
 					"hardware accelerator)\n", v->v[j + 1]);
 			drop_args(v, j--, 2);
 			tcg = 1;
-		} else if ((is_opt(v->v[j], "-machine") || is_opt(v->v[j], "-M")) && j + 1 < v->n) {
+		} else if ((qemu_is_opt(v->v[j], "-machine") || qemu_is_opt(v->v[j], "-M")) && j + 1 < v->n) {
 			char *a = strstr(v->v[j + 1], "accel=");
 
-			if (a == NULL || !hw_accel_first(a + 6))
+			if (a == NULL || !qemu_hw_accel(a + 6, 1))
 				continue;
 			size_t n = strcspn(a + 6, ",");
 
@@ -339,7 +322,7 @@ make_deterministic(struct strvec *v)
 
 		changes++;
 		for (size_t j = 1; j + 1 < v->n; j++)
-			if ((is_opt(v->v[j], "-machine") || is_opt(v->v[j], "-M")) &&
+			if ((qemu_is_opt(v->v[j], "-machine") || qemu_is_opt(v->v[j], "-M")) &&
 			    strstr(v->v[j + 1], "accel="))
 				machine_accel = 1;
 		/* QEMU refuses -accel beside -machine accel= (rewritten to tcg above) */
@@ -353,7 +336,7 @@ make_deterministic(struct strvec *v)
 		for (size_t j = 1; j + 1 < v->n; j++) {
 			const char *c = v->v[j + 1];
 
-			if (!is_opt(v->v[j], "-cpu") || strncmp(c, "host", 4) != 0 ||
+			if (!qemu_is_opt(v->v[j], "-cpu") || strncmp(c, "host", 4) != 0 ||
 			    (c[4] != 0 && c[4] != ','))
 				continue;
 			snprintf(buf, sizeof(buf), "max%s", c + 4);
