@@ -139,19 +139,6 @@ take_first(struct held *h)
 }
 
 /*
- * The fallback is a REALTIME timer, and it is not armed per held item nor
- * deleted at each landing: every arming of a QEMU timer wakes the main
- * loop (qemu_notify_event), and a deleted timer's deadline still ends the
- * main loop's sleep, which then takes the BQL from a vCPU that is busy
- * with device accesses - per completion, that wake-up and hand-over cost
- * IDE PIO more than the rest of record together.  Instead it is armed
- * when work starts to wait and nothing is armed, and when it fires it
- * kicks only if work has waited the whole bound; else it re-arms for the
- * end of the bound of what waits now, or stops when nothing does.  A
- * stream of completions landed at accesses then costs at most one wake-up
- * per bound instead of one or two per completion.
- */
-/*
  * How long work waits for a device access before the fallback kicks: the
  * configured 300 us, or 2 ms while the guest is landing everything at its
  * accesses (the last 16 landings or more were there).  A guest that polls a
@@ -171,6 +158,19 @@ bound_ns(void)
 	return io_streak >= IO_STREAK && b < STREAK_BOUND_NS ? STREAK_BOUND_NS : b;
 }
 
+/*
+ * The fallback is a REALTIME timer, and it is not armed per held item nor
+ * deleted at each landing: every arming of a QEMU timer wakes the main
+ * loop (qemu_notify_event), and a deleted timer's deadline still ends the
+ * main loop's sleep, which then takes the BQL from a vCPU that is busy
+ * with device accesses - per completion, that wake-up and hand-over cost
+ * IDE PIO more than the rest of record together.  Instead it is armed
+ * when work starts to wait and nothing is armed, and when it fires it
+ * kicks only if work has waited the whole bound; else it re-arms for the
+ * end of the bound of what waits now, or stops when nothing does.  A
+ * stream of completions landed at accesses then costs at most one wake-up
+ * per bound instead of one or two per completion.
+ */
 void
 executor_arm_soon(void)
 {

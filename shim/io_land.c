@@ -68,15 +68,6 @@ io_land_untrack(void)
 }
 
 /*
- * Before a guest access in the vCPU thread, not inside landed work (its
- * device accesses are not the guest's): the policy's turn.  Nothing more
- * here: this runs for every access the guest makes, every status poll and
- * every word of a PIO transfer (1.35 M for 512 ide-pio commands), so it
- * does not even ask QEMU for the BQL - the policy's io() does, once it has
- * something to land (a device of its own locking never sees landed work) -
- * and the policy reads the icount only then.
- */
-/*
  * Guest accesses seen (the verbose summary, make bench's per-access cost):
  * counted by the vCPU thread alone - under -icount QEMU runs every vCPU in
  * one thread - with a plain load and store, no locked add on this path.
@@ -89,6 +80,15 @@ io_land_accesses(void)
 	return __atomic_load_n(&accesses, __ATOMIC_RELAXED);
 }
 
+/*
+ * Before a guest access in the vCPU thread, not inside landed work (its
+ * device accesses are not the guest's): the policy's turn.  Nothing more
+ * here: this runs for every access the guest makes, every status poll and
+ * every word of a PIO transfer (1.35 M for 512 ide-pio commands), so it
+ * does not even ask QEMU for the BQL - the policy's io() does, once it has
+ * something to land (a device of its own locking never sees landed work) -
+ * and the policy reads the icount only then.
+ */
 static inline int
 guest_access(void)
 {
@@ -119,7 +119,7 @@ hk_write(void *mr, uint64_t addr, uint64_t data, uint64_t op, uint64_t a4, uint6
 {
 	int vcpu = qrt_role() == QRT_ROLE_VCPU;
 
-	if (vcpu && active && !gate_in_executor)
+	if (vcpu && guest_access())
 		before_access();
 	/*
 	 * An ioeventfd the write signals runs here, not when the main loop gets
