@@ -41,6 +41,14 @@ extern __thread int gate_in_executor;
 extern __thread uint64_t gate_land_flags;
 /* This thread's depth of aio_poll on the main AioContext. */
 extern __thread int gate_poll_depth;
+/*
+ * Set by the main loop's thread around arming one of bhrr's own
+ * main-loop timers (executor.c): the wake-up that arming sends
+ * (qemu_notify_event's schedule of notify_event_cb) is dropped, since this
+ * thread recomputes its sleep from the timers before it sleeps again.
+ * This thread's.
+ */
+extern __thread int gate_quiet_notify;
 
 /* Counters for the exit summary; atomic. */
 extern atomic_ullong gate_gated, gate_passed, gate_held, gate_schedules;
