@@ -140,22 +140,30 @@ take_first(struct held *h)
 
 /*
  * How long work waits for a device access before the fallback kicks: the
- * configured 300 us, or 2 ms while the guest is landing everything at its
- * accesses (the last 16 landings or more were there).  A guest that polls a
- * device lands work long before either bound, and then the longer one
- * lets the timer fire 7 times less often; the first kick after the guest
- * stops accessing devices comes that much later, and then the bound is
- * 300 us again.  BQL.
+ * configured 300 us; 2 ms while the guest is landing everything at its
+ * accesses (the last 16 landings or more were there); 16 ms once the last
+ * 256 were.  A guest that polls a device lands work long before any of
+ * these bounds, and then each longer one lets the timer fire that much less
+ * often: at 2 ms, a stream of IDE PIO completions still woke the main loop
+ * 350 times a second, each time taking the BQL from the busy vCPU, about 2%
+ * of the record's time.  The first kick after the guest stops accessing
+ * devices comes up to one bound late, and then the bound is 300 us again.
+ * BQL.
  */
 #define IO_STREAK 16
+#define IO_STREAK_LONG 256
 #define STREAK_BOUND_NS 2000000
+#define LONG_STREAK_BOUND_NS 16000000
 
 static int64_t
 bound_ns(void)
 {
 	int64_t b = (int64_t)bhrr_cfg.test.land_fallback_us * 1000;
+	int64_t streak = io_streak >= IO_STREAK_LONG ? LONG_STREAK_BOUND_NS
+		       : io_streak >= IO_STREAK    ? STREAK_BOUND_NS
+						   : 0;
 
-	return io_streak >= IO_STREAK && b < STREAK_BOUND_NS ? STREAK_BOUND_NS : b;
+	return b < streak ? streak : b;
 }
 
 /*
@@ -169,8 +177,23 @@ bound_ns(void)
  * kicks only if work has waited the whole bound; else it re-arms for the
  * end of the bound of what waits now, or stops when nothing does.  A
  * stream of completions landed at accesses then costs at most one wake-up
- * per bound instead of one or two per completion.
+ * per bound instead of one or two per completion.  And the arming itself
+ * no longer wakes the main loop when the main loop's thread arms it - a
+ * held completion's BH, or the fallback re-arming - since that thread
+ * computes its next sleep from the timers anyway (gate_quiet_notify):
+ * that wake-up was one more main-loop iteration per bound.
  */
+static void
+arm_fallback(int64_t deadline)
+{
+	int quiet = qrt_role() == QRT_ROLE_MAIN;
+
+	fallback_armed = 1;
+	gate_quiet_notify = quiet;
+	qrt.timer_mod_ns(fallback, deadline);
+	gate_quiet_notify = 0;
+}
+
 void
 executor_arm_soon(void)
 {
@@ -184,8 +207,7 @@ executor_arm_soon(void)
 		waiting_since = now;
 	if (fallback_armed)
 		return;
-	fallback_armed = 1;
-	qrt.timer_mod_ns(fallback, waiting_since + bound_ns());
+	arm_fallback(waiting_since + bound_ns());
 }
 
 /* REALTIME, main loop, BQL: kick if work waited the whole bound for a device access. */
@@ -204,8 +226,7 @@ fallback_cb(void *opaque)
 	if (waiting_since < 0)
 		waiting_since = now; /* held by a path that does not arm the fallback */
 	if (now - waiting_since < bound) {
-		fallback_armed = 1;
-		qrt.timer_mod_ns(fallback, waiting_since + bound);
+		arm_fallback(waiting_since + bound);
 		return;
 	}
 	waiting_since = -1;
@@ -229,7 +250,7 @@ executor_land_io(int64_t ic)
 	if (!ran)
 		return;
 	atomic_fetch_add(&io_landings, 1);
-	if (io_streak < IO_STREAK)
+	if (io_streak < IO_STREAK_LONG)
 		io_streak++;
 	waiting_since = -1; /* the fallback, if armed, finds nothing to do or re-arms */
 }
