@@ -235,6 +235,69 @@ check_backjumps(struct window *w, struct hook_info *info, int size_known)
 	return 0;
 }
 
+/*
+ * The analysis of a dry run (steps 1-3), kept for the install that follows
+ * it: decoding whole function bodies is most of an install's cost (36
+ * hooks, about 9,000 instructions, some milliseconds before main()), and
+ * session.c dry-runs every hook before installing any.  Reused only for
+ * the same target and flags while the window's bytes are unchanged.
+ * Installation is single-threaded (hook.h), so no lock.
+ */
+#define ANALYSIS_CACHE 64
+
+static struct analysis {
+	uintptr_t target;
+	unsigned flags;
+	size_t func_size;
+	unsigned scanned, partial;
+	uint8_t bytes[4 + MAX_WINDOW_INSNS * 15];
+	struct window w;
+} *analyses;
+static size_t n_analyses;
+
+static size_t
+window_bytes(const struct window *w)
+{
+	return (size_t)(w->patch_at - w->target) + w->stolen;
+}
+
+static void
+analysis_keep(const struct window *w, const struct hook_info *info, unsigned flags)
+{
+	if (analyses == NULL && (analyses = calloc(ANALYSIS_CACHE, sizeof(*analyses))) == NULL)
+		return; /* a cache: without it the install decodes again */
+	struct analysis *a = &analyses[n_analyses++ % ANALYSIS_CACHE];
+
+	a->target = w->target;
+	a->flags = flags & ~HOOK_F_DRY_RUN;
+	a->func_size = info->func_size;
+	a->scanned = info->scanned;
+	a->partial = info->partial;
+	memcpy(a->bytes, (const void *)w->target, window_bytes(w));
+	a->w = *w;
+}
+
+/* The kept analysis of @target, copied out: 1, or 0 when there is none. */
+static int
+analysis_find(uintptr_t target, unsigned flags, struct window *w, struct hook_info *info)
+{
+	size_t n = n_analyses < ANALYSIS_CACHE ? n_analyses : ANALYSIS_CACHE;
+
+	for (size_t i = 0; i < n; i++) {
+		const struct analysis *a = &analyses[i];
+
+		if (a->target != target || a->flags != (flags & ~HOOK_F_DRY_RUN) ||
+		    memcmp(a->bytes, (const void *)target, window_bytes(&a->w)) != 0)
+			continue;
+		*w = a->w;
+		info->func_size = a->func_size;
+		info->scanned = a->scanned;
+		info->partial = a->partial;
+		return 1;
+	}
+	return 0;
+}
+
 /* ---- relocation ---- */
 
 struct emit {
@@ -413,6 +476,16 @@ hook_install_ex(void *target, void *replacement, void **original, unsigned flags
 		err = refuse(info, HOOK_E_NOT_EXEC, "%p is not in an executable mapping", target);
 		goto out;
 	}
+	if (analysis_find((uintptr_t)target, flags, &w, info)) {
+		memcpy(info->orig_bytes, target,
+		       w.limit - w.target < sizeof(info->orig_bytes) ? w.limit - w.target
+								     : sizeof(info->orig_bytes));
+		info->endbr = w.endbr;
+		info->patch_at = (void *)w.patch_at;
+		info->stolen = w.stolen;
+		info->n_insns = w.n;
+		goto analysed;
+	}
 	w.target = (uintptr_t)target;
 	info->func_size = (flags & HOOK_F_NO_SYMSIZE) ? 0 : hook_symbol_size(target);
 	w.limit = info->func_size ? w.target + info->func_size : w.target + SCAN_NO_SYMSIZE;
@@ -433,6 +506,9 @@ hook_install_ex(void *target, void *replacement, void **original, unsigned flags
 		goto out;
 	if ((err = check_backjumps(&w, info, info->func_size != 0)) < 0)
 		goto out;
+	if (flags & HOOK_F_DRY_RUN)
+		analysis_keep(&w, info, flags);
+analysed:
 	if (reg_has(w.patch_at) && !(flags & HOOK_F_CHAIN)) {
 		err = refuse(info, HOOK_E_ALREADY, "already hooked");
 		goto out;

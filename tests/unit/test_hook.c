@@ -141,11 +141,30 @@ test_shape(const struct shape *s)
 		for (size_t i = 0; i < N_IN; i++)
 			expected[i] = s->fn(inputs[i]);
 
+	/*
+	 * Every other shape is dry-run first, as session.c does, so that its
+	 * install reuses the kept analysis: both must come to the same answer.
+	 */
+	struct hook_info dry;
+	int dry_err = 0, dried = ix % 2 == 1;
+
+	if (dried)
+		dry_err = hook_install_ex((void *)s->fn, (void *)s->hk, NULL,
+					  s->flags | HOOK_F_DRY_RUN, &dry);
+
 	int err = hook_install_ex((void *)s->fn, (void *)s->hk, (void **)&orig[ix], s->flags, &info);
 
 	if (!ok(err == s->expect, "%s: install returns %s (got %s: %s)", s->name,
 		hook_errname(s->expect), hook_errname(err), info.detail))
 		return;
+	if (dried)
+		ok(dry_err == err && dry.stolen == info.stolen && dry.n_insns == info.n_insns &&
+			   dry.scanned == info.scanned && dry.partial == info.partial &&
+			   dry.func_size == info.func_size && dry.endbr == info.endbr &&
+			   dry.patch_at == info.patch_at &&
+			   memcmp(dry.orig_bytes, info.orig_bytes, sizeof(info.orig_bytes)) == 0,
+		   "%s: the install after a dry run agrees with it (%s: %u bytes, %u scanned)",
+		   s->name, hook_errname(dry_err), dry.stolen, dry.scanned);
 	if (err != 0) {
 		ok(memcmp(before, (void *)s->fn, sizeof(before)) == 0,
 		   "%s: refused install leaves the code untouched", s->name);
