@@ -5,6 +5,7 @@
 
 #include "gate.h"
 #include "gate_notify.h"
+#include "held.h"
 #include "io_land.h"
 #include "log.h"
 #include "policy.h"
@@ -100,10 +101,16 @@ before_access(void)
 {
 	__atomic_store_n(&accesses, __atomic_load_n(&accesses, __ATOMIC_RELAXED) + 1,
 			 __ATOMIC_RELAXED);
-	void (*io)(void) = policy_current()->io;
+	const struct policy *p = policy_current();
 
-	if (io != NULL)
-		io();
+	if (p->io == NULL)
+		return;
+	/* a hint, read without held_mu, as record_io reads it */
+	if (p->io_when_held && __atomic_load_n(&held_q.n, __ATOMIC_RELAXED) == 0) {
+		tracking = 0;
+		return;
+	}
+	p->io();
 }
 
 static uint32_t

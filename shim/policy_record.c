@@ -126,5 +126,6 @@ const struct policy policy_record = {
 	.vm_change = policy_record_vm_change,
 	.nested_poll = policy_record_nested_poll,
 	.io = record_io,
+	.io_when_held = 1,
 	.landing = 1,
 };
