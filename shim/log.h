@@ -25,16 +25,17 @@ enum log_kind {
 	LOG_EV_END = 13,
 	LOG_EV_BH_NEW = 14,
 	LOG_EV_BH_DELETE = 15,
+	LOG_EV_CHR_READ = 16,
 	LOG_EV_COUNT
 };
 
 /* How an event's icount was obtained. */
 enum log_icount { LOG_IC_EXACT = 0, LOG_IC_LOWER = 1, LOG_IC_UNKNOWN = 2 };
 
-/* bh_run, io_complete flags: ran at once, outside recorded control (nested aio_poll, VM stopped) */
+/* bh_run, io_complete, chr_read flags: ran at once, outside recorded control (nested aio_poll, VM stopped) */
 #define LOG_F_AT_ONCE 1u
 /*
- * bh_run, io_complete flags: landed during the vCPU's first I/O access of the
+ * bh_run, io_complete, chr_read flags: landed during the vCPU's first I/O access of the
  * instruction at its icount, before the device saw the access (io_land.h)
  */
 #define LOG_F_AT_IO 2u
@@ -52,14 +53,14 @@ struct log_event {
 	unsigned kind;         /* enum log_kind; reader: unknown kinds as read */
 	unsigned icount_how;   /* enum log_icount */
 	int64_t icount;
-	uint64_t id;           /* string, ident: the id being defined */
+	uint64_t id;           /* string, ident: the id being defined; chr_read: the frontend */
 	uint64_t ident;        /* bh_schedule, bh_run */
 	uint64_t cb_off;       /* ident */
 	uint64_t name_id;      /* ident */
 	uint64_t role;         /* bh_schedule, nested_poll */
 	uint64_t site;         /* bh_schedule */
 	uint64_t ordinal;      /* bh_run */
-	uint64_t flags;        /* bh_run, io_complete: LOG_F_* */
+	uint64_t flags;        /* bh_run, io_complete, chr_read: LOG_F_* */
 	uint64_t instance;     /* bh_new, bh_delete, bh_run: creation ordinal of the ident, from 1; 0 unknown */
 	uint64_t req;          /* io_submit, io_complete (absolute) */
 	uint64_t op, offset, bytes; /* io_submit */
@@ -70,7 +71,7 @@ struct log_event {
 	uint64_t decision;     /* chaos */
 	int64_t value;         /* chaos */
 	uint64_t complete, events, dropped, wall_ns; /* end */
-	const char *text;      /* string: the text; diverge: expected */
+	const char *text;      /* string: the text; diverge: expected; chr_read: the bytes */
 	size_t text_len;
 	const char *text2;     /* diverge: actual */
 	size_t text2_len;

@@ -6,6 +6,17 @@
 
 #include "log_action.h"
 
+/* FNV-1a, 64 bits: the bytes of an INPUT action, for comparing two logs' */
+static uint64_t
+fnv1a(const uint8_t *p, size_t n)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ p[i]) * 0x100000001b3ull;
+	return h;
+}
+
 int
 log_header_exact(const struct log_header *h)
 {
@@ -39,6 +50,15 @@ log_action_of(const struct log_reader *r, const struct log_event *ev, int exact,
 		a->kind = LOG_ACT_COMPLETE;
 		a->key = ev->req;
 		a->value = ev->ret;
+		break;
+	case LOG_EV_CHR_READ:
+		if (!exact)
+			return 0; /* ordering mode does not replay input */
+		a->kind = LOG_ACT_INPUT;
+		a->key = ev->id;
+		a->data = (const uint8_t *)ev->text;
+		a->len = ev->text_len;
+		a->value = (int64_t)fnv1a(a->data, a->len); /* what comparisons use */
 		break;
 	case LOG_EV_WARP:
 		if (!exact)

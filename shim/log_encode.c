@@ -26,6 +26,7 @@ static const char *const kind_names[LOG_EV_COUNT] = {
 	[LOG_EV_END] = "end",
 	[LOG_EV_BH_NEW] = "bh_new",
 	[LOG_EV_BH_DELETE] = "bh_delete",
+	[LOG_EV_CHR_READ] = "chr_read",
 };
 
 const char *
@@ -95,6 +96,11 @@ log_encode_fields(uint8_t *p, const struct log_event *ev, uint64_t *prev_req)
 		if (ev->flags)
 			n += log_put_varint(p + n, ev->flags);
 		*prev_req = ev->req;
+		break;
+	case LOG_EV_CHR_READ:
+		n += log_put_varint(p + n, ev->id);
+		n += log_put_varint(p + n, ev->flags);
+		n += put_text(p + n, ev->text, ev->text_len);
 		break;
 	case LOG_EV_WARP:
 		n += log_put_varint(p + n, log_zigzag(ev->delta_ns));

@@ -366,6 +366,10 @@ decode_fields(struct log_reader *r, const uint8_t *p, const uint8_t *end, struct
 		GET(u);
 		ev->delta_ns = log_unzigzag(u);
 		return 0;
+	case LOG_EV_CHR_READ:
+		GET(ev->id);
+		GET(ev->flags);
+		return get_text(&p, end, &ev->text, &ev->text_len);
 	case LOG_EV_NESTED_POLL:
 		GET(ev->role);
 		return 0;

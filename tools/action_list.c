@@ -97,6 +97,7 @@ action_list_load(struct action_list *al, const char *path, const char *cmd, int 
 				a.a.name = xstrdup(a.a.name);
 				a.site = e && e->site ? xstrdup(e->site) : NULL;
 			}
+			a.a.data = NULL; /* INPUT: the reader's memory; value holds its hash */
 		} else if (with_chaos && ev.kind == LOG_EV_CHAOS) {
 			a.a.kind = (enum log_action_kind)ACTION_CHAOS;
 			a.a.seq = ev.seq;
@@ -158,6 +159,10 @@ action_describe(char *buf, size_t len, const struct action *act)
 		break;
 	case LOG_ACT_WARP:
 		snprintf(buf, len, "warp of %" PRId64 " ns %s", a->value, at);
+		break;
+	case LOG_ACT_INPUT:
+		snprintf(buf, len, "chr_read of %zu bytes (hash %016" PRIx64 ") for console frontend %"
+			 PRIu64 " %s", a->len, (uint64_t)a->value, a->key, at);
 		break;
 	default:
 		snprintf(buf, len, "chaos %s %" PRId64 " %s", a->key < 2 ? chaos_names[a->key] : "?",

@@ -97,6 +97,10 @@ event_label(const struct log_event *ev, const char *kind, const char *name, char
 	case LOG_EV_DIVERGE:
 		snprintf(label, len, "DIVERGENCE at recorded event #%" PRIu64, ev->index);
 		break;
+	case LOG_EV_CHR_READ:
+		snprintf(label, len, "console input: %zu bytes to frontend %" PRIu64, ev->text_len,
+			 ev->id);
+		break;
 	default:
 		snprintf(label, len, "%s", kind);
 		break;

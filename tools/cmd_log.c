@@ -99,6 +99,32 @@ role_name(uint64_t role)
 	return role < 4 ? roles[role] : "?";
 }
 
+/* Console bytes as text: printable ASCII as it is, the rest (and quote, backslash) as \xHH. */
+static void
+put_bytes(FILE *f, const char *p, size_t n)
+{
+	fputc('"', f);
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)p[i];
+
+		if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\')
+			fputc(c, f);
+		else
+			fprintf(f, "\\x%02x", c);
+	}
+	fputc('"', f);
+}
+
+/* The same bytes in hex, for JSON. */
+static void
+put_hex(FILE *f, const char *p, size_t n)
+{
+	fputc('"', f);
+	for (size_t i = 0; i < n; i++)
+		fprintf(f, "%02x", (unsigned char)p[i]);
+	fputc('"', f);
+}
+
 static void
 dump_text(FILE *f, const struct log_reader *r, const struct log_event *ev)
 {
@@ -156,6 +182,12 @@ dump_text(FILE *f, const struct log_reader *r, const struct log_event *ev)
 		break;
 	case LOG_EV_WARP:
 		fprintf(f, " delta_ns=%" PRId64, ev->delta_ns);
+		break;
+	case LOG_EV_CHR_READ:
+		fprintf(f, " frontend=%" PRIu64 " bytes=%zu%s%s data=", ev->id, ev->text_len,
+			ev->flags & LOG_F_AT_ONCE ? " at_once" : "",
+			ev->flags & LOG_F_AT_IO ? " at_io" : "");
+		put_bytes(f, ev->text, ev->text_len);
 		break;
 	case LOG_EV_NESTED_POLL:
 		fprintf(f, " role=%s", role_name(ev->role));
@@ -235,6 +267,13 @@ dump_json(FILE *f, const struct log_reader *r, const struct log_event *ev)
 		break;
 	case LOG_EV_WARP:
 		fprintf(f, ",\"delta_ns\":%" PRId64, ev->delta_ns);
+		break;
+	case LOG_EV_CHR_READ:
+		fprintf(f, ",\"frontend\":%" PRIu64 ",\"bytes\":%zu,\"at_once\":%s,\"at_io\":%s,"
+			"\"data_hex\":", ev->id, ev->text_len,
+			ev->flags & LOG_F_AT_ONCE ? "true" : "false",
+			ev->flags & LOG_F_AT_IO ? "true" : "false");
+		put_hex(f, ev->text, ev->text_len);
 		break;
 	case LOG_EV_NESTED_POLL:
 		fprintf(f, ",\"role\":\"%s\"", role_name(ev->role));
