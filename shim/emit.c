@@ -264,6 +264,20 @@ emit_io_complete(uint64_t req, int64_t ret, unsigned how, int64_t icount, uint64
 }
 
 void
+emit_chr_read(unsigned fe, const uint8_t *data, size_t len, unsigned how, int64_t icount,
+	      uint64_t flags)
+{
+	struct log_event ev;
+
+	head(&ev, LOG_EV_CHR_READ, how, icount);
+	ev.id = fe;
+	ev.flags = flags;
+	ev.text = (const char *)data;
+	ev.text_len = len;
+	log_writer_append(writer, &ev);
+}
+
+void
 emit_warp(int64_t delta_ns, unsigned how, int64_t icount)
 {
 	struct log_event ev = { .kind = LOG_EV_WARP, .icount_how = how, .icount = icount,

@@ -15,6 +15,7 @@
 #include "emit.h"
 #include "executor.h"
 #include "gate.h"
+#include "gate_chr.h"
 #include "log.h"
 #include "log_action.h"
 #include "policy.h"
@@ -148,6 +149,10 @@ void
 gate_run_held(struct held *h, unsigned how, int64_t icount, uint64_t flags)
 {
 	flags |= gate_land_flags;
+	if (h->kind == HELD_CHR) {
+		gate_chr_run_held(h, how, icount, flags);
+		return;
+	}
 	if (h->kind == HELD_REQ) {
 		struct req *r = h->req;
 		BlockCompletionFunc *cb = r->cb;

@@ -19,7 +19,7 @@
 
 struct req; /* an I/O request of the gate (gate.h) */
 
-enum held_kind { HELD_BH = 1, HELD_REQ = 2 };
+enum held_kind { HELD_BH = 1, HELD_REQ = 2, HELD_CHR = 3 };
 
 struct held {
 	enum held_kind kind;
@@ -32,6 +32,10 @@ struct held {
 	/* HELD_REQ */
 	struct req *req;    /* owned */
 	int ret;
+	/* HELD_CHR: bytes for a guest's console or channel frontend (gate_chr.h) */
+	unsigned fe;        /* the frontend's ordinal */
+	uint8_t *data;      /* owned */
+	size_t len;
 	/* chaos */
 	int64_t not_before; /* not before this icount */
 	int decided;        /* its delay was drawn */

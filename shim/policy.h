@@ -71,6 +71,13 @@ struct policy {
 
 extern const struct policy policy_record, policy_chaos, policy_replay, policy_order;
 
+/*
+ * Record: something was just added to held_q (BQL); arm the executor for
+ * it - one instruction on from the vCPU thread, else at the guest's next
+ * device access with the fallback behind it, else now.
+ */
+void policy_record_arm_held(void);
+
 const struct policy *policy_current(void);
 void policy_switch(const struct policy *p);
 

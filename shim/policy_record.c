@@ -61,6 +61,12 @@ policy_record_bh(QEMUBH *bh, struct held *h, const char *name)
 		gate_run_now(bh, h, LOG_F_AT_ONCE);
 		return;
 	}
+	policy_record_arm_held();
+}
+
+void
+policy_record_arm_held(void)
+{
 	if (qrt_role() == QRT_ROLE_VCPU) {
 		/* held where the vCPU scheduled it (gate_bh.c): the vCPU stops one instruction on */
 		unsigned how;

@@ -10,6 +10,7 @@
 
 #include "emit.h"
 #include "gate.h"
+#include "gate_chr.h"
 #include "grow.h"
 #include "held.h"
 #include "ident.h"
@@ -110,7 +111,16 @@ replay_load(const char *path, char *why, size_t len)
 			snprintf(ra.name, sizeof(ra.name), "%s", ra.a.name);
 		else if (ra.a.kind == LOG_ACT_COMPLETE)
 			ra.ckey = ra.a.key < keys->cap ? keys->v[ra.a.key] : 0;
+		else if (ra.a.kind == LOG_ACT_INPUT) {
+			ra.data = malloc(ra.a.len ? ra.a.len : 1);
+			if (ra.data == NULL) {
+				snprintf(why, len, "out of memory reading %s", path);
+				goto refuse;
+			}
+			memcpy(ra.data, ra.a.data, ra.a.len);
+		}
 		ra.a.name = NULL; /* the reader's memory goes away */
+		ra.a.data = NULL;
 		if (GROW(replay.v, replay.n, cap) < 0) {
 			snprintf(why, len, "out of memory reading %s", path);
 			goto refuse;
@@ -158,6 +168,8 @@ matches(const struct held *h, const void *arg)
 int
 replay_available(const struct replay_action *a)
 {
+	if (a->a.kind == LOG_ACT_INPUT)
+		return 1; /* the log has it */
 	pthread_mutex_lock(&held_mu);
 	int ok = heldq_find(&held_q, 0, matches, a) < held_q.n;
 
@@ -168,6 +180,18 @@ replay_available(const struct replay_action *a)
 int
 replay_take(const struct replay_action *a)
 {
+	if (a->a.kind == LOG_ACT_INPUT) {
+		unsigned how;
+		int64_t ic = gate_land_flags ? qrt_icount_here(&how, qrt_role()) : qrt_icount_now(&how, 1);
+		char why[128];
+
+		if (gate_chr_inject(a->a.key, a->data, a->a.len, how, ic, gate_land_flags, why,
+				    sizeof(why)) < 0) {
+			replay_diverge("%s", why);
+			return 0;
+		}
+		return 1;
+	}
 	pthread_mutex_lock(&held_mu);
 	size_t i = heldq_find(&held_q, 0, matches, a);
 
@@ -202,6 +226,9 @@ describe(char *buf, size_t len, const struct replay_action *a)
 		snprintf(buf, len, "io_complete of request %llu%s", (unsigned long long)a->a.key, at);
 	else if (a->a.kind == LOG_ACT_RUN)
 		snprintf(buf, len, "bh_run of %s (callback +%#llx)%s", a->name,
+			 (unsigned long long)a->a.key, at);
+	else if (a->a.kind == LOG_ACT_INPUT)
+		snprintf(buf, len, "chr_read of %zu bytes for console frontend %llu%s", a->a.len,
 			 (unsigned long long)a->a.key, at);
 	else
 		snprintf(buf, len, "warp of %lld ns%s", (long long)a->a.value, at);

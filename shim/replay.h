@@ -21,6 +21,7 @@ struct replay_action {
 	struct log_action a;
 	uint64_t ckey;  /* ordering mode: the request's content key, 0 unknown */
 	char name[48];  /* RUN: the BH's name */
+	uint8_t *data;  /* INPUT: the bytes (a.data, a.len), owned */
 };
 
 struct replay {

@@ -15,6 +15,7 @@
 #include "executor.h"
 #include "fingerprint.h"
 #include "gate.h"
+#include "gate_chr.h"
 #include "held.h"
 #include "hook.h"
 #include "gate_notify.h"
@@ -108,6 +109,10 @@ hook_table(struct hook_spec *t)
 		t[k++] = io[i];
 	for (size_t i = 0; i < k2; i++)
 		t[k++] = nt[i];
+	const struct hook_spec *ch = gate_chr_hooks(&k2);
+
+	for (size_t i = 0; i < k2; i++)
+		t[k++] = ch[i];
 	return k;
 }
 
@@ -322,6 +327,7 @@ session_start(void)
 	emit_set_writer(w);
 	emit_want_content_keys(p == &policy_order || p == &policy_replay);
 	policy_switch(p);
+	gate_chr_start(p == &policy_record && qrt.exact, p == &policy_replay);
 	if (p == &policy_chaos)
 		policy_chaos_announce();
 	hook_batch_begin();
@@ -352,18 +358,20 @@ session_finish(void)
 	size_t held = held_count(0);
 
 	if (held)
-		vlog_say("QEMU exits with %zu BHs and %zu completions still held by bhrr (never run)",
-			 held_count(HELD_BH), held_count(HELD_REQ));
+		vlog_say("QEMU exits with %zu BHs, %zu completions and %zu pieces of console input "
+			 "still held by bhrr (never run)",
+			 held_count(HELD_BH), held_count(HELD_REQ), held_count(HELD_CHR));
 	if (log_writer_seal(emit_writer(), ic) < 0)
 		vlog_error("the log is incomplete");
 	vlog("record: %llu BHs gated (%llu held for the executor), %llu passed through, "
 	     "%llu schedule calls; %llu warps, %llu handed to the vCPU; "
 	     "%llu executor landings moved one instruction on; %llu guest device accesses; %llu landings at I/O accesses, "
 	     "%llu kicks after none came; %llu ioeventfd kicks run in the guest's write, "
-	     "%llu guest notifiers where signalled",
+	     "%llu guest notifiers where signalled; %llu console bytes delivered, "
+	     "%llu live ones ignored",
 	     (unsigned long long)gate_gated, (unsigned long long)gate_held,
 	     (unsigned long long)gate_passed, (unsigned long long)gate_schedules, warp_count(),
 	     warp_handoffs(), executor_landings(), io_land_accesses(), executor_io_landings(),
 	     executor_fallbacks(),
-	     gate_notify_kicks(), gate_notify_irqs());
+	     gate_notify_kicks(), gate_notify_irqs(), gate_chr_bytes(), gate_chr_dropped());
 }

@@ -84,6 +84,7 @@ extern struct config {
 	int quiet;         /* 1: no per-command lines, only the digest */
 	int batch;         /* ahci, virtio: one doorbell for all commands issued together */
 	int idle;          /* PIT ticks to sleep through with no I/O in flight, first (needs hz) */
+	int con;           /* bytes to read from COM1 first, 0 none */
 } cfg;
 
 /* pci.c */

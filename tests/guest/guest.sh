@@ -37,6 +37,9 @@ guest_append() {
 	# soft-resets an IDE channel while command 3's DMA runs: QEMU drains the
 	# disk in the vCPU thread, waiting in a nested aio_poll (90-faults.bats)
 	reset)        echo "dev=ide mode=dma n=16 writes=0 reset=3" ;;
+	# reads 24 bytes from COM1 first (console.in in DIR: guest_argv gives it
+	# a pipe chardev reading that), each printed with how long it waited
+	console)      echo "dev=ide mode=pio n=8 con=24" ;;
 	# sleeps through 8 PIT ticks with nothing in flight first: at least 8
 	# warps in every run, whatever the host does (the warp tests need them)
 	idle)         echo "dev=ide mode=pio wait=irq hz=1000 idle=8 n=16" ;;
@@ -52,6 +55,14 @@ guest_argv() {
 		-rtc clock=vm,base=2020-01-01T00:00:00 -seed 1
 		-kernel "$GUEST_DIR/guest.elf" -append "$append"
 		-device isa-debug-exit,iobase=0xf4,iosize=1 -debugcon stdio)
+	case "$append" in
+	*con=*)
+		# a pipe chardev reads PATH.in and writes PATH.out; plain files work
+		# too (file's input-path= is newer than QEMU 7.2)
+		[ -e "$dir/console.in" ] || : >"$dir/console.in"
+		: >"$dir/console.out"
+		GUEST_ARGV+=(-chardev "pipe,id=con0,path=$dir/console" -serial chardev:con0) ;;
+	esac
 	case "$append" in
 	*dev=ide*)
 		cp "$GUEST_DIR/disk.img" "$dir/disk1.img"

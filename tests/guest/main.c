@@ -23,6 +23,8 @@
  *   seed=N  flaky=K  race=K  coin=K  reset=K (ide)  sectors=disk size  channels=1|2 (ide)  quiet=1
  *   batch=0|1 (ahci, virtio: one doorbell per batch of commands)
  *   idle=K (sleep through K PIT ticks first, nothing in flight: K warps; needs hz=)
+ *   con=K (read K bytes from COM1 first, polling its line status; each printed with the
+ *   polls it waited, which depends on when the host delivered it)
  */
 #include <stdarg.h>
 
@@ -253,6 +255,7 @@ parse_cmdline(const char *src)
 		else if (streq(key, "coin")) cfg.coin = (int)parse_num(val);
 		else if (streq(key, "reset")) cfg.reset = (int)parse_num(val);
 		else if (streq(key, "idle")) cfg.idle = (int)parse_num(val);
+		else if (streq(key, "con")) cfg.con = (int)parse_num(val);
 		else if (streq(key, "sectors")) cfg.sectors = parse_num(val);
 		else if (streq(key, "channels")) cfg.channels = (int)parse_num(val);
 		else if (streq(key, "quiet")) cfg.quiet = (int)parse_num(val);
@@ -417,6 +420,39 @@ coin_side(int k)
 	return side;
 }
 
+/*
+ * con=K: K bytes from the 16550 at COM1, by polling its line status
+ * register.  How many polls each byte took depends on when the host's
+ * main loop handed it over, so two free runs print different counts; a
+ * replay must print the recorded ones.
+ */
+#define COM1 0x3f8
+
+static void
+console_read(int k)
+{
+	static uint32_t polls[256];
+	static uint8_t got[256];
+	uint64_t t0 = rdtsc();
+
+	if (k > 256)
+		fail("con=%d: at most 256", k);
+	/* nothing printed meanwhile: the guest spins while the host brings the next byte */
+	for (int i = 0; i < k; i++) {
+		polls[i] = 0;
+		while (!(inb(COM1 + 5) & 1))
+			polls[i]++;
+		got[i] = inb(COM1);
+	}
+	uint64_t t = rdtsc() - t0;
+
+	for (int i = 0; i < k; i++) {
+		digest = (digest ^ got[i]) * 0x100000001b3ull;
+		printf("con: byte %d = %x after %u polls\n", i, got[i], polls[i]);
+	}
+	printf("con: %d bytes in %llu ticks\n", k, (unsigned long long)t);
+}
+
 struct mb_info {
 	uint32_t flags, mem_lower, mem_upper, boot_device, cmdline;
 };
@@ -464,6 +500,8 @@ kmain(const struct mb_info *mb)
 		fail("idle=%d needs hz=", cfg.idle);
 	for (uint32_t t0 = pit_ticks; pit_ticks - t0 < (uint32_t)cfg.idle;)
 		__asm__ volatile("sti; hlt" ::: "memory");
+	if (cfg.con > 0)
+		console_read(cfg.con);
 
 	int issued = 0, inflight = 0;
 

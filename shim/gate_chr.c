@@ -1,0 +1,237 @@
+/*
+ * gate_chr.c - console and channel input (see gate_chr.h).
+ */
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "emit.h"
+#include "gate.h"
+#include "gate_chr.h"
+#include "log.h"
+#include "policy.h"
+#include "qemu_rt.h"
+#include "symbols.h"
+#include "vlog.h"
+
+typedef int chr_can_read_fn(void *opaque);
+typedef void chr_read_fn(void *opaque, const uint8_t *buf, int size);
+typedef void set_handlers_fn(void *b, chr_can_read_fn *can_read, chr_read_fn *read,
+			     void *event, void *be_change, void *opaque, void *context,
+			     bool set_open, bool sync_state);
+
+/* A guest frontend, by its opaque; ordinals in order of first registration. */
+struct fe {
+	void *opaque;
+	chr_can_read_fn *can_read; /* the frontend's own; NULL: it takes whatever comes */
+	chr_read_fn *read;         /* NULL while unregistered */
+	size_t pending;            /* record: bytes held for it, not landed yet */
+	int said;                  /* replay: "live input ignored" said */
+};
+
+#define FE_MAX 64
+#define DRAIN 4096 /* replay: what a backend may read to be dropped */
+
+static struct fe fes[FE_MAX];           /* BQL */
+static unsigned n_fes;                  /* BQL */
+static int said_full;                   /* BQL */
+static enum { CHR_OFF, CHR_RECORD, CHR_REPLAY } mode; /* set once, before main() */
+static set_handlers_fn *real_set_handlers;
+static __thread int set_depth;          /* this thread's nesting of registrations */
+static atomic_ullong bytes_in, dropped;
+
+void
+gate_chr_start(int record, int replay)
+{
+	mode = record ? CHR_RECORD : replay ? CHR_REPLAY : CHR_OFF;
+}
+
+static struct fe *
+fe_of(const void *opaque)
+{
+	for (unsigned i = 0; i < n_fes; i++)
+		if (fes[i].opaque == opaque)
+			return &fes[i];
+	return NULL;
+}
+
+static int
+wrap_can_read(void *opaque)
+{
+	struct fe *f = fe_of(opaque);
+
+	if (f == NULL)
+		return 0;
+	if (mode == CHR_REPLAY)
+		return DRAIN;
+	int k = f->can_read ? f->can_read(opaque) : DRAIN;
+
+	return k > 0 && (size_t)k > f->pending ? k - (int)f->pending : 0;
+}
+
+/* Record: hold @n bytes for @f, in pieces a log event can carry. */
+static void
+hold(struct fe *f, const uint8_t *buf, size_t n)
+{
+	while (n > 0) {
+		size_t k = n < LOG_TEXT_MAX ? n : LOG_TEXT_MAX;
+		struct held h = { .kind = HELD_CHR, .fe = (unsigned)(f - fes), .len = k };
+
+		h.data = malloc(k);
+		if (h.data != NULL) {
+			memcpy(h.data, buf, k);
+			if (held_add(&h) == 0) {
+				f->pending += k;
+				policy_record_arm_held();
+				buf += k;
+				n -= k;
+				continue;
+			}
+			free(h.data);
+		}
+		/* no room to hold it: deliver it here, logged outside recorded control */
+		unsigned how;
+		int64_t ic = qrt_icount_now(&how, 0);
+
+		vlog_error("console input: cannot hold %zu bytes; delivered at once, outside "
+			   "recorded control", n);
+		emit_chr_read((unsigned)(f - fes), buf, n, how, ic, LOG_F_AT_ONCE);
+		atomic_fetch_add(&bytes_in, n);
+		f->read(f->opaque, buf, (int)n);
+		return;
+	}
+}
+
+static void
+wrap_read(void *opaque, const uint8_t *buf, int size)
+{
+	struct fe *f = fe_of(opaque);
+
+	if (f == NULL || f->read == NULL || size <= 0)
+		return;
+	if (mode == CHR_REPLAY) {
+		atomic_fetch_add(&dropped, (unsigned long long)size);
+		if (!f->said) {
+			f->said = 1;
+			vlog_say("replay: live input to console frontend %u ignored: the recorded "
+				 "input is replayed", (unsigned)(f - fes));
+		}
+		return;
+	}
+	hold(f, buf, (size_t)size);
+}
+
+static void
+hk_set_handlers(void *b, chr_can_read_fn *can_read, chr_read_fn *read, void *event,
+		void *be_change, void *opaque, void *context, bool set_open, bool sync_state)
+{
+	/* a mux's or hub's own registration on its base, nested in a frontend's: leave it */
+	if (mode != CHR_OFF && set_depth == 0 && opaque != NULL &&
+	    (void *)can_read != shim_qemu.sym[QS_MONITOR_CAN_READ].addr) {
+		struct fe *f = fe_of(opaque);
+
+		if (f == NULL && read != NULL) {
+			if (n_fes < FE_MAX) {
+				f = &fes[n_fes++];
+				f->opaque = opaque;
+			} else if (!said_full) {
+				said_full = 1;
+				vlog_error("more than %d console frontends; the others' input is not "
+					   "recorded", FE_MAX);
+			}
+		}
+		if (f != NULL) {
+			f->can_read = can_read;
+			f->read = read;
+			if (read != NULL) {
+				can_read = can_read ? wrap_can_read : NULL;
+				read = wrap_read;
+			}
+		}
+	}
+	set_depth++;
+	real_set_handlers(b, can_read, read, event, be_change, opaque, context, set_open,
+			  sync_state);
+	set_depth--;
+}
+
+void
+gate_chr_run_held(struct held *h, unsigned how, int64_t icount, uint64_t flags)
+{
+	struct fe *f = h->fe < n_fes ? &fes[h->fe] : NULL;
+
+	if (f != NULL)
+		f->pending -= h->len < f->pending ? h->len : f->pending;
+	if (f == NULL || f->read == NULL) {
+		vlog("console input: %zu bytes for frontend %u dropped: it is gone", h->len, h->fe);
+		free(h->data);
+		return;
+	}
+	/*
+	 * What the frontend takes now: all of it, unless the guest shrank its
+	 * FIFO meanwhile.  The rest is lost, as QEMU would lose it; what the
+	 * log says reached the guest is what did.
+	 */
+	size_t n = h->len;
+
+	if (f->can_read != NULL) {
+		int k = f->can_read(f->opaque);
+
+		if (k >= 0 && (size_t)k < n) {
+			vlog("console input: frontend %u took %d of %zu bytes", h->fe, k, n);
+			n = (size_t)k;
+		}
+	}
+	if (n > 0) {
+		emit_chr_read(h->fe, h->data, n, how, icount, flags);
+		atomic_fetch_add(&bytes_in, n);
+		gate_in_executor++;
+		f->read(f->opaque, h->data, (int)n);
+		gate_in_executor--;
+	}
+	free(h->data);
+}
+
+int
+gate_chr_inject(uint64_t fe, const uint8_t *data, size_t len, unsigned how, int64_t icount,
+		uint64_t flags, char *why, size_t whylen)
+{
+	struct fe *f = fe < n_fes ? &fes[fe] : NULL;
+
+	if (f == NULL || f->read == NULL) {
+		snprintf(why, whylen, "the guest has no console frontend %llu to take it",
+			 (unsigned long long)fe);
+		return -1;
+	}
+	emit_chr_read((unsigned)fe, data, len, how, icount, flags);
+	atomic_fetch_add(&bytes_in, len);
+	gate_in_executor++;
+	f->read(f->opaque, data, (int)len);
+	gate_in_executor--;
+	return 0;
+}
+
+unsigned long long
+gate_chr_bytes(void)
+{
+	return bytes_in;
+}
+
+unsigned long long
+gate_chr_dropped(void)
+{
+	return dropped;
+}
+
+static const struct hook_spec hooks[] = {
+	{ QS_CHR_FE_SET_HANDLERS_FULL, (void *)hk_set_handlers, (void **)&real_set_handlers },
+};
+
+const struct hook_spec *
+gate_chr_hooks(size_t *n)
+{
+	*n = sizeof(hooks) / sizeof(hooks[0]);
+	return hooks;
+}
