@@ -340,7 +340,7 @@ doctor_none() {
 	[ -z "$output" ]
 }
 
-@test "bhrr doctor names the inputs CI command lines add: the implicit NIC, console input, virtio-rng, QMP, kvm:tcg, -readconfig" {
+@test "bhrr doctor names the inputs CI command lines add: the implicit NIC, the console's monitor and virtio-serial ports, virtio-rng, QMP, kvm:tcg, -readconfig" {
 	# QEMU adds a user-mode NIC unless -nic/-net/-netdev or -nodefaults say otherwise
 	run "$BHRR" doctor -- qemu-system-x86_64 -display none -icount shift=0,sleep=off -seed 1 \
 		-rtc clock=vm,base=2020-01-01T00:00:00
@@ -351,20 +351,22 @@ doctor_none() {
 		-rtc clock=vm,base=2020-01-01T00:00:00 -nic none
 	[ "$status" -eq 0 ]
 	doctor_none
-	# console input, however the serial port or virtio console is spelled
-	doctor_one "console input" -serial stdio
-	doctor_one "console input" -serial pty
-	doctor_one "console input" -serial "tcp:127.0.0.1:4444,server=on,wait=off"
-	doctor_one "console input" -chardev socket,id=c0,path=/tmp/s,server=on,wait=off \
-		-device virtio-serial-pci -device virtconsole,chardev=c0
-	doctor_one "console input" -chardev file,id=f0,path=out.txt,input-path=in.txt -serial chardev:f0
+	# console input is recorded (75-console.bats), however the port is spelled
+	doctor_none -serial stdio
+	doctor_none -serial pty
+	doctor_none -serial "tcp:127.0.0.1:4444,server=on,wait=off"
+	doctor_none -chardev file,id=f0,path=out.txt,input-path=in.txt -serial chardev:f0
 	doctor_none -serial file:out.txt
-	doctor_none -chardev file,id=f0,path=out.txt -serial chardev:f0
 	doctor_none -debugcon stdio
-	# -nographic puts the serial port on stdio (with the monitor)
+	# what is left of it: a virtio-serial port's backend connecting and leaving
+	doctor_one "virtio-serial port" -chardev socket,id=c0,path=/tmp/s,server=on,wait=off \
+		-device virtio-serial-pci -device virtconsole,chardev=c0
+	doctor_none -chardev file,id=f0,path=out.txt -device virtio-serial-pci -device virtconsole,chardev=f0
+	# and the human monitor behind the console: -nographic, or -serial mon:
+	doctor_one "human monitor shares the console" -serial mon:stdio
 	run "$BHRR" doctor -- qemu-system-x86_64 -nodefaults -nographic -icount shift=0,sleep=off -seed 1 \
 		-rtc clock=vm,base=2020-01-01T00:00:00
-	[[ "$output" == *"console input"* ]]
+	[[ "$output" == *"human monitor shares the console"* ]]
 	# entropy from the host
 	doctor_one "virtio-rng" -device virtio-rng-pci
 	doctor_one "virtio-rng" -object rng-random,id=r0,filename=/dev/urandom -device virtio-rng-pci,rng=r0
