@@ -138,6 +138,32 @@ take_first(struct held *h)
 	return got;
 }
 
+static int
+not_console(const struct held *h, const void *arg)
+{
+	(void)arg;
+	return h->kind != HELD_CHR;
+}
+
+/*
+ * The first held item but console input, taken: for the drains that run
+ * items at once, outside recorded control (a stopped VM, a nested poll,
+ * a full queue).  Console input waits for an exact landing instead: no
+ * poll waits for it, and replay could not deliver it where it ran at once.
+ */
+static int
+take_first_not_console(struct held *h)
+{
+	pthread_mutex_lock(&held_mu);
+	size_t i = heldq_find(&held_q, 0, not_console, NULL);
+	int got = i < held_q.n;
+
+	if (got)
+		*h = heldq_take(&held_q, i);
+	pthread_mutex_unlock(&held_mu);
+	return got;
+}
+
 /*
  * How long work waits for a device access before the fallback kicks: the
  * configured 300 us; 2 ms while the guest is landing everything at its
@@ -295,7 +321,7 @@ executor_arming(void)
 void
 executor_drain(unsigned how)
 {
-	for (struct held h; take_first(&h);) {
+	for (struct held h; how == LOG_IC_EXACT ? take_first(&h) : take_first_not_console(&h);) {
 		unsigned ih;
 		int64_t ic = qrt_icount_now(&ih, how == LOG_IC_EXACT);
 

@@ -13,6 +13,7 @@
 #include "log.h"
 #include "policy.h"
 #include "qemu_rt.h"
+#include "replay.h"
 #include "symbols.h"
 #include "vlog.h"
 
@@ -22,8 +23,15 @@ typedef void set_handlers_fn(void *b, chr_can_read_fn *can_read, chr_read_fn *re
 			     void *event, void *be_change, void *opaque, void *context,
 			     bool set_open, bool sync_state);
 
-/* A guest frontend, by its opaque; ordinals in order of first registration. */
+/*
+ * A guest frontend, by its CharBackend; ordinals in order of first
+ * registration.  QEMU deregisters with every handler and the opaque NULL
+ * (qemu_chr_fe_deinit, virtconsole on a VM stop), so the CharBackend is
+ * the key; the wrappers, called with the opaque only, find the registered
+ * entry by it.
+ */
 struct fe {
+	void *b;                   /* the CharBackend */
 	void *opaque;
 	chr_can_read_fn *can_read; /* the frontend's own; NULL: it takes whatever comes */
 	chr_read_fn *read;         /* NULL while unregistered */
@@ -36,25 +44,42 @@ struct fe {
 
 static struct fe fes[FE_MAX];           /* BQL */
 static unsigned n_fes;                  /* BQL */
-static int said_full;                   /* BQL */
+static int said_full, said_shared;      /* BQL */
 static enum { CHR_OFF, CHR_RECORD, CHR_REPLAY } mode; /* set once, before main() */
 static set_handlers_fn *real_set_handlers;
 static __thread int set_depth;          /* this thread's nesting of registrations */
 static atomic_ullong bytes_in, dropped;
 
 void
-gate_chr_start(int record, int replay)
+gate_chr_start(int recording, int replay_mode)
 {
-	mode = record ? CHR_RECORD : replay ? CHR_REPLAY : CHR_OFF;
+	mode = recording ? CHR_RECORD : replay_mode ? CHR_REPLAY : CHR_OFF;
 }
 
+/* The registered frontend of @opaque (its read set), or NULL. */
 static struct fe *
 fe_of(const void *opaque)
 {
 	for (unsigned i = 0; i < n_fes; i++)
-		if (fes[i].opaque == opaque)
+		if (fes[i].opaque == opaque && fes[i].read != NULL)
 			return &fes[i];
 	return NULL;
+}
+
+static struct fe *
+fe_of_backend(const void *b)
+{
+	for (unsigned i = 0; i < n_fes; i++)
+		if (fes[i].b == b)
+			return &fes[i];
+	return NULL;
+}
+
+/* Replay, and the log not yet at its end: live input is not the guest's. */
+static int
+replaying(void)
+{
+	return mode == CHR_REPLAY && !replay_is_free();
 }
 
 static int
@@ -64,11 +89,15 @@ wrap_can_read(void *opaque)
 
 	if (f == NULL)
 		return 0;
-	if (mode == CHR_REPLAY)
+	if (replaying())
 		return DRAIN;
-	int k = f->can_read ? f->can_read(opaque) : DRAIN;
-
-	return k > 0 && (size_t)k > f->pending ? k - (int)f->pending : 0;
+	/*
+	 * While bytes wait to land, nothing more: the frontend's room is known
+	 * only after they land (a virtio console fills whole guest buffers).
+	 */
+	if (f->pending > 0)
+		return 0;
+	return f->can_read ? f->can_read(opaque) : DRAIN;
 }
 
 /* Record: hold @n bytes for @f, in pieces a log event can carry. */
@@ -111,6 +140,16 @@ wrap_read(void *opaque, const uint8_t *buf, int size)
 
 	if (f == NULL || f->read == NULL || size <= 0)
 		return;
+	if (mode == CHR_REPLAY && replay_is_free()) {
+		/* the log has ended: the run goes on free, input included */
+		unsigned how;
+		int64_t ic = qrt_icount_now(&how, 0);
+
+		emit_chr_read((unsigned)(f - fes), buf, (size_t)size, how, ic, LOG_F_AT_ONCE);
+		atomic_fetch_add(&bytes_in, (unsigned long long)size);
+		f->read(opaque, buf, size);
+		return;
+	}
 	if (mode == CHR_REPLAY) {
 		atomic_fetch_add(&dropped, (unsigned long long)size);
 		if (!f->said) {
@@ -123,32 +162,67 @@ wrap_read(void *opaque, const uint8_t *buf, int size)
 	hold(f, buf, (size_t)size);
 }
 
+/* The chardev labelled @name, or NULL. */
+static void *
+chr_named(const char *name)
+{
+	void *(*find)(const char *) = shim_qemu.sym[QS_QEMU_CHR_FIND].addr;
+
+	return find(name);
+}
+
+/*
+ * Whether a registration is a guest frontend's: not nested in another (a
+ * mux's or hub's on its base), not the monitor's, not gdb's (its packets
+ * start and stop the VM: held, they would never land), not one polled by
+ * an iothread's context (no BQL there).
+ */
+static int
+guest_frontend(void *b, chr_can_read_fn *can_read, void *context)
+{
+	void *chr;
+
+	if (set_depth > 0 || context != NULL ||
+	    (void *)can_read == shim_qemu.sym[QS_MONITOR_CAN_READ].addr)
+		return 0;
+	__builtin_memcpy(&chr, b, sizeof(chr)); /* CharBackend.chr, its first field */
+	return chr == NULL || chr != chr_named("gdb");
+}
+
 static void
 hk_set_handlers(void *b, chr_can_read_fn *can_read, chr_read_fn *read, void *event,
 		void *be_change, void *opaque, void *context, bool set_open, bool sync_state)
 {
-	/* a mux's or hub's own registration on its base, nested in a frontend's: leave it */
-	if (mode != CHR_OFF && set_depth == 0 && opaque != NULL &&
-	    (void *)can_read != shim_qemu.sym[QS_MONITOR_CAN_READ].addr) {
-		struct fe *f = fe_of(opaque);
+	struct fe *f = mode == CHR_OFF || b == NULL ? NULL : fe_of_backend(b);
 
-		if (f == NULL && read != NULL) {
-			if (n_fes < FE_MAX) {
-				f = &fes[n_fes++];
-				f->opaque = opaque;
-			} else if (!said_full) {
-				said_full = 1;
-				vlog_error("more than %d console frontends; the others' input is not "
-					   "recorded", FE_MAX);
+	if (f != NULL) {
+		/* registered again (virtconsole does at every status change), or deregistered */
+		f->read = NULL;
+		f->can_read = NULL;
+	}
+	if (mode != CHR_OFF && b != NULL && read != NULL && guest_frontend(b, can_read, context)) {
+		if (fe_of(opaque) != NULL) {
+			/* two backends for one opaque (colo-compare): the wrappers could not tell them apart */
+			if (!said_shared) {
+				said_shared = 1;
+				vlog_error("two character devices feed one frontend; the second's input "
+					   "is not recorded");
 			}
+			f = NULL;
+		} else if (f == NULL && n_fes < FE_MAX) {
+			f = &fes[n_fes++];
+			f->b = b;
+		} else if (f == NULL && !said_full) {
+			said_full = 1;
+			vlog_error("more than %d console frontends; the others' input is not "
+				   "recorded", FE_MAX);
 		}
 		if (f != NULL) {
+			f->opaque = opaque;
 			f->can_read = can_read;
 			f->read = read;
-			if (read != NULL) {
-				can_read = can_read ? wrap_can_read : NULL;
-				read = wrap_read;
-			}
+			can_read = can_read ? wrap_can_read : NULL;
+			read = wrap_read;
 		}
 	}
 	set_depth++;
@@ -203,6 +277,14 @@ gate_chr_inject(uint64_t fe, const uint8_t *data, size_t len, unsigned how, int6
 	if (f == NULL || f->read == NULL) {
 		snprintf(why, whylen, "the guest has no console frontend %llu to take it",
 			 (unsigned long long)fe);
+		return -1;
+	}
+	/* the record gave it no more than it could take: less room is another guest */
+	int k = f->can_read ? f->can_read(f->opaque) : (int)len;
+
+	if (k < 0 || (size_t)k < len) {
+		snprintf(why, whylen, "console frontend %llu can take %d of the %zu recorded bytes",
+			 (unsigned long long)fe, k, len);
 		return -1;
 	}
 	emit_chr_read((unsigned)fe, data, len, how, icount, flags);

@@ -41,7 +41,7 @@
 const struct hook_spec *gate_chr_hooks(size_t *n);
 
 /* Decide the mode once policies are chosen (session start, constructor). */
-void gate_chr_start(int record, int replay);
+void gate_chr_start(int recording, int replaying);
 
 /* Land held console input @h (vCPU thread, BQL): log it at @icount and deliver it. */
 void gate_chr_run_held(struct held *h, unsigned how, int64_t icount, uint64_t flags);

@@ -54,6 +54,7 @@ enum qsym_id {
 	QS_VIRTIO_SET_GUEST_FD_HANDLER,
 	QS_CHR_FE_SET_HANDLERS_FULL,
 	QS_MONITOR_CAN_READ, /* compared with, not hooked */
+	QS_QEMU_CHR_FIND,
 	QS_TIMERS_STATE,  /* data */
 	QS_USE_ICOUNT,    /* data */
 	QS_COUNT
