@@ -321,7 +321,7 @@ checklist(void)
 	ok(r.code == LOG_E_NOTLOG && strstr(r.err, "not a bhrr log"), "foreign magic: %s", r.err);
 	header(&m, 7);
 	r = read_img(&m);
-	ok(r.code == LOG_E_VERSION && strstr(r.err, "version 7") && strstr(r.err, "version 2"),
+	ok(r.code == LOG_E_VERSION && strstr(r.err, "version 7") && strstr(r.err, "version 3"),
 	   "newer version: %s", r.err);
 	header(&m, 1);
 	m.buf[20] ^= 1;
