@@ -98,3 +98,48 @@ linux_replays() {
 @test "the Linux guest replays identically, 3 times, on QEMU 10.0" {
 	linux_replays 10.0
 }
+
+# linux_console VERSION: the guest's shell on its serial console, driven by an
+# expect-style harness (tests/helper/console-harness.py) during the record;
+# replayed twice with nothing on stdin: each replay's console transcript
+# (the echoed keystrokes, the kernel's clock when they came) is the
+# recording's, byte for byte.  A replay without the harness hung before
+# console input was recorded.
+linux_console() {
+	linux_argv "$1" 4
+	QEMU_ARGV=("${QEMU_ARGV[@]/bhrr.ops=4/bhrr.ops=4 bhrr.shell=1}" -rtc clock=vm,base=2020-01-01T00:00:00 -seed 1)
+	st=0
+	timeout 300 python3 "$BHRR_SRCDIR/tests/helper/console-harness.py" "$BATS_TEST_TMPDIR/rec.out" \
+		"$BHRR" record -o "$BATS_TEST_TMPDIR/linux.bhlog" -- "${QEMU_ARGV[@]}" \
+		2>"$BATS_TEST_TMPDIR/rec.err" || st=$?
+	cat "$BATS_TEST_TMPDIR/rec.err"
+	echo "record: status $st"
+	[ "$st" -eq 0 ]
+	grep -q "typed 42" "$BATS_TEST_TMPDIR/rec.out"
+	grep -q "now at [0-9][0-9]* nsecs" "$BATS_TEST_TMPDIR/rec.out"
+	n=$("$BHRR" dump --json "$BATS_TEST_TMPDIR/linux.bhlog" | jq -s '[.[] | select(.kind == "chr_read") | .bytes] | add')
+	echo "console bytes recorded: $n"
+	[ "$n" -ge 70 ]
+	for k in 1 2; do
+		linux_argv "$1" 4
+		QEMU_ARGV=("${QEMU_ARGV[@]/bhrr.ops=4/bhrr.ops=4 bhrr.shell=1}" -rtc clock=vm,base=2020-01-01T00:00:00 -seed 1)
+		st=0
+		BHRR_WATCHDOG_MS=5000 timeout 300 "$BHRR" replay "$BATS_TEST_TMPDIR/linux.bhlog" \
+			-o "$BATS_TEST_TMPDIR/rep.bhlog" -- "${QEMU_ARGV[@]}" </dev/null \
+			>"$BATS_TEST_TMPDIR/rep.out" 2>"$BATS_TEST_TMPDIR/rep.err" || st=$?
+		echo "replay $k: status $st"
+		cat "$BATS_TEST_TMPDIR/rep.err"
+		[ "$st" -eq 0 ]
+		! grep -q divergence "$BATS_TEST_TMPDIR/rep.err" || false
+		grep -qE 'after ([0-9]+) of \1 recorded events \(end of the log' "$BATS_TEST_TMPDIR/rep.err"
+		cmp "$BATS_TEST_TMPDIR/rec.out" "$BATS_TEST_TMPDIR/rep.out"
+	done
+}
+
+@test "a shell on the serial console driven by a harness replays identically without it, 2 times, on QEMU 7.2" {
+	linux_console 7.2
+}
+
+@test "a shell on the serial console driven by a harness replays identically without it, 2 times, on QEMU 10.0" {
+	linux_console 10.0
+}
