@@ -60,11 +60,9 @@ console_replays() {
 		[ "$STATUS" -eq "$GUEST_PASS" ]
 		cmp "$BATS_TEST_TMPDIR/rec.out" "$BATS_TEST_TMPDIR/rep.out"
 		! grep -q divergence "$BATS_TEST_TMPDIR/rep.out.err" || false
-		if [ -n "$in" ]; then
-			grep -q "live input to console frontend 0 ignored" "$BATS_TEST_TMPDIR/rep.out.err"
-		else
-			! grep -q "live input" "$BATS_TEST_TMPDIR/rep.out.err" || false
-		fi
+		# whether the main loop reads live input before the guest is done is
+		# the host's business: said only when it did (the mux test forces it)
+		[ -n "$in" ] || ! grep -q "live input" "$BATS_TEST_TMPDIR/rep.out.err" || false
 		# and its log has the same actions, console bytes included
 		"$BHRR" diff "$LOG" "$BATS_TEST_TMPDIR/rep.bhlog"
 		echo "QEMU $1 replay $i (live input: ${in:-none}): identical"
@@ -79,12 +77,15 @@ console_replays() {
 	console_replays 10.0
 }
 
-# console_mux VERSION: the console shared with the human monitor (mux=on):
-# C-a c switches to the monitor, whose command runs live in the record and
-# in a replay typed again; the guest gets only its own bytes, both times.
+# console_mux VERSION: the console shared with the human monitor (mux=on),
+# QEMU started paused (-S): C-a c switches to the monitor, whose commands
+# run live, 'cont' starting the guest, in the record and in a replay typed
+# again.  The guest gets only its own bytes, both times.  Since the guest
+# runs only once the monitor has read 'cont', the live bytes before it were
+# read, and ignored, before the replay ran: forced, not timed.
 console_mux() {
 	use_qemu "$1"
-	local mon='-mon chardev=con0,mode=readline'
+	local mon='-S -mon chardev=con0,mode=readline'
 	guest_argv console "$BATS_TEST_TMPDIR"
 	local args=("${GUEST_ARGV[@]/pipe,id=con0,/pipe,id=con0,mux=on,}")
 	GUEST_ARGV=("${args[@]}")
@@ -103,24 +104,24 @@ console_mux() {
 				>"$BATS_TEST_TMPDIR/$1.out" 2>"$BATS_TEST_TMPDIR/$1.err" || STATUS=$?
 		fi
 	}
-	run_mux record 'hello, \001cinfo status\n\001cbhrr! 0123456789.'
+	run_mux record 'hello, \001cinfo status\ncont\n\001cbhrr! 0123456789.'
 	cat "$BATS_TEST_TMPDIR/record.err"
 	[ "$STATUS" -eq "$GUEST_PASS" ]
-	grep -q "VM status: running" "$BATS_TEST_TMPDIR/console.out"
+	grep -q "VM status: paused" "$BATS_TEST_TMPDIR/console.out"
 	# the guest got the 24 bytes that were not the monitor's
 	[ "$("$BHRR" dump --json "$LOG" | jq -s '[.[] | select(.kind == "chr_read") | .bytes] | add')" -eq 24 ]
-	run_mux replay 'zz\001cinfo status\n\001czz'
+	run_mux replay 'zz\001cinfo status\ncont\n\001czz'
 	cat "$BATS_TEST_TMPDIR/replay.err"
 	[ "$STATUS" -eq "$GUEST_PASS" ]
 	cmp "$BATS_TEST_TMPDIR/record.out" "$BATS_TEST_TMPDIR/replay.out"
-	grep -q "VM status: running" "$BATS_TEST_TMPDIR/console.out"
+	grep -q "VM status: paused" "$BATS_TEST_TMPDIR/console.out"
 	grep -q "live input to console frontend 0 ignored" "$BATS_TEST_TMPDIR/replay.err"
 }
 
-@test "QEMU 7.2: a console shared with the monitor: the monitor answers live, the guest's bytes replay" {
+@test "QEMU 7.2: a console shared with the monitor (-S, cont typed): the monitor answers live, the guest's bytes replay" {
 	console_mux 7.2
 }
 
-@test "QEMU 10.0: a console shared with the monitor: the monitor answers live, the guest's bytes replay" {
+@test "QEMU 10.0: a console shared with the monitor (-S, cont typed): the monitor answers live, the guest's bytes replay" {
 	console_mux 10.0
 }
