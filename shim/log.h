@@ -26,6 +26,7 @@ enum log_kind {
 	LOG_EV_BH_NEW = 14,
 	LOG_EV_BH_DELETE = 15,
 	LOG_EV_CHR_READ = 16,
+	LOG_EV_RNG_READ = 17,
 	LOG_EV_COUNT
 };
 
@@ -53,7 +54,7 @@ struct log_event {
 	unsigned kind;         /* enum log_kind; reader: unknown kinds as read */
 	unsigned icount_how;   /* enum log_icount */
 	int64_t icount;
-	uint64_t id;           /* string, ident: the id being defined; chr_read: the frontend */
+	uint64_t id;           /* string, ident: the id being defined; chr_read: the frontend; rng_read: the device */
 	uint64_t ident;        /* bh_schedule, bh_run */
 	uint64_t cb_off;       /* ident */
 	uint64_t name_id;      /* ident */
@@ -71,7 +72,7 @@ struct log_event {
 	uint64_t decision;     /* chaos */
 	int64_t value;         /* chaos */
 	uint64_t complete, events, dropped, wall_ns; /* end */
-	const char *text;      /* string: the text; diverge: expected; chr_read: the bytes */
+	const char *text;      /* string: the text; diverge: expected; chr_read, rng_read: the bytes */
 	size_t text_len;
 	const char *text2;     /* diverge: actual */
 	size_t text2_len;

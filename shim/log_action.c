@@ -52,9 +52,10 @@ log_action_of(const struct log_reader *r, const struct log_event *ev, int exact,
 		a->value = ev->ret;
 		break;
 	case LOG_EV_CHR_READ:
+	case LOG_EV_RNG_READ:
 		if (!exact)
 			return 0; /* ordering mode does not replay input */
-		a->kind = LOG_ACT_INPUT;
+		a->kind = ev->kind == LOG_EV_CHR_READ ? LOG_ACT_INPUT : LOG_ACT_ENTROPY;
 		a->key = ev->id;
 		a->data = (const uint8_t *)ev->text;
 		a->len = ev->text_len;

@@ -29,6 +29,7 @@ enum log_action_kind {
 	LOG_ACT_COMPLETE, /* an I/O request completed: key = its submission ordinal */
 	LOG_ACT_WARP,     /* the virtual clock warped: value = delta in ns */
 	LOG_ACT_INPUT,    /* console input reached the guest (exact logs): key = frontend */
+	LOG_ACT_ENTROPY,  /* host entropy reached a virtio-rng (exact logs): key = the device */
 };
 
 #define LOG_ACT_THREAD_POOL_BH "thread_pool_completion_bh"
@@ -39,11 +40,11 @@ struct log_action {
 	int64_t icount;
 	unsigned icount_how;  /* enum log_icount */
 	uint64_t key;         /* RUN: callback offset; COMPLETE: request ordinal */
-	int64_t value;        /* COMPLETE: return value; WARP: delta ns; INPUT: FNV-1a of the bytes */
+	int64_t value;        /* COMPLETE: return value; WARP: delta ns; INPUT, ENTROPY: FNV-1a of the bytes */
 	uint64_t ident;       /* RUN: the ident */
 	uint64_t instance;    /* RUN: creation ordinal, 0 unknown */
 	const char *name;     /* RUN: the BH's name, owned by the reader; "?" if unknown */
-	const uint8_t *data;  /* INPUT: the bytes, owned by the reader */
+	const uint8_t *data;  /* INPUT, ENTROPY: the bytes, owned by the reader */
 	size_t len;
 	int at_io;            /* RUN, COMPLETE, INPUT of an exact log: landed at an I/O access (LOG_F_AT_IO) */
 };

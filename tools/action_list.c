@@ -164,6 +164,10 @@ action_describe(char *buf, size_t len, const struct action *act)
 		snprintf(buf, len, "chr_read of %zu bytes (hash %016" PRIx64 ") for console frontend %"
 			 PRIu64 " %s", a->len, (uint64_t)a->value, a->key, at);
 		break;
+	case LOG_ACT_ENTROPY:
+		snprintf(buf, len, "rng_read of %zu bytes (hash %016" PRIx64 ") for entropy device %"
+			 PRIu64 " %s", a->len, (uint64_t)a->value, a->key, at);
+		break;
 	default:
 		snprintf(buf, len, "chaos %s %" PRId64 " %s", a->key < 2 ? chaos_names[a->key] : "?",
 			 a->value, at);

@@ -101,6 +101,9 @@ event_label(const struct log_event *ev, const char *kind, const char *name, char
 		snprintf(label, len, "console input: %zu bytes to frontend %" PRIu64, ev->text_len,
 			 ev->id);
 		break;
+	case LOG_EV_RNG_READ:
+		snprintf(label, len, "entropy: %zu bytes to device %" PRIu64, ev->text_len, ev->id);
+		break;
 	default:
 		snprintf(label, len, "%s", kind);
 		break;

@@ -184,7 +184,9 @@ dump_text(FILE *f, const struct log_reader *r, const struct log_event *ev)
 		fprintf(f, " delta_ns=%" PRId64, ev->delta_ns);
 		break;
 	case LOG_EV_CHR_READ:
-		fprintf(f, " frontend=%" PRIu64 " bytes=%zu%s%s data=", ev->id, ev->text_len,
+	case LOG_EV_RNG_READ:
+		fprintf(f, " %s=%" PRIu64 " bytes=%zu%s%s data=",
+			ev->kind == LOG_EV_CHR_READ ? "frontend" : "device", ev->id, ev->text_len,
 			ev->flags & LOG_F_AT_ONCE ? " at_once" : "",
 			ev->flags & LOG_F_AT_IO ? " at_io" : "");
 		put_bytes(f, ev->text, ev->text_len);
@@ -269,8 +271,10 @@ dump_json(FILE *f, const struct log_reader *r, const struct log_event *ev)
 		fprintf(f, ",\"delta_ns\":%" PRId64, ev->delta_ns);
 		break;
 	case LOG_EV_CHR_READ:
-		fprintf(f, ",\"frontend\":%" PRIu64 ",\"bytes\":%zu,\"at_once\":%s,\"at_io\":%s,"
-			"\"data_hex\":", ev->id, ev->text_len,
+	case LOG_EV_RNG_READ:
+		fprintf(f, ",\"%s\":%" PRIu64 ",\"bytes\":%zu,\"at_once\":%s,\"at_io\":%s,"
+			"\"data_hex\":", ev->kind == LOG_EV_CHR_READ ? "frontend" : "device", ev->id,
+			ev->text_len,
 			ev->flags & LOG_F_AT_ONCE ? "true" : "false",
 			ev->flags & LOG_F_AT_IO ? "true" : "false");
 		put_hex(f, ev->text, ev->text_len);

@@ -372,7 +372,7 @@ random_event(struct log_event *ev, int64_t *ic)
 	ev->index = rnd() % 1000000;
 	ev->decision = rnd() % 2;
 	ev->value = (int64_t)rnd();
-	ev->flags = ev->kind == LOG_EV_CHR_READ ? rnd() % 4 : 0;
+	ev->flags = ev->kind == LOG_EV_CHR_READ || ev->kind == LOG_EV_RNG_READ ? rnd() % 4 : 0;
 	ev->text = texts[rnd() % 64];
 	ev->text_len = strlen(ev->text);
 	ev->text2 = texts[rnd() % 64];
@@ -416,6 +416,7 @@ same_event(const struct log_event *a, const struct log_event *b)
 	case LOG_EV_CHAOS:
 		return a->decision == b->decision && a->value == b->value;
 	case LOG_EV_CHR_READ:
+	case LOG_EV_RNG_READ:
 		return a->id == b->id && a->flags == b->flags && a->text_len == b->text_len &&
 		       !memcmp(a->text, b->text, a->text_len);
 	default:
