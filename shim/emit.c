@@ -278,6 +278,20 @@ emit_chr_read(unsigned fe, const uint8_t *data, size_t len, unsigned how, int64_
 }
 
 void
+emit_rng_read(unsigned dev, const uint8_t *data, size_t len, unsigned how, int64_t icount,
+	      uint64_t flags)
+{
+	struct log_event ev;
+
+	head(&ev, LOG_EV_RNG_READ, how, icount);
+	ev.id = dev;
+	ev.flags = flags;
+	ev.text = (const char *)data;
+	ev.text_len = len < LOG_TEXT_MAX ? len : LOG_TEXT_MAX;
+	log_writer_append(writer, &ev);
+}
+
+void
 emit_warp(int64_t delta_ns, unsigned how, int64_t icount)
 {
 	struct log_event ev = { .kind = LOG_EV_WARP, .icount_how = how, .icount = icount,

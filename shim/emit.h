@@ -51,6 +51,9 @@ void emit_bh_delete(const void *bh);
 uint64_t emit_io_submit(uint64_t req, uint64_t op, uint64_t offset, uint64_t bytes,
 			unsigned how, int64_t icount);
 void emit_io_complete(uint64_t req, int64_t ret, unsigned how, int64_t icount, uint64_t flags);
+/* @len entropy bytes handed to device @dev */
+void emit_rng_read(unsigned dev, const uint8_t *data, size_t len, unsigned how, int64_t icount,
+		   uint64_t flags);
 /* @len (<= LOG_TEXT_MAX) bytes delivered to console frontend @fe */
 void emit_chr_read(unsigned fe, const uint8_t *data, size_t len, unsigned how, int64_t icount,
 		   uint64_t flags);

@@ -142,14 +142,14 @@ static int
 not_console(const struct held *h, const void *arg)
 {
 	(void)arg;
-	return h->kind != HELD_CHR;
+	return h->kind != HELD_CHR && h->kind != HELD_RNG;
 }
 
 /*
- * The first held item but console input, taken: for the drains that run
- * items at once, outside recorded control (a stopped VM, a nested poll,
- * a full queue).  Console input waits for an exact landing instead: no
- * poll waits for it, and replay could not deliver it where it ran at once.
+ * The first held item but console input or entropy, taken: for the drains
+ * that run items at once, outside recorded control (a stopped VM, a nested
+ * poll, a full queue).  Input waits for an exact landing instead: no poll
+ * waits for it, and replay could not deliver it where it ran at once.
  */
 static int
 take_first_not_console(struct held *h)

@@ -16,6 +16,7 @@
 #include "executor.h"
 #include "gate.h"
 #include "gate_chr.h"
+#include "gate_rng.h"
 #include "log.h"
 #include "log_action.h"
 #include "policy.h"
@@ -151,6 +152,10 @@ gate_run_held(struct held *h, unsigned how, int64_t icount, uint64_t flags)
 	flags |= gate_land_flags;
 	if (h->kind == HELD_CHR) {
 		gate_chr_run_held(h, how, icount, flags);
+		return;
+	}
+	if (h->kind == HELD_RNG) {
+		gate_rng_run_held(h, how, icount, flags);
 		return;
 	}
 	if (h->kind == HELD_REQ) {

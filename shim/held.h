@@ -19,7 +19,7 @@
 
 struct req; /* an I/O request of the gate (gate.h) */
 
-enum held_kind { HELD_BH = 1, HELD_REQ = 2, HELD_CHR = 3 };
+enum held_kind { HELD_BH = 1, HELD_REQ = 2, HELD_CHR = 3, HELD_RNG = 4 };
 
 struct held {
 	enum held_kind kind;
@@ -33,9 +33,12 @@ struct held {
 	struct req *req;    /* owned */
 	int ret;
 	/* HELD_CHR: bytes for a guest's console or channel frontend (gate_chr.h) */
-	unsigned fe;        /* the frontend's ordinal */
+	/* HELD_RNG: entropy for a device (gate_rng.h) */
+	unsigned fe;        /* the frontend's or device's ordinal */
 	uint8_t *data;      /* owned */
 	size_t len;
+	void *rng_cb;       /* HELD_RNG: the device's callback and its opaque */
+	void *rng_opaque;
 	/* chaos */
 	int64_t not_before; /* not before this icount */
 	int decided;        /* its delay was drawn */

@@ -11,6 +11,7 @@
 #include "emit.h"
 #include "gate.h"
 #include "gate_chr.h"
+#include "gate_rng.h"
 #include "grow.h"
 #include "held.h"
 #include "ident.h"
@@ -111,7 +112,7 @@ replay_load(const char *path, char *why, size_t len)
 			snprintf(ra.name, sizeof(ra.name), "%s", ra.a.name);
 		else if (ra.a.kind == LOG_ACT_COMPLETE)
 			ra.ckey = ra.a.key < keys->cap ? keys->v[ra.a.key] : 0;
-		else if (ra.a.kind == LOG_ACT_INPUT) {
+		else if (ra.a.kind == LOG_ACT_INPUT || ra.a.kind == LOG_ACT_ENTROPY) {
 			ra.data = malloc(ra.a.len ? ra.a.len : 1);
 			if (ra.data == NULL) {
 				snprintf(why, len, "out of memory reading %s", path);
@@ -168,7 +169,7 @@ matches(const struct held *h, const void *arg)
 int
 replay_available(const struct replay_action *a)
 {
-	if (a->a.kind == LOG_ACT_INPUT)
+	if (a->a.kind == LOG_ACT_INPUT || a->a.kind == LOG_ACT_ENTROPY)
 		return 1; /* the log has it */
 	pthread_mutex_lock(&held_mu);
 	int ok = heldq_find(&held_q, 0, matches, a) < held_q.n;
@@ -180,13 +181,14 @@ replay_available(const struct replay_action *a)
 int
 replay_take(const struct replay_action *a)
 {
-	if (a->a.kind == LOG_ACT_INPUT) {
+	if (a->a.kind == LOG_ACT_INPUT || a->a.kind == LOG_ACT_ENTROPY) {
 		unsigned how;
 		int64_t ic = gate_land_flags ? qrt_icount_here(&how, qrt_role()) : qrt_icount_now(&how, 1);
 		char why[128];
+		int (*inject)(uint64_t, const uint8_t *, size_t, unsigned, int64_t, uint64_t, char *,
+			      size_t) = a->a.kind == LOG_ACT_INPUT ? gate_chr_inject : gate_rng_inject;
 
-		if (gate_chr_inject(a->a.key, a->data, a->a.len, how, ic, gate_land_flags, why,
-				    sizeof(why)) < 0) {
+		if (inject(a->a.key, a->data, a->a.len, how, ic, gate_land_flags, why, sizeof(why)) < 0) {
 			replay_diverge("%s", why);
 			return 0;
 		}
@@ -229,6 +231,9 @@ describe(char *buf, size_t len, const struct replay_action *a)
 			 (unsigned long long)a->a.key, at);
 	else if (a->a.kind == LOG_ACT_INPUT)
 		snprintf(buf, len, "chr_read of %zu bytes for console frontend %llu%s", a->a.len,
+			 (unsigned long long)a->a.key, at);
+	else if (a->a.kind == LOG_ACT_ENTROPY)
+		snprintf(buf, len, "rng_read of %zu bytes for entropy device %llu%s", a->a.len,
 			 (unsigned long long)a->a.key, at);
 	else
 		snprintf(buf, len, "warp of %lld ns%s", (long long)a->a.value, at);

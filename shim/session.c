@@ -16,6 +16,7 @@
 #include "fingerprint.h"
 #include "gate.h"
 #include "gate_chr.h"
+#include "gate_rng.h"
 #include "held.h"
 #include "hook.h"
 #include "gate_notify.h"
@@ -111,6 +112,9 @@ hook_table(struct hook_spec *t)
 		t[k++] = nt[i];
 	const struct hook_spec *ch = gate_chr_hooks(&k2);
 
+	for (size_t i = 0; i < k2; i++)
+		t[k++] = ch[i];
+	ch = gate_rng_hooks(&k2);
 	for (size_t i = 0; i < k2; i++)
 		t[k++] = ch[i];
 	return k;
@@ -328,6 +332,7 @@ session_start(void)
 	emit_want_content_keys(p == &policy_order || p == &policy_replay);
 	policy_switch(p);
 	gate_chr_start(p == &policy_record && qrt.exact, p == &policy_replay);
+	gate_rng_start(p == &policy_record && qrt.exact, p == &policy_replay);
 	if (p == &policy_chaos)
 		policy_chaos_announce();
 	hook_batch_begin();
@@ -358,9 +363,10 @@ session_finish(void)
 	size_t held = held_count(0);
 
 	if (held)
-		vlog_say("QEMU exits with %zu BHs, %zu completions and %zu pieces of console input "
-			 "still held by bhrr (never run)",
-			 held_count(HELD_BH), held_count(HELD_REQ), held_count(HELD_CHR));
+		vlog_say("QEMU exits with %zu BHs, %zu completions, %zu pieces of console input "
+			 "and %zu of entropy still held by bhrr (never run)",
+			 held_count(HELD_BH), held_count(HELD_REQ), held_count(HELD_CHR),
+			 held_count(HELD_RNG));
 	if (log_writer_seal(emit_writer(), ic) < 0)
 		vlog_error("the log is incomplete");
 	vlog("record: %llu BHs gated (%llu held for the executor), %llu passed through, "
@@ -368,10 +374,10 @@ session_finish(void)
 	     "%llu executor landings moved one instruction on; %llu guest device accesses; %llu landings at I/O accesses, "
 	     "%llu kicks after none came; %llu ioeventfd kicks run in the guest's write, "
 	     "%llu guest notifiers where signalled; %llu console bytes delivered, "
-	     "%llu live ones ignored",
+	     "%llu live ones ignored; %llu entropy bytes handed to devices",
 	     (unsigned long long)gate_gated, (unsigned long long)gate_held,
 	     (unsigned long long)gate_passed, (unsigned long long)gate_schedules, warp_count(),
 	     warp_handoffs(), executor_landings(), io_land_accesses(), executor_io_landings(),
 	     executor_fallbacks(),
-	     gate_notify_kicks(), gate_notify_irqs(), gate_chr_bytes(), gate_chr_dropped());
+	     gate_notify_kicks(), gate_notify_irqs(), gate_chr_bytes(), gate_chr_dropped(), gate_rng_bytes());
 }

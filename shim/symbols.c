@@ -56,6 +56,8 @@ static const struct qsym sym_table[QS_COUNT] = {
 	[QS_CHR_FE_SET_HANDLERS_FULL] = { { "qemu_chr_fe_set_handlers_full" } },
 	[QS_MONITOR_CAN_READ] = { { "monitor_can_read" } },
 	[QS_QEMU_CHR_FIND] = { { "qemu_chr_find" } },
+	[QS_RNG_BACKEND_REQUEST_ENTROPY] = { { "rng_backend_request_entropy" } },
+	[QS_OBJECT_GET_TYPENAME] = { { "object_get_typename" } },
 	[QS_TIMERS_STATE] = { { "timers_state" } },
 	[QS_USE_ICOUNT] = { { "use_icount" } },
 };

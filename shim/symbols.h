@@ -55,6 +55,8 @@ enum qsym_id {
 	QS_CHR_FE_SET_HANDLERS_FULL,
 	QS_MONITOR_CAN_READ, /* compared with, not hooked */
 	QS_QEMU_CHR_FIND,
+	QS_RNG_BACKEND_REQUEST_ENTROPY,
+	QS_OBJECT_GET_TYPENAME,
 	QS_TIMERS_STATE,  /* data */
 	QS_USE_ICOUNT,    /* data */
 	QS_COUNT

@@ -58,6 +58,9 @@ struct driver {
 
 extern const struct driver ide_driver, ahci_driver, virtio_driver;
 
+/* rng.c: read @k chunks from the virtio-rng and print them. */
+void rng_read(int k);
+
 /* Provided by main.c. */
 void cmd_complete(struct cmd *c);
 void print(const char *s);
@@ -85,6 +88,7 @@ extern struct config {
 	int batch;         /* ahci, virtio: one doorbell for all commands issued together */
 	int idle;          /* PIT ticks to sleep through with no I/O in flight, first (needs hz) */
 	int con;           /* bytes to read from COM1 first, 0 none */
+	int rng;           /* 16-byte chunks to read from a virtio-rng first, 0 none */
 } cfg;
 
 /* pci.c */

@@ -40,6 +40,10 @@ guest_append() {
 	# reads 24 bytes from COM1 first (console.in in DIR: guest_argv gives it
 	# a pipe chardev reading that), each printed with how long it waited
 	console)      echo "dev=ide mode=pio n=8 con=24" ;;
+	# reads 8 chunks from a virtio-rng fed by the host's /dev/urandom first
+	entropy)      echo "dev=ide mode=pio n=8 rng=8" ;;
+	# the same from QEMU's default backend, rng-builtin (a BH, seeded by -seed)
+	entropy-builtin) echo "dev=ide mode=pio n=8 rng=8 seed=2" ;;
 	# sleeps through 8 PIT ticks with nothing in flight first: at least 8
 	# warps in every run, whatever the host does (the warp tests need them)
 	idle)         echo "dev=ide mode=pio wait=irq hz=1000 idle=8 n=16" ;;
@@ -62,6 +66,13 @@ guest_argv() {
 		[ -e "$dir/console.in" ] || : >"$dir/console.in"
 		: >"$dir/console.out"
 		GUEST_ARGV+=(-chardev "pipe,id=con0,path=$dir/console" -serial chardev:con0) ;;
+	esac
+	case "$append" in
+	*rng=*seed=2*) # entropy-builtin: the device's default backend
+		GUEST_ARGV+=(-device virtio-rng-pci,disable-modern=on) ;;
+	*rng=*)
+		GUEST_ARGV+=(-object rng-random,id=rng0,filename=/dev/urandom
+			-device virtio-rng-pci,rng=rng0,disable-modern=on) ;;
 	esac
 	case "$append" in
 	*dev=ide*)

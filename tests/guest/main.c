@@ -25,6 +25,7 @@
  *   idle=K (sleep through K PIT ticks first, nothing in flight: K warps; needs hz=)
  *   con=K (read K bytes from COM1 first, polling its line status; each printed with the
  *   polls it waited, which depends on when the host delivered it)
+ *   rng=K (read K 16-byte chunks from a legacy virtio-rng first, polled, and print them)
  */
 #include <stdarg.h>
 
@@ -256,6 +257,7 @@ parse_cmdline(const char *src)
 		else if (streq(key, "reset")) cfg.reset = (int)parse_num(val);
 		else if (streq(key, "idle")) cfg.idle = (int)parse_num(val);
 		else if (streq(key, "con")) cfg.con = (int)parse_num(val);
+		else if (streq(key, "rng")) cfg.rng = (int)parse_num(val);
 		else if (streq(key, "sectors")) cfg.sectors = parse_num(val);
 		else if (streq(key, "channels")) cfg.channels = (int)parse_num(val);
 		else if (streq(key, "quiet")) cfg.quiet = (int)parse_num(val);
@@ -502,6 +504,8 @@ kmain(const struct mb_info *mb)
 		__asm__ volatile("sti; hlt" ::: "memory");
 	if (cfg.con > 0)
 		console_read(cfg.con);
+	if (cfg.rng > 0)
+		rng_read(cfg.rng);
 
 	int issued = 0, inflight = 0;
 

@@ -340,7 +340,7 @@ doctor_none() {
 	[ -z "$output" ]
 }
 
-@test "bhrr doctor names the inputs CI command lines add: the implicit NIC, the console's monitor and virtio-serial ports, virtio-rng, QMP, kvm:tcg, -readconfig" {
+@test "bhrr doctor names the inputs CI command lines add: the implicit NIC, the console's monitor and virtio-serial ports, rng-egd, QMP, kvm:tcg, -readconfig" {
 	# QEMU adds a user-mode NIC unless -nic/-net/-netdev or -nodefaults say otherwise
 	run "$BHRR" doctor -- qemu-system-x86_64 -display none -icount shift=0,sleep=off -seed 1 \
 		-rtc clock=vm,base=2020-01-01T00:00:00
@@ -367,9 +367,11 @@ doctor_none() {
 	run "$BHRR" doctor -- qemu-system-x86_64 -nodefaults -nographic -icount shift=0,sleep=off -seed 1 \
 		-rtc clock=vm,base=2020-01-01T00:00:00
 	[[ "$output" == *"human monitor shares the console"* ]]
-	# entropy from the host
-	doctor_one "virtio-rng" -device virtio-rng-pci
-	doctor_one "virtio-rng" -object rng-random,id=r0,filename=/dev/urandom -device virtio-rng-pci,rng=r0
+	# entropy from the host is recorded (76-entropy.bats); rng-egd is not tested
+	doctor_none -device virtio-rng-pci
+	doctor_none -object rng-random,id=r0,filename=/dev/urandom -device virtio-rng-pci,rng=r0
+	doctor_one "rng-egd" -chardev socket,id=e0,path=/tmp/egd -object rng-egd,id=r0,chardev=e0 \
+		-device virtio-rng-pci,rng=r0
 	# a monitor socket: its commands, not a console's bytes
 	doctor_one "QMP or HMP monitor" -qmp unix:/tmp/q,server=on,wait=off
 	doctor_one "QMP or HMP monitor" -chardev socket,id=m0,path=/tmp/m,server=on,wait=off \
@@ -380,8 +382,8 @@ doctor_none() {
 	doctor_one "hardware accelerator" -machine accel=kvm:tcg
 	doctor_one "hardware accelerator" -accel kvm -accel tcg
 	# -readconfig files count as the command line they stand for
-	printf '[device]\n  driver = "virtio-rng-pci"\n' >"$BATS_TEST_TMPDIR/rng.cfg"
-	doctor_one "virtio-rng" -readconfig "$BATS_TEST_TMPDIR/rng.cfg"
+	printf '[object "r0"]\n  qom-type = "rng-egd"\n  chardev = "e0"\n' >"$BATS_TEST_TMPDIR/rng.cfg"
+	doctor_one "rng-egd" -readconfig "$BATS_TEST_TMPDIR/rng.cfg"
 	printf '# a CI harness config\n[drive "d0"]\n  file = "base.qcow2"\n  if = "virtio"\n\n[netdev "n0"]\n  type = "user"\n' \
 		>"$BATS_TEST_TMPDIR/ci.cfg"
 	run "$BHRR" doctor -- qemu-system-x86_64 -nodefaults -display none -icount shift=0,sleep=off \
