@@ -263,32 +263,33 @@ emit_io_complete(uint64_t req, int64_t ret, unsigned how, int64_t icount, uint64
 	log_writer_append(writer, &ev);
 }
 
+/* Bytes from the host that reached the guest: chr_read or rng_read (at most LOG_TEXT_MAX kept). */
+static void
+emit_input(unsigned kind, unsigned id, const uint8_t *data, size_t len, unsigned how,
+	   int64_t icount, uint64_t flags)
+{
+	struct log_event ev;
+
+	head(&ev, kind, how, icount);
+	ev.id = id;
+	ev.flags = flags;
+	ev.text = (const char *)data;
+	ev.text_len = len < LOG_TEXT_MAX ? len : LOG_TEXT_MAX;
+	log_writer_append(writer, &ev);
+}
+
 void
 emit_chr_read(unsigned fe, const uint8_t *data, size_t len, unsigned how, int64_t icount,
 	      uint64_t flags)
 {
-	struct log_event ev;
-
-	head(&ev, LOG_EV_CHR_READ, how, icount);
-	ev.id = fe;
-	ev.flags = flags;
-	ev.text = (const char *)data;
-	ev.text_len = len;
-	log_writer_append(writer, &ev);
+	emit_input(LOG_EV_CHR_READ, fe, data, len, how, icount, flags);
 }
 
 void
 emit_rng_read(unsigned dev, const uint8_t *data, size_t len, unsigned how, int64_t icount,
 	      uint64_t flags)
 {
-	struct log_event ev;
-
-	head(&ev, LOG_EV_RNG_READ, how, icount);
-	ev.id = dev;
-	ev.flags = flags;
-	ev.text = (const char *)data;
-	ev.text_len = len < LOG_TEXT_MAX ? len : LOG_TEXT_MAX;
-	log_writer_append(writer, &ev);
+	emit_input(LOG_EV_RNG_READ, dev, data, len, how, icount, flags);
 }
 
 void
