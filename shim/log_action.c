@@ -3,19 +3,9 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <xxhash.h>
 
 #include "log_action.h"
-
-/* FNV-1a, 64 bits: the bytes of an INPUT action, for comparing two logs' */
-static uint64_t
-fnv1a(const uint8_t *p, size_t n)
-{
-	uint64_t h = 0xcbf29ce484222325ull;
-
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ p[i]) * 0x100000001b3ull;
-	return h;
-}
 
 int
 log_header_exact(const struct log_header *h)
@@ -59,7 +49,7 @@ log_action_of(const struct log_reader *r, const struct log_event *ev, int exact,
 		a->key = ev->id;
 		a->data = (const uint8_t *)ev->text;
 		a->len = ev->text_len;
-		a->value = (int64_t)fnv1a(a->data, a->len); /* what comparisons use */
+		a->value = (int64_t)XXH3_64bits(a->data, a->len); /* what comparisons use */
 		break;
 	case LOG_EV_WARP:
 		if (!exact)

@@ -40,7 +40,7 @@ struct log_action {
 	int64_t icount;
 	unsigned icount_how;  /* enum log_icount */
 	uint64_t key;         /* RUN: callback offset; COMPLETE: request ordinal */
-	int64_t value;        /* COMPLETE: return value; WARP: delta ns; INPUT, ENTROPY: FNV-1a of the bytes */
+	int64_t value;        /* COMPLETE: return value; WARP: delta ns; INPUT, ENTROPY: XXH3-64 of the bytes */
 	uint64_t ident;       /* RUN: the ident */
 	uint64_t instance;    /* RUN: creation ordinal, 0 unknown */
 	const char *name;     /* RUN: the BH's name, owned by the reader; "?" if unknown */
