@@ -90,11 +90,7 @@ record_io(void)
 {
 	int64_t ic;
 
-	/* a hint, read without held_mu: executor_land_io takes it */
-	if (__atomic_load_n(&held_q.n, __ATOMIC_RELAXED) == 0) {
-		io_land_untrack();
-		return;
-	}
+	/* called only while something is held (io_when_held: the access hook tests held_q.n) */
 	if (!qrt.bql_locked()) {
 		io_land_untrack(); /* a device of its own locking: not a place to land */
 		return;
