@@ -178,12 +178,19 @@ replay_available(const struct replay_action *a)
 	return ok;
 }
 
+/* The icount an action runs at here; in an I/O access (gate_land_flags) qemu_icount lags: the TB still runs. */
+static int64_t
+take_icount(unsigned *how)
+{
+	return gate_land_flags ? qrt_icount_here(how, qrt_role()) : qrt_icount_now(how, 1);
+}
+
 int
 replay_take(const struct replay_action *a)
 {
 	if (a->a.kind == LOG_ACT_INPUT || a->a.kind == LOG_ACT_ENTROPY) {
 		unsigned how;
-		int64_t ic = gate_land_flags ? qrt_icount_here(&how, qrt_role()) : qrt_icount_now(&how, 1);
+		int64_t ic = take_icount(&how);
 		char why[128];
 		int (*inject)(uint64_t, const uint8_t *, size_t, unsigned, int64_t, uint64_t, char *,
 			      size_t) = a->a.kind == LOG_ACT_INPUT ? gate_chr_inject : gate_rng_inject;
@@ -205,8 +212,7 @@ replay_take(const struct replay_action *a)
 
 	pthread_mutex_unlock(&held_mu);
 	unsigned how;
-	/* in an I/O access (gate_land_flags) qemu_icount lags: the TB is still running */
-	int64_t ic = gate_land_flags ? qrt_icount_here(&how, qrt_role()) : qrt_icount_now(&how, 1);
+	int64_t ic = take_icount(&how);
 
 	gate_run_held(&h, how, ic, 0);
 	return 1;
