@@ -139,7 +139,7 @@ take_first(struct held *h)
 }
 
 static int
-not_console(const struct held *h, const void *arg)
+not_input(const struct held *h, const void *arg)
 {
 	(void)arg;
 	return h->kind != HELD_CHR && h->kind != HELD_RNG;
@@ -152,10 +152,10 @@ not_console(const struct held *h, const void *arg)
  * waits for it, and replay could not deliver it where it ran at once.
  */
 static int
-take_first_not_console(struct held *h)
+take_first_not_input(struct held *h)
 {
 	pthread_mutex_lock(&held_mu);
-	size_t i = heldq_find(&held_q, 0, not_console, NULL);
+	size_t i = heldq_find(&held_q, 0, not_input, NULL);
 	int got = i < held_q.n;
 
 	if (got)
@@ -321,7 +321,7 @@ executor_arming(void)
 void
 executor_drain(unsigned how)
 {
-	for (struct held h; how == LOG_IC_EXACT ? take_first(&h) : take_first_not_console(&h);) {
+	for (struct held h; how == LOG_IC_EXACT ? take_first(&h) : take_first_not_input(&h);) {
 		unsigned ih;
 		int64_t ic = qrt_icount_now(&ih, how == LOG_IC_EXACT);
 

@@ -100,6 +100,40 @@ wrap_can_read(void *opaque)
 	return f->can_read ? f->can_read(opaque) : DRAIN;
 }
 
+/*
+ * Log @n (<= LOG_TEXT_MAX) bytes for @f at @icount and hand them to its
+ * read, as the executor runs work (nested BHs pass the gate).
+ */
+static void
+deliver(struct fe *f, const uint8_t *buf, size_t n, unsigned how, int64_t icount, uint64_t flags)
+{
+	emit_chr_read((unsigned)(f - fes), buf, n, how, icount, flags);
+	atomic_fetch_add(&bytes_in, n);
+	gate_in_executor++;
+	f->read(f->opaque, buf, (int)n);
+	gate_in_executor--;
+}
+
+/* The same here and now, outside recorded control. */
+static void
+deliver_at_once(struct fe *f, const uint8_t *buf, size_t n)
+{
+	unsigned how;
+	int64_t ic = qrt_icount_now(&how, 0);
+
+	deliver(f, buf, n, how, ic, LOG_F_AT_ONCE);
+}
+
+/* A replay past its log's end: live input delivered at once, in pieces a log event can carry. */
+static void
+pass_live(struct fe *f, const uint8_t *buf, size_t n)
+{
+	for (size_t k; n > 0; buf += k, n -= k) {
+		k = n < LOG_TEXT_MAX ? n : LOG_TEXT_MAX;
+		deliver_at_once(f, buf, k);
+	}
+}
+
 /* Record: hold @n bytes for @f, in pieces a log event can carry. */
 static void
 hold(struct fe *f, const uint8_t *buf, size_t n)
@@ -109,27 +143,20 @@ hold(struct fe *f, const uint8_t *buf, size_t n)
 		struct held h = { .kind = HELD_CHR, .fe = (unsigned)(f - fes), .len = k };
 
 		h.data = malloc(k);
-		if (h.data != NULL) {
+		if (h.data != NULL)
 			memcpy(h.data, buf, k);
-			if (held_add(&h) == 0) {
-				f->pending += k;
-				policy_record_arm_held();
-				buf += k;
-				n -= k;
-				continue;
-			}
+		if (h.data != NULL && held_add(&h) == 0) {
+			f->pending += k;
+			policy_record_arm_held();
+		} else {
+			/* no room to hold it: delivered here, logged outside recorded control */
 			free(h.data);
+			vlog_error("console input: cannot hold %zu bytes; delivered at once, outside "
+				   "recorded control", k);
+			deliver_at_once(f, buf, k);
 		}
-		/* no room to hold it: deliver it here, logged outside recorded control */
-		unsigned how;
-		int64_t ic = qrt_icount_now(&how, 0);
-
-		vlog_error("console input: cannot hold %zu bytes; delivered at once, outside "
-			   "recorded control", n);
-		emit_chr_read((unsigned)(f - fes), buf, n, how, ic, LOG_F_AT_ONCE);
-		atomic_fetch_add(&bytes_in, n);
-		f->read(f->opaque, buf, (int)n);
-		return;
+		buf += k;
+		n -= k;
 	}
 }
 
@@ -142,12 +169,7 @@ wrap_read(void *opaque, const uint8_t *buf, int size)
 		return;
 	if (mode == CHR_REPLAY && replay_is_free()) {
 		/* the log has ended: the run goes on free, input included */
-		unsigned how;
-		int64_t ic = qrt_icount_now(&how, 0);
-
-		emit_chr_read((unsigned)(f - fes), buf, (size_t)size, how, ic, LOG_F_AT_ONCE);
-		atomic_fetch_add(&bytes_in, (unsigned long long)size);
-		f->read(opaque, buf, size);
+		pass_live(f, buf, (size_t)size);
 		return;
 	}
 	if (mode == CHR_REPLAY) {
@@ -258,13 +280,8 @@ gate_chr_run_held(struct held *h, unsigned how, int64_t icount, uint64_t flags)
 			n = (size_t)k;
 		}
 	}
-	if (n > 0) {
-		emit_chr_read(h->fe, h->data, n, how, icount, flags);
-		atomic_fetch_add(&bytes_in, n);
-		gate_in_executor++;
-		f->read(f->opaque, h->data, (int)n);
-		gate_in_executor--;
-	}
+	if (n > 0)
+		deliver(f, h->data, n, how, icount, flags);
 	free(h->data);
 }
 
@@ -287,11 +304,7 @@ gate_chr_inject(uint64_t fe, const uint8_t *data, size_t len, unsigned how, int6
 			 (unsigned long long)fe, k, len);
 		return -1;
 	}
-	emit_chr_read((unsigned)fe, data, len, how, icount, flags);
-	atomic_fetch_add(&bytes_in, len);
-	gate_in_executor++;
-	f->read(f->opaque, data, (int)len);
-	gate_in_executor--;
+	deliver(f, data, len, how, icount, flags);
 	return 0;
 }
 

@@ -77,6 +77,18 @@ reads_host(void *backend)
 	return t != NULL && strcmp(t, "rng-random") == 0;
 }
 
+/* Log @len bytes for device @dev at @icount and hand them to @cb, as the executor runs work. */
+static void
+hand_over(unsigned dev, entropy_fn *cb, void *opaque, const void *data, size_t len, unsigned how,
+	  int64_t icount, uint64_t flags)
+{
+	emit_rng_read(dev, data, len, how, icount, flags);
+	atomic_fetch_add(&bytes_out, len);
+	gate_in_executor++;
+	cb(opaque, data, len);
+	gate_in_executor--;
+}
+
 /* Record: the backend's answer, in the main loop; held for an exact landing. */
 static void
 answered(void *opaque, const void *data, size_t size)
@@ -103,8 +115,7 @@ answered(void *opaque, const void *data, size_t size)
 
 	vlog_error("entropy: cannot hold %zu bytes; handed over at once, outside recorded control",
 		   size);
-	emit_rng_read(h.fe, data, size, how, ic, LOG_F_AT_ONCE);
-	((entropy_fn *)h.rng_cb)(h.rng_opaque, data, size);
+	hand_over(h.fe, (entropy_fn *)h.rng_cb, h.rng_opaque, data, size, how, ic, LOG_F_AT_ONCE);
 }
 
 static void
@@ -143,11 +154,7 @@ hk_request(void *backend, size_t size, entropy_fn *cb, void *opaque)
 void
 gate_rng_run_held(struct held *h, unsigned how, int64_t icount, uint64_t flags)
 {
-	emit_rng_read(h->fe, h->data, h->len, how, icount, flags);
-	atomic_fetch_add(&bytes_out, h->len);
-	gate_in_executor++;
-	((entropy_fn *)h->rng_cb)(h->rng_opaque, h->data, h->len);
-	gate_in_executor--;
+	hand_over(h->fe, (entropy_fn *)h->rng_cb, h->rng_opaque, h->data, h->len, how, icount, flags);
 	free(h->data);
 }
 
@@ -166,11 +173,7 @@ gate_rng_inject(uint64_t dev, const uint8_t *data, size_t len, unsigned how, int
 
 	d->n_pending--;
 	memmove(&d->pending[0], &d->pending[1], d->n_pending * sizeof(d->pending[0]));
-	emit_rng_read((unsigned)dev, data, len, how, icount, flags);
-	atomic_fetch_add(&bytes_out, len);
-	gate_in_executor++;
-	cb(d->opaque, data, len);
-	gate_in_executor--;
+	hand_over((unsigned)dev, cb, d->opaque, data, len, how, icount, flags);
 	return 0;
 }
 
