@@ -43,9 +43,11 @@ log_action_of(const struct log_reader *r, const struct log_event *ev, int exact,
 		break;
 	case LOG_EV_CHR_READ:
 	case LOG_EV_RNG_READ:
+	case LOG_EV_MONITOR:
 		if (!exact)
 			return 0; /* ordering mode does not replay input */
-		a->kind = ev->kind == LOG_EV_CHR_READ ? LOG_ACT_INPUT : LOG_ACT_ENTROPY;
+		a->kind = ev->kind == LOG_EV_CHR_READ ? LOG_ACT_INPUT :
+			  ev->kind == LOG_EV_RNG_READ ? LOG_ACT_ENTROPY : LOG_ACT_MONITOR;
 		a->key = ev->id;
 		a->data = (const uint8_t *)ev->text;
 		a->len = ev->text_len;

@@ -9,7 +9,9 @@
  *    thread pool's completion BH (thread_pool_completion_bh only hands
  *    completions on; each completion is its own action);
  *  - an io_complete with an exact icount, not LOG_F_AT_ONCE;
- *  - a warp (always exact).
+ *  - a warp (always exact);
+ *  - a chr_read, rng_read or monitor event with an exact icount (input:
+ *    exact logs only).
  * In an ordering-mode log the same, without the icount condition and
  * without warps (a run without -icount has none to force).
  *
@@ -30,6 +32,7 @@ enum log_action_kind {
 	LOG_ACT_WARP,     /* the virtual clock warped: value = delta in ns */
 	LOG_ACT_INPUT,    /* console input reached the guest (exact logs): key = frontend */
 	LOG_ACT_ENTROPY,  /* host entropy reached a virtio-rng (exact logs): key = the device */
+	LOG_ACT_MONITOR,  /* a monitor command changed the guest (exact logs): data = its QMP request */
 };
 
 #define LOG_ACT_THREAD_POOL_BH "thread_pool_completion_bh"
@@ -40,11 +43,11 @@ struct log_action {
 	int64_t icount;
 	unsigned icount_how;  /* enum log_icount */
 	uint64_t key;         /* RUN: callback offset; COMPLETE: request ordinal */
-	int64_t value;        /* COMPLETE: return value; WARP: delta ns; INPUT, ENTROPY: XXH3-64 of the bytes */
+	int64_t value;        /* COMPLETE: return value; WARP: delta ns; INPUT, ENTROPY, MONITOR: XXH3-64 of the bytes */
 	uint64_t ident;       /* RUN: the ident */
 	uint64_t instance;    /* RUN: creation ordinal, 0 unknown */
 	const char *name;     /* RUN: the BH's name, owned by the reader; "?" if unknown */
-	const uint8_t *data;  /* INPUT, ENTROPY: the bytes, owned by the reader */
+	const uint8_t *data;  /* INPUT, ENTROPY, MONITOR: the bytes, owned by the reader */
 	size_t len;
 	int at_io;            /* RUN, COMPLETE, INPUT of an exact log: landed at an I/O access (LOG_F_AT_IO) */
 };

@@ -28,6 +28,7 @@ static const char *const kind_names[LOG_EV_COUNT] = {
 	[LOG_EV_BH_DELETE] = "bh_delete",
 	[LOG_EV_CHR_READ] = "chr_read",
 	[LOG_EV_RNG_READ] = "rng_read",
+	[LOG_EV_MONITOR] = "monitor",
 };
 
 const char *
@@ -100,6 +101,7 @@ log_encode_fields(uint8_t *p, const struct log_event *ev, uint64_t *prev_req)
 		break;
 	case LOG_EV_CHR_READ:
 	case LOG_EV_RNG_READ:
+	case LOG_EV_MONITOR:
 		n += log_put_varint(p + n, ev->id);
 		n += log_put_varint(p + n, ev->flags);
 		n += put_text(p + n, ev->text, ev->text_len);

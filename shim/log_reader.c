@@ -368,6 +368,7 @@ decode_fields(struct log_reader *r, const uint8_t *p, const uint8_t *end, struct
 		return 0;
 	case LOG_EV_CHR_READ:
 	case LOG_EV_RNG_READ:
+	case LOG_EV_MONITOR:
 		GET(ev->id);
 		GET(ev->flags);
 		return get_text(&p, end, &ev->text, &ev->text_len);

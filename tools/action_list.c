@@ -96,6 +96,13 @@ action_list_load(struct action_list *al, const char *path, const char *cmd, int 
 
 				a.a.name = xstrdup(a.a.name);
 				a.site = e && e->site ? xstrdup(e->site) : NULL;
+			} else if (a.a.kind == LOG_ACT_MONITOR) {
+				/* the request, kept as text (freed with the names) */
+				char *t = strndup((const char *)a.a.data, a.a.len);
+
+				if (t == NULL)
+					die("out of memory");
+				a.a.name = t;
 			}
 			a.a.data = NULL; /* INPUT: the reader's memory; value holds its hash */
 		} else if (with_chaos && ev.kind == LOG_EV_CHAOS) {
@@ -167,6 +174,9 @@ action_describe(char *buf, size_t len, const struct action *act)
 	case LOG_ACT_ENTROPY:
 		snprintf(buf, len, "rng_read of %zu bytes (hash %016" PRIx64 ") for entropy device %"
 			 PRIu64 " %s", a->len, (uint64_t)a->value, a->key, at);
+		break;
+	case LOG_ACT_MONITOR:
+		snprintf(buf, len, "monitor command %.160s %s", a->name ? a->name : "?", at);
 		break;
 	default:
 		snprintf(buf, len, "chaos %s %" PRId64 " %s", a->key < 2 ? chaos_names[a->key] : "?",

@@ -191,6 +191,9 @@ dump_text(FILE *f, const struct log_reader *r, const struct log_event *ev)
 			ev->flags & LOG_F_AT_IO ? " at_io" : "");
 		put_bytes(f, ev->text, ev->text_len);
 		break;
+	case LOG_EV_MONITOR:
+		fprintf(f, " request=%.*s", (int)ev->text_len, ev->text);
+		break;
 	case LOG_EV_NESTED_POLL:
 		fprintf(f, " role=%s", role_name(ev->role));
 		break;
@@ -278,6 +281,10 @@ dump_json(FILE *f, const struct log_reader *r, const struct log_event *ev)
 			ev->flags & LOG_F_AT_ONCE ? "true" : "false",
 			ev->flags & LOG_F_AT_IO ? "true" : "false");
 		put_hex(f, ev->text, ev->text_len);
+		break;
+	case LOG_EV_MONITOR:
+		fputs(",\"request\":", f);
+		json_str(f, ev->text, ev->text_len);
 		break;
 	case LOG_EV_NESTED_POLL:
 		fprintf(f, ",\"role\":\"%s\"", role_name(ev->role));

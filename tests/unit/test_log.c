@@ -321,7 +321,7 @@ checklist(void)
 	ok(r.code == LOG_E_NOTLOG && strstr(r.err, "not a bhrr log"), "foreign magic: %s", r.err);
 	header(&m, 7);
 	r = read_img(&m);
-	ok(r.code == LOG_E_VERSION && strstr(r.err, "version 7") && strstr(r.err, "version 3"),
+	ok(r.code == LOG_E_VERSION && strstr(r.err, "version 7") && strstr(r.err, "version 4"),
 	   "newer version: %s", r.err);
 	header(&m, 1);
 	m.buf[20] ^= 1;
@@ -417,6 +417,7 @@ same_event(const struct log_event *a, const struct log_event *b)
 		return a->decision == b->decision && a->value == b->value;
 	case LOG_EV_CHR_READ:
 	case LOG_EV_RNG_READ:
+	case LOG_EV_MONITOR:
 		return a->id == b->id && a->flags == b->flags && a->text_len == b->text_len &&
 		       !memcmp(a->text, b->text, a->text_len);
 	default:
