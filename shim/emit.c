@@ -293,6 +293,12 @@ emit_rng_read(unsigned dev, const uint8_t *data, size_t len, unsigned how, int64
 }
 
 void
+emit_monitor(unsigned same_turn, const char *request, size_t len, unsigned how, int64_t icount)
+{
+	emit_input(LOG_EV_MONITOR, same_turn, (const uint8_t *)request, len, how, icount, 0);
+}
+
+void
 emit_warp(int64_t delta_ns, unsigned how, int64_t icount)
 {
 	struct log_event ev = { .kind = LOG_EV_WARP, .icount_how = how, .icount = icount,

@@ -57,6 +57,12 @@ void emit_rng_read(unsigned dev, const uint8_t *data, size_t len, unsigned how, 
 /* @len (<= LOG_TEXT_MAX) bytes delivered to console frontend @fe */
 void emit_chr_read(unsigned fe, const uint8_t *data, size_t len, unsigned how, int64_t icount,
 		   uint64_t flags);
+/*
+ * A monitor command that changes the guest, as its QMP request (@len <=
+ * LOG_TEXT_MAX); @same_turn: QEMU's main loop has not turned since the one before
+ */
+void emit_monitor(unsigned same_turn, const char *request, size_t len, unsigned how,
+		  int64_t icount);
 void emit_warp(int64_t delta_ns, unsigned how, int64_t icount);
 void emit_chaos(uint64_t decision, int64_t value, int64_t icount);
 void emit_nested_poll(unsigned role, unsigned how, int64_t icount);

@@ -78,6 +78,9 @@ extern const struct policy policy_record, policy_chaos, policy_replay, policy_or
  */
 void policy_record_arm_held(void);
 
+/* Replay: arm the executor for the next recorded action (BQL, any thread). */
+void policy_replay_arm(void);
+
 const struct policy *policy_current(void);
 void policy_switch(const struct policy *p);
 

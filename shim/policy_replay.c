@@ -15,6 +15,7 @@
 #include "emit.h"
 #include "executor.h"
 #include "gate.h"
+#include "gate_mon.h"
 #include "io_land.h"
 #include "log.h"
 #include "policy.h"
@@ -64,6 +65,12 @@ static void
 replay_arm(void)
 {
 	replay_arm_kick(0);
+}
+
+void
+policy_replay_arm(void)
+{
+	replay_arm();
 }
 
 static void replay_step(void);
@@ -163,6 +170,10 @@ replay_step(void)
 		}
 		if (a->a.kind == LOG_ACT_WARP)
 			return;
+		if (a->a.kind == LOG_ACT_MONITOR) {
+			gate_mon_due(); /* the main loop runs it, with this vCPU stopped here */
+			return;
+		}
 		if (a->a.at_io) {
 			/* replay_io runs it during the access; the guest is past it */
 			replay_diverge("the guest made no first device access at icount %lld, where the "
@@ -421,7 +432,7 @@ replay_vm_change(int running)
 {
 	if (running)
 		replay_arm();
-	else
+	else if (!gate_mon_replaying()) /* a recorded stop: the log goes on */
 		replay_free("the VM stopped");
 }
 

@@ -112,7 +112,8 @@ replay_load(const char *path, char *why, size_t len)
 			snprintf(ra.name, sizeof(ra.name), "%s", ra.a.name);
 		else if (ra.a.kind == LOG_ACT_COMPLETE)
 			ra.ckey = ra.a.key < keys->cap ? keys->v[ra.a.key] : 0;
-		else if (ra.a.kind == LOG_ACT_INPUT || ra.a.kind == LOG_ACT_ENTROPY) {
+		else if (ra.a.kind == LOG_ACT_INPUT || ra.a.kind == LOG_ACT_ENTROPY ||
+			 ra.a.kind == LOG_ACT_MONITOR) {
 			ra.data = malloc(ra.a.len ? ra.a.len : 1);
 			if (ra.data == NULL) {
 				snprintf(why, len, "out of memory reading %s", path);
@@ -169,7 +170,7 @@ matches(const struct held *h, const void *arg)
 int
 replay_available(const struct replay_action *a)
 {
-	if (a->a.kind == LOG_ACT_INPUT || a->a.kind == LOG_ACT_ENTROPY)
+	if (a->a.kind == LOG_ACT_INPUT || a->a.kind == LOG_ACT_ENTROPY || a->a.kind == LOG_ACT_MONITOR)
 		return 1; /* the log has it */
 	pthread_mutex_lock(&held_mu);
 	int ok = heldq_find(&held_q, 0, matches, a) < held_q.n;
@@ -188,6 +189,8 @@ take_icount(unsigned *how)
 int
 replay_take(const struct replay_action *a)
 {
+	if (a->a.kind == LOG_ACT_MONITOR)
+		return 0; /* the main loop runs it (gate_mon.h), never a taker */
 	if (a->a.kind == LOG_ACT_INPUT || a->a.kind == LOG_ACT_ENTROPY) {
 		unsigned how;
 		int64_t ic = take_icount(&how);
@@ -241,6 +244,9 @@ describe(char *buf, size_t len, const struct replay_action *a)
 	else if (a->a.kind == LOG_ACT_ENTROPY)
 		snprintf(buf, len, "rng_read of %zu bytes for entropy device %llu%s", a->a.len,
 			 (unsigned long long)a->a.key, at);
+	else if (a->a.kind == LOG_ACT_MONITOR)
+		snprintf(buf, len, "monitor command %.*s%s", (int)(a->a.len < 120 ? a->a.len : 120),
+			 (const char *)a->data, at);
 	else
 		snprintf(buf, len, "warp of %lld ns%s", (long long)a->a.value, at);
 }

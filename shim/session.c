@@ -16,6 +16,7 @@
 #include "fingerprint.h"
 #include "gate.h"
 #include "gate_chr.h"
+#include "gate_mon.h"
 #include "gate_rng.h"
 #include "held.h"
 #include "hook.h"
@@ -115,6 +116,9 @@ hook_table(struct hook_spec *t)
 	for (size_t i = 0; i < k2; i++)
 		t[k++] = ch[i];
 	ch = gate_rng_hooks(&k2);
+	for (size_t i = 0; i < k2; i++)
+		t[k++] = ch[i];
+	ch = gate_mon_hooks(&k2);
 	for (size_t i = 0; i < k2; i++)
 		t[k++] = ch[i];
 	return k;
@@ -333,6 +337,7 @@ session_start(void)
 	policy_switch(p);
 	gate_chr_start(p == &policy_record && qrt.exact, p == &policy_replay);
 	gate_rng_start(p == &policy_record && qrt.exact, p == &policy_replay);
+	gate_mon_start(p == &policy_record && qrt.exact, p == &policy_replay);
 	if (p == &policy_chaos)
 		policy_chaos_announce();
 	hook_batch_begin();
@@ -374,10 +379,12 @@ session_finish(void)
 	     "%llu executor landings moved one instruction on; %llu guest device accesses; %llu landings at I/O accesses, "
 	     "%llu kicks after none came; %llu ioeventfd kicks run in the guest's write, "
 	     "%llu guest notifiers where signalled; %llu console bytes delivered, "
-	     "%llu live ones ignored; %llu entropy bytes handed to devices",
+	     "%llu live ones ignored; %llu entropy bytes handed to devices; %llu monitor commands "
+	     "recorded or replayed, %llu live ones refused",
 	     (unsigned long long)gate_gated, (unsigned long long)gate_held,
 	     (unsigned long long)gate_passed, (unsigned long long)gate_schedules, warp_count(),
 	     warp_handoffs(), executor_landings(), io_land_accesses(), executor_io_landings(),
 	     executor_fallbacks(),
-	     gate_notify_kicks(), gate_notify_irqs(), gate_chr_bytes(), gate_chr_dropped(), gate_rng_bytes());
+	     gate_notify_kicks(), gate_notify_irqs(), gate_chr_bytes(), gate_chr_dropped(), gate_rng_bytes(),
+	     gate_mon_commands(), gate_mon_refused());
 }

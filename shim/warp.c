@@ -5,6 +5,7 @@
 
 #include "emit.h"
 #include "executor.h"
+#include "gate_mon.h"
 #include "log.h"
 #include "policy.h"
 #include "qemu_rt.h"
@@ -43,12 +44,16 @@ warp_fn(CPUState *cpu, run_on_cpu_data data)
 	(void)cpu;
 	(void)data;
 	atomic_store(&queued, 0);
-	policy_current()->warp();
+	if (!gate_mon_holding())
+		policy_current()->warp();
 }
 
 static void
 hk_icount_start_warp_timer(void)
 {
+	/* vCPUs bhrr stopped for a monitor command are not asleep: no warp, in record or replay */
+	if (gate_mon_holding())
+		return;
 	if (qrt.icount_bias == NULL || executor_arming()) {
 		if (!executor_arming())
 			real_icount_start_warp_timer();
