@@ -145,23 +145,6 @@ reads_input(const char *b)
 }
 
 /*
- * A console with the human monitor behind it: -nographic, or a serial port
- * on mon:...  Its bytes to the guest are recorded (gate_chr.h), but
- * commands typed after C-a c reach the monitor at host timing.
- */
-static int
-console_monitor(int argc, char **argv)
-{
-	if (has_opt(argc, argv, "-nographic"))
-		return 1;
-	for (int i = 1; i + 1 < argc; i++)
-		if ((qemu_is_opt(argv[i], "-serial") || qemu_is_opt(argv[i], "-parallel")) &&
-		    strncmp(argv[i + 1], "mon:", 4) == 0)
-			return 1;
-	return 0;
-}
-
-/*
  * A -chardev that reads and that a frontend other than a monitor uses
  * (-serial chardev:ID, -device ...,chardev=ID): 1.  Its bytes are recorded;
  * only a virtio-serial port also sees its backend's connections come and go.
@@ -213,12 +196,11 @@ check_devices(int argc, char **argv, struct findings *fs)
 		find(fs, "QEMU's implicit default NIC (no -nic, -net or -netdev, no -nodefaults): "
 			 "user-mode networking whose frames arrive at host timing",
 		     "add -nic none (or -nodefaults)");
-	/* console and channel bytes are recorded in exact mode (gate_chr.h); what is left: */
-	if (console_monitor(argc, argv))
-		find(fs, "the human monitor shares the console (-nographic, -serial mon:...): "
-			 "commands typed after C-a c reach QEMU at host timing",
-		     "type only into the guest while recording, or give the serial port its own "
-		     "backend (-serial stdio with -monitor none)");
+	/*
+	 * Console and channel bytes are recorded in exact mode (gate_chr.h), and
+	 * so are monitor commands, QMP or HMP, on a console or a socket
+	 * (gate_mon.h).  What is left:
+	 */
 	if ((any_arg(argc, argv, "virtserialport") || any_arg(argc, argv, "virtconsole")) &&
 	    chardev_input(argc, argv))
 		find(fs, "a virtio-serial port on a chardev that reads: its bytes are recorded, but a "
@@ -230,11 +212,6 @@ check_devices(int argc, char **argv, struct findings *fs)
 		find(fs, "an rng-egd backend: its bytes come through a character device, recorded "
 			 "as console input but not tested as entropy",
 		     "use rng-random (or the default rng-builtin) for the virtio-rng");
-	if (has_opt(argc, argv, "-qmp") || has_opt(argc, argv, "-qmp-pretty") ||
-	    has_opt(argc, argv, "-mon"))
-		find(fs, "a QMP or HMP monitor (-qmp, -mon): commands that change the guest (stop, "
-			 "cont, system_reset, sendkey, device_add...) arrive at host timing",
-		     "send it only queries and quit while recording");
 	if (any_arg(argc, argv, "qcow2") || has_opt(argc, argv, "-snapshot"))
 		find(fs, "a qcow2 image (or -snapshot): its cache-clean timer fires in the main loop",
 		     "use raw images, or add cache-clean-interval=0 to the qcow2 drive");
@@ -247,9 +224,6 @@ check_devices(int argc, char **argv, struct findings *fs)
 
 	if (!has_opt(argc, argv, "-nographic") && !(display && strcmp(display, "none") == 0))
 		find(fs, "a display: keyboard and mouse input arrive at host timing", "add -display none");
-	if (opt_not_none(argc, argv, "-monitor"))
-		find(fs, "a human monitor: commands arrive at host timing",
-		     "avoid monitor commands while recording, or use -monitor none");
 }
 
 /* A growable argument vector. */

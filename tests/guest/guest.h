@@ -89,6 +89,7 @@ extern struct config {
 	int idle;          /* PIT ticks to sleep through with no I/O in flight, first (needs hz) */
 	int con;           /* bytes to read from COM1 first, 0 none */
 	int rng;           /* 16-byte chunks to read from a virtio-rng first, 0 none */
+	int warm;          /* say whether this boot follows a reset in con= (RAM kept) */
 } cfg;
 
 /* pci.c */

@@ -40,6 +40,9 @@ guest_append() {
 	# reads 24 bytes from COM1 first (console.in in DIR: guest_argv gives it
 	# a pipe chardev reading that), each printed with how long it waited
 	console)      echo "dev=ide mode=pio n=8 con=24" ;;
+	# the console guest, which also says at boot how far the boot before got
+	# if a reset (a monitor's system_reset) cut it short (75-console.bats)
+	monitor)      echo "dev=ide mode=pio n=8 con=24 warm=1" ;;
 	# reads 8 chunks from a virtio-rng fed by the host's /dev/urandom first
 	entropy)      echo "dev=ide mode=pio n=8 rng=8" ;;
 	# the same from QEMU's default backend, rng-builtin (a BH, seeded by -seed)
