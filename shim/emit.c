@@ -299,6 +299,12 @@ emit_monitor(unsigned same_turn, const char *request, size_t len, unsigned how, 
 }
 
 void
+emit_host_clock(unsigned what, const char *value)
+{
+	emit_input(LOG_EV_HOST_CLOCK, what, (const uint8_t *)value, strlen(value), LOG_IC_EXACT, 0, 0);
+}
+
+void
 emit_warp(int64_t delta_ns, unsigned how, int64_t icount)
 {
 	struct log_event ev = { .kind = LOG_EV_WARP, .icount_how = how, .icount = icount,

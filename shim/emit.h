@@ -63,6 +63,8 @@ void emit_chr_read(unsigned fe, const uint8_t *data, size_t len, unsigned how, i
  */
 void emit_monitor(unsigned same_turn, const char *request, size_t len, unsigned how,
 		  int64_t icount);
+/* A host clock read the guest sees: @what 0, the RTC's start ("2026-11-30T12:00:00", UTC) */
+void emit_host_clock(unsigned what, const char *value);
 void emit_warp(int64_t delta_ns, unsigned how, int64_t icount);
 void emit_chaos(uint64_t decision, int64_t value, int64_t icount);
 void emit_nested_poll(unsigned role, unsigned how, int64_t icount);

@@ -98,6 +98,12 @@ replay_load(const char *path, char *why, size_t len)
 			keys_add(keys, &ev);
 			continue;
 		}
+		if (ev.kind == LOG_EV_HOST_CLOCK && ev.id == 0) {
+			snprintf(replay.rtc_start, sizeof(replay.rtc_start), "%.*s", (int)ev.text_len,
+				 ev.text);
+			replay.rtc_seq = ev.seq;
+			continue;
+		}
 		int act = log_action_of(r, &ev, !replay.ordering, &ra.a);
 		char bad[256];
 
@@ -251,28 +257,47 @@ describe(char *buf, size_t len, const struct replay_action *a)
 		snprintf(buf, len, "warp of %lld ns%s", (long long)a->a.value, at);
 }
 
+static void
+diverge(uint64_t seq, const char *expected, const char *actual)
+{
+	unsigned how;
+
+	vlog_say("replay: divergence at recorded event #%llu: expected %s; %s",
+		 (unsigned long long)seq, expected, actual);
+	int64_t ic = qrt_icount_now(&how, 0);
+
+	emit_diverge(seq, expected, actual, how, ic);
+	replay_free("divergence");
+	if (bhrr_cfg.stop_on_diverge) {
+		vlog_say("replay: stopping QEMU (BHRR_ON_DIVERGE=stop; 'continue' would run on free)");
+		qrt.shutdown_request(QRT_SHUTDOWN_CAUSE_HOST_ERROR);
+	}
+}
+
 void
 replay_diverge(const char *fmt, ...)
 {
 	char actual[256], expected[256];
 	va_list ap;
 	const struct replay_action *a = replay_due();
-	unsigned how;
 
 	va_start(ap, fmt);
 	vsnprintf(actual, sizeof(actual), fmt, ap);
 	va_end(ap);
 	describe(expected, sizeof(expected), a);
-	vlog_say("replay: divergence at recorded event #%llu: expected %s; %s",
-		 a ? (unsigned long long)a->a.seq : 0ull, expected, actual);
-	int64_t ic = qrt_icount_now(&how, 0);
+	diverge(a ? a->a.seq : 0, expected, actual);
+}
 
-	emit_diverge(a ? a->a.seq : 0, expected, actual, how, ic);
-	replay_free("divergence");
-	if (bhrr_cfg.stop_on_diverge) {
-		vlog_say("replay: stopping QEMU (BHRR_ON_DIVERGE=stop; 'continue' would run on free)");
-		qrt.shutdown_request(QRT_SHUTDOWN_CAUSE_HOST_ERROR);
-	}
+void
+replay_diverge_at(uint64_t seq, const char *expected, const char *fmt, ...)
+{
+	char actual[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(actual, sizeof(actual), fmt, ap);
+	va_end(ap);
+	diverge(seq, expected, actual);
 }
 
 /* The first held item of @kind, taken; 0 if none.  held_mu held. */

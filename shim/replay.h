@@ -32,6 +32,8 @@ struct replay {
 	unsigned shift;           /* its -icount shift */
 	unsigned long long parks; /* vCPU thread */
 	long long progress_ns;    /* BQL: when an action was last delivered (ordering) */
+	char rtc_start[32];       /* the recorded RTC start (host_clock), "" if none */
+	uint64_t rtc_seq;         /* its event's sequence number */
 };
 
 extern struct replay replay;
@@ -53,6 +55,9 @@ int replay_take(const struct replay_action *a);
  * BHRR_ON_DIVERGE=continue.  BQL.
  */
 void replay_diverge(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The same at recorded event #@seq, which was @expected (not an action). */
+void replay_diverge_at(uint64_t seq, const char *expected, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 /*
  * Recorded control ends (@why): switch to the record policy and run
  * everything still held, at once.  BQL; idempotent.

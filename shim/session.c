@@ -16,6 +16,7 @@
 #include "fingerprint.h"
 #include "gate.h"
 #include "gate_chr.h"
+#include "gate_clock.h"
 #include "gate_mon.h"
 #include "gate_rng.h"
 #include "held.h"
@@ -119,6 +120,9 @@ hook_table(struct hook_spec *t)
 	for (size_t i = 0; i < k2; i++)
 		t[k++] = ch[i];
 	ch = gate_mon_hooks(&k2);
+	for (size_t i = 0; i < k2; i++)
+		t[k++] = ch[i];
+	ch = gate_clock_hooks(&k2);
 	for (size_t i = 0; i < k2; i++)
 		t[k++] = ch[i];
 	return k;
@@ -338,6 +342,8 @@ session_start(void)
 	gate_chr_start(p == &policy_record && qrt.exact, p == &policy_replay);
 	gate_rng_start(p == &policy_record && qrt.exact, p == &policy_replay);
 	gate_mon_start(p == &policy_record && qrt.exact, p == &policy_replay);
+	gate_clock_start(p == &policy_record || p == &policy_chaos,
+			 p == &policy_replay || p == &policy_order);
 	if (p == &policy_chaos)
 		policy_chaos_announce();
 	hook_batch_begin();

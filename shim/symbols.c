@@ -75,6 +75,8 @@ static const struct qsym sym_table[QS_COUNT] = {
 	[QS_QDICT_PUT_STR] = { { "qdict_put_str" } },
 	[QS_MONITOR_PRINTF] = { { "monitor_printf" } },
 	[QS_ERROR_FREE] = { { "error_free" } },
+	[QS_CONFIGURE_RTC] = { { "configure_rtc" } },
+	[QS_QEMU_GET_TIMEDATE] = { { "qemu_get_timedate" } },
 	[QS_TIMERS_STATE] = { { "timers_state" } },
 	[QS_USE_ICOUNT] = { { "use_icount" } },
 };

@@ -194,6 +194,10 @@ dump_text(FILE *f, const struct log_reader *r, const struct log_event *ev)
 	case LOG_EV_MONITOR:
 		fprintf(f, " request=%.*s", (int)ev->text_len, ev->text);
 		break;
+	case LOG_EV_HOST_CLOCK:
+		fprintf(f, " what=%s value=%.*s", ev->id == 0 ? "rtc_start" : "?", (int)ev->text_len,
+			ev->text);
+		break;
 	case LOG_EV_NESTED_POLL:
 		fprintf(f, " role=%s", role_name(ev->role));
 		break;
@@ -284,6 +288,10 @@ dump_json(FILE *f, const struct log_reader *r, const struct log_event *ev)
 		break;
 	case LOG_EV_MONITOR:
 		fputs(",\"request\":", f);
+		json_str(f, ev->text, ev->text_len);
+		break;
+	case LOG_EV_HOST_CLOCK:
+		fprintf(f, ",\"what\":\"%s\",\"value\":", ev->id == 0 ? "rtc_start" : "?");
 		json_str(f, ev->text, ev->text_len);
 		break;
 	case LOG_EV_NESTED_POLL:

@@ -429,25 +429,75 @@ replay_qargv(const char *log, const struct log_header *h, char **given, int n)
 
 /*
  * The order check of an exact-mode log (log_order_check): 0, or -1 after
- * saying which event is out of place.
+ * saying which event is out of place.  Also the recorded RTC start
+ * (host_clock, gate_clock.h) into @rtc ("" if none).
  */
 static int
-check_action_icounts(struct log_reader *r, const char *log)
+check_action_icounts(struct log_reader *r, const char *log, char *rtc, size_t rtclen)
 {
 	struct log_event ev;
 	struct log_action a;
 	struct log_order_check c = { 0 };
 	char why[256];
+	int exact = log_header_exact(log_reader_header(r));
 
-	if (!log_header_exact(log_reader_header(r)))
-		return 0;
-	while (log_reader_next(r, &ev) == 1)
-		if (log_order_check(&c, &ev, log_action_of(r, &ev, 1, &a) ? &a : NULL, why,
-				    sizeof(why)) < 0) {
+	rtc[0] = 0;
+	while (log_reader_next(r, &ev) == 1) {
+		if (ev.kind == LOG_EV_HOST_CLOCK && ev.id == 0)
+			snprintf(rtc, rtclen, "%.*s", (int)ev.text_len, ev.text);
+		if (exact && log_order_check(&c, &ev, log_action_of(r, &ev, 1, &a) ? &a : NULL, why,
+					     sizeof(why)) < 0) {
 			fprintf(stderr, "bhrr: replay: %s: %s; refusing (an altered log?)\n", log, why);
 			return -1;
 		}
+	}
 	return 0;
+}
+
+/*
+ * The recording's RTC started at @start: if @qargv's -rtc base follows the
+ * host (utc, localtime, or none given), a copy of it whose last -rtc has
+ * base=@start, said on stderr; else @qargv.  Other -rtc keys stay.
+ */
+static char **
+replay_rtc_base(char **qargv, const char *start)
+{
+	int n = 0, k = -1;
+
+	while (qargv[n])
+		n++;
+	for (int i = 1; i + 1 < n; i++)
+		if (qemu_is_opt(qargv[i], "-rtc"))
+			k = i + 1;
+	const char *old = k >= 0 ? qargv[k] : "", *b = strstr(old, "base=");
+
+	if (start[0] == 0 || (b && b[5] >= '0' && b[5] <= '9'))
+		return qargv;
+	char **v = calloc((size_t)n + 3, sizeof(*v)), val[512];
+	size_t len = 0;
+
+	if (v == NULL)
+		die("out of memory");
+	len += (size_t)snprintf(val, sizeof(val), "base=%s", start);
+	for (const char *p = old; *p && len < sizeof(val);) {
+		size_t m = strcspn(p, ",");
+
+		if (m && strncmp(p, "base=", 5) != 0)
+			len += (size_t)snprintf(val + len, sizeof(val) - len, ",%.*s", (int)m, p);
+		p += m + (p[m] == ',');
+	}
+	memcpy(v, qargv, (size_t)n * sizeof(*v));
+	if (k >= 0) {
+		v[k] = strdup(val);
+	} else {
+		v[n] = "-rtc";
+		v[n + 1] = strdup(val);
+	}
+	if (v[k >= 0 ? k : n + 1] == NULL)
+		die("out of memory");
+	fprintf(stderr, "bhrr: replay: -rtc %s follows the host's clock: replaying with -rtc %s, "
+			"the recording's RTC start\n", k >= 0 ? old : "(QEMU's default, base=utc)", val);
+	return v;
 }
 
 /*
@@ -524,10 +574,13 @@ cmd_replay(int argc, char **argv)
 		log_reader_close(r);
 		return EXIT_USAGE;
 	}
-	if (check_action_icounts(r, log) < 0) {
+	char rtc[64];
+
+	if (check_action_icounts(r, log, rtc, sizeof(rtc)) < 0) {
 		log_reader_close(r);
 		return 1;
 	}
+	qargv = replay_rtc_base(qargv, rtc);
 	int ordering = !log_header_exact(h);
 
 	log_reader_close(r);

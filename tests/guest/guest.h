@@ -90,6 +90,7 @@ extern struct config {
 	int con;           /* bytes to read from COM1 first, 0 none */
 	int rng;           /* 16-byte chunks to read from a virtio-rng first, 0 none */
 	int warm;          /* say whether this boot follows a reset in con= (RAM kept) */
+	int rtc;           /* print the CMOS RTC's date and time at boot */
 } cfg;
 
 /* pci.c */

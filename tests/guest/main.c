@@ -26,6 +26,7 @@
  *   con=K (read K bytes from COM1 first, polling its line status; each printed with the
  *   polls it waited, which depends on when the host delivered it)
  *   rng=K (read K 16-byte chunks from a legacy virtio-rng first, polled, and print them)
+ *   rtc=1 (print the CMOS RTC's date and time at boot: the host's clock with base=utc)
  *   warm=1 (with con=: keep the polls so far at 8 MiB, which a reset leaves alone, and
  *   print at boot those of the boot before, if it was reset while it polled)
  */
@@ -261,6 +262,7 @@ parse_cmdline(const char *src)
 		else if (streq(key, "con")) cfg.con = (int)parse_num(val);
 		else if (streq(key, "rng")) cfg.rng = (int)parse_num(val);
 		else if (streq(key, "warm")) cfg.warm = (int)parse_num(val);
+		else if (streq(key, "rtc")) cfg.rtc = (int)parse_num(val);
 		else if (streq(key, "sectors")) cfg.sectors = parse_num(val);
 		else if (streq(key, "channels")) cfg.channels = (int)parse_num(val);
 		else if (streq(key, "quiet")) cfg.quiet = (int)parse_num(val);
@@ -440,6 +442,21 @@ coin_side(int k)
 #define WARM ((volatile uint32_t *)0x800000)
 #define WARM_MAGIC 0xb4a2a5e7u
 
+/* rtc=1: the MC146818's registers, BCD as QEMU sets them up */
+static uint8_t
+cmos(uint8_t reg)
+{
+	outb(0x70, reg);
+	return inb(0x71);
+}
+
+static void
+print_rtc(void)
+{
+	printf("rtc: 20%02x-%02x-%02x %02x:%02x:%02x\n", cmos(9), cmos(8), cmos(7), cmos(4), cmos(2),
+	       cmos(0));
+}
+
 static void
 warm_boot(void)
 {
@@ -532,6 +549,8 @@ kmain(const struct mb_info *mb)
 		fail("idle=%d needs hz=", cfg.idle);
 	for (uint32_t t0 = pit_ticks; pit_ticks - t0 < (uint32_t)cfg.idle;)
 		__asm__ volatile("sti; hlt" ::: "memory");
+	if (cfg.rtc)
+		print_rtc();
 	if (cfg.warm)
 		warm_boot();
 	if (cfg.con > 0)

@@ -418,6 +418,7 @@ same_event(const struct log_event *a, const struct log_event *b)
 	case LOG_EV_CHR_READ:
 	case LOG_EV_RNG_READ:
 	case LOG_EV_MONITOR:
+	case LOG_EV_HOST_CLOCK:
 		return a->id == b->id && a->flags == b->flags && a->text_len == b->text_len &&
 		       !memcmp(a->text, b->text, a->text_len);
 	default:
