@@ -91,6 +91,7 @@ extern struct config {
 	int rng;           /* 16-byte chunks to read from a virtio-rng first, 0 none */
 	int warm;          /* say whether this boot follows a reset in con= (RAM kept) */
 	int rtc;           /* print the CMOS RTC's date and time at boot */
+	int kbd;           /* scancode bytes to read from the i8042 first, 0 none */
 } cfg;
 
 /* pci.c */

@@ -43,6 +43,9 @@ guest_append() {
 	# the console guest, which also says at boot how far the boot before got
 	# if a reset (a monitor's system_reset) cut it short (75-console.bats)
 	monitor)      echo "dev=ide mode=pio n=8 con=24 warm=1" ;;
+	# reads 4 scancode bytes from the i8042 first: a monitor's sendkey
+	# (77-monitor.bats)
+	keyboard)     echo "dev=ide mode=pio n=8 kbd=4" ;;
 	# prints the CMOS RTC at boot: the host's clock at the start when -rtc
 	# has no fixed base= (78-clock.bats gives it one that follows the host)
 	clock)        echo "dev=ide mode=pio n=8 rtc=1" ;;

@@ -26,6 +26,8 @@
  *   con=K (read K bytes from COM1 first, polling its line status; each printed with the
  *   polls it waited, which depends on when the host delivered it)
  *   rng=K (read K 16-byte chunks from a legacy virtio-rng first, polled, and print them)
+ *   kbd=K (read K scancode bytes from the i8042 first, polled, each printed with the polls
+ *   it waited: when a monitor's sendkey came)
  *   rtc=1 (print the CMOS RTC's date and time at boot: the host's clock with base=utc)
  *   warm=1 (with con=: keep the polls so far at 8 MiB, which a reset leaves alone, and
  *   print at boot those of the boot before, if it was reset while it polled)
@@ -263,6 +265,7 @@ parse_cmdline(const char *src)
 		else if (streq(key, "rng")) cfg.rng = (int)parse_num(val);
 		else if (streq(key, "warm")) cfg.warm = (int)parse_num(val);
 		else if (streq(key, "rtc")) cfg.rtc = (int)parse_num(val);
+		else if (streq(key, "kbd")) cfg.kbd = (int)parse_num(val);
 		else if (streq(key, "sectors")) cfg.sectors = parse_num(val);
 		else if (streq(key, "channels")) cfg.channels = (int)parse_num(val);
 		else if (streq(key, "quiet")) cfg.quiet = (int)parse_num(val);
@@ -457,6 +460,33 @@ print_rtc(void)
 	       cmos(0));
 }
 
+/*
+ * kbd=K: K bytes from the keyboard controller, by polling its status
+ * (bit 0: output buffer full).  What the firmware left there is read first.
+ */
+static void
+keyboard_read(int k)
+{
+	uint32_t polls[64];
+	uint8_t got[64];
+
+	if (k > 64)
+		fail("kbd=%d: at most 64", k);
+	while (inb(0x64) & 1)
+		(void)inb(0x60);
+	printf("kbd: waiting for %d bytes\n", k);
+	for (int i = 0; i < k; i++) {
+		polls[i] = 0;
+		while (!(inb(0x64) & 1))
+			polls[i]++;
+		got[i] = inb(0x60);
+	}
+	for (int i = 0; i < k; i++) {
+		digest = (digest ^ got[i]) * 0x100000001b3ull;
+		printf("kbd: byte %d = %x after %u polls\n", i, got[i], polls[i]);
+	}
+}
+
 static void
 warm_boot(void)
 {
@@ -551,6 +581,8 @@ kmain(const struct mb_info *mb)
 		__asm__ volatile("sti; hlt" ::: "memory");
 	if (cfg.rtc)
 		print_rtc();
+	if (cfg.kbd > 0)
+		keyboard_read(cfg.kbd);
 	if (cfg.warm)
 		warm_boot();
 	if (cfg.con > 0)

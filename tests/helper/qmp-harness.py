@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""qmp-harness.py [--live-replay] [--reset-running] SOCK FIFO OUT CMD...: drive the monitor
+"""qmp-harness.py [--live-replay] [--reset-running] [--keys] SOCK FIFO OUT CMD...: drive the monitor
 test guest (tests/guest/guest.sh, configuration "monitor") over QMP as a CI
 harness does, and copy what CMD prints to OUT.
 
@@ -11,6 +11,8 @@ each one forced by what the guest printed, never by a delay:
   stop, query-status (paused), system_reset, cont (with --reset-running:
   system_reset alone, the guest running);
   at the second "con: waiting" (the guest booted again): 24 bytes into FIFO.
+With --keys (the keyboard configuration): cont, then at "kbd: waiting"
+send-key a, then human-monitor-command "sendkey b".
 Then CMD runs to its end.  With --live-replay, CMD is a replay whose QMP
 socket waits for this client (wait=on): right after connecting it sends
 query-status, cont, stop, system_reset and cont, and each one but the query
@@ -30,9 +32,10 @@ TIMEOUT = 60
 
 
 class Harness:
-    def __init__(self, live_replay, reset_running, sock_path, fifo, out_path, cmd):
+    def __init__(self, live_replay, reset_running, keys, sock_path, fifo, out_path, cmd):
         self.live_replay = live_replay
         self.reset_running = reset_running
+        self.keys = keys
         self.sock_path = sock_path
         self.fifo = fifo
         self.out = open(out_path, "wb")
@@ -106,8 +109,11 @@ class Harness:
                     self.fail("QMP closed")
                 self.qbuf += data
 
-    def command(self, name, changes=False):
-        self.qmp.sendall(json.dumps({"execute": name}).encode() + b"\n")
+    def command(self, name, changes=False, arguments=None):
+        req = {"execute": name}
+        if arguments is not None:
+            req["arguments"] = arguments
+        self.qmp.sendall(json.dumps(req).encode() + b"\n")
         msg = self.reply()
         if self.live_replay and changes:
             if "error" not in msg:
@@ -141,6 +147,11 @@ class Harness:
         if st != "prelaunch":
             self.fail("status %s before cont" % st)
         self.command("cont", True)
+        if self.keys:
+            self.wait_output(b"kbd: waiting", 1)
+            self.command("send-key", True, {"keys": [{"type": "qcode", "data": "a"}]})
+            self.command("human-monitor-command", True, {"command-line": "sendkey b"})
+            return self.finish()
         self.wait_output(b"con: waiting", 1)
         if self.reset_running:
             self.command("system_reset", True)
@@ -159,17 +170,19 @@ class Harness:
 
 def main():
     args = sys.argv[1:]
-    live = reset_running = False
+    live = reset_running = keys = False
     while args and args[0].startswith("--"):
         if args[0] == "--live-replay":
             live = True
         elif args[0] == "--reset-running":
             reset_running = True
+        elif args[0] == "--keys":
+            keys = True
         else:
             sys.exit("qmp-harness: unknown option %s" % args[0])
         args = args[1:]
     sock_path, fifo, out_path, cmd = args[0], args[1], args[2], args[3:]
-    sys.exit(Harness(live, reset_running, sock_path, fifo, out_path, cmd).run())
+    sys.exit(Harness(live, reset_running, keys, sock_path, fifo, out_path, cmd).run())
 
 
 if __name__ == "__main__":

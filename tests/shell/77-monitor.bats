@@ -22,13 +22,18 @@ setup() {
 	HARNESS="$BHRR_SRCDIR/tests/helper/qmp-harness.py"
 }
 
-# record_with_harness [HARNESS OPTIONS]: record the monitor guest, driven by
-# the harness; output in rec.out, status in STATUS.
+# record_with_harness [HARNESS OPTIONS]: record the monitor guest (or with
+# --keys, the keyboard guest), driven by the harness; output in rec.out,
+# status in STATUS.
 record_with_harness() {
 	local d=$BATS_TEST_TMPDIR
 	rm -f "$d/console.in" "$SOCK" "$LOG"
 	mkfifo "$d/console.in"
-	guest_argv monitor "$d"
+	if [ "$1" = --keys ]; then
+		guest_argv keyboard "$d"
+	else
+		guest_argv monitor "$d"
+	fi
 	STATUS=0
 	# shellcheck disable=SC2086
 	timeout 120 python3 "$HARNESS" "$@" "$SOCK" "$d/console.in" "$d/rec.out" \
@@ -36,7 +41,7 @@ record_with_harness() {
 		-qmp "unix:$SOCK,server=on,wait=off" 2>"$d/rec.err" || STATUS=$?
 	cat "$d/rec.err"
 	# the reset came while the first boot polled: forced by the harness
-	grep "boot: warm, the boot before was reset after" "$d/rec.out"
+	[ "$1" = --keys ] || grep "boot: warm, the boot before was reset after" "$d/rec.out"
 }
 
 # replay_alone N: replay $LOG N times with no client and no console input;
@@ -122,4 +127,25 @@ monitor_reset_running() {
 
 @test "QEMU 10.0: a system_reset of the running guest replays at its icount; a client attached to the replay is refused" {
 	monitor_reset_running 10.0
+}
+
+# a QMP send-key and an HMP sendkey (through QMP's human-monitor-command)
+# while the guest polls the i8042: the scancodes reach it at the recorded
+# icounts, so the polls it counted replay too
+monitor_keys() {
+	use_qemu "$1"
+	record_with_harness --keys
+	[ "$STATUS" -eq "$GUEST_PASS" ]
+	grep '^kbd: byte' "$BATS_TEST_TMPDIR/rec.out"
+	[ "$(grep -o '^kbd: byte [0-9] = [0-9a-f]*' "$BATS_TEST_TMPDIR/rec.out" | cut -d' ' -f5 | tr '\n' ' ')" = "1e 9e 30 b0 " ]
+	[ "$(monitor_events | cut -d' ' -f2- | jq -r .execute | tr '\n' ' ')" = "cont send-key human-monitor-command " ]
+	replay_alone 2
+}
+
+@test "QEMU 7.2: QMP send-key and HMP sendkey reach the guest at their recorded icounts, with no client in the replay (2/2)" {
+	monitor_keys 7.2
+}
+
+@test "QEMU 10.0: QMP send-key and HMP sendkey reach the guest at their recorded icounts, with no client in the replay (2/2)" {
+	monitor_keys 10.0
 }
