@@ -29,6 +29,7 @@ enum log_kind {
 	LOG_EV_RNG_READ = 17,
 	LOG_EV_MONITOR = 18,
 	LOG_EV_HOST_CLOCK = 19,
+	LOG_EV_NET_RECV = 20,
 	LOG_EV_COUNT
 };
 
@@ -56,7 +57,7 @@ struct log_event {
 	unsigned kind;         /* enum log_kind; reader: unknown kinds as read */
 	unsigned icount_how;   /* enum log_icount */
 	int64_t icount;
-	uint64_t id;           /* string, ident: the id being defined; chr_read: the frontend; rng_read: the device; monitor: same turn; host_clock: what (0 the RTC's start) */
+	uint64_t id;           /* string, ident: the id being defined; chr_read: the frontend; rng_read: the device; monitor: same turn; host_clock: what (0 the RTC's start); net_recv: NIC, QEMU's flags << 32 */
 	uint64_t ident;        /* bh_schedule, bh_run */
 	uint64_t cb_off;       /* ident */
 	uint64_t name_id;      /* ident */

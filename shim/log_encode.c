@@ -30,6 +30,7 @@ static const char *const kind_names[LOG_EV_COUNT] = {
 	[LOG_EV_RNG_READ] = "rng_read",
 	[LOG_EV_MONITOR] = "monitor",
 	[LOG_EV_HOST_CLOCK] = "host_clock",
+	[LOG_EV_NET_RECV] = "net_recv",
 };
 
 const char *
@@ -104,6 +105,7 @@ log_encode_fields(uint8_t *p, const struct log_event *ev, uint64_t *prev_req)
 	case LOG_EV_RNG_READ:
 	case LOG_EV_MONITOR:
 	case LOG_EV_HOST_CLOCK:
+	case LOG_EV_NET_RECV:
 		n += log_put_varint(p + n, ev->id);
 		n += log_put_varint(p + n, ev->flags);
 		n += put_text(p + n, ev->text, ev->text_len);

@@ -175,6 +175,10 @@ action_describe(char *buf, size_t len, const struct action *act)
 		snprintf(buf, len, "rng_read of %zu bytes (hash %016" PRIx64 ") for entropy device %"
 			 PRIu64 " %s", a->len, (uint64_t)a->value, a->key, at);
 		break;
+	case LOG_ACT_NET:
+		snprintf(buf, len, "net_recv of %zu bytes (hash %016" PRIx64 ") for NIC %" PRIu64 " %s",
+			 a->len, (uint64_t)a->value, a->key & 0xffffffffu, at);
+		break;
 	case LOG_ACT_MONITOR:
 		snprintf(buf, len, "monitor command %.160s %s", a->name ? a->name : "?", at);
 		break;

@@ -75,12 +75,13 @@ diff_print_json(const struct diff *d)
 		json_cstr(stdout, d->what[1]);
 		printf("},\"differing_after\":%zu,\"a_after\":{\"bh_run\":%" PRIu64
 		       ",\"io_complete\":%" PRIu64 ",\"warp\":%" PRIu64 ",\"chr_read\":%" PRIu64
-		       ",\"rng_read\":%" PRIu64 ",\"monitor\":%" PRIu64 ",\"chaos\":%" PRIu64
-		       "},\"b_after\":{\"bh_run\":%" PRIu64
+		       ",\"rng_read\":%" PRIu64 ",\"monitor\":%" PRIu64 ",\"net_recv\":%" PRIu64
+		       ",\"chaos\":%" PRIu64 "},\"b_after\":{\"bh_run\":%" PRIu64
 		       ",\"io_complete\":%" PRIu64 ",\"warp\":%" PRIu64 ",\"chr_read\":%" PRIu64
-		       ",\"rng_read\":%" PRIu64 ",\"monitor\":%" PRIu64 ",\"chaos\":%" PRIu64 "}",
-		       d->differing, ca[0], ca[1], ca[2], ca[3], ca[4], ca[5], ca[6], cb[0], cb[1], cb[2],
-		       cb[3], cb[4], cb[5], cb[6]);
+		       ",\"rng_read\":%" PRIu64 ",\"monitor\":%" PRIu64 ",\"net_recv\":%" PRIu64
+		       ",\"chaos\":%" PRIu64 "}",
+		       d->differing, ca[0], ca[1], ca[2], ca[3], ca[4], ca[5], ca[6], ca[7], cb[0], cb[1],
+		       cb[2], cb[3], cb[4], cb[5], cb[6], cb[7]);
 	}
 	printf("}\n");
 }
@@ -89,7 +90,7 @@ static void
 diff_print_text(const struct diff *d)
 {
 	if (d->first < 0) {
-		printf("identical: %zu actions each (bh_run, io_complete, warp, chr_read, rng_read, monitor, chaos)\n",
+		printf("identical: %zu actions each (bh_run, io_complete, warp, chr_read, rng_read, monitor, net_recv, chaos)\n",
 		       d->al[0].n);
 		return;
 	}
@@ -110,11 +111,12 @@ diff_print_text(const struct diff *d)
 
 	printf("after it: A has %zu more actions (%" PRIu64 " bh_run, %" PRIu64
 	       " io_complete, %" PRIu64 " warp, %" PRIu64 " chr_read, %" PRIu64 " rng_read, %" PRIu64
-	       " monitor, %" PRIu64 " chaos), B has %zu (%" PRIu64 " bh_run, %" PRIu64
-	       " io_complete, %" PRIu64 " warp, %" PRIu64 " chr_read, %" PRIu64 " rng_read, %" PRIu64
-	       " monitor, %" PRIu64 " chaos); %zu positions differ\n",
-	       d->al[0].n - (size_t)d->first, ca[0], ca[1], ca[2], ca[3], ca[4], ca[5], ca[6],
-	       d->al[1].n - (size_t)d->first, cb[0], cb[1], cb[2], cb[3], cb[4], cb[5], cb[6],
+	       " monitor, %" PRIu64 " net_recv, %" PRIu64 " chaos), B has %zu (%" PRIu64
+	       " bh_run, %" PRIu64 " io_complete, %" PRIu64 " warp, %" PRIu64 " chr_read, %" PRIu64
+	       " rng_read, %" PRIu64 " monitor, %" PRIu64 " net_recv, %" PRIu64
+	       " chaos); %zu positions differ\n",
+	       d->al[0].n - (size_t)d->first, ca[0], ca[1], ca[2], ca[3], ca[4], ca[5], ca[6], ca[7],
+	       d->al[1].n - (size_t)d->first, cb[0], cb[1], cb[2], cb[3], cb[4], cb[5], cb[6], cb[7],
 	       d->differing);
 }
 

@@ -104,6 +104,10 @@ event_label(const struct log_event *ev, const char *kind, const char *name, char
 	case LOG_EV_RNG_READ:
 		snprintf(label, len, "entropy: %zu bytes to device %" PRIu64, ev->text_len, ev->id);
 		break;
+	case LOG_EV_NET_RECV:
+		snprintf(label, len, "network: a %zu-byte frame to NIC %" PRIu64, ev->text_len,
+			 ev->id & 0xffffffffu);
+		break;
 	case LOG_EV_MONITOR:
 		snprintf(label, len, "monitor: %.*s", (int)(ev->text_len < 120 ? ev->text_len : 120),
 			 ev->text);

@@ -194,6 +194,12 @@ dump_text(FILE *f, const struct log_reader *r, const struct log_event *ev)
 	case LOG_EV_MONITOR:
 		fprintf(f, " request=%.*s", (int)ev->text_len, ev->text);
 		break;
+	case LOG_EV_NET_RECV:
+		fprintf(f, " nic=%" PRIu64 " qflags=%" PRIu64 " bytes=%zu%s%s data=", ev->id & 0xffffffffu,
+			ev->id >> 32, ev->text_len, ev->flags & LOG_F_AT_ONCE ? " at_once" : "",
+			ev->flags & LOG_F_AT_IO ? " at_io" : "");
+		put_bytes(f, ev->text, ev->text_len);
+		break;
 	case LOG_EV_HOST_CLOCK:
 		fprintf(f, " what=%s value=%.*s", ev->id == 0 ? "rtc_start" : "?", (int)ev->text_len,
 			ev->text);
@@ -289,6 +295,13 @@ dump_json(FILE *f, const struct log_reader *r, const struct log_event *ev)
 	case LOG_EV_MONITOR:
 		fputs(",\"request\":", f);
 		json_str(f, ev->text, ev->text_len);
+		break;
+	case LOG_EV_NET_RECV:
+		fprintf(f, ",\"nic\":%" PRIu64 ",\"qflags\":%" PRIu64 ",\"bytes\":%zu,\"at_once\":%s,"
+			"\"at_io\":%s,\"data_hex\":", ev->id & 0xffffffffu, ev->id >> 32, ev->text_len,
+			ev->flags & LOG_F_AT_ONCE ? "true" : "false",
+			ev->flags & LOG_F_AT_IO ? "true" : "false");
+		put_hex(f, ev->text, ev->text_len);
 		break;
 	case LOG_EV_HOST_CLOCK:
 		fprintf(f, ",\"what\":\"%s\",\"value\":", ev->id == 0 ? "rtc_start" : "?");
