@@ -299,6 +299,20 @@ emit_monitor(unsigned same_turn, const char *request, size_t len, unsigned how, 
 }
 
 void
+emit_net_recv(uint64_t id, const uint8_t *data, size_t len, unsigned how, int64_t icount,
+	      uint64_t flags)
+{
+	struct log_event ev;
+
+	head(&ev, LOG_EV_NET_RECV, how, icount);
+	ev.id = id;
+	ev.flags = flags;
+	ev.text = (const char *)data;
+	ev.text_len = len < LOG_TEXT_MAX ? len : LOG_TEXT_MAX;
+	log_writer_append(writer, &ev);
+}
+
+void
 emit_host_clock(unsigned what, const char *value)
 {
 	emit_input(LOG_EV_HOST_CLOCK, what, (const uint8_t *)value, strlen(value), LOG_IC_EXACT, 0, 0);

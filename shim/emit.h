@@ -63,6 +63,9 @@ void emit_chr_read(unsigned fe, const uint8_t *data, size_t len, unsigned how, i
  */
 void emit_monitor(unsigned same_turn, const char *request, size_t len, unsigned how,
 		  int64_t icount);
+/* A frame handed to a NIC (@id: its ordinal, QEMU's packet flags << 32), @len <= LOG_TEXT_MAX */
+void emit_net_recv(uint64_t id, const uint8_t *data, size_t len, unsigned how, int64_t icount,
+		   uint64_t flags);
 /* A host clock read the guest sees: @what 0, the RTC's start ("2026-11-30T12:00:00", UTC) */
 void emit_host_clock(unsigned what, const char *value);
 void emit_warp(int64_t delta_ns, unsigned how, int64_t icount);

@@ -142,7 +142,7 @@ static int
 not_input(const struct held *h, const void *arg)
 {
 	(void)arg;
-	return h->kind != HELD_CHR && h->kind != HELD_RNG;
+	return h->kind != HELD_CHR && h->kind != HELD_RNG && h->kind != HELD_NET;
 }
 
 /*

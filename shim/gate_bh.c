@@ -16,6 +16,7 @@
 #include "executor.h"
 #include "gate.h"
 #include "gate_chr.h"
+#include "gate_net.h"
 #include "gate_rng.h"
 #include "log.h"
 #include "log_action.h"
@@ -156,6 +157,10 @@ gate_run_held(struct held *h, unsigned how, int64_t icount, uint64_t flags)
 	}
 	if (h->kind == HELD_RNG) {
 		gate_rng_run_held(h, how, icount, flags);
+		return;
+	}
+	if (h->kind == HELD_NET) {
+		gate_net_run_held(h, how, icount, flags);
 		return;
 	}
 	if (h->kind == HELD_REQ) {

@@ -19,7 +19,7 @@
 
 struct req; /* an I/O request of the gate (gate.h) */
 
-enum held_kind { HELD_BH = 1, HELD_REQ = 2, HELD_CHR = 3, HELD_RNG = 4 };
+enum held_kind { HELD_BH = 1, HELD_REQ = 2, HELD_CHR = 3, HELD_RNG = 4, HELD_NET = 5 };
 
 struct held {
 	enum held_kind kind;
@@ -31,10 +31,11 @@ struct held {
 	uint64_t cb_off;    /* callback offset in the executable (replay matches by it) */
 	/* HELD_REQ */
 	struct req *req;    /* owned */
-	int ret;
+	int ret;            /* HELD_NET: QEMU's packet flags */
 	/* HELD_CHR: bytes for a guest's console or channel frontend (gate_chr.h) */
 	/* HELD_RNG: entropy for a device (gate_rng.h) */
-	unsigned fe;        /* the frontend's or device's ordinal */
+	/* HELD_NET: a frame for a guest NIC (gate_net.h) */
+	unsigned fe;        /* the frontend's, device's or NIC's ordinal */
 	uint8_t *data;      /* owned */
 	size_t len;
 	void *rng_cb;       /* HELD_RNG: the device's callback and its opaque */

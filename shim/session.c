@@ -18,6 +18,7 @@
 #include "gate_chr.h"
 #include "gate_clock.h"
 #include "gate_mon.h"
+#include "gate_net.h"
 #include "gate_rng.h"
 #include "held.h"
 #include "hook.h"
@@ -123,6 +124,9 @@ hook_table(struct hook_spec *t)
 	for (size_t i = 0; i < k2; i++)
 		t[k++] = ch[i];
 	ch = gate_clock_hooks(&k2);
+	for (size_t i = 0; i < k2; i++)
+		t[k++] = ch[i];
+	ch = gate_net_hooks(&k2);
 	for (size_t i = 0; i < k2; i++)
 		t[k++] = ch[i];
 	return k;
@@ -342,6 +346,7 @@ session_start(void)
 	gate_chr_start(p == &policy_record && qrt.exact, p == &policy_replay);
 	gate_rng_start(p == &policy_record && qrt.exact, p == &policy_replay);
 	gate_mon_start(p == &policy_record && qrt.exact, p == &policy_replay);
+	gate_net_start(p == &policy_record && qrt.exact, p == &policy_replay);
 	gate_clock_start(p == &policy_record || p == &policy_chaos,
 			 p == &policy_replay || p == &policy_order);
 	if (p == &policy_chaos)
@@ -374,10 +379,10 @@ session_finish(void)
 	size_t held = held_count(0);
 
 	if (held)
-		vlog_say("QEMU exits with %zu BHs, %zu completions, %zu pieces of console input "
-			 "and %zu of entropy still held by bhrr (never run)",
+		vlog_say("QEMU exits with %zu BHs, %zu completions, %zu pieces of console input, "
+			 "%zu of entropy and %zu network frames still held by bhrr (never run)",
 			 held_count(HELD_BH), held_count(HELD_REQ), held_count(HELD_CHR),
-			 held_count(HELD_RNG));
+			 held_count(HELD_RNG), held_count(HELD_NET));
 	if (log_writer_seal(emit_writer(), ic) < 0)
 		vlog_error("the log is incomplete");
 	vlog("record: %llu BHs gated (%llu held for the executor), %llu passed through, "
@@ -386,11 +391,12 @@ session_finish(void)
 	     "%llu kicks after none came; %llu ioeventfd kicks run in the guest's write, "
 	     "%llu guest notifiers where signalled; %llu console bytes delivered, "
 	     "%llu live ones ignored; %llu entropy bytes handed to devices; %llu monitor commands "
-	     "recorded or replayed, %llu live ones refused",
+	     "recorded or replayed, %llu live ones refused; %llu network frames handed to NICs, "
+	     "%llu live ones dropped",
 	     (unsigned long long)gate_gated, (unsigned long long)gate_held,
 	     (unsigned long long)gate_passed, (unsigned long long)gate_schedules, warp_count(),
 	     warp_handoffs(), executor_landings(), io_land_accesses(), executor_io_landings(),
 	     executor_fallbacks(),
 	     gate_notify_kicks(), gate_notify_irqs(), gate_chr_bytes(), gate_chr_dropped(), gate_rng_bytes(),
-	     gate_mon_commands(), gate_mon_refused());
+	     gate_mon_commands(), gate_mon_refused(), gate_net_frames(), gate_net_dropped());
 }

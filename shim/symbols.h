@@ -75,6 +75,10 @@ enum qsym_id {
 	QS_MONITOR_PRINTF,
 	QS_ERROR_FREE,
 	QS_CONFIGURE_RTC,
+	QS_NEW_NET_QUEUE,
+	QS_NET_QUEUE_SEND,
+	QS_NET_QUEUE_SEND_IOV,
+	QS_NETFILTER_PASS, /* compared with, not hooked */
 	QS_QEMU_GET_TIMEDATE,
 	QS_TIMERS_STATE,  /* data */
 	QS_USE_ICOUNT,    /* data */
