@@ -60,6 +60,9 @@ extern const struct driver ide_driver, ahci_driver, virtio_driver;
 
 /* rng.c: read @k chunks from the virtio-rng and print them. */
 void rng_read(int k);
+/* e1000.c */
+void net_start(int arp);
+void net_read(int k);
 
 /* Provided by main.c. */
 void cmd_complete(struct cmd *c);
@@ -92,6 +95,8 @@ extern struct config {
 	int warm;          /* say whether this boot follows a reset in con= (RAM kept) */
 	int rtc;           /* print the CMOS RTC's date and time at boot */
 	int kbd;           /* scancode bytes to read from the i8042 first, 0 none */
+	int net;           /* frames to read from an e1000 first, 0 none (needs hz=) */
+	int arp;           /* send an ARP request for 10.0.2.2 first (with net=) */
 } cfg;
 
 /* pci.c */

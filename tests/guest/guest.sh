@@ -46,6 +46,10 @@ guest_append() {
 	# reads 4 scancode bytes from the i8042 first: a monitor's sendkey
 	# (77-monitor.bats)
 	keyboard)     echo "dev=ide mode=pio n=8 kbd=4" ;;
+	# reads 4 frames from an e1000 first (78-network.bats gives it a
+	# backend); with arp=1, after asking user networking's gateway
+	network)      echo "dev=ide mode=pio n=8 hz=100 net=4" ;;
+	network-arp)  echo "dev=virtio depth=8 n=16 hz=100 net=1 arp=1" ;;
 	# prints the CMOS RTC at boot: the host's clock at the start when -rtc
 	# has no fixed base= (78-clock.bats gives it one that follows the host)
 	clock)        echo "dev=ide mode=pio n=8 rtc=1" ;;

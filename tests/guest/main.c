@@ -26,6 +26,8 @@
  *   con=K (read K bytes from COM1 first, polling its line status; each printed with the
  *   polls it waited, which depends on when the host delivered it)
  *   rng=K (read K 16-byte chunks from a legacy virtio-rng first, polled, and print them)
+ *   net=K (read K frames from an e1000 first, polled, each printed with the polls it
+ *   waited: when the host's backend sent it; needs hz=)  arp=1 (send an ARP request first)
  *   kbd=K (read K scancode bytes from the i8042 first, polled, each printed with the polls
  *   it waited: when a monitor's sendkey came)
  *   rtc=1 (print the CMOS RTC's date and time at boot: the host's clock with base=utc)
@@ -266,6 +268,8 @@ parse_cmdline(const char *src)
 		else if (streq(key, "warm")) cfg.warm = (int)parse_num(val);
 		else if (streq(key, "rtc")) cfg.rtc = (int)parse_num(val);
 		else if (streq(key, "kbd")) cfg.kbd = (int)parse_num(val);
+		else if (streq(key, "net")) cfg.net = (int)parse_num(val);
+		else if (streq(key, "arp")) cfg.arp = (int)parse_num(val);
 		else if (streq(key, "sectors")) cfg.sectors = parse_num(val);
 		else if (streq(key, "channels")) cfg.channels = (int)parse_num(val);
 		else if (streq(key, "quiet")) cfg.quiet = (int)parse_num(val);
@@ -585,6 +589,15 @@ kmain(const struct mb_info *mb)
 		keyboard_read(cfg.kbd);
 	if (cfg.warm)
 		warm_boot();
+	if (cfg.net > 0) {
+		if (cfg.hz == 0)
+			fail("net=%d needs hz=", cfg.net);
+		net_start(cfg.arp);
+		/* QEMU's e1000 takes frames 1000 ms (virtual) after receive is enabled: sleep it out */
+		for (uint32_t t0 = pit_ticks; pit_ticks - t0 < (uint32_t)cfg.hz * 11 / 10;)
+			__asm__ volatile("sti; hlt" ::: "memory");
+		net_read(cfg.net);
+	}
 	if (cfg.con > 0)
 		console_read(cfg.con);
 	if (cfg.rng > 0)

@@ -1,0 +1,56 @@
+#!/usr/bin/env python3
+"""net-harness.py PORT COUNT OUT CMD...: feed the network test guest
+(tests/guest/guest.sh, configuration "network") from outside, as a host on
+its network would, and copy what CMD prints to OUT.
+
+CMD runs QEMU with -netdev socket,udp=...,localaddr=127.0.0.1:PORT: each
+UDP datagram sent to PORT reaches the guest's NIC as one Ethernet frame.
+Once the guest says "net: waiting", COUNT broadcast frames go there, one
+every 20 ms (how far apart they land is the host's business; the guest
+prints it, and a replay must print the same).  Exits with CMD's status, or
+124 when nothing expected comes for 60 s.  Standard library only."""
+import os
+import select
+import socket
+import subprocess
+import sys
+import time
+
+TIMEOUT = 60
+
+
+def frame(i):
+    payload = ("bhrr test frame %d " % i).encode() * 4
+    return b"\xff" * 6 + b"\x52\x54\x00\xbb\x00\x01" + b"\x88\xb5" + payload
+
+
+def main():
+    port, count, out_path, cmd = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4:]
+    out = open(out_path, "wb")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, bufsize=0)
+    buf = b""
+    deadline = time.monotonic() + TIMEOUT
+    sent = 0
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    while True:
+        if time.monotonic() > deadline:
+            sys.stderr.write("net-harness: timed out (sent %d)\n" % sent)
+            proc.kill()
+            proc.wait()
+            sys.exit(124)
+        r, _, _ = select.select([proc.stdout], [], [], 0.02)
+        if r:
+            data = os.read(proc.stdout.fileno(), 65536)
+            if not data:
+                break
+            out.write(data)
+            out.flush()
+            buf += data
+        if b"net: waiting" in buf and sent < count:
+            sock.sendto(frame(sent), ("127.0.0.1", port))
+            sent += 1
+    sys.exit(proc.wait())
+
+
+if __name__ == "__main__":
+    main()
