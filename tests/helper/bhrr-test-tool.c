@@ -10,7 +10,7 @@
  *                                 ordinal) until killed; with N, stop after N,
  *                                 wait until the flusher put them all on disk,
  *                                 say "on disk: N" and wait to be killed
- *   unknown-kind LOG              a log holding an event of kind 20
+ *   unknown-kind LOG              a log holding an event of kind 31
  *   truncate LOG BYTES            cut the file to BYTES
  *   setbyte LOG OFFSET VALUE      overwrite one byte
  *   flip LOG OFFSET               invert one byte
@@ -236,7 +236,7 @@ cmd_unknown_kind(int argc, char **argv)
 	ev.icount = 10;
 	ev.delta_ns = 5;
 	log_writer_append(w, &ev);
-	ev.kind = 20; /* a kind from the future: empty body */
+	ev.kind = 31; /* a kind from the future (the last one a head byte holds): empty body */
 	ev.icount = 20;
 	log_writer_append(w, &ev);
 	ev.kind = LOG_EV_WARP;

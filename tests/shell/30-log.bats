@@ -132,7 +132,7 @@ gen() {
 	[[ "$output" == *"1 events of kinds this bhrr does not know"* ]]
 	run "$BHRR" dump --json "$LOG"
 	[ "$status" -eq 0 ]
-	grep -q '"kind":"unknown","code":20' <<<"$output"
+	grep -q '"kind":"unknown","code":31' <<<"$output"
 }
 
 @test "a write error mid-run gives one message and leaves a readable, incomplete log" {

@@ -305,7 +305,7 @@ checklist(void)
 	   "unknown logical kind: %s", r.reason);
 	header(&m, 1);
 	n = batch(tmp, 0, 2, 0);
-	tmp[n++] = 20; /* event kind 20, 2-byte body */
+	tmp[n++] = 31; /* event kind 31 (the last a head byte holds), 2-byte body */
 	tmp[n++] = 2;
 	tmp[n++] = 0;
 	tmp[n++] = 0;
