@@ -2,7 +2,8 @@
 # build-linux-guest.sh DEST - the Linux test guest from Debian packages only:
 # the bookworm kernel (linux-image-amd64's dependency) and busybox-static,
 # fetched with 'apt-get download' and unpacked, and an initramfs holding
-# busybox, the block-driver modules and tests/guest/linux/init.
+# busybox, the block, network and entropy driver modules and
+# tests/guest/linux/init.
 # Produces DEST/vmlinuz, DEST/initrd.gz and DEST/.stamp.
 set -eu
 dest=$1
@@ -43,8 +44,11 @@ add_module() {
 	cp "$moddir/$path" "$ird/lib/modules/$kver/$path"
 	echo "$1" >>"$ird/modules.order"
 }
-# crc-t10dif (for sd_mod) needs a crct10dif provider loaded first.
-for m in ata_piix crct10dif_generic sd_mod virtio_pci virtio_blk; do add_module "$m"; done
+# crc-t10dif (for sd_mod) needs a crct10dif provider loaded first.  The
+# CI-shaped runs add a virtio NIC and a virtio-rng.
+for m in ata_piix crct10dif_generic sd_mod virtio_pci virtio_blk virtio_net virtio-rng; do
+	add_module "$m"
+done
 cp "$moddir/modules.dep" "$ird/lib/modules/$kver/"
 
 (cd "$ird" && find . | "$bb" cpio -o -H newc 2>/dev/null) | gzip -9 >"$dest/initrd.gz"
