@@ -18,7 +18,7 @@
 /* The kind of a listed chaos decision: key = decision, value = its value. */
 #define ACTION_CHAOS (LOG_ACT_NET + 1)
 /* Kinds a list holds: LOG_ACT_RUN .. ACTION_CHAOS, counted from 0 as kind - 1. */
-#define ACTION_KINDS 6
+#define ACTION_KINDS ACTION_CHAOS
 
 struct action {
 	struct log_action a;  /* a.kind: enum log_action_kind or ACTION_CHAOS; a.name owned */
