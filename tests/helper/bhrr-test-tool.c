@@ -18,7 +18,9 @@
  *   size LOG                      print the file size
  *   tamper IN OUT SEQ FIELD DELTA rewrite IN to OUT through the reader and
  *                                 writer, adding DELTA to FIELD (icount,
- *                                 req or ident) of event SEQ
+ *                                 req or ident) of event SEQ; FIELD byte:
+ *                                 adding 1 to byte DELTA of its bytes (a
+ *                                 console byte, a frame)
  *   build-id IN OUT ID            rewrite IN to OUT with the header's QEMU
  *                                 build-id set to ID (a foreign build's log)
  */
@@ -298,8 +300,17 @@ rewrite_log(const char *in, const char *out, const char *build_id, uint64_t seq,
 				ev.req += (uint64_t)delta;
 			else if (strcmp(field, "ident") == 0)
 				ev.ident += (uint64_t)delta;
+			else if (strcmp(field, "byte") == 0) {
+				static char copy[LOG_TEXT_MAX];
+
+				if (ev.text == NULL || delta < 0 || (size_t)delta >= ev.text_len)
+					fail("the event has no such byte");
+				memcpy(copy, ev.text, ev.text_len);
+				copy[delta]++;
+				ev.text = copy;
+			}
 			else
-				fail("FIELD must be icount, req or ident");
+				fail("FIELD must be icount, req, ident or byte");
 		}
 		log_writer_append(w, &ev);
 	}
@@ -314,7 +325,7 @@ static int
 cmd_tamper(int argc, char **argv)
 {
 	if (argc != 6)
-		fail("usage: tamper IN OUT SEQ icount|req|ident DELTA");
+		fail("usage: tamper IN OUT SEQ icount|req|ident|byte DELTA");
 	if (!rewrite_log(argv[1], argv[2], NULL, strtoull(argv[3], NULL, 0), argv[4],
 			 strtoll(argv[5], NULL, 0)))
 		fail("no event with that sequence number");

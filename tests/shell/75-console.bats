@@ -133,3 +133,30 @@ console_mux() {
 @test "QEMU 10.0: a console shared with the monitor (-S, cont typed): the recorded cont replays, queries answer live, the guest's bytes replay" {
 	console_mux 10.0
 }
+
+# one recorded console byte changed: content cannot diverge by itself, so
+# the guest's behaviour shows it (it prints the byte it got), and bhrr diff
+# of the record and the replay names that chr_read as their first difference
+@test "QEMU 7.2: a tampered console byte reaches the guest, which shows it; bhrr diff names that chr_read" {
+	use_qemu 7.2
+	run_console record "$BATS_TEST_TMPDIR/rec.out" "$INPUT"
+	[ "$STATUS" -eq "$GUEST_PASS" ]
+	local seq
+	seq=$("$BHRR" dump --json "$LOG" | jq -s '[.[] | select(.kind == "chr_read")][0].seq')
+	cp "$LOG" "$BATS_TEST_TMPDIR/orig.bhlog"
+	"$BHRR_BUILDDIR/tests/helper/bhrr-test-tool" tamper "$BATS_TEST_TMPDIR/orig.bhlog" "$LOG" "$seq" byte 0
+	run_console replay "$BATS_TEST_TMPDIR/rep.out" ""
+	echo "replay: status $STATUS"
+	# this input's other byte costs the guest no other instruction count: the
+	# replay follows every recorded event to the end
+	[ "$STATUS" -eq "$GUEST_PASS" ]
+	cat "$BATS_TEST_TMPDIR/rep.out.err"
+	# 'h' (68) became 'i' (69), after as many polls
+	grep '^con: byte 0 = 68 after' "$BATS_TEST_TMPDIR/rec.out"
+	[ "$(grep '^con: byte 0 = ' "$BATS_TEST_TMPDIR/rep.out")" = \
+		"$(grep '^con: byte 0 = ' "$BATS_TEST_TMPDIR/rec.out" | sed 's/= 68 /= 69 /')" ]
+	run "$BHRR" diff "$BATS_TEST_TMPDIR/orig.bhlog" "$BATS_TEST_TMPDIR/rep.bhlog"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[[ "${lines[1]}" == *"event #$seq chr_read of "* ]]
+}
