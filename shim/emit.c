@@ -286,6 +286,14 @@ emit_chr_read(unsigned fe, const uint8_t *data, size_t len, unsigned how, int64_
 }
 
 void
+emit_chr_event(unsigned fe, unsigned event, unsigned how, int64_t icount, uint64_t flags)
+{
+	uint8_t e = (uint8_t)event;
+
+	emit_input(LOG_EV_CHR_EVENT, fe, &e, 1, how, icount, flags);
+}
+
+void
 emit_rng_read(unsigned dev, const uint8_t *data, size_t len, unsigned how, int64_t icount,
 	      uint64_t flags)
 {

@@ -54,6 +54,8 @@ void emit_io_complete(uint64_t req, int64_t ret, unsigned how, int64_t icount, u
 /* @len entropy bytes handed to device @dev */
 void emit_rng_read(unsigned dev, const uint8_t *data, size_t len, unsigned how, int64_t icount,
 		   uint64_t flags);
+/* chardev event @event (QEMUChrEvent: opened, closed, break, ...) delivered to frontend @fe */
+void emit_chr_event(unsigned fe, unsigned event, unsigned how, int64_t icount, uint64_t flags);
 /* @len (<= LOG_TEXT_MAX) bytes delivered to console frontend @fe */
 void emit_chr_read(unsigned fe, const uint8_t *data, size_t len, unsigned how, int64_t icount,
 		   uint64_t flags);

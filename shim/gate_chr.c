@@ -19,6 +19,7 @@
 
 typedef int chr_can_read_fn(void *opaque);
 typedef void chr_read_fn(void *opaque, const uint8_t *buf, int size);
+typedef void chr_event_fn(void *opaque, int event);
 typedef void set_handlers_fn(void *b, chr_can_read_fn *can_read, chr_read_fn *read,
 			     void *event, void *be_change, void *opaque, void *context,
 			     bool set_open, bool sync_state);
@@ -35,8 +36,10 @@ struct fe {
 	void *opaque;
 	chr_can_read_fn *can_read; /* the frontend's own; NULL: it takes whatever comes */
 	chr_read_fn *read;         /* NULL while unregistered */
-	size_t pending;            /* record: bytes held for it, not landed yet */
+	chr_event_fn *event;       /* the frontend's own; NULL: none */
+	size_t pending;            /* record: bytes (and events, one each) held for it, not landed yet */
 	int said;                  /* replay: "live input ignored" said */
+	int said_event;            /* replay: "live event ignored" said */
 };
 
 #define FE_MAX 64
@@ -92,8 +95,9 @@ wrap_can_read(void *opaque)
 	if (replaying())
 		return DRAIN;
 	/*
-	 * While bytes wait to land, nothing more: the frontend's room is known
-	 * only after they land (a virtio console fills whole guest buffers).
+	 * While bytes or events wait to land, nothing more: the frontend's room
+	 * is known only after they land (a virtio console fills whole guest
+	 * buffers; a break fills a 16550's receive register).
 	 */
 	if (f->pending > 0)
 		return 0;
@@ -111,6 +115,16 @@ deliver(struct fe *f, const uint8_t *buf, size_t n, unsigned how, int64_t icount
 	atomic_fetch_add(&bytes_in, n);
 	gate_in_executor++;
 	f->read(f->opaque, buf, (int)n);
+	gate_in_executor--;
+}
+
+/* Log event @e for @f at @icount and hand it to its handler, as the executor runs work. */
+static void
+deliver_event(struct fe *f, int e, unsigned how, int64_t icount, uint64_t flags)
+{
+	emit_chr_event((unsigned)(f - fes), (unsigned)e, how, icount, flags);
+	gate_in_executor++;
+	f->event(f->opaque, e);
 	gate_in_executor--;
 }
 
@@ -158,6 +172,50 @@ hold(struct fe *f, const uint8_t *buf, size_t n)
 		buf += k;
 		n -= k;
 	}
+}
+
+/*
+ * A chardev event (a socket client came or went, a break, a mux switch):
+ * input like a byte, since it reaches the guest (a virtio-serial port opens
+ * or closes, a 16550 sees a break) whenever the host makes it.  Held and
+ * landed in record, also one QEMU sends while the frontend registers (it
+ * says whether a client is connected then); dropped live in replay.
+ */
+static void
+wrap_event(void *opaque, int e)
+{
+	struct fe *f = fe_of(opaque);
+
+	if (f == NULL || f->event == NULL)
+		return;
+	if (mode == CHR_REPLAY && replay_is_free()) {
+		unsigned how;
+		int64_t ic = qrt_icount_now(&how, 0);
+
+		deliver_event(f, e, how, ic, LOG_F_AT_ONCE);
+		return;
+	}
+	if (mode == CHR_REPLAY) {
+		/* a backend opening at start sends one in every run: verbose only */
+		if (!f->said_event) {
+			f->said_event = 1;
+			vlog("replay: live %s event to console frontend %u ignored: the recorded "
+			     "events are replayed", log_chr_event_name((unsigned)e), (unsigned)(f - fes));
+		}
+		return;
+	}
+	struct held h = { .kind = HELD_CHR, .fe = (unsigned)(f - fes), .ret = e + 1 };
+
+	if (held_add(&h) == 0) {
+		f->pending++;
+		policy_record_arm_held();
+		return;
+	}
+	unsigned how;
+	int64_t ic = qrt_icount_now(&how, 0);
+
+	vlog_error("console input: cannot hold an event; delivered at once, outside recorded control");
+	deliver_event(f, e, how, ic, LOG_F_AT_ONCE);
 }
 
 static void
@@ -221,6 +279,7 @@ hk_set_handlers(void *b, chr_can_read_fn *can_read, chr_read_fn *read, void *eve
 		/* registered again (virtconsole does at every status change), or deregistered */
 		f->read = NULL;
 		f->can_read = NULL;
+		f->event = NULL;
 	}
 	if (mode != CHR_OFF && b != NULL && read != NULL && guest_frontend(b, can_read, context)) {
 		if (fe_of(opaque) != NULL) {
@@ -243,8 +302,10 @@ hk_set_handlers(void *b, chr_can_read_fn *can_read, chr_read_fn *read, void *eve
 			f->opaque = opaque;
 			f->can_read = can_read;
 			f->read = read;
+			f->event = (chr_event_fn *)event;
 			can_read = can_read ? wrap_can_read : NULL;
 			read = wrap_read;
+			event = event ? (void *)wrap_event : NULL;
 		}
 	}
 	set_depth++;
@@ -257,6 +318,18 @@ void
 gate_chr_run_held(struct held *h, unsigned how, int64_t icount, uint64_t flags)
 {
 	struct fe *f = h->fe < n_fes ? &fes[h->fe] : NULL;
+
+	if (h->ret > 0) {
+		/* an event */
+		if (f != NULL && f->pending > 0)
+			f->pending--;
+		if (f == NULL || f->event == NULL)
+			vlog("console input: %s event for frontend %u dropped: it is gone",
+			     log_chr_event_name((unsigned)h->ret - 1), h->fe);
+		else
+			deliver_event(f, h->ret - 1, how, icount, flags);
+		return;
+	}
 
 	if (f != NULL)
 		f->pending -= h->len < f->pending ? h->len : f->pending;
@@ -305,6 +378,21 @@ gate_chr_inject(uint64_t fe, const uint8_t *data, size_t len, unsigned how, int6
 		return -1;
 	}
 	deliver(f, data, len, how, icount, flags);
+	return 0;
+}
+
+int
+gate_chr_inject_event(uint64_t fe, const uint8_t *data, size_t len, unsigned how, int64_t icount,
+		      uint64_t flags, char *why, size_t whylen)
+{
+	struct fe *f = fe < n_fes ? &fes[fe] : NULL;
+
+	if (f == NULL || f->event == NULL || len != 1) {
+		snprintf(why, whylen, "the guest has no console frontend %llu taking events",
+			 (unsigned long long)fe);
+		return -1;
+	}
+	deliver_event(f, data[0], how, icount, flags);
 	return 0;
 }
 

@@ -21,8 +21,10 @@
  * icounts.  Output is untouched in both.
  * Any other mode: the handlers are not wrapped.
  *
- * Not covered (doc/record.md): chardev events (a socket client connecting
- * opens a virtserialport), write results a frontend retries on.
+ * Chardev events (a socket client connecting or leaving opens or closes a
+ * virtserialport; a break reaches a 16550) go the same way, as chr_event.
+ *
+ * Not covered (doc/record.md): write results a frontend retries on.
  *
  * Threads: registration and both wrappers run with the BQL (the main loop,
  * or the vCPU thread in a device's access); the frontend table is written
@@ -53,6 +55,10 @@ void gate_chr_run_held(struct held *h, unsigned how, int64_t icount, uint64_t fl
  */
 int gate_chr_inject(uint64_t fe, const uint8_t *data, size_t len, unsigned how, int64_t icount,
 		    uint64_t flags, char *why, size_t whylen);
+
+/* The same for a recorded chardev event (@data: its one byte, QEMUChrEvent). */
+int gate_chr_inject_event(uint64_t fe, const uint8_t *data, size_t len, unsigned how,
+			  int64_t icount, uint64_t flags, char *why, size_t whylen);
 
 /* Bytes delivered to the guest so far, and live bytes dropped in replay; any thread. */
 unsigned long long gate_chr_bytes(void);

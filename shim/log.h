@@ -30,6 +30,7 @@ enum log_kind {
 	LOG_EV_MONITOR = 18,
 	LOG_EV_HOST_CLOCK = 19,
 	LOG_EV_NET_RECV = 20,
+	LOG_EV_CHR_EVENT = 21,
 	LOG_EV_COUNT
 };
 
@@ -57,7 +58,7 @@ struct log_event {
 	unsigned kind;         /* enum log_kind; reader: unknown kinds as read */
 	unsigned icount_how;   /* enum log_icount */
 	int64_t icount;
-	uint64_t id;           /* string, ident: the id being defined; chr_read: the frontend; rng_read: the device; monitor: same turn; host_clock: what (0 the RTC's start); net_recv: NIC, QEMU's flags << 32 */
+	uint64_t id;           /* string, ident: the id being defined; chr_read: the frontend; rng_read: the device; monitor: same turn; host_clock: what (0 the RTC's start); net_recv: NIC, QEMU's flags << 32; chr_event: the frontend */
 	uint64_t ident;        /* bh_schedule, bh_run */
 	uint64_t cb_off;       /* ident */
 	uint64_t name_id;      /* ident */
@@ -101,6 +102,8 @@ struct log_header {
 	char *image[LOG_IMAGES_MAX]; /* fingerprint.h's header form; reader: owned by the reader */
 };
 
+/* QEMU's chardev event @e by name ("opened"), "?" if unknown: chr_event's byte. */
+const char *log_chr_event_name(unsigned e);
 /* Name of a kind for dump/JSON ("bh_run"), or NULL if unknown. */
 const char *log_kind_name(unsigned kind);
 

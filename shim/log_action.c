@@ -45,11 +45,13 @@ log_action_of(const struct log_reader *r, const struct log_event *ev, int exact,
 	case LOG_EV_RNG_READ:
 	case LOG_EV_MONITOR:
 	case LOG_EV_NET_RECV:
+	case LOG_EV_CHR_EVENT:
 		if (!exact)
 			return 0; /* ordering mode does not replay input */
 		a->kind = ev->kind == LOG_EV_CHR_READ ? LOG_ACT_INPUT :
 			  ev->kind == LOG_EV_RNG_READ ? LOG_ACT_ENTROPY :
-			  ev->kind == LOG_EV_NET_RECV ? LOG_ACT_NET : LOG_ACT_MONITOR;
+			  ev->kind == LOG_EV_NET_RECV ? LOG_ACT_NET :
+			  ev->kind == LOG_EV_CHR_EVENT ? LOG_ACT_CHR_EVENT : LOG_ACT_MONITOR;
 		a->key = ev->id;
 		a->data = (const uint8_t *)ev->text;
 		a->len = ev->text_len;

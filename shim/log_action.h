@@ -10,7 +10,7 @@
  *    completions on; each completion is its own action);
  *  - an io_complete with an exact icount, not LOG_F_AT_ONCE;
  *  - a warp (always exact);
- *  - a chr_read, rng_read, net_recv or monitor event with an exact icount (input:
+ *  - a chr_read, chr_event, rng_read, net_recv or monitor event with an exact icount (input:
  *    exact logs only).
  * In an ordering-mode log the same, without the icount condition and
  * without warps (a run without -icount has none to force).
@@ -34,6 +34,7 @@ enum log_action_kind {
 	LOG_ACT_ENTROPY,  /* host entropy reached a virtio-rng (exact logs): key = the device */
 	LOG_ACT_MONITOR,  /* a monitor command changed the guest (exact logs): data = its QMP request */
 	LOG_ACT_NET,      /* a frame reached a guest NIC (exact logs): key = NIC | flags << 32 */
+	LOG_ACT_CHR_EVENT, /* a chardev event (opened, closed, break) reached a frontend: key = frontend */
 };
 
 #define LOG_ACT_THREAD_POOL_BH "thread_pool_completion_bh"

@@ -31,7 +31,17 @@ static const char *const kind_names[LOG_EV_COUNT] = {
 	[LOG_EV_MONITOR] = "monitor",
 	[LOG_EV_HOST_CLOCK] = "host_clock",
 	[LOG_EV_NET_RECV] = "net_recv",
+	[LOG_EV_CHR_EVENT] = "chr_event",
 };
+
+const char *
+log_chr_event_name(unsigned e)
+{
+	/* QEMUChrEvent, include/chardev/char.h: the same since 2.x */
+	static const char *const names[] = { "break", "opened", "mux_in", "mux_out", "closed" };
+
+	return e < sizeof(names) / sizeof(names[0]) ? names[e] : "?";
+}
 
 const char *
 log_kind_name(unsigned kind)
@@ -106,6 +116,7 @@ log_encode_fields(uint8_t *p, const struct log_event *ev, uint64_t *prev_req)
 	case LOG_EV_MONITOR:
 	case LOG_EV_HOST_CLOCK:
 	case LOG_EV_NET_RECV:
+	case LOG_EV_CHR_EVENT:
 		n += log_put_varint(p + n, ev->id);
 		n += log_put_varint(p + n, ev->flags);
 		n += put_text(p + n, ev->text, ev->text_len);

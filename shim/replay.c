@@ -120,7 +120,8 @@ replay_load(const char *path, char *why, size_t len)
 		else if (ra.a.kind == LOG_ACT_COMPLETE)
 			ra.ckey = ra.a.key < keys->cap ? keys->v[ra.a.key] : 0;
 		else if (ra.a.kind == LOG_ACT_INPUT || ra.a.kind == LOG_ACT_ENTROPY ||
-			 ra.a.kind == LOG_ACT_MONITOR || ra.a.kind == LOG_ACT_NET) {
+			 ra.a.kind == LOG_ACT_MONITOR || ra.a.kind == LOG_ACT_NET ||
+			 ra.a.kind == LOG_ACT_CHR_EVENT) {
 			ra.data = malloc(ra.a.len ? ra.a.len : 1);
 			if (ra.data == NULL) {
 				snprintf(why, len, "out of memory reading %s", path);
@@ -178,7 +179,8 @@ int
 replay_available(const struct replay_action *a)
 {
 	if (a->a.kind == LOG_ACT_INPUT || a->a.kind == LOG_ACT_ENTROPY ||
-	    a->a.kind == LOG_ACT_MONITOR || a->a.kind == LOG_ACT_NET)
+	    a->a.kind == LOG_ACT_MONITOR || a->a.kind == LOG_ACT_NET ||
+	    a->a.kind == LOG_ACT_CHR_EVENT)
 		return 1; /* the log has it */
 	pthread_mutex_lock(&held_mu);
 	int ok = heldq_find(&held_q, 0, matches, a) < held_q.n;
@@ -199,12 +201,14 @@ replay_take(const struct replay_action *a)
 {
 	if (a->a.kind == LOG_ACT_MONITOR)
 		return 0; /* the main loop runs it (gate_mon.h), never a taker */
-	if (a->a.kind == LOG_ACT_INPUT || a->a.kind == LOG_ACT_ENTROPY || a->a.kind == LOG_ACT_NET) {
+	if (a->a.kind == LOG_ACT_INPUT || a->a.kind == LOG_ACT_ENTROPY || a->a.kind == LOG_ACT_NET ||
+	    a->a.kind == LOG_ACT_CHR_EVENT) {
 		unsigned how;
 		int64_t ic = take_icount(&how);
 		char why[128];
 		int (*inject)(uint64_t, const uint8_t *, size_t, unsigned, int64_t, uint64_t, char *,
 			      size_t) = a->a.kind == LOG_ACT_INPUT ? gate_chr_inject :
+					a->a.kind == LOG_ACT_CHR_EVENT ? gate_chr_inject_event :
 					a->a.kind == LOG_ACT_NET ? gate_net_inject : gate_rng_inject;
 
 		if (inject(a->a.key, a->data, a->a.len, how, ic, gate_land_flags, why, sizeof(why)) < 0) {
@@ -253,6 +257,9 @@ describe(char *buf, size_t len, const struct replay_action *a)
 	else if (a->a.kind == LOG_ACT_ENTROPY)
 		snprintf(buf, len, "rng_read of %zu bytes for entropy device %llu%s", a->a.len,
 			 (unsigned long long)a->a.key, at);
+	else if (a->a.kind == LOG_ACT_CHR_EVENT)
+		snprintf(buf, len, "chr_event %s for console frontend %llu%s",
+			 a->a.len ? log_chr_event_name(a->data[0]) : "?", (unsigned long long)a->a.key, at);
 	else if (a->a.kind == LOG_ACT_NET)
 		snprintf(buf, len, "net_recv of a %zu-byte frame for NIC %llu%s", a->a.len,
 			 (unsigned long long)(a->a.key & 0xffffffffu), at);

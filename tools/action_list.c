@@ -96,6 +96,8 @@ action_list_load(struct action_list *al, const char *path, const char *cmd, int 
 
 				a.a.name = xstrdup(a.a.name);
 				a.site = e && e->site ? xstrdup(e->site) : NULL;
+			} else if (a.a.kind == LOG_ACT_CHR_EVENT) {
+				a.a.name = xstrdup(a.a.len ? log_chr_event_name(a.a.data[0]) : "?");
 			} else if (a.a.kind == LOG_ACT_MONITOR) {
 				/* the request, kept as text (freed with the names) */
 				char *t = strndup((const char *)a.a.data, a.a.len);
@@ -178,6 +180,10 @@ action_describe(char *buf, size_t len, const struct action *act)
 	case LOG_ACT_NET:
 		snprintf(buf, len, "net_recv of %zu bytes (hash %016" PRIx64 ") for NIC %" PRIu64 " %s",
 			 a->len, (uint64_t)a->value, a->key & 0xffffffffu, at);
+		break;
+	case LOG_ACT_CHR_EVENT:
+		snprintf(buf, len, "chr_event %s for console frontend %" PRIu64 " %s",
+			 a->name ? a->name : "?", a->key, at);
 		break;
 	case LOG_ACT_MONITOR:
 		snprintf(buf, len, "monitor command %.160s %s", a->name ? a->name : "?", at);

@@ -16,7 +16,7 @@
 #include "log_action.h"
 
 /* The kind of a listed chaos decision: key = decision, value = its value. */
-#define ACTION_CHAOS (LOG_ACT_NET + 1)
+#define ACTION_CHAOS (LOG_ACT_CHR_EVENT + 1)
 /* Kinds a list holds: LOG_ACT_RUN .. ACTION_CHAOS, counted from 0 as kind - 1. */
 #define ACTION_KINDS ACTION_CHAOS
 

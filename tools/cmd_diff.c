@@ -76,12 +76,12 @@ diff_print_json(const struct diff *d)
 		printf("},\"differing_after\":%zu,\"a_after\":{\"bh_run\":%" PRIu64
 		       ",\"io_complete\":%" PRIu64 ",\"warp\":%" PRIu64 ",\"chr_read\":%" PRIu64
 		       ",\"rng_read\":%" PRIu64 ",\"monitor\":%" PRIu64 ",\"net_recv\":%" PRIu64
-		       ",\"chaos\":%" PRIu64 "},\"b_after\":{\"bh_run\":%" PRIu64
+		       ",\"chr_event\":%" PRIu64 ",\"chaos\":%" PRIu64 "},\"b_after\":{\"bh_run\":%" PRIu64
 		       ",\"io_complete\":%" PRIu64 ",\"warp\":%" PRIu64 ",\"chr_read\":%" PRIu64
 		       ",\"rng_read\":%" PRIu64 ",\"monitor\":%" PRIu64 ",\"net_recv\":%" PRIu64
-		       ",\"chaos\":%" PRIu64 "}",
-		       d->differing, ca[0], ca[1], ca[2], ca[3], ca[4], ca[5], ca[6], ca[7], cb[0], cb[1],
-		       cb[2], cb[3], cb[4], cb[5], cb[6], cb[7]);
+		       ",\"chr_event\":%" PRIu64 ",\"chaos\":%" PRIu64 "}",
+		       d->differing, ca[0], ca[1], ca[2], ca[3], ca[4], ca[5], ca[6], ca[7], ca[8], cb[0],
+		       cb[1], cb[2], cb[3], cb[4], cb[5], cb[6], cb[7], cb[8]);
 	}
 	printf("}\n");
 }
@@ -90,7 +90,7 @@ static void
 diff_print_text(const struct diff *d)
 {
 	if (d->first < 0) {
-		printf("identical: %zu actions each (bh_run, io_complete, warp, chr_read, rng_read, monitor, net_recv, chaos)\n",
+		printf("identical: %zu actions each (bh_run, io_complete, warp, chr_read, rng_read, monitor, net_recv, chr_event, chaos)\n",
 		       d->al[0].n);
 		return;
 	}
@@ -111,13 +111,13 @@ diff_print_text(const struct diff *d)
 
 	printf("after it: A has %zu more actions (%" PRIu64 " bh_run, %" PRIu64
 	       " io_complete, %" PRIu64 " warp, %" PRIu64 " chr_read, %" PRIu64 " rng_read, %" PRIu64
-	       " monitor, %" PRIu64 " net_recv, %" PRIu64 " chaos), B has %zu (%" PRIu64
-	       " bh_run, %" PRIu64 " io_complete, %" PRIu64 " warp, %" PRIu64 " chr_read, %" PRIu64
-	       " rng_read, %" PRIu64 " monitor, %" PRIu64 " net_recv, %" PRIu64
-	       " chaos); %zu positions differ\n",
+	       " monitor, %" PRIu64 " net_recv, %" PRIu64 " chr_event, %" PRIu64 " chaos), B has %zu (%"
+	       PRIu64 " bh_run, %" PRIu64 " io_complete, %" PRIu64 " warp, %" PRIu64 " chr_read, %"
+	       PRIu64 " rng_read, %" PRIu64 " monitor, %" PRIu64 " net_recv, %" PRIu64 " chr_event, %"
+	       PRIu64 " chaos); %zu positions differ\n",
 	       d->al[0].n - (size_t)d->first, ca[0], ca[1], ca[2], ca[3], ca[4], ca[5], ca[6], ca[7],
-	       d->al[1].n - (size_t)d->first, cb[0], cb[1], cb[2], cb[3], cb[4], cb[5], cb[6], cb[7],
-	       d->differing);
+	       ca[8], d->al[1].n - (size_t)d->first, cb[0], cb[1], cb[2], cb[3], cb[4], cb[5], cb[6],
+	       cb[7], cb[8], d->differing);
 }
 
 /*

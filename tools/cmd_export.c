@@ -104,6 +104,10 @@ event_label(const struct log_event *ev, const char *kind, const char *name, char
 	case LOG_EV_RNG_READ:
 		snprintf(label, len, "entropy: %zu bytes to device %" PRIu64, ev->text_len, ev->id);
 		break;
+	case LOG_EV_CHR_EVENT:
+		snprintf(label, len, "console event %s to frontend %" PRIu64,
+			 ev->text_len ? log_chr_event_name((uint8_t)ev->text[0]) : "?", ev->id);
+		break;
 	case LOG_EV_NET_RECV:
 		snprintf(label, len, "network: a %zu-byte frame to NIC %" PRIu64, ev->text_len,
 			 ev->id & 0xffffffffu);

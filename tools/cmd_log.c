@@ -200,6 +200,11 @@ dump_text(FILE *f, const struct log_reader *r, const struct log_event *ev)
 			ev->flags & LOG_F_AT_IO ? " at_io" : "");
 		put_bytes(f, ev->text, ev->text_len);
 		break;
+	case LOG_EV_CHR_EVENT:
+		fprintf(f, " frontend=%" PRIu64 " event=%s%s%s", ev->id,
+			ev->text_len ? log_chr_event_name((uint8_t)ev->text[0]) : "?",
+			ev->flags & LOG_F_AT_ONCE ? " at_once" : "", ev->flags & LOG_F_AT_IO ? " at_io" : "");
+		break;
 	case LOG_EV_HOST_CLOCK:
 		fprintf(f, " what=%s value=%.*s", ev->id == 0 ? "rtc_start" : "?", (int)ev->text_len,
 			ev->text);
@@ -302,6 +307,12 @@ dump_json(FILE *f, const struct log_reader *r, const struct log_event *ev)
 			ev->flags & LOG_F_AT_ONCE ? "true" : "false",
 			ev->flags & LOG_F_AT_IO ? "true" : "false");
 		put_hex(f, ev->text, ev->text_len);
+		break;
+	case LOG_EV_CHR_EVENT:
+		fprintf(f, ",\"frontend\":%" PRIu64 ",\"event\":\"%s\",\"at_once\":%s,\"at_io\":%s", ev->id,
+			ev->text_len ? log_chr_event_name((uint8_t)ev->text[0]) : "?",
+			ev->flags & LOG_F_AT_ONCE ? "true" : "false",
+			ev->flags & LOG_F_AT_IO ? "true" : "false");
 		break;
 	case LOG_EV_HOST_CLOCK:
 		fprintf(f, ",\"what\":\"%s\",\"value\":", ev->id == 0 ? "rtc_start" : "?");

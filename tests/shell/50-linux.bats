@@ -214,9 +214,9 @@ linux_ci() {
 }
 
 @test "a CI-shaped Linux run (console harness, HTTP, hostfwd, virtio-rng, QMP stop/cont) replays with nothing attached, on QEMU 7.2" {
-	linux_ci 7.2 10
+	linux_ci 7.2 ${BHRR_CI_REPLAYS:-10}
 }
 
 @test "a CI-shaped Linux run (console harness, HTTP, hostfwd, virtio-rng, QMP stop/cont) replays with nothing attached, on QEMU 10.0" {
-	linux_ci 10.0 10
+	linux_ci 10.0 ${BHRR_CI_REPLAYS:-10}
 }

@@ -160,3 +160,49 @@ console_mux() {
 	[ "$status" -eq 1 ]
 	[[ "${lines[1]}" == *"event #$seq chr_read of "* ]]
 }
+
+# chardev events are input too: a telnet client connecting to the console's
+# socket (opened) and sending a BREAK, which the 16550 hands the guest as a
+# 0 byte with the break flag, at whatever moment the host read it.  The
+# record logs both events; replays with no client give the guest the same.
+@test "QEMU 7.2: a telnet client's connection and BREAK on the console are recorded as events and replayed without it (2/2)" {
+	use_qemu 7.2
+	local d=$BATS_TEST_TMPDIR port
+	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+	guest_argv console "$d"
+	local telnet="socket,id=con0,host=127.0.0.1,port=$port,server=on,wait=off,telnet=on"
+	local -a argv=("${GUEST_ARGV[@]/pipe,id=con0,path=$d\/console/$telnet}")
+	# the client: connects as soon as QEMU listens, sends IAC BRK and 23 bytes
+	python3 -c '
+import socket, sys, time
+for _ in range(1200):
+    try:
+        s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+        break
+    except OSError:
+        time.sleep(0.05)
+s.sendall(b"\xff\xf3" + b"after the break: 23 b!.")
+s.recv(1)
+time.sleep(30)
+' "$port" &
+	local client=$! st=0
+	# shellcheck disable=SC2086
+	timeout 60 "$BHRR" record -o "$LOG" -- "$QEMU_BIN" $QEMU_FW "${argv[@]}" \
+		>"$d/rec.out" 2>"$d/rec.err" || st=$?
+	kill "$client" 2>/dev/null || true
+	cat "$d/rec.err"
+	[ "$st" -eq "$GUEST_PASS" ]
+	# the break reached the guest as a 0 byte, before the bytes that followed it
+	grep '^con: byte 0 = 0 after' "$d/rec.out"
+	grep '^con: byte 1 = 61 after' "$d/rec.out"
+	[ "$("$BHRR" dump --json "$LOG" | jq -r 'select(.kind == "chr_event") | .event' | tr '\n' ' ')" = "opened break " ]
+	for i in 1 2; do
+		guest_argv console "$d"
+		st=0
+		timeout 60 "$BHRR" replay "$LOG" -o "$d/rep.bhlog" >"$d/rep.out" 2>"$d/rep.err" || st=$?
+		cat "$d/rep.err"
+		[ "$st" -eq "$GUEST_PASS" ]
+		cmp "$d/rec.out" "$d/rep.out"
+		"$BHRR" diff "$LOG" "$d/rep.bhlog"
+	done
+}
