@@ -314,11 +314,34 @@ hk_set_handlers(void *b, chr_can_read_fn *can_read, chr_read_fn *read, void *eve
 	set_depth--;
 }
 
+/*
+ * Nothing waits for @f any more: ask its backend for input again.  While
+ * something waited, can_read offered nothing, and a backend that buffers
+ * (a mux) asks again only when told; after a byte the guest's read of it
+ * tells it, after an event nothing would.
+ */
+static void
+reopen(struct fe *f)
+{
+	if (f->pending == 0 && f->read != NULL)
+		((void (*)(void *))shim_qemu.sym[QS_CHR_FE_ACCEPT_INPUT].addr)(f->b);
+}
+
+static void run_held(struct fe *f, struct held *h, unsigned how, int64_t icount, uint64_t flags);
+
 void
 gate_chr_run_held(struct held *h, unsigned how, int64_t icount, uint64_t flags)
 {
 	struct fe *f = h->fe < n_fes ? &fes[h->fe] : NULL;
 
+	run_held(f, h, how, icount, flags);
+	if (f != NULL && mode == CHR_RECORD)
+		reopen(f);
+}
+
+static void
+run_held(struct fe *f, struct held *h, unsigned how, int64_t icount, uint64_t flags)
+{
 	if (h->ret > 0) {
 		/* an event */
 		if (f != NULL && f->pending > 0)

@@ -55,6 +55,7 @@ static const struct qsym sym_table[QS_COUNT] = {
 	[QS_VIRTIO_SET_GUEST_FD_HANDLER] = { { "virtio_queue_set_guest_notifier_fd_handler" } },
 	[QS_CHR_FE_SET_HANDLERS_FULL] = { { "qemu_chr_fe_set_handlers_full" } },
 	[QS_MONITOR_CAN_READ] = { { "monitor_can_read" } },
+	[QS_CHR_FE_ACCEPT_INPUT] = { { "qemu_chr_fe_accept_input" } },
 	[QS_QEMU_CHR_FIND] = { { "qemu_chr_find" } },
 	[QS_RNG_BACKEND_REQUEST_ENTROPY] = { { "rng_backend_request_entropy" } },
 	[QS_OBJECT_GET_TYPENAME] = { { "object_get_typename" } },
