@@ -64,6 +64,29 @@ struct log_writer {
 /* ---- framing ---- */
 
 /*
+ * This thread's holds of a writer's locks.  A signal handler that runs on
+ * a thread inside the writer (QEMU's SIGTERM handler schedules a BH, which
+ * bhrr logs) must not wait for a lock that thread holds: its event is
+ * dropped instead (counted in dropped_by_signal).
+ */
+static __thread int tls_holds;
+static unsigned long long dropped_by_signal; /* atomic */
+
+static void
+lock(pthread_mutex_t *m)
+{
+	pthread_mutex_lock(m);
+	tls_holds++;
+}
+
+static void
+unlock(pthread_mutex_t *m)
+{
+	tls_holds--;
+	pthread_mutex_unlock(m);
+}
+
+/*
  * Fill the 7-byte header at @p for the @len payload bytes already at
  * p + LOG_HEADER.  The type byte directly precedes the payload, so the
  * checksum covers one contiguous span.
@@ -122,9 +145,9 @@ write_failed(struct log_writer *w, int err)
 
 	if (w->failed)
 		return;
-	pthread_mutex_lock(&w->mu);
+	lock(&w->mu);
 	w->failed = 1;
-	pthread_mutex_unlock(&w->mu);
+	unlock(&w->mu);
 	n = snprintf(msg, sizeof(msg),
 		     "bhrr: error: cannot write log '%s': %s; nothing from event #%llu on was "
 		     "written: the log stays incomplete, the recorded process runs on\n",
@@ -157,14 +180,14 @@ log_writer_flush(struct log_writer *w)
 {
 	int rc = 0;
 
-	pthread_mutex_lock(&w->fmu);
-	pthread_mutex_lock(&w->mu);
+	lock(&w->fmu);
+	lock(&w->mu);
 	struct batch t = w->cur;
 
 	w->cur = w->spare;
 	w->spare = t;
 	w->cur.len = 0;
-	pthread_mutex_unlock(&w->mu);
+	unlock(&w->mu);
 	if (w->spare.len > 0) {
 		if (!w->failed) {
 			size_t n = frame_record(w, w->spare.buf, w->spare.len);
@@ -175,7 +198,7 @@ log_writer_flush(struct log_writer *w)
 		w->spare.len = 0;
 	}
 	rc = w->failed ? -1 : rc;
-	pthread_mutex_unlock(&w->fmu);
+	unlock(&w->fmu);
 	return rc;
 }
 
@@ -235,20 +258,25 @@ append(struct log_writer *w, const struct log_event *ev, int end)
 	struct log_event e;
 	uint64_t seq;
 
-	pthread_mutex_lock(&w->mu);
+	if (tls_holds > 0) {
+		/* a signal handler on this thread, inside the writer: never wait for ourselves */
+		__atomic_add_fetch(&dropped_by_signal, 1, __ATOMIC_RELAXED);
+		return 0;
+	}
+	lock(&w->mu);
 	while (!w->sealed && !w->failed && w->cur.len + EVENT_MAX > BATCH_CAP) {
-		pthread_mutex_unlock(&w->mu);
+		unlock(&w->mu);
 		log_writer_flush(w);
-		pthread_mutex_lock(&w->mu);
+		lock(&w->mu);
 	}
 	if (w->sealed) {
-		pthread_mutex_unlock(&w->mu);
+		unlock(&w->mu);
 		return 0;
 	}
 	if (end) {
 		e = *ev;
 		e.events = w->seq;
-		e.dropped = w->dropped;
+		e.dropped = w->dropped + __atomic_load_n(&dropped_by_signal, __ATOMIC_RELAXED);
 		e.complete = !w->failed;
 		ev = &e;
 		w->sealed = 1;
@@ -256,14 +284,14 @@ append(struct log_writer *w, const struct log_event *ev, int end)
 	seq = w->seq++;
 	if (w->failed) {
 		w->dropped++;
-		pthread_mutex_unlock(&w->mu);
+		unlock(&w->mu);
 		return seq;
 	}
 	encode_event(w, ev, seq);
 	int full = w->cur.len >= BATCH_FLUSH && !end;
 	int signal_flusher = w->has_flusher;
 
-	pthread_mutex_unlock(&w->mu);
+	unlock(&w->mu);
 	if (full) {
 		if (signal_flusher)
 			pthread_cond_signal(&w->cv);
@@ -298,7 +326,7 @@ flusher_main(void *arg)
 {
 	struct log_writer *w = arg;
 
-	pthread_mutex_lock(&w->mu);
+	lock(&w->mu);
 	while (!w->stop) {
 		struct timespec ts;
 
@@ -307,11 +335,11 @@ flusher_main(void *arg)
 		ts.tv_sec += ts.tv_nsec / 1000000000L;
 		ts.tv_nsec %= 1000000000L;
 		pthread_cond_timedwait(&w->cv, &w->mu, &ts);
-		pthread_mutex_unlock(&w->mu);
+		unlock(&w->mu);
 		log_writer_flush(w);
-		pthread_mutex_lock(&w->mu);
+		lock(&w->mu);
 	}
-	pthread_mutex_unlock(&w->mu);
+	unlock(&w->mu);
 	return NULL;
 }
 
@@ -424,7 +452,7 @@ log_writer_start_flusher(struct log_writer *w, unsigned flush_ms)
 	int rc = 0;
 
 	/* Under mu: appenders read has_flusher; the new thread waits for mu. */
-	pthread_mutex_lock(&w->mu);
+	lock(&w->mu);
 	if (!w->has_flusher && !w->stop) {
 		/* The flusher must never receive the process's signals. */
 		sigfillset(&all);
@@ -434,7 +462,7 @@ log_writer_start_flusher(struct log_writer *w, unsigned flush_ms)
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
 		rc = w->has_flusher ? 0 : -1;
 	}
-	pthread_mutex_unlock(&w->mu);
+	unlock(&w->mu);
 	return rc;
 }
 
@@ -451,16 +479,16 @@ finish(struct log_writer *w, int64_t end_icount)
 
 	if (w->finished)
 		return w->finish_rc;
-	pthread_mutex_lock(&w->mu);
+	lock(&w->mu);
 	joined = w->has_flusher;
 	w->stop = 1;
 	pthread_cond_signal(&w->cv);
-	pthread_mutex_unlock(&w->mu);
+	unlock(&w->mu);
 	if (joined)
 		pthread_join(w->flusher, NULL);
-	pthread_mutex_lock(&w->mu);
+	lock(&w->mu);
 	w->has_flusher = 0;
-	pthread_mutex_unlock(&w->mu);
+	unlock(&w->mu);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	memset(&end, 0, sizeof(end));
 	end.kind = LOG_EV_END;
@@ -469,13 +497,13 @@ finish(struct log_writer *w, int64_t end_icount)
 				 (t1.tv_nsec - w->t0.tv_nsec));
 	append(w, &end, 1); /* counts and seals under mu: the end stays last */
 	rc = log_writer_flush(w);
-	pthread_mutex_lock(&w->fmu);
+	lock(&w->fmu);
 	w->unwritten = end.events + 1; /* all written; fsync may yet fail */
 	if (!w->failed && fsync(w->fd) < 0 && errno != EINVAL)
 		write_failed(w, errno);
 	rc = (close(w->fd) < 0 || w->failed) ? -1 : rc;
 	w->fd = -1;
-	pthread_mutex_unlock(&w->fmu);
+	unlock(&w->fmu);
 	w->finished = 1;
 	w->finish_rc = rc;
 	return rc;
