@@ -263,9 +263,12 @@ emit_io_complete(uint64_t req, int64_t ret, unsigned how, int64_t icount, uint64
 	log_writer_append(writer, &ev);
 }
 
-/* Bytes from the host that reached the guest: chr_read or rng_read (at most LOG_TEXT_MAX kept). */
+/*
+ * What the host handed the guest, with its bytes (at most LOG_TEXT_MAX
+ * kept): chr_read, chr_event, rng_read, net_recv, monitor, host_clock.
+ */
 static void
-emit_input(unsigned kind, unsigned id, const uint8_t *data, size_t len, unsigned how,
+emit_input(unsigned kind, uint64_t id, const uint8_t *data, size_t len, unsigned how,
 	   int64_t icount, uint64_t flags)
 {
 	struct log_event ev;
@@ -310,14 +313,7 @@ void
 emit_net_recv(uint64_t id, const uint8_t *data, size_t len, unsigned how, int64_t icount,
 	      uint64_t flags)
 {
-	struct log_event ev;
-
-	head(&ev, LOG_EV_NET_RECV, how, icount);
-	ev.id = id;
-	ev.flags = flags;
-	ev.text = (const char *)data;
-	ev.text_len = len < LOG_TEXT_MAX ? len : LOG_TEXT_MAX;
-	log_writer_append(writer, &ev);
+	emit_input(LOG_EV_NET_RECV, id, data, len, how, icount, flags);
 }
 
 void

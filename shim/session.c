@@ -113,22 +113,17 @@ hook_table(struct hook_spec *t)
 		t[k++] = io[i];
 	for (size_t i = 0; i < k2; i++)
 		t[k++] = nt[i];
-	const struct hook_spec *ch = gate_chr_hooks(&k2);
+	/* the gates of the host's inputs: console, entropy, network, monitor, clock */
+	static const struct hook_spec *(*const inputs[])(size_t *) = {
+		gate_chr_hooks, gate_rng_hooks, gate_net_hooks, gate_mon_hooks, gate_clock_hooks,
+	};
 
-	for (size_t i = 0; i < k2; i++)
-		t[k++] = ch[i];
-	ch = gate_rng_hooks(&k2);
-	for (size_t i = 0; i < k2; i++)
-		t[k++] = ch[i];
-	ch = gate_mon_hooks(&k2);
-	for (size_t i = 0; i < k2; i++)
-		t[k++] = ch[i];
-	ch = gate_clock_hooks(&k2);
-	for (size_t i = 0; i < k2; i++)
-		t[k++] = ch[i];
-	ch = gate_net_hooks(&k2);
-	for (size_t i = 0; i < k2; i++)
-		t[k++] = ch[i];
+	for (size_t g = 0; g < sizeof(inputs) / sizeof(inputs[0]); g++) {
+		const struct hook_spec *h = inputs[g](&k2);
+
+		for (size_t i = 0; i < k2; i++)
+			t[k++] = h[i];
+	}
 	return k;
 }
 
