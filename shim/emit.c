@@ -131,12 +131,12 @@ void
 emit_identify(const void *cb, const char *name, const void *bh, uint64_t *ident,
 	      uint64_t *instance)
 {
-	pthread_mutex_lock(&ids_mu);
+	log_lock(&ids_mu);
 	*ident = ident_locked(cb, name);
 	struct inst_slot *s = inst_find(&insts, bh);
 
 	*instance = s ? s->instance : 0;
-	pthread_mutex_unlock(&ids_mu);
+	log_unlock(&ids_mu);
 }
 
 
@@ -149,10 +149,10 @@ emit_bh_run(const struct held *h, unsigned how, int64_t icount, uint64_t flags)
 	ev.flags = flags;
 	ev.ident = h->ident;
 	ev.instance = h->instance;
-	pthread_mutex_lock(&ids_mu);
+	log_lock(&ids_mu);
 	ev.ordinal = ident_next_ordinal(&idents, h->ident);
 	log_writer_append(writer, &ev);
-	pthread_mutex_unlock(&ids_mu);
+	log_unlock(&ids_mu);
 }
 
 void
@@ -168,7 +168,7 @@ emit_schedule(const void *cb, const char *name, void *const *frames, int n, unsi
 		log_writer_append(writer, &ev); /* the common case: nothing new to define */
 		return;
 	}
-	pthread_mutex_lock(&ids_mu);
+	log_lock(&ids_mu);
 	ev.ident = ident_locked(cb, name);
 	if (n > 0) {
 		int is_new;
@@ -187,7 +187,7 @@ emit_schedule(const void *cb, const char *name, void *const *frames, int n, unsi
 		}
 	}
 	log_writer_append(writer, &ev);
-	pthread_mutex_unlock(&ids_mu);
+	log_unlock(&ids_mu);
 }
 
 void
@@ -199,13 +199,13 @@ emit_bh_new(const void *bh, const void *cb, const char *name)
 	ev.kind = LOG_EV_BH_NEW;
 	ev.icount = qrt_icount_now(&how, 0);
 	ev.icount_how = how;
-	pthread_mutex_lock(&ids_mu);
+	log_lock(&ids_mu);
 	ev.ident = ident_locked(cb, name);
 	ev.instance = ident_next_creation(&idents, ev.ident);
 	if (ev.instance)
 		inst_add(&insts, bh, ev.ident, ev.instance);
 	log_writer_append(writer, &ev);
-	pthread_mutex_unlock(&ids_mu);
+	log_unlock(&ids_mu);
 }
 
 void
@@ -214,7 +214,7 @@ emit_bh_delete(const void *bh)
 	struct log_event ev = { 0 };
 	unsigned how;
 
-	pthread_mutex_lock(&ids_mu);
+	log_lock(&ids_mu);
 	struct inst_slot *s = inst_find(&insts, bh);
 
 	if (s != NULL) {
@@ -226,7 +226,7 @@ emit_bh_delete(const void *bh)
 		log_writer_append(writer, &ev);
 		inst_gone(&insts, s);
 	}
-	pthread_mutex_unlock(&ids_mu);
+	log_unlock(&ids_mu);
 }
 
 uint64_t
@@ -243,9 +243,9 @@ emit_io_submit(uint64_t req, uint64_t op, uint64_t offset, uint64_t bytes, unsig
 	uint64_t key = 0;
 
 	if (want_keys) {
-		pthread_mutex_lock(&ids_mu);
+		log_lock(&ids_mu);
 		key = content_key(&occ, op, offset, bytes);
-		pthread_mutex_unlock(&ids_mu);
+		log_unlock(&ids_mu);
 	}
 	log_writer_append(writer, &ev);
 	return key;

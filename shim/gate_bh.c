@@ -268,6 +268,13 @@ log_schedule(void *cb, const char *name)
 	int64_t ic;
 
 	atomic_fetch_add(&gate_schedules, 1);
+	/*
+	 * QEMU's SIGTERM handler schedules a BH: on a thread inside bhrr's
+	 * logging (holding its id tables' or the writer's lock), logging it
+	 * would wait for that thread itself.  Not logged.
+	 */
+	if (log_lock_held())
+		return;
 	if (bhrr_cfg.stacks)
 		n = unw_backtrace(frames, (int)bhrr_cfg.stacks + 2);
 	enum qrt_role role = qrt_role();

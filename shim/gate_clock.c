@@ -47,6 +47,7 @@ hk_configure_rtc(void *opts)
 		vlog("clock: the guest's RTC starts at %s", now);
 		return;
 	}
+	emit_host_clock(0, now); /* a replay's log keeps it too: it can be replayed in turn */
 	if (replay.rtc_start[0] && strcmp(now, replay.rtc_start) != 0)
 		replay_diverge_at(replay.rtc_seq, "the RTC's start",
 				  "the guest's RTC starts at %s, the recording's at %s (an -rtc base that "

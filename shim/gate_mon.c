@@ -458,9 +458,15 @@ run_due(void)
 		if (a == NULL || a->a.kind != LOG_ACT_MONITOR)
 			break;
 		int running = qrt.runstate_is_running();
+		unsigned h0;
 
-		if (running && !stop_asked)
-			break; /* the executor brings the vCPU there */
+		/*
+		 * The executor brings the vCPU there; unless bhrr's pause for the
+		 * command before (this same turn) holds it there already.
+		 */
+		if (running && !stop_asked &&
+		    !(resume_pending && qrt_icount_now(&h0, 1) == a->a.icount))
+			break;
 		if (running)
 			((void (*)(void))sym(QS_PAUSE_ALL_VCPUS))();
 		stop_asked = 0;

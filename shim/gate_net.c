@@ -40,6 +40,7 @@ typedef void *new_queue_fn(void *deliver, void *opaque);
 static send_fn *real_send;
 static send_iov_fn *real_send_iov;
 static new_queue_fn *real_new_queue;
+static void (*real_del_queue)(void *queue);
 
 /* A client's queue, by creation; the NICs among them numbered in that order. */
 struct client {
@@ -94,8 +95,8 @@ hk_new_queue(void *deliver, void *opaque)
 	int nic = info != NULL && *info == INFO_TYPE_NIC ? (int)n_nics++ : -1;
 
 	for (unsigned i = 0; i < n_clients; i++)
-		if (clients[i].queue == q) {
-			/* the memory of a client gone (an unplugged NIC) */
+		if (clients[i].queue == NULL || clients[i].queue == q) {
+			/* the slot of a client gone (an unplugged NIC) */
 			clients[i] = (struct client){ q, opaque, nic, 0 };
 			return q;
 		}
@@ -109,6 +110,22 @@ hk_new_queue(void *deliver, void *opaque)
 	return q;
 }
 
+/*
+ * A queue freed (its client is: an unplugged NIC): forget the client, so
+ * nothing held for it is handed to freed memory; its slot is reused.
+ */
+static void
+hk_del_queue(void *q)
+{
+	for (unsigned i = 0; i < n_clients; i++)
+		if (clients[i].queue == q) {
+			clients[i].queue = NULL;
+			clients[i].nc = NULL;
+			clients[i].checked = 0;
+		}
+	real_del_queue(q);
+}
+
 /* The client whose incoming queue @q is; NULL if unknown, or not laid out as bhrr knows. */
 static struct client *
 client_of(void *q)
@@ -116,7 +133,7 @@ client_of(void *q)
 	for (unsigned i = 0; i < n_clients; i++) {
 		struct client *c = &clients[i];
 
-		if (c->queue != q)
+		if (q == NULL || c->queue != q)
 			continue;
 		if (!c->checked) {
 			if (field(c->nc, NC_QUEUE) != q) {
@@ -134,11 +151,12 @@ client_of(void *q)
 	return NULL;
 }
 
+/* The NIC numbered @nic, if it still exists. */
 static struct client *
 nic_by_ordinal(unsigned nic)
 {
 	for (unsigned i = 0; i < n_clients; i++)
-		if (clients[i].nic == (int)nic)
+		if (clients[i].nic == (int)nic && clients[i].queue != NULL)
 			return &clients[i];
 	return NULL;
 }
@@ -223,7 +241,10 @@ intercept(void *queue, void *sender, unsigned qflags, const struct iovec *iov, i
 		return 1;
 	}
 	if (c->nic < 0 || sender == NULL) {
-		*sent_cb = NULL; /* guest TX: no completion later from the main loop */
+		const int *info = sender ? field(sender, NC_INFO) : NULL;
+
+		if (info != NULL && *info == INFO_TYPE_NIC)
+			*sent_cb = NULL; /* guest TX: no completion later from the main loop */
 		return 0;
 	}
 	hold(c, qflags, iov, iovcnt);
@@ -289,6 +310,7 @@ static const struct hook_spec hooks[] = {
 	{ QS_NEW_NET_QUEUE, (void *)hk_new_queue, (void **)&real_new_queue },
 	{ QS_NET_QUEUE_SEND, (void *)hk_send, (void **)&real_send },
 	{ QS_NET_QUEUE_SEND_IOV, (void *)hk_send_iov, (void **)&real_send_iov },
+	{ QS_DEL_NET_QUEUE, (void *)hk_del_queue, (void **)&real_del_queue },
 };
 
 const struct hook_spec *

@@ -31,7 +31,7 @@ struct held {
 	uint64_t cb_off;    /* callback offset in the executable (replay matches by it) */
 	/* HELD_REQ */
 	struct req *req;    /* owned */
-	int ret;            /* HELD_NET: QEMU's packet flags */
+	int ret;            /* HELD_NET: QEMU's packet flags; HELD_CHR: an event + 1, 0 bytes */
 	/* HELD_CHR: bytes for a guest's console or channel frontend (gate_chr.h) */
 	/* HELD_RNG: entropy for a device (gate_rng.h) */
 	/* HELD_NET: a frame for a guest NIC (gate_net.h) */

@@ -5,6 +5,7 @@
 #ifndef BHRR_LOG_H
 #define BHRR_LOG_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -136,6 +137,16 @@ struct log_writer *log_writer_open_ex(const char *path, const struct log_header 
  * process are installed); 0 or -1.  No-op if one runs already.
  */
 int log_writer_start_flusher(struct log_writer *w, unsigned flush_ms);
+/*
+ * The writer's locks, and any lock held while appending (the shim's id
+ * tables), taken through these: a signal handler that lands on a thread
+ * holding one (QEMU's SIGTERM handler schedules a BH, which bhrr logs)
+ * finds log_lock_held() and drops its event instead of waiting for itself.
+ */
+void log_lock(pthread_mutex_t *m);
+void log_unlock(pthread_mutex_t *m);
+int log_lock_held(void);
+
 /*
  * Append one event; any thread.  The fast path encodes on the stack and
  * copies under a mutex: no allocation, no stdio.  Returns the event's

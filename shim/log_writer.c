@@ -69,21 +69,45 @@ struct log_writer {
  * bhrr logs) must not wait for a lock that thread holds: its event is
  * dropped instead (counted in dropped_by_signal).
  */
-static __thread int tls_holds;
+static __thread volatile sig_atomic_t tls_holds;        /* any lock through log_lock */
+static __thread volatile sig_atomic_t tls_writer_holds; /* a writer's own mu or fmu */
 static unsigned long long dropped_by_signal; /* atomic */
+
+/* counted from before the wait to after the release: no window a handler could fall in */
+void
+log_lock(pthread_mutex_t *m)
+{
+	tls_holds++;
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	pthread_mutex_lock(m);
+}
+
+void
+log_unlock(pthread_mutex_t *m)
+{
+	pthread_mutex_unlock(m);
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	tls_holds--;
+}
+
+int
+log_lock_held(void)
+{
+	return tls_holds > 0;
+}
 
 static void
 lock(pthread_mutex_t *m)
 {
-	pthread_mutex_lock(m);
-	tls_holds++;
+	tls_writer_holds++;
+	log_lock(m);
 }
 
 static void
 unlock(pthread_mutex_t *m)
 {
-	tls_holds--;
-	pthread_mutex_unlock(m);
+	log_unlock(m);
+	tls_writer_holds--;
 }
 
 /*
@@ -258,7 +282,7 @@ append(struct log_writer *w, const struct log_event *ev, int end)
 	struct log_event e;
 	uint64_t seq;
 
-	if (tls_holds > 0) {
+	if (tls_writer_holds > 0) {
 		/* a signal handler on this thread, inside the writer: never wait for ourselves */
 		__atomic_add_fetch(&dropped_by_signal, 1, __ATOMIC_RELAXED);
 		return 0;

@@ -23,6 +23,7 @@
 #include "replay.h"
 #include "settings.h"
 #include "shim.h"
+#include "vlog.h"
 #include "warp.h"
 
 #define PARK_POLL_MS 10
@@ -430,10 +431,20 @@ replay_complete(struct req *r, int ret)
 static void
 replay_vm_change(int running)
 {
-	if (running)
+	if (running) {
 		replay_arm();
-	else if (!gate_mon_replaying()) /* a recorded stop: the log goes on */
+	} else if (gate_mon_replaying()) {
+		/*
+		 * A recorded stop: the log goes on.  The record ran what it held at
+		 * once here (policy_record_vm_change); run what no action calls for.
+		 */
+		size_t n = replay_run_unexpected();
+
+		if (n)
+			vlog("replay: a recorded stop ran %zu kept items at once", n);
+	} else {
 		replay_free("the VM stopped");
+	}
 }
 
 

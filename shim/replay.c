@@ -396,17 +396,25 @@ replay_nested_poll(void)
 	 * has it as at-once, not as an action.  What arrived earlier this time
 	 * is kept; run what no action still calls for.
 	 */
+	size_t total = replay_run_unexpected();
+
+	if (total)
+		vlog("replay: a nested aio_poll of the vCPU thread ran %zu kept items the log ran "
+		     "there at once", total);
+}
+
+size_t
+replay_run_unexpected(void)
+{
 	struct held run[64];
 	size_t n, total = 0;
 
-	/* in batches, until none is left: one left held would stall the poll */
+	/* in batches, until none is left: one left held would stall a poll */
 	while ((n = held_take(unexpected, NULL, run, sizeof(run) / sizeof(run[0]))) > 0) {
 		gate_run_at_once(run, n);
 		total += n;
 	}
-	if (total)
-		vlog("replay: a nested aio_poll of the vCPU thread ran %zu kept items the log ran "
-		     "there at once", total);
+	return total;
 }
 
 void

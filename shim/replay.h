@@ -70,6 +70,11 @@ void replay_free(const char *why);
  * for runs at once, as the record ran it there.  BQL.
  */
 void replay_nested_poll(void);
+/*
+ * Run at once what is kept and no recorded action still calls for (the
+ * record ran it at once: a VM stop, a nested poll); how many.  BQL.
+ */
+size_t replay_run_unexpected(void);
 /* The vCPU thread's nested poll waits for work kept for later: a divergence.  BQL. */
 void replay_nested_stuck(void);
 /* Whether recorded control has ended. */

@@ -80,6 +80,7 @@ static const struct qsym sym_table[QS_COUNT] = {
 	[QS_NEW_NET_QUEUE] = { { "qemu_new_net_queue" } },
 	[QS_NET_QUEUE_SEND] = { { "qemu_net_queue_send" } },
 	[QS_NET_QUEUE_SEND_IOV] = { { "qemu_net_queue_send_iov" } },
+	[QS_DEL_NET_QUEUE] = { { "qemu_del_net_queue" } },
 	[QS_NETFILTER_PASS] = { { "qemu_netfilter_pass_to_next" } },
 	[QS_QEMU_GET_TIMEDATE] = { { "qemu_get_timedate" } },
 	[QS_TIMERS_STATE] = { { "timers_state" } },

@@ -79,6 +79,7 @@ enum qsym_id {
 	QS_NEW_NET_QUEUE,
 	QS_NET_QUEUE_SEND,
 	QS_NET_QUEUE_SEND_IOV,
+	QS_DEL_NET_QUEUE,
 	QS_NETFILTER_PASS, /* compared with, not hooked */
 	QS_QEMU_GET_TIMEDATE,
 	QS_TIMERS_STATE,  /* data */
