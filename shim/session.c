@@ -19,6 +19,7 @@
 #include "gate_clock.h"
 #include "gate_mon.h"
 #include "gate_net.h"
+#include "gate_power.h"
 #include "gate_rng.h"
 #include "held.h"
 #include "hook.h"
@@ -113,9 +114,13 @@ hook_table(struct hook_spec *t)
 		t[k++] = io[i];
 	for (size_t i = 0; i < k2; i++)
 		t[k++] = nt[i];
-	/* the gates of the host's inputs: console, entropy, network, monitor, clock */
+	/*
+	 * the gates of the host's inputs (console, entropy, network, monitor,
+	 * clock) and the guest's shutdown request
+	 */
 	static const struct hook_spec *(*const inputs[])(size_t *) = {
 		gate_chr_hooks, gate_rng_hooks, gate_net_hooks, gate_mon_hooks, gate_clock_hooks,
+		gate_power_hooks,
 	};
 
 	for (size_t g = 0; g < sizeof(inputs) / sizeof(inputs[0]); g++) {

@@ -22,6 +22,11 @@ linux_argv() {
 		-device virtio-blk-pci,drive=v)
 }
 
+# end_icount LOG: the icount of LOG's end event.
+end_icount() {
+	"$BHRR" dump --json "$1" | jq -r 'select(.kind == "end") | .icount'
+}
+
 assert_linux_run() {
 	[ "$status" -eq 0 ]
 	grep -q "^linux-guest: done $((2 * $1)) ops" <<<"$output"
@@ -67,7 +72,10 @@ assert_linux_run() {
 }
 
 # linux_replays VERSION: record once, replay 3 times; each replay's console
-# output is byte-identical to the recording's and follows the whole log.
+# output is byte-identical to the recording's and follows the whole log, and
+# it ends at the recording's icount (the guest's poweroff stops the vCPU on
+# its instruction: the vCPU ran on for as long as the main loop took, and a
+# replay that stopped sooner missed the record's last events).
 linux_replays() {
 	linux_argv "$1" 30
 	QEMU_ARGV=("${QEMU_ARGV[@]}" -rtc clock=vm,base=2020-01-01T00:00:00 -seed 1)
@@ -76,6 +84,7 @@ linux_replays() {
 		>"$BATS_TEST_TMPDIR/rec.out" 2>"$BATS_TEST_TMPDIR/rec.err" || status=$?
 	output=$(cat "$BATS_TEST_TMPDIR/rec.out")
 	assert_linux_run 30
+	end=$(end_icount "$BATS_TEST_TMPDIR/linux.bhlog")
 	for k in 1 2 3; do
 		linux_argv "$1" 30
 		QEMU_ARGV=("${QEMU_ARGV[@]}" -rtc clock=vm,base=2020-01-01T00:00:00 -seed 1)
@@ -88,6 +97,8 @@ linux_replays() {
 		[ "$st" -eq 0 ]
 		grep -qE 'after ([0-9]+) of \1 recorded events \(end of the log' "$BATS_TEST_TMPDIR/rep.err"
 		cmp "$BATS_TEST_TMPDIR/rec.out" "$BATS_TEST_TMPDIR/rep.out"
+		echo "ends: record $end, replay $(end_icount "$BATS_TEST_TMPDIR/rep.bhlog")"
+		[ "$(end_icount "$BATS_TEST_TMPDIR/rep.bhlog")" = "$end" ]
 	done
 }
 
