@@ -78,11 +78,11 @@ fe_of_backend(const void *b)
 	return NULL;
 }
 
-/* Replay, and the log not yet at its end: live input is not the guest's. */
+/* Replay, and not past the recording's end: live input is not the guest's. */
 static int
 replaying(void)
 {
-	return mode == CHR_REPLAY && !replay_is_free();
+	return mode == CHR_REPLAY && !replay_input_free();
 }
 
 static int
@@ -188,7 +188,7 @@ wrap_event(void *opaque, int e)
 
 	if (f == NULL || f->event == NULL)
 		return;
-	if (mode == CHR_REPLAY && replay_is_free()) {
+	if (mode == CHR_REPLAY && replay_input_free()) {
 		unsigned how;
 		int64_t ic = qrt_icount_now(&how, 0);
 
@@ -225,8 +225,8 @@ wrap_read(void *opaque, const uint8_t *buf, int size)
 
 	if (f == NULL || f->read == NULL || size <= 0)
 		return;
-	if (mode == CHR_REPLAY && replay_is_free()) {
-		/* the log has ended: the run goes on free, input included */
+	if (mode == CHR_REPLAY && replay_input_free()) {
+		/* past the recording's end: the run goes on free, input included */
 		pass_live(f, buf, (size_t)size);
 		return;
 	}

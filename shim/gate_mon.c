@@ -273,7 +273,7 @@ hk_qmp_dispatch(const void *cmds, void *request, bool allow_oob, void *cur_mon)
 	    (name = request_name(request)) == NULL || harmless(name, request))
 		return real_qmp_dispatch(cmds, request, allow_oob, cur_mon);
 	if (mode == MON_REPLAY) {
-		if (replay_is_free() || quit_request(name, request))
+		if (replay_input_free() || quit_request(name, request))
 			return real_qmp_dispatch(cmds, request, allow_oob, cur_mon);
 		char other[96];
 
@@ -340,7 +340,7 @@ hk_hmp(void *mon, const char *cmdline)
 		return;
 	}
 	if (mode == MON_REPLAY) {
-		if (replay_is_free() || hmp_quit(w)) {
+		if (replay_input_free() || hmp_quit(w)) {
 			real_hmp(mon, cmdline);
 			return;
 		}

@@ -230,7 +230,7 @@ intercept(void *queue, void *sender, unsigned qflags, const struct iovec *iov, i
 {
 	if (mode == NET_OFF || (qflags & TAG))
 		return 0;
-	if (mode == NET_REPLAY && replay_is_free())
+	if (mode == NET_REPLAY && replay_input_free())
 		return 0;
 	struct client *c = client_of(queue);
 

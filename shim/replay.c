@@ -28,11 +28,34 @@
 
 struct replay replay;
 static int freed; /* BQL; read anywhere (atomic) */
+/* Set with freed when every action had been taken (replay_input_free); BQL. */
+static int freed_at_end;
+/* Live input reaches the guest again (replay_input_free); BQL. */
+static int input_freed;
 
 int
 replay_is_free(void)
 {
 	return __atomic_load_n(&freed, __ATOMIC_ACQUIRE);
+}
+
+int
+replay_input_free(void)
+{
+	unsigned how;
+
+	if (!replay_is_free())
+		return 0;
+	if (input_freed)
+		return 1;
+	if (!freed_at_end || replay.ordering || replay.end_icount < 0 ||
+	    qrt_icount_now(&how, 0) >= replay.end_icount) {
+		input_freed = 1;
+		if (freed_at_end && !replay.ordering && replay.end_icount >= 0)
+			vlog("replay: past the recording's end (icount %lld): live input reaches the "
+			     "guest", (long long)replay.end_icount);
+	}
+	return input_freed;
 }
 
 const struct replay_action *
@@ -86,6 +109,7 @@ replay_load(const char *path, char *why, size_t len)
 		return -1;
 	}
 	replay.shift = h->icount_shift;
+	replay.end_icount = -1;
 	keys = calloc(1, sizeof(*keys));
 	if (keys == NULL) {
 		snprintf(why, len, "out of memory reading %s", path);
@@ -99,6 +123,8 @@ replay_load(const char *path, char *why, size_t len)
 			keys_add(keys, &ev);
 			continue;
 		}
+		if (ev.kind == LOG_EV_END) /* and on to the order check */
+			replay.end_icount = ev.icount_how == LOG_IC_EXACT ? ev.icount : -1;
 		if (ev.kind == LOG_EV_HOST_CLOCK && ev.id == 0) {
 			snprintf(replay.rtc_start, sizeof(replay.rtc_start), "%.*s", (int)ev.text_len,
 				 ev.text);
@@ -333,6 +359,7 @@ replay_free(const char *why)
 	if (replay_is_free())
 		return;
 	qrt_assert_bql("the end of recorded control");
+	freed_at_end = replay.next == replay.n;
 	__atomic_store_n(&freed, 1, __ATOMIC_RELEASE);
 	policy_switch(&policy_record);
 	size_t bhs = held_count(HELD_BH), reqs = held_count(HELD_REQ);

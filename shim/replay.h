@@ -32,6 +32,7 @@ struct replay {
 	unsigned shift;           /* its -icount shift */
 	unsigned long long parks; /* vCPU thread */
 	long long progress_ns;    /* BQL: when an action was last delivered (ordering) */
+	int64_t end_icount;       /* the recording's end (its end event, exact), -1 if none */
 	char rtc_start[32];       /* the recorded RTC start (host_clock), "" if none */
 	uint64_t rtc_seq;         /* its event's sequence number */
 };
@@ -79,5 +80,17 @@ size_t replay_run_unexpected(void);
 void replay_nested_stuck(void);
 /* Whether recorded control has ended. */
 int replay_is_free(void);
+/*
+ * Whether live input from the host (console bytes and events, network
+ * frames, monitor commands) may reach the guest: once recorded control has
+ * ended and, when it ended with every action taken, the run has passed the
+ * recording's end icount.  The recording saw no input between its last
+ * action and its end, so neither does a faithful replay: a harness still
+ * typing into a replay that has taken its last keystroke, or a QMP client
+ * still sending, is ignored until then, however fast the replay got there.
+ * A divergence, or a log without an end, frees input at once.  Main loop
+ * (BQL).
+ */
+int replay_input_free(void);
 
 #endif
