@@ -582,6 +582,21 @@ cmd_replay(int argc, char **argv)
 	}
 	qargv = replay_rtc_base(qargv, rtc);
 	int ordering = !log_header_exact(h);
+	/*
+	 * What the doctor names was not recorded (a log made with --as-is, or
+	 * with the shim preloaded by hand), and the replay cannot force it
+	 * either: say so before the run, once each.
+	 */
+	struct finding f[DOCTOR_MAX];
+	int qargc = 0;
+
+	while (qargv[qargc])
+		qargc++;
+	int nf = doctor_findings(qargc, qargv, f, DOCTOR_MAX);
+
+	for (int k = 0; k < nf && k < DOCTOR_MAX; k++)
+		fprintf(stderr, "bhrr: replay: warning: %s: not recorded, so this replay may differ "
+				"there (fix, when recording: %s)\n", f[k].what, f[k].fix);
 
 	log_reader_close(r);
 	if (out == NULL) {

@@ -66,3 +66,33 @@ clock_replays() {
 @test "QEMU 7.2: -rtc clock=vm,base=localtime, recorded nine hours east, replays in UTC" {
 	clock_replays 7.2 clock=vm,base=localtime JST-9
 }
+
+# An RTC on the host's clock, recorded --as-is, is not recorded: the replay
+# says so before the guest runs (what the doctor names, it names too).
+@test "QEMU 7.2: -rtc clock=host recorded --as-is: the replay warns that the RTC follows the host" {
+	use_qemu 7.2
+	local d=$BATS_TEST_TMPDIR argv=("${GUEST_ARGV[@]/clock=vm,base=2020-01-01T00:00:00/clock=host}")
+	local st=0
+	# shellcheck disable=SC2086
+	"$BHRR" record --as-is -o "$LOG" -- "$QEMU_BIN" $QEMU_FW "${argv[@]}" \
+		>"$d/rec.out" 2>"$d/rec.err" || st=$?
+	cat "$d/rec.err"
+	[ "$st" -eq "$GUEST_PASS" ]
+	grep -q "warning: the guest RTC follows the host clock" "$d/rec.err"
+	st=0
+	"$BHRR" replay "$LOG" -o "$d/rep.bhlog" >"$d/rep.out" 2>"$d/rep.err" || st=$?
+	cat "$d/rep.err"
+	echo "replay: status $st"
+	grep -q "^bhrr: replay: warning: the guest RTC follows the host clock: not recorded" "$d/rep.err"
+	# a log recorded without --as-is gets clock=vm: its replay warns of nothing
+	st=0
+	# shellcheck disable=SC2086
+	"$BHRR" record --force -o "$LOG" -- "$QEMU_BIN" $QEMU_FW "${argv[@]}" \
+		>"$d/rec.out" 2>"$d/rec.err" || st=$?
+	[ "$st" -eq "$GUEST_PASS" ]
+	st=0
+	"$BHRR" replay "$LOG" -o "$d/rep.bhlog" >"$d/rep.out" 2>"$d/rep.err" || st=$?
+	cat "$d/rep.err"
+	[ "$st" -eq "$GUEST_PASS" ]
+	! grep -q "warning" "$d/rep.err" || false
+}
