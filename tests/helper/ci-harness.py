@@ -7,7 +7,7 @@ CMD runs QEMU with the guest's shell on the serial console (stdio), a
 virtio NIC on user networking with hostfwd=tcp:127.0.0.1:FWD_PORT-:22, a
 virtio-rng fed by /dev/urandom, QMP on QMP_SOCK (wait=off), and perhaps
 a virtio-serial port on a socket chardev, which the harness leaves alone
-(a client connecting mid-run is not replayed reliably on 7.2 yet:
+(a Linux guest driving one is not replayed reliably on 7.2 yet:
 doc/record.md).  The
 harness serves a payload over HTTP on 127.0.0.1:HTTP_PORT, then, each step
 waiting for the guest's answer to the one before (never for a delay):

@@ -164,9 +164,10 @@ free_port() {
 # serial console, a virtio NIC on user networking with a hostfwd to the
 # guest's port 22, a virtio-rng fed from /dev/urandom, QMP on a socket, a
 # virtio-serial port named as a guest agent's channel on a socket chardev
-# that no client connects to (one connecting mid-run is not replayed
-# reliably on 7.2 yet: doc/record.md), and the guest's two disks; its ports
-# and sockets in CI_FWD, CI_HTTP, CI_SOCK, CI_AGENT.
+# (the guest has no driver for it, and no client connects: a Linux guest
+# driving one is not replayed reliably on 7.2 yet, doc/record.md), and the
+# guest's two disks; its ports and sockets in CI_FWD, CI_HTTP, CI_SOCK,
+# CI_AGENT.
 ci_argv() {
 	linux_argv "$1" 2
 	QEMU_ARGV=("${QEMU_ARGV[@]/bhrr.ops=2/bhrr.ops=2 bhrr.shell=1 bhrr.net=1}"

@@ -361,12 +361,13 @@ doctor_none() {
 	doctor_none -chardev file,id=f0,path=out.txt,input-path=in.txt -serial chardev:f0
 	doctor_none -serial file:out.txt
 	doctor_none -debugcon stdio
-	# what is left of it: a client connecting to a virtio-serial port mid-run
+	# what is left of it: a virtio-serial port, whatever its chardev
 	doctor_one "virtio-serial port" -chardev socket,id=c0,path=/tmp/s,server=on,wait=off \
 		-device virtio-serial-pci -device virtconsole,chardev=c0
 	doctor_one "virtio-serial port" -chardev socket,id=a0,path=/tmp/a,server=on,wait=off \
 		-device virtio-serial-pci -device virtserialport,chardev=a0,name=org.qemu.guest_agent.0
-	doctor_none -chardev file,id=f0,path=out.txt -device virtio-serial-pci -device virtconsole,chardev=f0
+	doctor_one "virtio-serial port" -chardev file,id=f0,path=out.txt -device virtio-serial-pci \
+		-device virtconsole,chardev=f0
 	# and the human monitor behind the console (-nographic, -serial mon:): its
 	# commands are recorded too (77-monitor.bats)
 	doctor_none -serial mon:stdio
