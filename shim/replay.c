@@ -124,7 +124,8 @@ replay_load(const char *path, char *why, size_t len)
 			continue;
 		}
 		if (ev.kind == LOG_EV_END) /* and on to the order check */
-			replay.end_icount = ev.icount_how == LOG_IC_EXACT ? ev.icount : -1;
+			replay.end_icount = ev.icount_how == LOG_IC_EXACT && ev.complete &&
+						    ev.dropped == 0 ? ev.icount : -1;
 		if (ev.kind == LOG_EV_HOST_CLOCK && ev.id == 0) {
 			snprintf(replay.rtc_start, sizeof(replay.rtc_start), "%.*s", (int)ev.text_len,
 				 ev.text);
@@ -359,7 +360,8 @@ replay_free(const char *why)
 	if (replay_is_free())
 		return;
 	qrt_assert_bql("the end of recorded control");
-	freed_at_end = replay.next == replay.n;
+	/* every action taken, none of them diverging (a monitor action is taken before it runs) */
+	freed_at_end = replay.next == replay.n && strcmp(why, "end of the log") == 0;
 	__atomic_store_n(&freed, 1, __ATOMIC_RELEASE);
 	policy_switch(&policy_record);
 	size_t bhs = held_count(HELD_BH), reqs = held_count(HELD_REQ);

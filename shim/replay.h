@@ -88,8 +88,9 @@ int replay_is_free(void);
  * action and its end, so neither does a faithful replay: a harness still
  * typing into a replay that has taken its last keystroke, or a QMP client
  * still sending, is ignored until then, however fast the replay got there.
- * A divergence, or a log without an end, frees input at once.  Main loop
- * (BQL).
+ * A divergence, a log without a complete end (dropped events),
+ * frees input at once.  BQL (the main loop; the vCPU thread in an I/O
+ * access, where the icount read is a lower bound and only delays this).
  */
 int replay_input_free(void);
 

@@ -583,9 +583,9 @@ cmd_replay(int argc, char **argv)
 	qargv = replay_rtc_base(qargv, rtc);
 	int ordering = !log_header_exact(h);
 	/*
-	 * What the doctor names was not recorded (a log made with --as-is, or
-	 * with the shim preloaded by hand), and the replay cannot force it
-	 * either: say so before the run, once each.
+	 * What the doctor names on the command line replayed (what bhrr record
+	 * could not fix, or all of it with --as-is or the shim preloaded by
+	 * hand) may make the replay differ: say so before the run, once each.
 	 */
 	struct finding f[DOCTOR_MAX];
 	int qargc = 0;
@@ -595,8 +595,8 @@ cmd_replay(int argc, char **argv)
 	int nf = doctor_findings(qargc, qargv, f, DOCTOR_MAX);
 
 	for (int k = 0; k < nf && k < DOCTOR_MAX; k++)
-		fprintf(stderr, "bhrr: replay: warning: %s: not recorded, so this replay may differ "
-				"there (fix, when recording: %s)\n", f[k].what, f[k].fix);
+		fprintf(stderr, "bhrr: replay: warning: %s; this replay may differ there (bhrr doctor; "
+				"fix, when recording: %s)\n", f[k].what, f[k].fix);
 
 	log_reader_close(r);
 	if (out == NULL) {
