@@ -428,6 +428,32 @@ replay_complete(struct req *r, int ret)
 	replay_arm();
 }
 
+/*
+ * The VM stops for good (a guest's shutdown request stopped its vCPU:
+ * gate_power.h): what the log delivers at this very icount, the record
+ * delivered here too - an item that arrived as the guest shut down and
+ * that the stopped vCPU's work landed before the main loop stopped the VM.
+ * In a replay the main loop may get there first: deliver those now rather
+ * than end with them untaken.  The vCPUs are paused: the icount is exact.
+ */
+static size_t
+take_at_stop(void)
+{
+	int64_t ic = __atomic_load_n(qrt.qemu_icount, __ATOMIC_ACQUIRE);
+	size_t n = 0;
+
+	for (;;) {
+		const struct replay_action *a = replay_due();
+
+		if (a == NULL || a->a.icount != ic || a->a.kind == LOG_ACT_WARP ||
+		    a->a.kind == LOG_ACT_MONITOR || a->a.at_io || !replay_available(a) ||
+		    !replay_take(a))
+			return n;
+		replay.next++;
+		n++;
+	}
+}
+
 static void
 replay_vm_change(int running)
 {
@@ -443,7 +469,12 @@ replay_vm_change(int running)
 		if (n)
 			vlog("replay: a recorded stop ran %zu kept items at once", n);
 	} else {
-		replay_free("the VM stopped");
+		size_t n = take_at_stop();
+
+		if (n)
+			vlog("replay: the VM stopped at the icount of %zu more recorded events; they "
+			     "ran first", n);
+		replay_free(replay_due() == NULL ? "end of the log" : "the VM stopped");
 	}
 }
 
