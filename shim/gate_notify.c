@@ -9,11 +9,18 @@
 #include "gate_notify.h"
 #include "qemu_rt.h"
 #include "symbols.h"
+#include "vlog.h"
 
 typedef void notify_handler(void *e);
 
 #define NOTIFIERS_MAX 1024
-#define PENDING_MAX 16
+/*
+ * Kicks one guest write may raise: every queue of a device at once, when
+ * its DRIVER_OK write starts its ioeventfds (virtio kicks each queue then;
+ * virtio-serial has 64 with its default 31 ports).  A kick past this would
+ * be left to the main loop, at host timing: said once.
+ */
+#define PENDING_MAX NOTIFIERS_MAX
 
 /* Under tab_mu (QEMU registers under the BQL; the mutex keeps any other caller safe). */
 static pthread_mutex_t tab_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -32,6 +39,21 @@ static __thread int in_set_handler;    /* inside event_notifier_set_handler */
 static __thread void *pending[PENDING_MAX];
 static __thread size_t npending;
 static atomic_ullong kicks, irqs;
+static int said_full; /* atomic */
+
+/* Keep @e's kick for the end of the write; 0, or -1 (full: said once).  tab_mu held. */
+static int
+pend(void *e)
+{
+	if (npending < PENDING_MAX) {
+		pending[npending++] = e;
+		return 0;
+	}
+	if (!__atomic_exchange_n(&said_full, 1, __ATOMIC_RELAXED))
+		vlog_error("virtio: more than %d queue kicks in one guest write; the rest run in the "
+			   "main loop, at host timing", PENDING_MAX);
+	return -1;
+}
 
 static int (*real_event_notifier_set)(void *e);
 static void (*real_mr_add_eventfd)(void *, uint64_t, uint64_t, uint64_t, uint64_t, void *);
@@ -63,10 +85,8 @@ entry(void *e, int make)
 static void
 handled(struct notifier *n)
 {
-	if (n->handler && n->ioeventfd && n->kicked && in_write && npending < PENDING_MAX) {
-		pending[npending++] = n->e;
+	if (n->handler && n->ioeventfd && n->kicked && in_write && pend(n->e) == 0)
 		n->kicked = 0;
-	}
 }
 
 /* Drop @n once it is neither an ioeventfd nor handled.  tab_mu held. */
@@ -194,8 +214,8 @@ hk_event_notifier_set(void *e)
 		if (n != NULL && n->handler != NULL) {
 			if (n->guest)
 				now = n->handler;
-			else if (in_write && n->ioeventfd && npending < PENDING_MAX)
-				pending[npending++] = e;
+			else if (in_write && n->ioeventfd)
+				pend(e);
 		} else if (n != NULL && n->ioeventfd) {
 			n->kicked = 1; /* its handler comes later (handled()) */
 		}
