@@ -45,9 +45,8 @@ add_module() {
 	echo "$1" >>"$ird/modules.order"
 }
 # crc-t10dif (for sd_mod) needs a crct10dif provider loaded first.  The
-# CI-shaped runs add a virtio NIC and a virtio-rng (and a virtio-serial
-# port, left without its driver, virtio_console: doc/record.md).
-for m in ata_piix crct10dif_generic sd_mod virtio_pci virtio_blk virtio_net virtio-rng; do
+# CI-shaped runs add a virtio NIC, a virtio-rng and a virtio-serial port.
+for m in ata_piix crct10dif_generic sd_mod virtio_pci virtio_blk virtio_net virtio-rng virtio_console; do
 	add_module "$m"
 done
 cp "$moddir/modules.dep" "$ird/lib/modules/$kver/"

@@ -138,16 +138,10 @@ check_devices(int argc, char **argv, struct findings *fs)
 			 "frames into the guest's rings itself, past QEMU",
 		     "use the backend without vhost (tap's default, vhost=off)");
 	/*
-	 * Console and channel bytes are recorded in exact mode, and chardev
-	 * events too (gate_chr.h), and so are monitor commands, QMP or HMP, on a
-	 * console or a socket (gate_mon.h).  What is left: a virtio-serial
-	 * port that a Linux guest drives (doc/record.md).
+	 * Console and channel bytes are recorded in exact mode, a virtio-serial
+	 * port's client coming and going too (gate_chr.h), and so are monitor
+	 * commands, QMP or HMP, on a console or a socket (gate_mon.h).
 	 */
-	if (any_arg(argc, argv, "virtserialport") || any_arg(argc, argv, "virtconsole"))
-		find(fs, "a virtio-serial port (virtserialport, virtconsole): its bytes and its "
-			 "client's connections are recorded, but replays of a Linux guest driving one "
-			 "(virtio_console) diverged on QEMU 7.2 (doc/record.md)",
-		     "use a 16550 serial port (-serial chardev:ID), or QEMU 10.0");
 	/* rng-random's bytes are recorded (gate_rng.h); rng-builtin is a gated BH seeded by -seed */
 	if (any_arg(argc, argv, "rng-egd"))
 		find(fs, "an rng-egd backend: its bytes come through a character device, recorded "

@@ -1,25 +1,27 @@
 #!/usr/bin/env python3
-"""ci-harness.py [--live-replay] HTTP_PORT FWD_PORT QMP_SOCK OUT CMD...:
+"""ci-harness.py [--live-replay] HTTP_PORT FWD_PORT QMP_SOCK AGENT_SOCK OUT CMD...:
 drive the Linux test guest (tests/guest/linux/init with bhrr.shell=1
 bhrr.net=1) as a CI job does, and copy everything CMD prints to OUT.
 
 CMD runs QEMU with the guest's shell on the serial console (stdio), a
 virtio NIC on user networking with hostfwd=tcp:127.0.0.1:FWD_PORT-:22, a
-virtio-rng fed by /dev/urandom, QMP on QMP_SOCK (wait=off), and perhaps
-a virtio-serial port on a socket chardev, which the harness leaves alone
-(a Linux guest driving one is not replayed reliably on 7.2 yet:
-doc/record.md).  The
+virtio-rng fed by /dev/urandom, QMP on QMP_SOCK (wait=off), and a
+virtio-serial port named like a guest agent's channel on a socket chardev
+at AGENT_SOCK (server, wait=off).  The
 harness serves a payload over HTTP on 127.0.0.1:HTTP_PORT, then, each step
 waiting for the guest's answer to the one before (never for a delay):
   - at the prompt: fetches the payload in the guest (wget from 10.0.2.2);
   - QMP stop, then cont (the VM stopped in the middle of the job);
+  - connects to the agent channel, sends a line, and has the guest read it
+    from its port (the line waits in the socket until the guest opens it);
   - starts a listener on the guest's port 22, connects to it through
     hostfwd from the host, and exchanges a line each way;
   - reads /dev/hwrng and prints the kernel's clock;
   - types "poweroff -f" and waits for CMD's end.
 With --live-replay, CMD is a replay: no HTTP server runs, the connection to
 FWD_PORT is only attempted, the QMP commands are expected to be refused,
-and the harness types the same lines at the same prompts.  A replay does not wait for its harness: when CMD is
+the agent channel gets another line, and the harness types the same lines
+at the same prompts.  A replay does not wait for its harness: when CMD is
 gone before the harness gets to a step, it says so on stderr ("ci-harness:
 CMD gone before ...") and goes on.
 Exits with CMD's status, or 124 when CMD prints nothing expected for 300 s.
@@ -51,8 +53,10 @@ class Quiet(http.server.SimpleHTTPRequestHandler):
 
 
 class Harness:
-    def __init__(self, live, http_port, fwd_port, qmp_sock, out_path, cmd):
+    def __init__(self, live, http_port, fwd_port, qmp_sock, agent_sock, out_path, cmd):
         self.live = live
+        self.agent_sock = agent_sock
+        self.agent = None
         self.http_port = http_port
         self.fwd_port = fwd_port
         self.qmp_sock = qmp_sock
@@ -168,6 +172,18 @@ class Harness:
         self.expect(b"linux-guest: shell")
         self.step(b"wget -q -O - http://10.0.2.2:%d/payload | md5sum\n" % self.http_port, b"  -\r\n")
         self.qmp(["query-status", "stop", "query-status", "cont"])
+        self.agent = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            self.agent.connect(self.agent_sock)
+            self.agent.sendall(b"live-agent-line\n" if self.live else b"agent-ping 42\n")
+        except OSError:
+            if not self.live:
+                raise
+            sys.stderr.write("ci-harness: CMD gone before its channel line\n")
+        # a query answered after the line was sent: QEMU's main loop has
+        # read the line by then (a replay says it ignored it)
+        self.qmp(["query-status"])
+        self.step(b"head -n 1 /dev/vport*p1\n", b"agent-ping 42\r\n")
         self.step(b"(echo from-guest | nc -l -p 22 > /tmp/got; echo nc-done) &\n", PROMPT)
         self.type(b"echo listening\n")
         self.expect(b"listening\r\n")
@@ -190,12 +206,13 @@ def main():
     live = args[0] == "--live-replay"
     if live:
         args = args[1:]
-    http_port, fwd_port, qmp_sock, out_path, cmd = (int(args[0]), int(args[1]), args[2],
-                                                    args[3], args[4:])
+    http_port, fwd_port, qmp_sock, agent_sock, out_path, cmd = (int(args[0]), int(args[1]),
+                                                                args[2], args[3], args[4],
+                                                                args[5:])
     if not live:
         srv = http.server.ThreadingHTTPServer(("127.0.0.1", http_port), Quiet)
         threading.Thread(target=srv.serve_forever, daemon=True).start()
-    sys.exit(Harness(live, http_port, fwd_port, qmp_sock, out_path, cmd).run())
+    sys.exit(Harness(live, http_port, fwd_port, qmp_sock, agent_sock, out_path, cmd).run())
 
 
 if __name__ == "__main__":

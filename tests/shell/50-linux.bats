@@ -163,11 +163,9 @@ free_port() {
 # ci_argv VERSION: the CI-shaped command line (issue 14): the shell on the
 # serial console, a virtio NIC on user networking with a hostfwd to the
 # guest's port 22, a virtio-rng fed from /dev/urandom, QMP on a socket, a
-# virtio-serial port named as a guest agent's channel on a socket chardev
-# (the guest has no driver for it, and no client connects: a Linux guest
-# driving one is not replayed reliably on 7.2 yet, doc/record.md), and the
-# guest's two disks; its ports and sockets in CI_FWD, CI_HTTP, CI_SOCK,
-# CI_AGENT.
+# virtio-serial port named as a guest agent's channel on a socket chardev,
+# and the guest's two disks; its ports and sockets in CI_FWD, CI_HTTP,
+# CI_SOCK, CI_AGENT.
 ci_argv() {
 	linux_argv "$1" 2
 	QEMU_ARGV=("${QEMU_ARGV[@]/bhrr.ops=2/bhrr.ops=2 bhrr.shell=1 bhrr.net=1}"
@@ -181,9 +179,10 @@ ci_argv() {
 
 # linux_ci VERSION REPLAYS: record the CI-shaped run driven by
 # tests/helper/ci-harness.py (HTTP download, hostfwd exchange, QMP stop and
-# cont, /dev/hwrng, poweroff); replay it REPLAYS times with no harness, no
-# HTTP server and no QMP client, then once with the harness attached again:
-# each transcript is the recording's, byte for byte, and so is the status.
+# cont, a line on the agent channel, /dev/hwrng, poweroff); replay it
+# REPLAYS times with no harness, no HTTP server, no QMP client and nothing
+# on the channel, then once with the harness attached again: each
+# transcript is the recording's, byte for byte, and so is the status.
 linux_ci() {
 	local d=$BATS_TEST_TMPDIR
 	CI_FWD=$(free_port)
@@ -193,21 +192,24 @@ linux_ci() {
 	ci_argv "$1"
 	local st=0
 	timeout 600 python3 "$BHRR_SRCDIR/tests/helper/ci-harness.py" "$CI_HTTP" "$CI_FWD" "$CI_SOCK" \
-		"$d/rec.out" "$BHRR" record -o "$d/ci.bhlog" -- "${QEMU_ARGV[@]}" 2>"$d/rec.err" || st=$?
+		"$CI_AGENT" "$d/rec.out" "$BHRR" record -o "$d/ci.bhlog" -- "${QEMU_ARGV[@]}" 2>"$d/rec.err" || st=$?
 	cat "$d/rec.err"
 	echo "record: status $st"
 	[ "$st" -eq 0 ]
 	# the payload came through (its md5), and so did the host's line
 	grep -q "$(python3 -c 'import hashlib; print(hashlib.md5(b"".join(b"bhrr payload line %04d\n" % i for i in range(2000))).hexdigest())')" "$d/rec.out"
 	grep -q "from-host" "$d/rec.out"
+	grep -q "^agent-ping 42" "$d/rec.out"
 	local j
 	j=$("$BHRR" dump --json "$d/ci.bhlog" | jq -s -c '{net: [.[] | select(.kind == "net_recv")] | length,
 		con: [.[] | select(.kind == "chr_read") | .bytes] | add,
 		rng: [.[] | select(.kind == "rng_read")] | length,
-		mon: [.[] | select(.kind == "monitor") | .request | fromjson | .execute]}')
+		mon: [.[] | select(.kind == "monitor") | .request | fromjson | .execute],
+		agent: [.[] | select(.kind == "chr_read" and .frontend == 1) | .bytes] | add}')
 	echo "recorded: $j"
 	[ "$(jq .net <<<"$j")" -ge 20 ] && [ "$(jq .con <<<"$j")" -ge 100 ] && [ "$(jq .rng <<<"$j")" -ge 1 ]
 	[ "$(jq -c .mon <<<"$j")" = '["stop","cont"]' ]
+	[ "$(jq .agent <<<"$j")" -eq 14 ] # "agent-ping 42\n", on the channel's frontend
 	for k in $(seq "$2"); do
 		ci_argv "$1"
 		st=0
@@ -222,18 +224,20 @@ linux_ci() {
 	ci_argv "$1"
 	st=0
 	timeout 600 python3 "$BHRR_SRCDIR/tests/helper/ci-harness.py" --live-replay "$CI_HTTP" "$CI_FWD" \
-		"$CI_SOCK" "$d/live.out" "$BHRR" replay "$d/ci.bhlog" -o "$d/rep.bhlog" 2>"$d/live.err" || st=$?
+		"$CI_SOCK" "$CI_AGENT" "$d/live.out" "$BHRR" replay "$d/ci.bhlog" -o "$d/rep.bhlog" 2>"$d/live.err" || st=$?
 	echo "replay with the harness attached: status $st"
 	cat "$d/live.err"
 	[ "$st" -eq 0 ]
 	cmp "$d/rec.out" "$d/live.out"
 	# The harness's input was ignored - or the replay, which does not wait
 	# for it, was over before the harness got to it (the harness says so),
-	# never run: live input is ignored up to the recording's end.  QMP's
-	# answer to the stop, sent after the first typed line, proves QEMU had
-	# read that line.
+	# never run: live input is ignored up to the recording's end.  A QMP
+	# answer after each input proves QEMU read it: the stop's for the first
+	# typed line, a query's for the channel's line.
 	grep -q "live monitor command 'stop' ignored\|CMD gone before its QMP commands" "$d/live.err"
 	grep -q "live input to console frontend 0 ignored\|CMD gone before its QMP commands" "$d/live.err"
+	grep -q "live input to console frontend 1 ignored\|CMD gone before its \(channel line\|QMP commands\)" \
+		"$d/live.err"
 }
 
 @test "a CI-shaped Linux run (console harness, HTTP, hostfwd, virtio-rng, QMP stop/cont) replays with nothing attached, on QEMU 7.2" {

@@ -344,7 +344,7 @@ doctor_none() {
 	[ -z "$output" ]
 }
 
-@test "bhrr doctor names the inputs CI command lines add: vhost, virtio-serial ports, rng-egd, kvm:tcg, -readconfig; networks, consoles and monitors pass" {
+@test "bhrr doctor names the inputs CI command lines add: vhost, rng-egd, kvm:tcg, -readconfig; networks, consoles, channels and monitors pass" {
 	# frames to a NIC are recorded (78-network.bats), QEMU's implicit default NIC's too
 	run "$BHRR" doctor -- qemu-system-x86_64 -display none -icount shift=0,sleep=off -seed 1 \
 		-rtc clock=vm,base=2020-01-01T00:00:00
@@ -361,13 +361,12 @@ doctor_none() {
 	doctor_none -chardev file,id=f0,path=out.txt,input-path=in.txt -serial chardev:f0
 	doctor_none -serial file:out.txt
 	doctor_none -debugcon stdio
-	# what is left of it: a virtio-serial port, whatever its chardev
-	doctor_one "virtio-serial port" -chardev socket,id=c0,path=/tmp/s,server=on,wait=off \
+	# and so is a virtio-serial port's, its client coming and going too (50-linux.bats)
+	doctor_none -chardev socket,id=c0,path=/tmp/s,server=on,wait=off \
 		-device virtio-serial-pci -device virtconsole,chardev=c0
-	doctor_one "virtio-serial port" -chardev socket,id=a0,path=/tmp/a,server=on,wait=off \
-		-device virtio-serial-pci -device virtserialport,chardev=a0,name=org.qemu.guest_agent.0
-	doctor_one "virtio-serial port" -chardev file,id=f0,path=out.txt -device virtio-serial-pci \
-		-device virtconsole,chardev=f0
+	doctor_none -chardev socket,id=a0,path=/tmp/a,server=on,wait=off -device virtio-serial-pci \
+		-device virtserialport,chardev=a0,name=org.qemu.guest_agent.0
+	doctor_none -chardev file,id=f0,path=out.txt -device virtio-serial-pci -device virtconsole,chardev=f0
 	# and the human monitor behind the console (-nographic, -serial mon:): its
 	# commands are recorded too (77-monitor.bats)
 	doctor_none -serial mon:stdio
