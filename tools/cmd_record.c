@@ -394,6 +394,17 @@ cmd_record(int argc, char **argv)
 	return run_with_shim("record", exe, qargv, out, NULL, force, NULL);
 }
 
+/* The number of arguments in the NULL-terminated @v. */
+static int
+argv_len(char *const *v)
+{
+	int n = 0;
+
+	while (v[n])
+		n++;
+	return n;
+}
+
 /*
  * The QEMU command line to replay @log (header @h) with: @given (@n
  * arguments after "--"), with a warning if it differs from the recorded
@@ -462,10 +473,8 @@ check_action_icounts(struct log_reader *r, const char *log, char *rtc, size_t rt
 static char **
 replay_rtc_base(char **qargv, const char *start)
 {
-	int n = 0, k = -1;
+	int n = argv_len(qargv), k = -1;
 
-	while (qargv[n])
-		n++;
 	for (int i = 1; i + 1 < n; i++)
 		if (qemu_is_opt(qargv[i], "-rtc"))
 			k = i + 1;
@@ -509,7 +518,7 @@ static int
 check_images(const struct log_header *h, char **qargv, const char *log, int force)
 {
 	struct fp_image rec[LOG_IMAGES_MAX], now[FP_MAX];
-	int nrec = 0, qargc = 0;
+	int nrec = 0;
 	char why[2048];
 
 	for (int k = 0; k < h->nimages; k++)
@@ -517,9 +526,7 @@ check_images(const struct log_header *h, char **qargv, const char *log, int forc
 			nrec++;
 	if (nrec == 0)
 		return 0; /* recorded before fingerprints, or nothing to read */
-	while (qargv[qargc])
-		qargc++;
-	int nnow = fp_scan(qargc, qargv, now, NULL);
+	int nnow = fp_scan(argv_len(qargv), qargv, now, NULL);
 
 	if (fp_compare(rec, nrec, now, nnow, why, sizeof(why)) == 0)
 		return 0;
@@ -588,11 +595,7 @@ cmd_replay(int argc, char **argv)
 	 * hand) may make the replay differ: say so before the run, once each.
 	 */
 	struct finding f[DOCTOR_MAX];
-	int qargc = 0;
-
-	while (qargv[qargc])
-		qargc++;
-	int nf = doctor_findings(qargc, qargv, f, DOCTOR_MAX);
+	int nf = doctor_findings(argv_len(qargv), qargv, f, DOCTOR_MAX);
 
 	for (int k = 0; k < nf && k < DOCTOR_MAX; k++)
 		fprintf(stderr, "bhrr: replay: warning: %s; this replay may differ there (bhrr doctor; "
