@@ -99,6 +99,21 @@ role_name(uint64_t role)
 	return role < 4 ? roles[role] : "?";
 }
 
+/* How an event landed (LOG_F_*), as text: " at_once", " at_io", or nothing. */
+static void
+put_flags(FILE *f, uint64_t flags)
+{
+	fprintf(f, "%s%s", flags & LOG_F_AT_ONCE ? " at_once" : "", flags & LOG_F_AT_IO ? " at_io" : "");
+}
+
+/* The same as JSON members: ,"at_once":B,"at_io":B */
+static void
+put_flags_json(FILE *f, uint64_t flags)
+{
+	fprintf(f, ",\"at_once\":%s,\"at_io\":%s", flags & LOG_F_AT_ONCE ? "true" : "false",
+		flags & LOG_F_AT_IO ? "true" : "false");
+}
+
 /* Console bytes as text: printable ASCII as it is, the rest (and quote, backslash) as \xHH. */
 static void
 put_bytes(FILE *f, const char *p, size_t n)
@@ -156,10 +171,10 @@ dump_text(FILE *f, const struct log_reader *r, const struct log_event *ev)
 		fprintf(f, " ident=%" PRIu64, ev->ident);
 		if (has_cb)
 			fprintf(f, " cb=+%#" PRIx64 " name=%s", cb, name ? name : "?");
-		if (ev->kind == LOG_EV_BH_RUN)
-			fprintf(f, " ordinal=%" PRIu64 "%s%s", ev->ordinal,
-				ev->flags & LOG_F_AT_ONCE ? " at_once" : "",
-				ev->flags & LOG_F_AT_IO ? " at_io" : "");
+		if (ev->kind == LOG_EV_BH_RUN) {
+			fprintf(f, " ordinal=%" PRIu64, ev->ordinal);
+			put_flags(f, ev->flags);
+		}
 		if (ev->kind != LOG_EV_BH_SCHEDULE) {
 			if (ev->instance)
 				fprintf(f, " instance=%" PRIu64, ev->instance);
@@ -176,34 +191,34 @@ dump_text(FILE *f, const struct log_reader *r, const struct log_event *ev)
 			ev->op < 5 ? ops[ev->op] : "?", ev->offset, ev->bytes);
 		break;
 	case LOG_EV_IO_COMPLETE:
-		fprintf(f, " req=%" PRIu64 " ret=%" PRId64 "%s%s", ev->req, ev->ret,
-			ev->flags & LOG_F_AT_ONCE ? " at_once" : "",
-			ev->flags & LOG_F_AT_IO ? " at_io" : "");
+		fprintf(f, " req=%" PRIu64 " ret=%" PRId64, ev->req, ev->ret);
+		put_flags(f, ev->flags);
 		break;
 	case LOG_EV_WARP:
 		fprintf(f, " delta_ns=%" PRId64, ev->delta_ns);
 		break;
 	case LOG_EV_CHR_READ:
 	case LOG_EV_RNG_READ:
-		fprintf(f, " %s=%" PRIu64 " bytes=%zu%s%s data=",
-			ev->kind == LOG_EV_CHR_READ ? "frontend" : "device", ev->id, ev->text_len,
-			ev->flags & LOG_F_AT_ONCE ? " at_once" : "",
-			ev->flags & LOG_F_AT_IO ? " at_io" : "");
+		fprintf(f, " %s=%" PRIu64 " bytes=%zu",
+			ev->kind == LOG_EV_CHR_READ ? "frontend" : "device", ev->id, ev->text_len);
+		put_flags(f, ev->flags);
+		fputs(" data=", f);
 		put_bytes(f, ev->text, ev->text_len);
 		break;
 	case LOG_EV_MONITOR:
 		fprintf(f, " request=%.*s", (int)ev->text_len, ev->text);
 		break;
 	case LOG_EV_NET_RECV:
-		fprintf(f, " nic=%" PRIu64 " qflags=%" PRIu64 " bytes=%zu%s%s data=", ev->id & 0xffffffffu,
-			ev->id >> 32, ev->text_len, ev->flags & LOG_F_AT_ONCE ? " at_once" : "",
-			ev->flags & LOG_F_AT_IO ? " at_io" : "");
+		fprintf(f, " nic=%" PRIu64 " qflags=%" PRIu64 " bytes=%zu", ev->id & 0xffffffffu,
+			ev->id >> 32, ev->text_len);
+		put_flags(f, ev->flags);
+		fputs(" data=", f);
 		put_bytes(f, ev->text, ev->text_len);
 		break;
 	case LOG_EV_CHR_EVENT:
-		fprintf(f, " frontend=%" PRIu64 " event=%s%s%s", ev->id,
-			ev->text_len ? log_chr_event_name((uint8_t)ev->text[0]) : "?",
-			ev->flags & LOG_F_AT_ONCE ? " at_once" : "", ev->flags & LOG_F_AT_IO ? " at_io" : "");
+		fprintf(f, " frontend=%" PRIu64 " event=%s", ev->id,
+			ev->text_len ? log_chr_event_name((uint8_t)ev->text[0]) : "?");
+		put_flags(f, ev->flags);
 		break;
 	case LOG_EV_HOST_CLOCK:
 		fprintf(f, " what=%s value=%.*s", ev->id == 0 ? "rtc_start" : "?", (int)ev->text_len,
@@ -265,9 +280,8 @@ dump_json(FILE *f, const struct log_reader *r, const struct log_event *ev)
 		json_cstr(f, ev->site ? log_reader_string(r, ev->site) : NULL);
 		break;
 	case LOG_EV_BH_RUN:
-		fprintf(f, ",\"ident\":%" PRIu64 ",\"ordinal\":%" PRIu64 ",\"at_once\":%s,\"at_io\":%s",
-			ev->ident, ev->ordinal, ev->flags & LOG_F_AT_ONCE ? "true" : "false",
-			ev->flags & LOG_F_AT_IO ? "true" : "false");
+		fprintf(f, ",\"ident\":%" PRIu64 ",\"ordinal\":%" PRIu64, ev->ident, ev->ordinal);
+		put_flags_json(f, ev->flags);
 		if (ev->instance)
 			fprintf(f, ",\"instance\":%" PRIu64, ev->instance);
 		break;
@@ -281,20 +295,18 @@ dump_json(FILE *f, const struct log_reader *r, const struct log_event *ev)
 			ev->bytes);
 		break;
 	case LOG_EV_IO_COMPLETE:
-		fprintf(f, ",\"req\":%" PRIu64 ",\"ret\":%" PRId64 ",\"at_once\":%s,\"at_io\":%s",
-			ev->req, ev->ret, ev->flags & LOG_F_AT_ONCE ? "true" : "false",
-			ev->flags & LOG_F_AT_IO ? "true" : "false");
+		fprintf(f, ",\"req\":%" PRIu64 ",\"ret\":%" PRId64, ev->req, ev->ret);
+		put_flags_json(f, ev->flags);
 		break;
 	case LOG_EV_WARP:
 		fprintf(f, ",\"delta_ns\":%" PRId64, ev->delta_ns);
 		break;
 	case LOG_EV_CHR_READ:
 	case LOG_EV_RNG_READ:
-		fprintf(f, ",\"%s\":%" PRIu64 ",\"bytes\":%zu,\"at_once\":%s,\"at_io\":%s,"
-			"\"data_hex\":", ev->kind == LOG_EV_CHR_READ ? "frontend" : "device", ev->id,
-			ev->text_len,
-			ev->flags & LOG_F_AT_ONCE ? "true" : "false",
-			ev->flags & LOG_F_AT_IO ? "true" : "false");
+		fprintf(f, ",\"%s\":%" PRIu64 ",\"bytes\":%zu",
+			ev->kind == LOG_EV_CHR_READ ? "frontend" : "device", ev->id, ev->text_len);
+		put_flags_json(f, ev->flags);
+		fputs(",\"data_hex\":", f);
 		put_hex(f, ev->text, ev->text_len);
 		break;
 	case LOG_EV_MONITOR:
@@ -302,17 +314,16 @@ dump_json(FILE *f, const struct log_reader *r, const struct log_event *ev)
 		json_str(f, ev->text, ev->text_len);
 		break;
 	case LOG_EV_NET_RECV:
-		fprintf(f, ",\"nic\":%" PRIu64 ",\"qflags\":%" PRIu64 ",\"bytes\":%zu,\"at_once\":%s,"
-			"\"at_io\":%s,\"data_hex\":", ev->id & 0xffffffffu, ev->id >> 32, ev->text_len,
-			ev->flags & LOG_F_AT_ONCE ? "true" : "false",
-			ev->flags & LOG_F_AT_IO ? "true" : "false");
+		fprintf(f, ",\"nic\":%" PRIu64 ",\"qflags\":%" PRIu64 ",\"bytes\":%zu",
+			ev->id & 0xffffffffu, ev->id >> 32, ev->text_len);
+		put_flags_json(f, ev->flags);
+		fputs(",\"data_hex\":", f);
 		put_hex(f, ev->text, ev->text_len);
 		break;
 	case LOG_EV_CHR_EVENT:
-		fprintf(f, ",\"frontend\":%" PRIu64 ",\"event\":\"%s\",\"at_once\":%s,\"at_io\":%s", ev->id,
-			ev->text_len ? log_chr_event_name((uint8_t)ev->text[0]) : "?",
-			ev->flags & LOG_F_AT_ONCE ? "true" : "false",
-			ev->flags & LOG_F_AT_IO ? "true" : "false");
+		fprintf(f, ",\"frontend\":%" PRIu64 ",\"event\":\"%s\"", ev->id,
+			ev->text_len ? log_chr_event_name((uint8_t)ev->text[0]) : "?");
+		put_flags_json(f, ev->flags);
 		break;
 	case LOG_EV_HOST_CLOCK:
 		fprintf(f, ",\"what\":\"%s\",\"value\":", ev->id == 0 ? "rtc_start" : "?");
