@@ -138,6 +138,16 @@ deliver_at_once(struct fe *f, const uint8_t *buf, size_t n)
 	deliver(f, buf, n, how, ic, LOG_F_AT_ONCE);
 }
 
+/* The same for event @e. */
+static void
+deliver_event_at_once(struct fe *f, int e)
+{
+	unsigned how;
+	int64_t ic = qrt_icount_now(&how, 0);
+
+	deliver_event(f, e, how, ic, LOG_F_AT_ONCE);
+}
+
 /* A replay past its log's end: live input delivered at once, in pieces a log event can carry. */
 static void
 pass_live(struct fe *f, const uint8_t *buf, size_t n)
@@ -189,10 +199,7 @@ wrap_event(void *opaque, int e)
 	if (f == NULL || f->event == NULL)
 		return;
 	if (mode == CHR_REPLAY && replay_input_free()) {
-		unsigned how;
-		int64_t ic = qrt_icount_now(&how, 0);
-
-		deliver_event(f, e, how, ic, LOG_F_AT_ONCE);
+		deliver_event_at_once(f, e);
 		return;
 	}
 	if (mode == CHR_REPLAY) {
@@ -211,11 +218,8 @@ wrap_event(void *opaque, int e)
 		policy_record_arm_held();
 		return;
 	}
-	unsigned how;
-	int64_t ic = qrt_icount_now(&how, 0);
-
 	vlog_error("console input: cannot hold an event; delivered at once, outside recorded control");
-	deliver_event(f, e, how, ic, LOG_F_AT_ONCE);
+	deliver_event_at_once(f, e);
 }
 
 static void
