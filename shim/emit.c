@@ -323,6 +323,24 @@ emit_host_clock(unsigned what, const char *value)
 }
 
 void
+emit_host_clock_read(unsigned what, int64_t value, unsigned how, int64_t icount)
+{
+	uint8_t b[8];
+
+	for (int i = 0; i < 8; i++)
+		b[i] = (uint8_t)((uint64_t)value >> (8 * i));
+	emit_input(LOG_EV_HOST_CLOCK, what, b, sizeof(b), how, icount, 0);
+}
+
+void
+emit_host_timer(unsigned timer, unsigned how, int64_t icount, uint64_t flags)
+{
+	static const uint8_t none[1];
+
+	emit_input(LOG_EV_HOST_TIMER, timer, none, 0, how, icount, flags);
+}
+
+void
 emit_warp(int64_t delta_ns, unsigned how, int64_t icount)
 {
 	struct log_event ev = { .kind = LOG_EV_WARP, .icount_how = how, .icount = icount,

@@ -70,6 +70,10 @@ void emit_net_recv(uint64_t id, const uint8_t *data, size_t len, unsigned how, i
 		   uint64_t flags);
 /* A host clock read the guest sees: @what 0, the RTC's start ("2026-11-30T12:00:00", UTC) */
 void emit_host_clock(unsigned what, const char *value);
+/* A read of a host clock the guest sees (@what: LOG_HC_REALTIME or LOG_HC_HOST) and its @value */
+void emit_host_clock_read(unsigned what, int64_t value, unsigned how, int64_t icount);
+/* A timer on a host clock (gate_clock.h's ordinal @timer) fired for the guest */
+void emit_host_timer(unsigned timer, unsigned how, int64_t icount, uint64_t flags);
 void emit_warp(int64_t delta_ns, unsigned how, int64_t icount);
 void emit_chaos(uint64_t decision, int64_t value, int64_t icount);
 void emit_nested_poll(unsigned role, unsigned how, int64_t icount);

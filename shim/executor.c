@@ -142,7 +142,8 @@ static int
 not_input(const struct held *h, const void *arg)
 {
 	(void)arg;
-	return h->kind != HELD_CHR && h->kind != HELD_RNG && h->kind != HELD_NET;
+	return h->kind != HELD_CHR && h->kind != HELD_RNG && h->kind != HELD_NET &&
+	       h->kind != HELD_TIMER;
 }
 
 /*

@@ -39,6 +39,12 @@ extern __thread int gate_in_executor;
  * meanwhile; 0 otherwise.
  */
 extern __thread uint64_t gate_land_flags;
+/*
+ * Set while this thread (a vCPU's) is inside a guest's device access
+ * (memory_region_dispatch_read/_write, io_land.c): what a device reads
+ * then, it reads for the guest (gate_clock.h).
+ */
+extern __thread int gate_in_access;
 /* This thread's depth of aio_poll on the main AioContext. */
 extern __thread int gate_poll_depth;
 /*

@@ -17,6 +17,7 @@
 #include "gate.h"
 #include "gate_chr.h"
 #include "gate_net.h"
+#include "gate_clock.h"
 #include "gate_rng.h"
 #include "log.h"
 #include "log_action.h"
@@ -31,6 +32,7 @@
 
 __thread int gate_in_executor;
 __thread uint64_t gate_land_flags;
+__thread int gate_in_access;
 
 /*
  * A BH that schedules itself again while its held copy runs in the vCPU
@@ -161,6 +163,10 @@ gate_run_held(struct held *h, unsigned how, int64_t icount, uint64_t flags)
 	}
 	if (h->kind == HELD_NET) {
 		gate_net_run_held(h, how, icount, flags);
+		return;
+	}
+	if (h->kind == HELD_TIMER) {
+		gate_clock_run_held(h, how, icount, flags);
 		return;
 	}
 	if (h->kind == HELD_REQ) {

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "emit.h"
+#include "gate_clock.h"
 #include "gate_mon.h"
 #include "log.h"
 #include "policy.h"
@@ -501,6 +502,7 @@ static void
 hk_main_loop_wait(int nonblocking)
 {
 	turns++;
+	gate_clock_turn();
 	if (mode != MON_OFF) {
 		/* after the last turn's main_loop_should_exit: QEMU has acted on any request */
 		if (resume_pending && !cmd_running) {

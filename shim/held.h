@@ -19,7 +19,8 @@
 
 struct req; /* an I/O request of the gate (gate.h) */
 
-enum held_kind { HELD_BH = 1, HELD_REQ = 2, HELD_CHR = 3, HELD_RNG = 4, HELD_NET = 5 };
+enum held_kind { HELD_BH = 1, HELD_REQ = 2, HELD_CHR = 3, HELD_RNG = 4, HELD_NET = 5,
+		HELD_TIMER = 6 };
 
 struct held {
 	enum held_kind kind;
@@ -35,6 +36,7 @@ struct held {
 	/* HELD_CHR: bytes for a guest's console or channel frontend (gate_chr.h) */
 	/* HELD_RNG: entropy for a device (gate_rng.h) */
 	/* HELD_NET: a frame for a guest NIC (gate_net.h) */
+	/* HELD_TIMER: a timer on a host clock fired (gate_clock.h): fe is its ordinal */
 	unsigned fe;        /* the frontend's, device's or NIC's ordinal */
 	uint8_t *data;      /* owned */
 	size_t len;

@@ -116,9 +116,15 @@ before_access(void)
 static uint32_t
 hk_read(void *mr, uint64_t addr, uint64_t pval, uint64_t op, uint64_t a4, uint64_t a5)
 {
+	if (qrt_role() != QRT_ROLE_VCPU)
+		return real_read(mr, addr, pval, op, a4, a5);
 	if (guest_access())
 		before_access();
-	return real_read(mr, addr, pval, op, a4, a5);
+	gate_in_access++;
+	uint32_t r = real_read(mr, addr, pval, op, a4, a5);
+
+	gate_in_access--;
+	return r;
 }
 
 static uint32_t
@@ -135,12 +141,19 @@ hk_write(void *mr, uint64_t addr, uint64_t data, uint64_t op, uint64_t a4, uint6
 	 * its queues inside itself.  (Skipping the wrapper while gate_notify
 	 * knew no notifier made 2 of 3 runs of 90-faults' SIGKILL test diverge.)
 	 */
-	if (!vcpu || qrt.bql_locked == NULL || !qrt.bql_locked())
+	if (!vcpu)
 		return real_write(mr, addr, data, op, a4, a5);
-	gate_notify_write_begin();
-	uint32_t r = real_write(mr, addr, data, op, a4, a5);
+	gate_in_access++;
+	uint32_t r;
 
-	gate_notify_write_end();
+	if (qrt.bql_locked == NULL || !qrt.bql_locked()) {
+		r = real_write(mr, addr, data, op, a4, a5);
+	} else {
+		gate_notify_write_begin();
+		r = real_write(mr, addr, data, op, a4, a5);
+		gate_notify_write_end();
+	}
+	gate_in_access--;
 	return r;
 }
 

@@ -32,6 +32,7 @@ enum log_kind {
 	LOG_EV_HOST_CLOCK = 19,
 	LOG_EV_NET_RECV = 20,
 	LOG_EV_CHR_EVENT = 21,
+	LOG_EV_HOST_TIMER = 22,
 	LOG_EV_COUNT
 };
 
@@ -59,7 +60,7 @@ struct log_event {
 	unsigned kind;         /* enum log_kind; reader: unknown kinds as read */
 	unsigned icount_how;   /* enum log_icount */
 	int64_t icount;
-	uint64_t id;           /* string, ident: the id being defined; chr_read: the frontend; rng_read: the device; monitor: same turn; host_clock: what (0 the RTC's start); net_recv: NIC, QEMU's flags << 32; chr_event: the frontend */
+	uint64_t id;           /* string, ident: the id being defined; chr_read: the frontend; rng_read: the device; monitor: same turn; host_clock: what (0 the RTC's start, 1 a read of QEMU_CLOCK_REALTIME, 2 of QEMU_CLOCK_HOST); host_timer: the timer; net_recv: NIC, QEMU's flags << 32; chr_event: the frontend */
 	uint64_t ident;        /* bh_schedule, bh_run */
 	uint64_t cb_off;       /* ident */
 	uint64_t name_id;      /* ident */
@@ -105,6 +106,12 @@ struct log_header {
 
 /* QEMU's chardev event @e by name ("opened"), "?" if unknown: chr_event's byte. */
 const char *log_chr_event_name(unsigned e);
+/* host_clock's what: 0 the RTC's start (text), else a read of a QEMU clock (value, 8 bytes LE). */
+enum log_host_clock { LOG_HC_RTC_START = 0, LOG_HC_REALTIME = 1, LOG_HC_HOST = 2 };
+/* host_clock's @what by name ("rtc_start", "realtime", "host"), "?" if unknown. */
+const char *log_host_clock_name(uint64_t what);
+/* A host_clock read's value (what != 0): its 8 little-endian bytes; 0, or -1 if it has none. */
+int log_host_clock_value(const struct log_event *ev, int64_t *value);
 /* Name of a kind for dump/JSON ("bh_run"), or NULL if unknown. */
 const char *log_kind_name(unsigned kind);
 

@@ -57,6 +57,12 @@ log_action_of(const struct log_reader *r, const struct log_event *ev, int exact,
 		a->len = ev->text_len;
 		a->value = (int64_t)XXH3_64bits(a->data, a->len); /* what comparisons use */
 		break;
+	case LOG_EV_HOST_TIMER:
+		if (!exact)
+			return 0;
+		a->kind = LOG_ACT_TIMER;
+		a->key = ev->id;
+		break;
 	case LOG_EV_WARP:
 		if (!exact)
 			return 0;

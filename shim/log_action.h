@@ -10,8 +10,9 @@
  *    completions on; each completion is its own action);
  *  - an io_complete with an exact icount, not LOG_F_AT_ONCE;
  *  - a warp (always exact);
- *  - a chr_read, chr_event, rng_read, net_recv or monitor event with an exact icount (input:
- *    exact logs only).
+ *  - a chr_read, chr_event, rng_read, net_recv, monitor or host_timer event with an exact
+ *    icount (input: exact logs only).  A host_clock event is none: the guest's
+ *    own reads consume those, in order (gate_clock.h).
  * In an ordering-mode log the same, without the icount condition and
  * without warps (a run without -icount has none to force).
  *
@@ -35,6 +36,7 @@ enum log_action_kind {
 	LOG_ACT_MONITOR,  /* a monitor command changed the guest (exact logs): data = its QMP request */
 	LOG_ACT_NET,      /* a frame reached a guest NIC (exact logs): key = NIC | flags << 32 */
 	LOG_ACT_CHR_EVENT, /* a chardev event (opened, closed, break) reached a frontend: key = frontend */
+	LOG_ACT_TIMER,    /* a timer on a host clock fired for the guest (exact logs): key = the timer */
 };
 
 #define LOG_ACT_THREAD_POOL_BH "thread_pool_completion_bh"

@@ -32,6 +32,7 @@ static const char *const kind_names[LOG_EV_COUNT] = {
 	[LOG_EV_HOST_CLOCK] = "host_clock",
 	[LOG_EV_NET_RECV] = "net_recv",
 	[LOG_EV_CHR_EVENT] = "chr_event",
+	[LOG_EV_HOST_TIMER] = "host_timer",
 };
 
 const char *
@@ -41,6 +42,27 @@ log_chr_event_name(unsigned e)
 	static const char *const names[] = { "break", "opened", "mux_in", "mux_out", "closed" };
 
 	return e < sizeof(names) / sizeof(names[0]) ? names[e] : "?";
+}
+
+const char *
+log_host_clock_name(uint64_t what)
+{
+	static const char *const names[] = { "rtc_start", "realtime", "host" };
+
+	return what < sizeof(names) / sizeof(names[0]) ? names[what] : "?";
+}
+
+int
+log_host_clock_value(const struct log_event *ev, int64_t *value)
+{
+	uint64_t v = 0;
+
+	if (ev->id == LOG_HC_RTC_START || ev->text_len != 8)
+		return -1;
+	for (int i = 7; i >= 0; i--)
+		v = v << 8 | (uint8_t)ev->text[i];
+	*value = (int64_t)v;
+	return 0;
 }
 
 const char *
@@ -115,6 +137,7 @@ log_encode_fields(uint8_t *p, const struct log_event *ev, uint64_t *prev_req)
 	case LOG_EV_RNG_READ:
 	case LOG_EV_MONITOR:
 	case LOG_EV_HOST_CLOCK:
+	case LOG_EV_HOST_TIMER:
 	case LOG_EV_NET_RECV:
 	case LOG_EV_CHR_EVENT:
 		n += log_put_varint(p + n, ev->id);

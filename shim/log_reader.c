@@ -370,6 +370,7 @@ decode_fields(struct log_reader *r, const uint8_t *p, const uint8_t *end, struct
 	case LOG_EV_RNG_READ:
 	case LOG_EV_MONITOR:
 	case LOG_EV_HOST_CLOCK:
+	case LOG_EV_HOST_TIMER:
 	case LOG_EV_NET_RECV:
 	case LOG_EV_CHR_EVENT:
 		GET(ev->id);

@@ -12,6 +12,7 @@
 #include "gate.h"
 #include "gate_chr.h"
 #include "gate_net.h"
+#include "gate_clock.h"
 #include "gate_rng.h"
 #include "grow.h"
 #include "held.h"
@@ -37,6 +38,12 @@ int
 replay_is_free(void)
 {
 	return __atomic_load_n(&freed, __ATOMIC_ACQUIRE);
+}
+
+int
+replay_forcing_ended(void)
+{
+	return replay_is_free() && !freed_at_end;
 }
 
 int
@@ -91,7 +98,7 @@ replay_load(const char *path, char *why, size_t len)
 	int code;
 	struct log_reader *r = log_reader_open(path, &code, err, sizeof(err));
 	struct log_event ev;
-	size_t cap = 0;
+	size_t cap = 0, rcap = 0;
 	struct keys *keys;
 	struct log_order_check order = { 0 };
 
@@ -126,6 +133,18 @@ replay_load(const char *path, char *why, size_t len)
 		if (ev.kind == LOG_EV_END) /* and on to the order check */
 			replay.end_icount = ev.icount_how == LOG_IC_EXACT && ev.complete &&
 						    ev.dropped == 0 ? ev.icount : -1;
+		int64_t v;
+
+		if (ev.kind == LOG_EV_HOST_CLOCK && log_host_clock_value(&ev, &v) == 0) {
+			if (GROW(replay.reads, replay.n_reads, rcap) < 0) {
+				snprintf(why, len, "out of memory reading %s", path);
+				goto refuse;
+			}
+			replay.reads[replay.n_reads++] = (struct replay_read){
+				.seq = ev.seq, .icount = ev.icount, .how = ev.icount_how,
+				.what = (unsigned)ev.id, .value = v };
+			continue;
+		}
 		if (ev.kind == LOG_EV_HOST_CLOCK && ev.id == 0) {
 			snprintf(replay.rtc_start, sizeof(replay.rtc_start), "%.*s", (int)ev.text_len,
 				 ev.text);
@@ -207,7 +226,7 @@ replay_available(const struct replay_action *a)
 {
 	if (a->a.kind == LOG_ACT_INPUT || a->a.kind == LOG_ACT_ENTROPY ||
 	    a->a.kind == LOG_ACT_MONITOR || a->a.kind == LOG_ACT_NET ||
-	    a->a.kind == LOG_ACT_CHR_EVENT)
+	    a->a.kind == LOG_ACT_CHR_EVENT || a->a.kind == LOG_ACT_TIMER)
 		return 1; /* the log has it */
 	pthread_mutex_lock(&held_mu);
 	int ok = heldq_find(&held_q, 0, matches, a) < held_q.n;
@@ -239,6 +258,17 @@ replay_take(const struct replay_action *a)
 					a->a.kind == LOG_ACT_NET ? gate_net_inject : gate_rng_inject;
 
 		if (inject(a->a.key, a->data, a->a.len, how, ic, gate_land_flags, why, sizeof(why)) < 0) {
+			replay_diverge("%s", why);
+			return 0;
+		}
+		return 1;
+	}
+	if (a->a.kind == LOG_ACT_TIMER) {
+		unsigned how;
+		int64_t ic = take_icount(&how);
+		char why[128];
+
+		if (gate_clock_inject_timer(a->a.key, how, ic, gate_land_flags, why, sizeof(why)) < 0) {
 			replay_diverge("%s", why);
 			return 0;
 		}
@@ -290,6 +320,9 @@ describe(char *buf, size_t len, const struct replay_action *a)
 	else if (a->a.kind == LOG_ACT_NET)
 		snprintf(buf, len, "net_recv of a %zu-byte frame for NIC %llu%s", a->a.len,
 			 (unsigned long long)(a->a.key & 0xffffffffu), at);
+	else if (a->a.kind == LOG_ACT_TIMER)
+		snprintf(buf, len, "host_timer %llu (a timer on the host's clock)%s",
+			 (unsigned long long)a->a.key, at);
 	else if (a->a.kind == LOG_ACT_MONITOR)
 		snprintf(buf, len, "monitor command %.*s%s", (int)(a->a.len < 120 ? a->a.len : 120),
 			 (const char *)a->data, at);
@@ -364,6 +397,7 @@ replay_free(const char *why)
 	freed_at_end = replay.next == replay.n && strcmp(why, "end of the log") == 0;
 	__atomic_store_n(&freed, 1, __ATOMIC_RELEASE);
 	policy_switch(&policy_record);
+	gate_clock_free();
 	size_t bhs = held_count(HELD_BH), reqs = held_count(HELD_REQ);
 
 	vlog_say("replay: recorded control ended at icount %lld after %zu of %zu recorded events "

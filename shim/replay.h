@@ -24,6 +24,14 @@ struct replay_action {
 	uint8_t *data;  /* INPUT: the bytes (a.data, a.len), owned */
 };
 
+/* A recorded read of a host clock (gate_clock.h), answered in order. */
+struct replay_read {
+	uint64_t seq;
+	int64_t icount;
+	unsigned how, what;       /* enum log_icount; enum log_host_clock */
+	int64_t value;
+};
+
 struct replay {
 	struct replay_action *v;  /* read-only after replay_load */
 	size_t n;
@@ -35,6 +43,9 @@ struct replay {
 	int64_t end_icount;       /* the recording's end (its end event, exact), -1 if none */
 	char rtc_start[32];       /* the recorded RTC start (host_clock), "" if none */
 	uint64_t rtc_seq;         /* its event's sequence number */
+	struct replay_read *reads; /* the recorded host clock reads, read-only after replay_load */
+	size_t n_reads;
+	size_t next_read;         /* BQL: the next one to answer */
 };
 
 extern struct replay replay;
@@ -80,6 +91,11 @@ size_t replay_run_unexpected(void);
 void replay_nested_stuck(void);
 /* Whether recorded control has ended. */
 int replay_is_free(void);
+/*
+ * Whether it ended before the log did (a divergence, a stop, a nested
+ * poll): the log no longer answers what the guest reads.  BQL.
+ */
+int replay_forcing_ended(void);
 /*
  * Whether live input from the host (console bytes and events, network
  * frames, monitor commands) may reach the guest: once recorded control has

@@ -348,7 +348,8 @@ session_start(void)
 	gate_mon_start(p == &policy_record && qrt.exact, p == &policy_replay);
 	gate_net_start(p == &policy_record && qrt.exact, p == &policy_replay);
 	gate_clock_start(p == &policy_record || p == &policy_chaos,
-			 p == &policy_replay || p == &policy_order);
+			 p == &policy_replay || p == &policy_order, p == &policy_record && qrt.exact,
+			 p == &policy_replay);
 	if (p == &policy_chaos)
 		policy_chaos_announce();
 	hook_batch_begin();
@@ -356,6 +357,7 @@ session_start(void)
 		if (install(&hooks[i], 0, why, sizeof(why)) < 0)
 			vlog_error("%s (after a successful dry run!)", why);
 	hook_batch_end();
+	gate_clock_bind();
 	/* threads only now: hooks are installed single-threaded */
 	if (log_writer_start_flusher(w, 50) < 0)
 		vlog_error("cannot start the log flusher thread; the log is written at exit only");

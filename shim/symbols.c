@@ -85,6 +85,9 @@ static const struct qsym sym_table[QS_COUNT] = {
 	[QS_QEMU_GET_TIMEDATE] = { { "qemu_get_timedate" } },
 	[QS_TIMERS_STATE] = { { "timers_state" } },
 	[QS_USE_ICOUNT] = { { "use_icount" } },
+	[QS_RTC_CLOCK] = { { "rtc_clock" } },
+	[QS_TIMER_MOD_ANTICIPATE_NS] = { { "timer_mod_anticipate_ns" } },
+	[QS_QEMU_SYSTEM_RESET] = { { "qemu_system_reset" } },
 };
 
 const char *const qemu_known_builds[] = {

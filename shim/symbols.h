@@ -84,6 +84,9 @@ enum qsym_id {
 	QS_QEMU_GET_TIMEDATE,
 	QS_TIMERS_STATE,  /* data */
 	QS_USE_ICOUNT,    /* data */
+	QS_RTC_CLOCK,     /* data: the clock the guest's RTC runs on */
+	QS_TIMER_MOD_ANTICIPATE_NS,
+	QS_QEMU_SYSTEM_RESET,
 	QS_COUNT
 };
 

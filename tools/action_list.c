@@ -188,6 +188,9 @@ action_describe(char *buf, size_t len, const struct action *act)
 	case LOG_ACT_MONITOR:
 		snprintf(buf, len, "monitor command %.160s %s", a->name ? a->name : "?", at);
 		break;
+	case LOG_ACT_TIMER:
+		snprintf(buf, len, "host_timer %" PRIu64 " %s", a->key, at);
+		break;
 	default:
 		snprintf(buf, len, "chaos %s %" PRId64 " %s", a->key < 2 ? chaos_names[a->key] : "?",
 			 a->value, at);

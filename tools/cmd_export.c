@@ -116,6 +116,9 @@ event_label(const struct log_event *ev, const char *kind, const char *name, char
 		snprintf(label, len, "monitor: %.*s", (int)(ev->text_len < 120 ? ev->text_len : 120),
 			 ev->text);
 		break;
+	case LOG_EV_HOST_TIMER:
+		snprintf(label, len, "host-clock timer %" PRIu64 " fired", ev->id);
+		break;
 	default:
 		snprintf(label, len, "%s", kind);
 		break;

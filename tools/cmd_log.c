@@ -220,9 +220,19 @@ dump_text(FILE *f, const struct log_reader *r, const struct log_event *ev)
 			ev->text_len ? log_chr_event_name((uint8_t)ev->text[0]) : "?");
 		put_flags(f, ev->flags);
 		break;
-	case LOG_EV_HOST_CLOCK:
-		fprintf(f, " what=%s value=%.*s", ev->id == 0 ? "rtc_start" : "?", (int)ev->text_len,
-			ev->text);
+	case LOG_EV_HOST_CLOCK: {
+		int64_t v;
+
+		if (log_host_clock_value(ev, &v) == 0)
+			fprintf(f, " what=%s value=%" PRId64, log_host_clock_name(ev->id), v);
+		else
+			fprintf(f, " what=%s value=%.*s", log_host_clock_name(ev->id),
+				(int)ev->text_len, ev->text);
+		break;
+	}
+	case LOG_EV_HOST_TIMER:
+		fprintf(f, " timer=%" PRIu64, ev->id);
+		put_flags(f, ev->flags);
 		break;
 	case LOG_EV_NESTED_POLL:
 		fprintf(f, " role=%s", role_name(ev->role));
@@ -325,9 +335,19 @@ dump_json(FILE *f, const struct log_reader *r, const struct log_event *ev)
 			ev->text_len ? log_chr_event_name((uint8_t)ev->text[0]) : "?");
 		put_flags_json(f, ev->flags);
 		break;
-	case LOG_EV_HOST_CLOCK:
-		fprintf(f, ",\"what\":\"%s\",\"value\":", ev->id == 0 ? "rtc_start" : "?");
-		json_str(f, ev->text, ev->text_len);
+	case LOG_EV_HOST_CLOCK: {
+		int64_t v;
+
+		fprintf(f, ",\"what\":\"%s\",\"value\":", log_host_clock_name(ev->id));
+		if (log_host_clock_value(ev, &v) == 0)
+			fprintf(f, "%" PRId64, v);
+		else
+			json_str(f, ev->text, ev->text_len);
+		break;
+	}
+	case LOG_EV_HOST_TIMER:
+		fprintf(f, ",\"timer\":%" PRIu64, ev->id);
+		put_flags_json(f, ev->flags);
 		break;
 	case LOG_EV_NESTED_POLL:
 		fprintf(f, ",\"role\":\"%s\"", role_name(ev->role));

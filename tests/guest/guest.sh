@@ -53,6 +53,9 @@ guest_append() {
 	# prints the CMOS RTC at boot: the host's clock at the start when -rtc
 	# has no fixed base= (78-clock.bats gives it one that follows the host)
 	clock)        echo "dev=ide mode=pio n=8 rtc=1" ;;
+	# the same, then watches 2 ticks of the RTC's seconds by polling it:
+	# with -rtc clock=host, host timing (78-clock.bats)
+	clock-watch)  echo "dev=ide mode=pio n=8 rtc=2" ;;
 	# reads 8 chunks from a virtio-rng fed by the host's /dev/urandom first
 	entropy)      echo "dev=ide mode=pio n=8 rng=8" ;;
 	# the same from QEMU's default backend, rng-builtin (a BH, seeded by -seed)

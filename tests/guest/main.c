@@ -31,6 +31,8 @@
  *   kbd=K (read K scancode bytes from the i8042 first, polled, each printed with the polls
  *   it waited: when a monitor's sendkey came)
  *   rtc=1 (print the CMOS RTC's date and time at boot: the host's clock with base=utc)
+ *   rtc=K, K > 1 (then watch K of the RTC's seconds tick by polling it, each printed with the
+ *   polls it took and the update flags seen: with -rtc clock=host, host timing)
  *   warm=1 (with con=: keep the polls so far at 8 MiB, which a reset leaves alone, and
  *   print at boot those of the boot before, if it was reset while it polled)
  */
@@ -465,6 +467,43 @@ print_rtc(void)
 }
 
 /*
+ * rtc=K, K > 1: watch K ticks of the RTC's seconds, polling.  Each poll
+ * reads register A (UIP: an update is about to happen), register C
+ * (UF: an update happened; reading clears it) and the seconds, then works
+ * a fixed stretch.  On -rtc clock=host every read asks the host's clock
+ * and QEMU's update timer fires at host time, so the polls per tick and
+ * the flags seen are host timing: free runs print different lines, and a
+ * replay must print the recorded ones.
+ */
+static void
+rtc_watch(int ticks)
+{
+	uint8_t sec = cmos(0);
+
+	for (int t = 0; t < ticks; t++) {
+		uint32_t polls = 0, uip = 0, uf = 0;
+
+		for (;;) {
+			polls++;
+			if (cmos(0x0a) & 0x80)
+				uip++;
+			if (cmos(0x0c) & 0x10)
+				uf++;
+			uint8_t s = cmos(0);
+
+			if (s != sec) {
+				sec = s;
+				break;
+			}
+			for (volatile int i = 0; i < 20000; i++)
+				;
+		}
+		printf("rtc: tick %d after %u polls (UIP seen %u times, UF %u times), seconds %02x\n",
+		       t + 1, polls, uip, uf, sec);
+	}
+}
+
+/*
  * kbd=K: K bytes from the keyboard controller, by polling its status
  * (bit 0: output buffer full).  What the firmware left there is read first.
  */
@@ -585,6 +624,8 @@ kmain(const struct mb_info *mb)
 		__asm__ volatile("sti; hlt" ::: "memory");
 	if (cfg.rtc)
 		print_rtc();
+	if (cfg.rtc > 1)
+		rtc_watch(cfg.rtc);
 	if (cfg.kbd > 0)
 		keyboard_read(cfg.kbd);
 	if (cfg.warm)
