@@ -466,9 +466,14 @@ check_action_icounts(struct log_reader *r, const char *log, char *rtc, size_t rt
 }
 
 /*
- * The recording's RTC started at @start: if @qargv's -rtc base follows the
- * host (utc, localtime, or none given), a copy of it whose last -rtc has
- * base=@start, said on stderr; else @qargv.  Other -rtc keys stay.
+ * The recording's RTC started at @start: if @qargv's RTC runs on the
+ * virtual clock (clock=vm) from a base that follows the host (utc,
+ * localtime, or none given), a copy of it whose last -rtc has base=@start,
+ * said on stderr; else @qargv.  Other -rtc keys stay.  An RTC on a host
+ * clock (clock=host, QEMU's default, or clock=rt) is left as recorded: the
+ * shim answers its every read of the host's clock from the log, those that
+ * set its base included (gate_clock.h), and a rewritten base would take
+ * the host's time one read later than the recording did.
  */
 static char **
 replay_rtc_base(char **qargv, const char *start)
@@ -480,7 +485,7 @@ replay_rtc_base(char **qargv, const char *start)
 			k = i + 1;
 	const char *old = k >= 0 ? qargv[k] : "", *b = strstr(old, "base=");
 
-	if (start[0] == 0 || (b && b[5] >= '0' && b[5] <= '9'))
+	if (start[0] == 0 || (b && b[5] >= '0' && b[5] <= '9') || !strstr(old, "clock=vm"))
 		return qargv;
 	char **v = calloc((size_t)n + 3, sizeof(*v)), val[512];
 	size_t len = 0;

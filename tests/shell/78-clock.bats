@@ -1,15 +1,19 @@
 #!/usr/bin/env bats
-# Host clocks (issue 14, point 3) on the real QEMU 7.2 and 10.0: with
+# Host clocks (issue 14, point 3) on the real QEMU 7.2 and 10.0.  With
 # -rtc clock=vm and a base that follows the host (base=utc, QEMU's default,
 # or base=localtime), the host's clock reaches the guest once, as its RTC's
 # start.  A record logs it (host_clock), bhrr replay gives the replay that
 # start, and a replay whose RTC starts elsewhere is named as a divergence
-# before the guest runs.
+# before the guest runs.  With the RTC on the host's clock (clock=host or
+# clock=rt) every read of it and every firing of its timers is recorded.
 #
 # The guest (clock configuration, main.c rtc=1) prints its CMOS clock at
-# boot.  Recorded with --as-is, so that bhrr record does not fix the base.
+# boot; clock-watch (rtc=2) then polls it through two ticks.  Recorded with
+# --as-is, so that bhrr record does not fix the clock or the base.
 
 load helper
+
+TOOL="$BHRR_BUILDDIR/tests/helper/bhrr-test-tool"
 
 setup() {
 	# shellcheck source=tests/guest/guest.sh
@@ -67,32 +71,71 @@ clock_replays() {
 	clock_replays 7.2 clock=vm,base=localtime JST-9
 }
 
-# An RTC on the host's clock, recorded --as-is, is not recorded: the replay
-# says so before the guest runs (what the doctor names, it names too).
-@test "QEMU 7.2: -rtc clock=host recorded --as-is: the replay warns that the RTC follows the host" {
-	use_qemu 7.2
-	local d=$BATS_TEST_TMPDIR argv=("${GUEST_ARGV[@]/clock=vm,base=2020-01-01T00:00:00/clock=host}")
+# An RTC on the host's clock (clock=host, QEMU's default, or clock=rt),
+# recorded --as-is: each read of the host's clock made for the guest and
+# each firing of the RTC's timers is recorded and replayed (gate_clock.h).
+# The guest (clock-watch) polls the RTC through two ticks of its seconds:
+# the polls each tick took and the flags it saw are host timing in a free
+# run, and its date is the host's.  Replays run later than the record, so
+# the host's clock has moved on: they print the recorded lines all the same.
+host_clock_replays() {
+	use_qemu "$1"
+	guest_argv clock-watch "$BATS_TEST_TMPDIR"
+	local d=$BATS_TEST_TMPDIR argv=("${GUEST_ARGV[@]/clock=vm,base=2020-01-01T00:00:00/$2}")
 	local st=0
 	# shellcheck disable=SC2086
 	"$BHRR" record --as-is -o "$LOG" -- "$QEMU_BIN" $QEMU_FW "${argv[@]}" \
 		>"$d/rec.out" 2>"$d/rec.err" || st=$?
 	cat "$d/rec.err"
 	[ "$st" -eq "$GUEST_PASS" ]
-	grep -q "warning: the guest RTC follows the host clock" "$d/rec.err"
-	st=0
-	"$BHRR" replay "$LOG" -o "$d/rep.bhlog" >"$d/rep.out" 2>"$d/rep.err" || st=$?
+	grep '^rtc: ' "$d/rec.out"
+	grep -q '^rtc: tick 2 after ' "$d/rec.out"
+	# covered in exact mode: the doctor has nothing to say about it
+	! grep -q 'warning' "$d/rec.err" || false
+	"$BHRR" dump --json "$LOG" >"$d/rec.json"
+	local reads timers
+	reads=$(jq -s '[.[] | select(.kind == "host_clock" and .what != "rtc_start")] | length' "$d/rec.json")
+	timers=$(jq -s '[.[] | select(.kind == "host_timer")] | length' "$d/rec.json")
+	echo "host clock reads: $reads, timer firings: $timers"
+	# every poll reads the host's clock; the update timer fired for each tick's flag
+	[ "$reads" -gt 1000 ]
+	[ "$timers" -ge 1 ]
+	for i in 1 2; do
+		st=0
+		"$BHRR" replay "$LOG" -o "$d/rep.bhlog" >"$d/rep.out" 2>"$d/rep.err" || st=$?
+		cat "$d/rep.err"
+		[ "$st" -eq "$GUEST_PASS" ]
+		! grep -q 'warning\|replaying with -rtc' "$d/rep.err" || false
+		cmp "$d/rec.out" "$d/rep.out"
+		"$BHRR" diff "$LOG" "$d/rep.bhlog"
+		[ "$(jq -s '[.[] | select(.kind == "host_clock" and .what != "rtc_start")] | length' \
+			<("$BHRR" dump --json "$d/rep.bhlog"))" -eq "$reads" ]
+	done
+}
+
+@test "QEMU 7.2: -rtc clock=host recorded --as-is: its reads and timers replay, byte-identical" {
+	host_clock_replays 7.2 clock=host
+}
+
+@test "QEMU 10.0: -rtc clock=host recorded --as-is: its reads and timers replay, byte-identical" {
+	host_clock_replays 10.0 clock=host
+}
+
+@test "QEMU 10.0: -rtc clock=rt recorded --as-is: its reads and timers replay, byte-identical" {
+	host_clock_replays 10.0 clock=rt
+}
+
+@test "QEMU 7.2: a host clock read moved one instruction is named as the divergence" {
+	host_clock_replays 7.2 clock=host
+	local d=$BATS_TEST_TMPDIR seq ic
+	# the 500th read the guest's polls made, in a device access: an exact icount
+	read -r seq ic < <(jq -r 'select(.kind == "host_clock" and .what == "host" and
+		.icount_exact) | "\(.seq) \(.icount)"' "$d/rec.json" | sed -n 500p)
+	echo "moving read #$seq at icount $ic"
+	"$TOOL" tamper "$LOG" "$d/moved.bhlog" "$seq" icount 1
+	local st=0
+	"$BHRR" replay "$d/moved.bhlog" -o "$d/rep.bhlog" >"$d/rep.out" 2>"$d/rep.err" || st=$?
 	cat "$d/rep.err"
-	echo "replay: status $st"
-	grep -q "^bhrr: replay: warning: the guest RTC follows the host clock; this replay may differ there" "$d/rep.err"
-	# a log recorded without --as-is gets clock=vm: its replay warns of nothing
-	st=0
-	# shellcheck disable=SC2086
-	"$BHRR" record --force -o "$LOG" -- "$QEMU_BIN" $QEMU_FW "${argv[@]}" \
-		>"$d/rec.out" 2>"$d/rec.err" || st=$?
-	[ "$st" -eq "$GUEST_PASS" ]
-	st=0
-	"$BHRR" replay "$LOG" -o "$d/rep.bhlog" >"$d/rep.out" 2>"$d/rep.err" || st=$?
-	cat "$d/rep.err"
-	[ "$st" -eq "$GUEST_PASS" ]
-	! grep -q "warning" "$d/rep.err" || false
+	[ "$st" -eq 4 ]
+	grep -qF "divergence at recorded event #$seq: expected a read of the host clock at icount $((ic + 1)); the guest read the host clock at icount $ic" "$d/rep.err"
 }

@@ -373,7 +373,8 @@ random_event(struct log_event *ev, int64_t *ic)
 	ev->decision = rnd() % 2;
 	ev->value = (int64_t)rnd();
 	ev->flags = ev->kind == LOG_EV_CHR_READ || ev->kind == LOG_EV_RNG_READ ||
-		    ev->kind == LOG_EV_NET_RECV || ev->kind == LOG_EV_CHR_EVENT ? rnd() % 4 : 0;
+		    ev->kind == LOG_EV_NET_RECV || ev->kind == LOG_EV_CHR_EVENT ||
+		    ev->kind == LOG_EV_HOST_TIMER ? rnd() % 4 : 0;
 	ev->text = texts[rnd() % 64];
 	ev->text_len = strlen(ev->text);
 	ev->text2 = texts[rnd() % 64];
@@ -420,6 +421,7 @@ same_event(const struct log_event *a, const struct log_event *b)
 	case LOG_EV_RNG_READ:
 	case LOG_EV_MONITOR:
 	case LOG_EV_HOST_CLOCK:
+	case LOG_EV_HOST_TIMER:
 	case LOG_EV_NET_RECV:
 	case LOG_EV_CHR_EVENT:
 		return a->id == b->id && a->flags == b->flags && a->text_len == b->text_len &&
