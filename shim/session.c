@@ -382,9 +382,10 @@ session_finish(void)
 
 	if (held)
 		vlog_say("QEMU exits with %zu BHs, %zu completions, %zu pieces of console input, "
-			 "%zu of entropy and %zu network frames still held by bhrr (never run)",
+			 "%zu of entropy, %zu network frames and %zu host-clock timers still held by "
+			 "bhrr (never run)",
 			 held_count(HELD_BH), held_count(HELD_REQ), held_count(HELD_CHR),
-			 held_count(HELD_RNG), held_count(HELD_NET));
+			 held_count(HELD_RNG), held_count(HELD_NET), held_count(HELD_TIMER));
 	if (log_writer_seal(emit_writer(), ic) < 0)
 		vlog_error("the log is incomplete");
 	vlog("record: %llu BHs gated (%llu held for the executor), %llu passed through, "
@@ -394,11 +395,12 @@ session_finish(void)
 	     "%llu guest notifiers where signalled; %llu console bytes delivered, "
 	     "%llu live ones ignored; %llu entropy bytes handed to devices; %llu monitor commands "
 	     "recorded or replayed, %llu live ones refused; %llu network frames handed to NICs, "
-	     "%llu live ones dropped",
+	     "%llu live ones dropped; %llu host clock reads for the guest, %llu host-clock timers landed",
 	     (unsigned long long)gate_gated, (unsigned long long)gate_held,
 	     (unsigned long long)gate_passed, (unsigned long long)gate_schedules, warp_count(),
 	     warp_handoffs(), executor_landings(), io_land_accesses(), executor_io_landings(),
 	     executor_fallbacks(),
 	     gate_notify_kicks(), gate_notify_irqs(), gate_chr_bytes(), gate_chr_dropped(), gate_rng_bytes(),
-	     gate_mon_commands(), gate_mon_refused(), gate_net_frames(), gate_net_dropped());
+	     gate_mon_commands(), gate_mon_refused(), gate_net_frames(), gate_net_dropped(),
+	     gate_clock_reads(), gate_clock_timers());
 }
