@@ -90,7 +90,7 @@ static void
 diff_print_text(const struct diff *d)
 {
 	if (d->first < 0) {
-		printf("identical: %zu actions each (bh_run, io_complete, warp, chr_read, rng_read, monitor, net_recv, chr_event, chaos)\n",
+		printf("identical: %zu actions each (bh_run, io_complete, warp, chr_read, rng_read, monitor, net_recv, chr_event, host_timer, chaos)\n",
 		       d->al[0].n);
 		return;
 	}
