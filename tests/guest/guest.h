@@ -95,6 +95,7 @@ extern struct config {
 	int warm;          /* say whether this boot follows a reset in con= (RAM kept) */
 	int rtc;           /* print the CMOS RTC's date and time at boot */
 	int kbd;           /* scancode bytes to read from the i8042 first, 0 none */
+	int pwrbtn;        /* wait for the ACPI power button first (system_powerdown) */
 	int net;           /* frames to read from an e1000 first, 0 none (needs hz=) */
 	int arp;           /* send an ARP request for 10.0.2.2 first (with net=) */
 } cfg;

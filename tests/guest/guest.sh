@@ -46,6 +46,9 @@ guest_append() {
 	# reads 4 scancode bytes from the i8042 first: a monitor's sendkey
 	# (77-monitor.bats)
 	keyboard)     echo "dev=ide mode=pio n=8 kbd=4" ;;
+	# waits for the ACPI power button first: a monitor's system_powerdown
+	# (77-monitor.bats)
+	powerdown)    echo "dev=ide mode=pio n=8 pwrbtn=1" ;;
 	# reads 4 frames from an e1000 first (78-network.bats gives it a
 	# backend); with arp=1, after asking user networking's gateway
 	network)      echo "dev=ide mode=pio n=8 hz=100 net=4" ;;

@@ -30,6 +30,8 @@
  *   waited: when the host's backend sent it; needs hz=)  arp=1 (send an ARP request first)
  *   kbd=K (read K scancode bytes from the i8042 first, polled, each printed with the polls
  *   it waited: when a monitor's sendkey came)
+ *   pwrbtn=1 (wait for the ACPI power button first, polled, printed with the polls it
+ *   waited: when a monitor's system_powerdown came)
  *   rtc=1 (print the CMOS RTC's date and time at boot: the host's clock with base=utc)
  *   rtc=K, K > 1 (then watch K of the RTC's seconds tick by polling it, each printed with the
  *   polls it took and the update flags seen: with -rtc clock=host, host timing)
@@ -270,6 +272,7 @@ parse_cmdline(const char *src)
 		else if (streq(key, "warm")) cfg.warm = (int)parse_num(val);
 		else if (streq(key, "rtc")) cfg.rtc = (int)parse_num(val);
 		else if (streq(key, "kbd")) cfg.kbd = (int)parse_num(val);
+		else if (streq(key, "pwrbtn")) cfg.pwrbtn = (int)parse_num(val);
 		else if (streq(key, "net")) cfg.net = (int)parse_num(val);
 		else if (streq(key, "arp")) cfg.arp = (int)parse_num(val);
 		else if (streq(key, "sectors")) cfg.sectors = parse_num(val);
@@ -530,6 +533,39 @@ keyboard_read(int k)
 	}
 }
 
+/*
+ * pwrbtn=1: the ACPI power button, which a monitor's system_powerdown
+ * presses: PIIX4's power-management function (00:01.3) has its PM1 event
+ * block at PMBA (config 0x40; SeaBIOS puts it at 0x600), status then
+ * enable.  QEMU sets the button's status bit only while it is enabled.
+ * Polled: the polls waited say when the command came.
+ */
+static void
+power_button_wait(void)
+{
+	struct pci_dev pm;
+
+	if (pci_find(0x8086, 0x7113, -1, -1, &pm) < 0)
+		fail("pwrbtn: no PIIX4 power management function");
+	uint16_t base = (uint16_t)(pci_read(&pm, 0x40) & 0xffc0);
+
+	if (base == 0 || !(pci_read(&pm, 0x80) & 1)) {
+		base = 0x600;
+		pci_write(&pm, 0x40, base | 1);
+		pci_write(&pm, 0x80, pci_read(&pm, 0x80) | 1);
+	}
+	outw(base, 0x100);     /* PM1_STS: clear the button's status (write 1) */
+	outw(base + 2, 0x100); /* PM1_EN: the button */
+	printf("pwr: waiting for the power button\n");
+	uint32_t polls = 0;
+
+	while (!(inw(base) & 0x100))
+		polls++;
+	outw(base, 0x100);
+	digest = (digest ^ polls) * 0x100000001b3ull;
+	printf("pwr: power button after %u polls\n", polls);
+}
+
 static void
 warm_boot(void)
 {
@@ -628,6 +664,8 @@ kmain(const struct mb_info *mb)
 		rtc_watch(cfg.rtc);
 	if (cfg.kbd > 0)
 		keyboard_read(cfg.kbd);
+	if (cfg.pwrbtn)
+		power_button_wait();
 	if (cfg.warm)
 		warm_boot();
 	if (cfg.net > 0) {

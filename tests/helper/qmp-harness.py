@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""qmp-harness.py [--live-replay] [--reset-running] [--keys] SOCK FIFO OUT CMD...: drive the monitor
+"""qmp-harness.py [--live-replay] [--reset-running] [--keys] [--powerdown] SOCK FIFO OUT CMD...: drive the monitor
 test guest (tests/guest/guest.sh, configuration "monitor") over QMP as a CI
 harness does, and copy what CMD prints to OUT.
 
@@ -12,7 +12,8 @@ each one forced by what the guest printed, never by a delay:
   system_reset alone, the guest running);
   at the second "con: waiting" (the guest booted again): 24 bytes into FIFO.
 With --keys (the keyboard configuration): cont, then at "kbd: waiting"
-send-key a, then human-monitor-command "sendkey b".
+send-key a, then human-monitor-command "sendkey b".  With --powerdown (the
+powerdown configuration): cont, then at "pwr: waiting" system_powerdown.
 Then CMD runs to its end.  With --live-replay, CMD is a replay whose QMP
 socket waits for this client (wait=on): right after connecting it sends
 query-status, cont, stop, system_reset and cont, and each one but the query
@@ -147,6 +148,10 @@ class Harness:
         if st != "prelaunch":
             self.fail("status %s before cont" % st)
         self.command("cont", True)
+        if self.powerdown:
+            self.wait_output(b"pwr: waiting", 1)
+            self.command("system_powerdown", True)
+            return self.finish()
         if self.keys:
             self.wait_output(b"kbd: waiting", 1)
             self.command("send-key", True, {"keys": [{"type": "qcode", "data": "a"}]})
@@ -170,7 +175,7 @@ class Harness:
 
 def main():
     args = sys.argv[1:]
-    live = reset_running = keys = False
+    live = reset_running = keys = powerdown = False
     while args and args[0].startswith("--"):
         if args[0] == "--live-replay":
             live = True
@@ -178,11 +183,15 @@ def main():
             reset_running = True
         elif args[0] == "--keys":
             keys = True
+        elif args[0] == "--powerdown":
+            powerdown = True
         else:
             sys.exit("qmp-harness: unknown option %s" % args[0])
         args = args[1:]
     sock_path, fifo, out_path, cmd = args[0], args[1], args[2], args[3:]
-    sys.exit(Harness(live, reset_running, keys, sock_path, fifo, out_path, cmd).run())
+    h = Harness(live, reset_running, keys, sock_path, fifo, out_path, cmd)
+    h.powerdown = powerdown
+    sys.exit(h.run())
 
 
 if __name__ == "__main__":

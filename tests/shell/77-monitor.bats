@@ -1,9 +1,9 @@
 #!/usr/bin/env bats
 # Monitor commands (issue 14, point 5) on the real QEMU 7.2 and 10.0: a QMP
-# client's cont (after -S), stop, system_reset and cont again are recorded
-# at exact icounts and replayed with no client at all; a client attached to
-# a replay has its commands that change the guest refused, its queries
-# answered.
+# client's cont (after -S), stop, system_reset and cont again, send-key and
+# sendkey, and system_powerdown are recorded at exact icounts and replayed
+# with no client at all; a client attached to a replay has its commands
+# that change the guest refused, its queries answered.
 #
 # The guest (monitor configuration, main.c con= warm=1) boots, then polls
 # COM1 for 24 bytes, keeping its poll count in RAM that a reset leaves
@@ -29,7 +29,9 @@ record_with_harness() {
 	local d=$BATS_TEST_TMPDIR
 	rm -f "$d/console.in" "$SOCK" "$LOG"
 	mkfifo "$d/console.in"
-	if [ "$1" = --keys ]; then
+	if [ "$1" = --powerdown ]; then
+		guest_argv powerdown "$d"
+	elif [ "$1" = --keys ]; then
 		guest_argv keyboard "$d"
 	else
 		guest_argv monitor "$d"
@@ -41,7 +43,7 @@ record_with_harness() {
 		-qmp "unix:$SOCK,server=on,wait=off" 2>"$d/rec.err" || STATUS=$?
 	cat "$d/rec.err"
 	# the reset came while the first boot polled: forced by the harness
-	[ "$1" = --keys ] || grep "boot: warm, the boot before was reset after" "$d/rec.out"
+	[ "$1" = --keys ] || [ "$1" = --powerdown ] || grep "boot: warm, the boot before was reset after" "$d/rec.out"
 }
 
 # replay_alone N: replay $LOG N times with no client and no console input;
@@ -148,4 +150,24 @@ monitor_keys() {
 
 @test "QEMU 10.0: QMP send-key and HMP sendkey reach the guest at their recorded icounts, with no client in the replay (2/2)" {
 	monitor_keys 10.0
+}
+
+# a QMP system_powerdown while the guest polls PIIX4's power-button status:
+# the press reaches it at the recorded icount, so the polls it counted
+# replay too, with no client
+monitor_powerdown() {
+	use_qemu "$1"
+	record_with_harness --powerdown
+	[ "$STATUS" -eq "$GUEST_PASS" ]
+	grep '^pwr: power button after [0-9]* polls' "$BATS_TEST_TMPDIR/rec.out"
+	[ "$(monitor_events | cut -d' ' -f2- | jq -r .execute | tr '\n' ' ')" = "cont system_powerdown " ]
+	replay_alone 2
+}
+
+@test "QEMU 7.2: a QMP system_powerdown presses the ACPI button at its recorded icount, with no client in the replay (2/2)" {
+	monitor_powerdown 7.2
+}
+
+@test "QEMU 10.0: a QMP system_powerdown presses the ACPI button at its recorded icount, with no client in the replay (2/2)" {
+	monitor_powerdown 10.0
 }
