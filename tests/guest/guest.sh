@@ -63,6 +63,9 @@ guest_append() {
 	entropy)      echo "dev=ide mode=pio n=8 rng=8" ;;
 	# the same from QEMU's default backend, rng-builtin (a BH, seeded by -seed)
 	entropy-builtin) echo "dev=ide mode=pio n=8 rng=8 seed=2" ;;
+	# the same from an EGD daemon: rng-egd on a socket chardev (DIR/egd.sock,
+	# QEMU the server; it waits for the daemon unless EGD_WAIT=off)
+	entropy-egd)  echo "dev=ide mode=pio n=8 rng=8 seed=3" ;;
 	# sleeps through 8 PIT ticks with nothing in flight first: at least 8
 	# warps in every run, whatever the host does (the warp tests need them)
 	idle)         echo "dev=ide mode=pio wait=irq hz=1000 idle=8 n=16" ;;
@@ -89,6 +92,10 @@ guest_argv() {
 	case "$append" in
 	*rng=*seed=2*) # entropy-builtin: the device's default backend
 		GUEST_ARGV+=(-device virtio-rng-pci,disable-modern=on) ;;
+	*rng=*seed=3*) # entropy-egd
+		GUEST_ARGV+=(-chardev "socket,id=egd0,path=$dir/egd.sock,server=on,wait=${EGD_WAIT:-on}"
+			-object rng-egd,id=rng0,chardev=egd0
+			-device virtio-rng-pci,rng=rng0,disable-modern=on) ;;
 	*rng=*)
 		GUEST_ARGV+=(-object rng-random,id=rng0,filename=/dev/urandom
 			-device virtio-rng-pci,rng=rng0,disable-modern=on) ;;

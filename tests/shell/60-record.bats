@@ -347,7 +347,7 @@ doctor_none() {
 	[ -z "$output" ]
 }
 
-@test "bhrr doctor names the inputs CI command lines add: vhost, rng-egd, kvm:tcg, -readconfig; networks, consoles, channels and monitors pass" {
+@test "bhrr doctor names the inputs CI command lines add: vhost, kvm:tcg, -readconfig; networks, consoles, channels, entropy and monitors pass" {
 	# frames to a NIC are recorded (78-network.bats), QEMU's implicit default NIC's too
 	run "$BHRR" doctor -- qemu-system-x86_64 -display none -icount shift=0,sleep=off -seed 1 \
 		-rtc clock=vm,base=2020-01-01T00:00:00
@@ -374,10 +374,10 @@ doctor_none() {
 	# commands are recorded too (77-monitor.bats)
 	doctor_none -serial mon:stdio
 	doctor_none -nographic
-	# entropy from the host is recorded (76-entropy.bats); rng-egd is not tested
+	# entropy from the host is recorded, from any backend (76-entropy.bats)
 	doctor_none -device virtio-rng-pci
 	doctor_none -object rng-random,id=r0,filename=/dev/urandom -device virtio-rng-pci,rng=r0
-	doctor_one "rng-egd" -chardev socket,id=e0,path=/tmp/egd -object rng-egd,id=r0,chardev=e0 \
+	doctor_none -chardev socket,id=e0,path=/tmp/egd -object rng-egd,id=r0,chardev=e0 \
 		-device virtio-rng-pci,rng=r0
 	# monitor sockets, QMP or HMP: their commands are recorded (77-monitor.bats)
 	doctor_none -qmp unix:/tmp/q,server=on,wait=off
@@ -387,8 +387,8 @@ doctor_none() {
 	doctor_one "hardware accelerator" -machine accel=kvm:tcg
 	doctor_one "hardware accelerator" -accel kvm -accel tcg
 	# -readconfig files count as the command line they stand for
-	printf '[object "r0"]\n  qom-type = "rng-egd"\n  chardev = "e0"\n' >"$BATS_TEST_TMPDIR/rng.cfg"
-	doctor_one "rng-egd" -readconfig "$BATS_TEST_TMPDIR/rng.cfg"
+	printf '[object "io0"]\n  qom-type = "iothread"\n' >"$BATS_TEST_TMPDIR/io.cfg"
+	doctor_one "iothread" -readconfig "$BATS_TEST_TMPDIR/io.cfg"
 	printf '# a CI harness config\n[drive "d0"]\n  file = "base.qcow2"\n  if = "virtio"\n\n[netdev "n0"]\n  type = "user"\n' \
 		>"$BATS_TEST_TMPDIR/ci.cfg"
 	run "$BHRR" doctor -- qemu-system-x86_64 -nodefaults -display none -icount shift=0,sleep=off \

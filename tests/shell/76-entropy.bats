@@ -6,6 +6,8 @@
 #
 # The guest (entropy configuration, rng=) reads 8 chunks of 16 bytes and
 # prints them: two free runs print different bytes, whatever the timing.
+# Backends: rng-random (/dev/urandom), rng-builtin (QEMU's default), and
+# rng-egd fed by an EGD daemon over a socket.
 
 load helper
 
@@ -65,4 +67,48 @@ entropy_replays() {
 
 @test "QEMU 10.0: a virtio-rng on QEMU's default rng-builtin replays (its BH is gated, -seed makes its bytes) (3/3)" {
 	entropy_replays 10.0 entropy-builtin
+}
+
+# entropy_egd VERSION: a virtio-rng on rng-egd, whose bytes an EGD daemon
+# (tests/helper/egd-feeder.py) sends through a socket chardev.  They reach
+# the backend through the console gate (chr_read events for its reader);
+# replayed twice with no daemon (QEMU's socket no longer waits for one).
+entropy_egd() {
+	use_qemu "$1"
+	local d=$BATS_TEST_TMPDIR
+	guest_argv entropy-egd "$d"
+	python3 "$BHRR_SRCDIR/tests/helper/egd-feeder.py" "$d/egd.sock" &
+	local feeder=$! st=0
+	# shellcheck disable=SC2086
+	timeout 60 "$BHRR" record -o "$LOG" -- "$QEMU_BIN" $QEMU_FW "${GUEST_ARGV[@]}" \
+		>"$d/rec.out" 2>"$d/rec.err" || st=$?
+	wait "$feeder" || true
+	cat "$d/rec.err"
+	[ "$st" -eq "$GUEST_PASS" ]
+	[ "$(grep -c '^rng: chunk [0-7]: 16 bytes' "$d/rec.out")" -eq 8 ]
+	local logged
+	logged=$("$BHRR" dump --json "$LOG" | jq -r 'select(.kind == "chr_read") | .data_hex' | tr -d '\n')
+	echo "logged: ${#logged} hex digits"
+	[ "${#logged}" -ge 256 ]
+	for k in 1 2; do
+		EGD_WAIT=off guest_argv entropy-egd "$d"
+		st=0
+		# shellcheck disable=SC2086
+		timeout 60 "$BHRR" replay "$LOG" -o "$d/rep.bhlog" -- "$QEMU_BIN" $QEMU_FW \
+			"${GUEST_ARGV[@]}" >"$d/rep.out" 2>"$d/rep.err" || st=$?
+		cat "$d/rep.err"
+		[ "$st" -eq "$GUEST_PASS" ]
+		! grep -q divergence "$d/rep.err" || false
+		cmp "$d/rec.out" "$d/rep.out"
+		"$BHRR" diff "$LOG" "$d/rep.bhlog"
+		echo "QEMU $1 replay $k with no daemon: identical"
+	done
+}
+
+@test "QEMU 7.2: a virtio-rng fed by an EGD daemon (rng-egd on a socket) replays with no daemon (2/2)" {
+	entropy_egd 7.2
+}
+
+@test "QEMU 10.0: a virtio-rng fed by an EGD daemon (rng-egd on a socket) replays with no daemon (2/2)" {
+	entropy_egd 10.0
 }
