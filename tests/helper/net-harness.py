@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""net-harness.py PORT COUNT OUT CMD...: feed the network test guest
+"""net-harness.py [--tap IFNAME] PORT COUNT OUT CMD...: feed the network test guest
 (tests/guest/guest.sh, configuration "network") from outside, as a host on
 its network would, and copy what CMD prints to OUT.
 
@@ -7,8 +7,12 @@ CMD runs QEMU with -netdev socket,udp=...,localaddr=127.0.0.1:PORT: each
 UDP datagram sent to PORT reaches the guest's NIC as one Ethernet frame.
 Once the guest says "net: waiting", COUNT broadcast frames go there, one
 every 20 ms (how far apart they land is the host's business; the guest
-prints it, and a replay must print the same).  Exits with CMD's status, or
-124 when nothing expected comes for 60 s.  Standard library only."""
+prints it, and a replay must print the same).  With --tap, CMD runs QEMU
+with -netdev tap,ifname=IFNAME (QEMU makes the device; root): the frames
+go into IFNAME from the host's side instead (a raw packet socket), after
+its IPv6 is turned off (so that the host's kernel sends nothing of its own)
+and its link set up; PORT is unused.  Exits with CMD's status, or 124 when
+nothing expected comes for 60 s.  Standard library only."""
 import os
 import select
 import socket
@@ -24,8 +28,22 @@ def frame(i):
     return b"\xff" * 6 + b"\x52\x54\x00\xbb\x00\x01" + b"\x88\xb5" + payload
 
 
+def tap_socket(ifname):
+    """A raw socket sending into tap IFNAME from the host, once it is quiet and up."""
+    with open("/proc/sys/net/ipv6/conf/%s/disable_ipv6" % ifname, "w") as f:
+        f.write("1\n")
+    subprocess.run(["ip", "link", "set", ifname, "up"], check=True)
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+    s.bind((ifname, 0))
+    return s
+
+
 def main():
-    port, count, out_path, cmd = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4:]
+    args = sys.argv[1:]
+    tap = None
+    if args[0] == "--tap":
+        tap, args = args[1], args[2:]
+    port, count, out_path, cmd = int(args[0]), int(args[1]), args[2], args[3:]
     out = open(out_path, "wb")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, bufsize=0)
     buf = b""
@@ -47,7 +65,12 @@ def main():
             out.flush()
             buf += data
         if b"net: waiting" in buf and sent < count:
-            sock.sendto(frame(sent), ("127.0.0.1", port))
+            if tap is None:
+                sock.sendto(frame(sent), ("127.0.0.1", port))
+            else:
+                if sent == 0:
+                    sock = tap_socket(tap)
+                sock.send(frame(sent))
             sent += 1
     sys.exit(proc.wait())
 
