@@ -63,6 +63,9 @@ void rng_read(int k);
 /* e1000.c */
 void net_start(int arp);
 void net_read(int k);
+/* rtl8139.c: the same on an RTL8139 (rtl8139=1) */
+void rtl8139_start(void);
+void rtl8139_read(int k);
 
 /* Provided by main.c. */
 void cmd_complete(struct cmd *c);
@@ -98,6 +101,7 @@ extern struct config {
 	int pwrbtn;        /* wait for the ACPI power button first (system_powerdown) */
 	int net;           /* frames to read from an e1000 first, 0 none (needs hz=) */
 	int arp;           /* send an ARP request for 10.0.2.2 first (with net=) */
+	int rtl8139;       /* net= on an RTL8139 in place of the e1000 */
 } cfg;
 
 /* pci.c */

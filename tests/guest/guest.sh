@@ -53,6 +53,8 @@ guest_append() {
 	# backend); with arp=1, after asking user networking's gateway
 	network)      echo "dev=ide mode=pio n=8 hz=100 net=4" ;;
 	network-arp)  echo "dev=virtio depth=8 n=16 hz=100 net=1 arp=1" ;;
+	# the same as network, from an RTL8139 (79-network.bats gives it the device)
+	network-rtl)  echo "dev=ide mode=pio n=8 hz=100 net=4 rtl8139=1" ;;
 	# prints the CMOS RTC at boot: the host's clock at the start when -rtc
 	# has no fixed base= (78-clock.bats gives it one that follows the host)
 	clock)        echo "dev=ide mode=pio n=8 rtc=1" ;;

@@ -28,6 +28,7 @@
  *   rng=K (read K 16-byte chunks from a legacy virtio-rng first, polled, and print them)
  *   net=K (read K frames from an e1000 first, polled, each printed with the polls it
  *   waited: when the host's backend sent it; needs hz=)  arp=1 (send an ARP request first)
+ *   rtl8139=1 (net= on an RTL8139 instead; no arp=)
  *   kbd=K (read K scancode bytes from the i8042 first, polled, each printed with the polls
  *   it waited: when a monitor's sendkey came)
  *   pwrbtn=1 (wait for the ACPI power button first, polled, printed with the polls it
@@ -273,6 +274,7 @@ parse_cmdline(const char *src)
 		else if (streq(key, "rtc")) cfg.rtc = (int)parse_num(val);
 		else if (streq(key, "kbd")) cfg.kbd = (int)parse_num(val);
 		else if (streq(key, "pwrbtn")) cfg.pwrbtn = (int)parse_num(val);
+		else if (streq(key, "rtl8139")) cfg.rtl8139 = (int)parse_num(val);
 		else if (streq(key, "net")) cfg.net = (int)parse_num(val);
 		else if (streq(key, "arp")) cfg.arp = (int)parse_num(val);
 		else if (streq(key, "sectors")) cfg.sectors = parse_num(val);
@@ -671,11 +673,17 @@ kmain(const struct mb_info *mb)
 	if (cfg.net > 0) {
 		if (cfg.hz == 0)
 			fail("net=%d needs hz=", cfg.net);
-		net_start(cfg.arp);
+		if (cfg.rtl8139)
+			rtl8139_start();
+		else
+			net_start(cfg.arp);
 		/* QEMU's e1000 takes frames 1000 ms (virtual) after receive is enabled: sleep it out */
 		for (uint32_t t0 = pit_ticks; pit_ticks - t0 < (uint32_t)cfg.hz * 11 / 10;)
 			__asm__ volatile("sti; hlt" ::: "memory");
-		net_read(cfg.net);
+		if (cfg.rtl8139)
+			rtl8139_read(cfg.net);
+		else
+			net_read(cfg.net);
 	}
 	if (cfg.con > 0)
 		console_read(cfg.con);

@@ -36,18 +36,24 @@ replay_n() {
 	done
 }
 
-# a socket backend: the test is the host that sends, 4 frames once the guest waits
+# a socket backend: the test is the host that sends, 4 frames once the guest
+# waits; to an e1000, or with rtl8139, an RTL8139
 network_socket() {
 	use_qemu "$1"
+	local config=network model=e1000
+	if [ "${2:-}" = rtl8139 ]; then
+		config=network-rtl
+		model=rtl8139
+	fi
 	local d=$BATS_TEST_TMPDIR port
 	port=$(python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-	guest_argv network "$d"
+	guest_argv "$config" "$d"
 	local st=0
 	# shellcheck disable=SC2086
 	timeout 120 python3 "$BHRR_SRCDIR/tests/helper/net-harness.py" "$port" 4 "$d/rec.out" \
 		"$BHRR" record -o "$LOG" -- "$QEMU_BIN" $QEMU_FW "${GUEST_ARGV[@]}" \
 		-netdev "socket,id=n0,udp=127.0.0.1:9,localaddr=127.0.0.1:$port" \
-		-device e1000,netdev=n0,romfile= 2>"$d/rec.err" || st=$?
+		-device "$model,netdev=n0,romfile=" 2>"$d/rec.err" || st=$?
 	cat "$d/rec.err"
 	[ "$st" -eq "$GUEST_PASS" ]
 	grep '^net: frame' "$d/rec.out"
@@ -55,11 +61,15 @@ network_socket() {
 	[ "$("$BHRR" dump --json "$LOG" | jq -s '[.[] | select(.kind == "net_recv" and .nic == 0)] | length')" -eq 4 ]
 	"$BHRR" dump --json "$LOG" | jq -r 'select(.kind == "net_recv") | .data_hex' | head -n 1 |
 		grep -q "$(printf 'bhrr test frame 0' | od -An -tx1 | tr -d ' \n')"
-	replay_n network 3
+	replay_n "$config" 3
 }
 
 @test "QEMU 7.2: frames from a socket backend reach the e1000 at their recorded icounts; replays need no network (3/3)" {
 	network_socket 7.2
+}
+
+@test "QEMU 7.2: frames from a socket backend reach an RTL8139 at their recorded icounts; replays need no network (3/3)" {
+	network_socket 7.2 rtl8139
 }
 
 @test "QEMU 10.0: frames from a socket backend reach the e1000 at their recorded icounts; replays need no network (3/3)" {
