@@ -150,8 +150,11 @@ check_devices(int argc, char **argv, struct findings *fs)
 	 * reader the console gate records (gate_chr.h, 76-entropy.bats)
 	 */
 	if (any_arg(argc, argv, "qcow2") || has_opt(argc, argv, "-snapshot"))
-		find(fs, "a qcow2 image (or -snapshot): its cache-clean timer fires in the main loop",
-		     "use raw images, or add cache-clean-interval=0 to the qcow2 drive");
+		find(fs, "a qcow2 image (or -snapshot): it replays, but its cache-clean timer (every "
+			 "600 s by default) fires at host time and can change how many host requests "
+			 "later guest requests become, so a run past 10 minutes may diverge",
+		     "add cache-clean-interval=0 to each qcow2 drive, and use an overlay of your own "
+		     "in place of -snapshot (whose overlay keeps the default)");
 	if (any_arg(argc, argv, "iothread"))
 		find(fs, "an iothread: its AioContext runs outside the gate", "remove iothread=");
 	if (any_arg(argc, argv, "aio=native") || any_arg(argc, argv, "aio=io_uring"))
