@@ -8,7 +8,8 @@
 #   2. hook install time of the full target set, per QEMU version;
 #   3. per QEMU version: exported functions, accepted, refused by reason;
 #   4. whole guest runs with check-mode hooks; 5. record vs plain, log size;
-#   5c. shim instructions per completion, per guest; 6. replay vs plain and vs record;
+#   5c. shim instructions per completion, per guest; 5d. the CI-shaped Linux run (issue 14):
+#   record and replay vs plain, its inputs' bytes; 6. replay vs plain and vs record;
 #   6b. bhrr beside QEMU's native record/replay on the same guests.
 set -eu
 : "${BHRR_BUILDDIR:=$(pwd)}"
@@ -21,7 +22,7 @@ if [ -n "$base" ] && [ ! -f "$base/.libs/libbhrr.so" ]; then
 	echo "BHRR_BENCH_BASELINE=$base: no $base/.libs/libbhrr.so" >&2
 	exit 2
 fi
-# BHRR_BENCH_ONLY="5 6": only those sections (1 1b 2 5 6 6b 5b 5c; 2 stands for 2-4)
+# BHRR_BENCH_ONLY="5 6": only those sections (1 1b 2 5 6 6b 5b 5c 5d; 2 stands for 2-4)
 want() { [ -z "${BHRR_BENCH_ONLY:-}" ] || [[ " $BHRR_BENCH_ONLY " == *" $1 "* ]]; }
 mkdir -p "$out"
 
@@ -305,6 +306,55 @@ if want 5b && [ -f "$b/guest-linux/.stamp" ]; then
 		awk -v a="$t0" -v b="$t1" -v c="$t2" -v d="$t3" -v s="$same" -v k="$parks" 'BEGIN {
 			printf "  plain %.1f s, record %.1f s (%.3fx), replay %.1f s (%.3fx plain, %.3fx record), %s parks, replay output identical: %s\n",
 				b - a, c - b, (c - b) / (b - a), d - c, (d - c) / (b - a), (d - c) / (c - b), k, s }'
+	done
+fi
+if want 5d && [ -f "$b/guest-linux/.stamp" ]; then
+	# the CI-shaped run of 50-linux.bats (issue 14): the harness drives a plain
+	# run and a record alike; the replay runs with nothing attached
+	port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+	for v in 7.2 10.0; do
+		select_qemu "$v"
+		echo "== 5d. the CI-shaped Linux run (QEMU $v): plain and record driven by tests/helper/ci-harness.py, replay alone; medians of 3"
+		# ci MODE OUT: one run with fresh disks and sockets; MODE plain, record or replay
+		ci() {
+			local mode=$1 o=$2 http fwd
+			http=$(port); fwd=$(port)
+			rm -f "$out/qmp.sock" "$out/agent.sock"
+			cp "$b/tests/guest/disk.img" "$out/sda.img"; cp "$b/tests/guest/disk.img" "$out/vda.img"
+			# shellcheck disable=SC2086
+			set -- "$qemu" $fw -nodefaults -display none -accel tcg -icount shift=0,sleep=off \
+				-rtc clock=vm,base=2020-01-01T00:00:00 -seed 1 -m 256 -no-reboot \
+				-kernel "$b/guest-linux/vmlinuz" -initrd "$b/guest-linux/initrd.gz" \
+				-append "console=ttyS0 quiet panic=-1 bhrr.ops=2 bhrr.shell=1 bhrr.net=1" -serial stdio \
+				-drive "file=$out/sda.img,format=raw,if=ide,index=0" \
+				-drive "id=v,file=$out/vda.img,format=raw,if=none" -device virtio-blk-pci,drive=v \
+				-nic "user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:$fwd-:22" \
+				-object rng-random,id=rng0,filename=/dev/urandom -device virtio-rng-pci,rng=rng0 \
+				-qmp "unix:$out/qmp.sock,server=on,wait=off" \
+				-device virtio-serial-pci -chardev "socket,id=agent,path=$out/agent.sock,server=on,wait=off" \
+				-device virtserialport,chardev=agent,name=org.qemu.guest_agent.0
+			local h=("$b/tests/helper/ci-harness.py" "$http" "$fwd" "$out/qmp.sock" "$out/agent.sock" "$o")
+			case $mode in
+			plain) python3 "${h[@]}" "$@" 2>/dev/null ;;
+			record) rm -f "$out/ci.bhlog"; python3 "${h[@]}" "$b/tools/bhrr" record -o "$out/ci.bhlog" -- "$@" 2>/dev/null ;;
+			replay) "$b/tools/bhrr" replay "$out/ci.bhlog" -o "$out/ci2.bhlog" </dev/null >"$o" 2>/dev/null ;;
+			esac
+		}
+		t_plain=(); t_rec=(); t_rep=(); same=yes
+		for r in 1 2 3; do
+			t0=$(now_s); ci plain "$out/ci.plain" || true; t1=$(now_s)
+			ci record "$out/ci.rec" || true; t2=$(now_s)
+			ci replay "$out/ci.rep" || true; t3=$(now_s)
+			cmp -s "$out/ci.rec" "$out/ci.rep" || same=no
+			t_plain+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')")
+			t_rec+=("$(awk -v a="$t1" -v b="$t2" 'BEGIN { print b - a }')")
+			t_rep+=("$(awk -v a="$t2" -v b="$t3" 'BEGIN { print b - a }')")
+		done
+		p=$(median "${t_plain[@]}"); r=$(median "${t_rec[@]}"); q=$(median "${t_rep[@]}")
+		awk -v p="$p" -v r="$r" -v q="$q" -v s="$same" 'BEGIN {
+			printf "  plain %.1f s, record %.1f s (%.3fx), replay %.1f s (%.3fx plain), replay output identical 3/3: %s\n",
+				p, r, r / p, q, q / p, s }'
+		"$b/tools/bhrr" stat "$out/ci.bhlog" | grep -E '^  (net_recv|chr_read|chr_event|rng_read|monitor) ' | sed 's/^/  /'
 	done
 fi
 if want 5c && command -v valgrind >/dev/null && command -v callgrind_annotate >/dev/null; then
