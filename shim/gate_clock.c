@@ -22,7 +22,8 @@ enum { QCLK_REALTIME = 0, QCLK_HOST = 2 }; /* QEMUClockType, include/qemu/timer.
 
 /* A device's timer on a gated clock. */
 struct gtimer {
-	void *ts;            /* its QEMUTimer */
+	void *ts;            /* its QEMUTimer; NULL once its memory may be another timer's */
+	int type;            /* its clock */
 	QEMUTimerCB *cb;     /* the device's callback and opaque */
 	void *opaque;
 	int64_t deadline;    /* the last one the device set */
@@ -44,6 +45,16 @@ static unsigned n_timers;       /* written with the BQL, release; read by any th
 static int said_full;           /* BQL */
 static int deferred;            /* replay, BQL: arm pending timers once live input is free */
 static atomic_ullong n_reads, n_landed;
+/*
+ * Replay, once the log no longer answers (BQL): the guest's clocks go on
+ * from the last recorded value, not from the host's now (hours or a reboot
+ * away): reads for the guest get the host's value plus an offset, and
+ * gated timers are armed that much earlier.  Indexed by clock type (0, 2).
+ */
+static int64_t last_answer[3];
+static int64_t live_off[3];
+static int live_set[3];
+static unsigned char defer_timer[QRT_TIMER_BYTES]; /* arms pending timers at the recording's end */
 
 static void (*real_configure_rtc)(void *opts);
 static int64_t (*real_clock_get_ns)(int type);
@@ -147,20 +158,37 @@ answer(int type, int64_t *v)
 	}
 	const struct replay_read *r = &replay.reads[replay.next_read];
 
-	if (r->what != what_of(type) ||
-	    (r->how == LOG_IC_EXACT && how == LOG_IC_EXACT && r->icount != ic)) {
+	if (r->what != what_of(type) || r->how != how ||
+	    (how == LOG_IC_EXACT && r->icount != ic)) {
 		char exp[96];
 
-		snprintf(exp, sizeof(exp), "a read of the %s clock at icount %lld",
-			 log_host_clock_name(r->what), (long long)r->icount);
-		replay_diverge_at(r->seq, exp, "the guest read the %s clock at icount %lld", name,
-				  (long long)ic);
+		snprintf(exp, sizeof(exp), "a read of the %s clock at icount %s%lld",
+			 log_host_clock_name(r->what), r->how == LOG_IC_EXACT ? "" : ">=",
+			 (long long)r->icount);
+		replay_diverge_at(r->seq, exp, "the guest read the %s clock at icount %s%lld", name,
+				  how == LOG_IC_EXACT ? "" : ">=", (long long)ic);
 		return -1;
 	}
 	replay.next_read++;
 	*v = r->value;
+	last_answer[type] = r->value;
 	emit_host_clock_read(r->what, r->value, how, ic);
 	return 0;
+}
+
+/* Replay without answers: how far the guest's clock @type is from the host's (BQL). */
+static int64_t
+offset_of(int type)
+{
+	if (!live_set[type]) {
+		live_set[type] = 1;
+		live_off[type] = last_answer[type] ? last_answer[type] - real_clock_get_ns(type) : 0;
+		if (live_off[type])
+			vlog("clock: the replay's %s clock goes on from the recording's, %+lld ns from "
+			     "the host's", type == QCLK_HOST ? "host" : "realtime",
+			     (long long)live_off[type]);
+	}
+	return live_off[type];
 }
 
 static int64_t
@@ -174,6 +202,8 @@ hk_clock_get_ns(int type)
 	if (mode == CLK_REPLAY && answer(type, &v) == 0)
 		return v;
 	v = real_clock_get_ns(type);
+	if (mode == CLK_REPLAY)
+		v += offset_of(type);
 	if (mode == CLK_RECORD || replay_is_free()) {
 		unsigned how;
 		int64_t ic = qrt_icount_here(&how, qrt_role());
@@ -290,6 +320,10 @@ fired(void *opaque)
 
 	if (mode != CLK_RECORD) {
 		/* a replay armed it for real once recorded control ended */
+		unsigned how;
+		int64_t ic = qrt_icount_now(&how, 0);
+
+		emit_host_timer((unsigned)(g - timers), how, ic, LOG_F_AT_ONCE);
 		in_timer++;
 		g->cb(g->opaque);
 		in_timer--;
@@ -321,8 +355,8 @@ gate_clock_run_held(struct held *h, unsigned how, int64_t icount, uint64_t flags
 	struct gtimer *g = &timers[h->fe];
 
 	g->held = 0;
-	if (!g->phantom || *expire_of(g->ts) < 0)
-		return; /* the device moved or deleted it since: nothing fired for the guest */
+	if (!g->phantom || g->ts == NULL || *expire_of(g->ts) < 0)
+		return; /* the device moved, deleted or freed it since: nothing fired for the guest */
 	land(g, how, icount, flags);
 }
 
@@ -332,7 +366,7 @@ gate_clock_inject_timer(uint64_t timer, unsigned how, int64_t icount, uint64_t f
 {
 	struct gtimer *g = timer < n_timers ? &timers[timer] : NULL;
 
-	if (g == NULL || !g->phantom || *expire_of(g->ts) < 0) {
+	if (g == NULL || !g->phantom || g->ts == NULL || *expire_of(g->ts) < 0) {
 		snprintf(why, whylen, "host-clock timer %llu is %s", (unsigned long long)timer,
 			 g == NULL ? "unknown here" : "not pending");
 		return -1;
@@ -341,28 +375,76 @@ gate_clock_inject_timer(uint64_t timer, unsigned how, int64_t icount, uint64_t f
 	return 0;
 }
 
+static void deferred_due(void *opaque);
+
 void
 gate_clock_free(void)
 {
 	if (mode != CLK_REPLAY || !gating)
 		return;
 	if (!timers_live()) {
-		deferred = 1; /* not before the recording's end: the recording fired none there */
+		/*
+		 * Not before the recording's end: the recording fired none there.
+		 * The main loop may sleep through it (no timer of its own due), so
+		 * a virtual timer at that icount wakes this up too.
+		 */
+		if (!deferred && replay.end_icount >= 0) {
+			real_timer_init_full(defer_timer, NULL, QRT_CLOCK_VIRTUAL, QRT_SCALE_NS, 0,
+					     deferred_due, NULL);
+			real_timer_mod_ns(defer_timer, qrt_deadline_of(replay.end_icount));
+		}
+		deferred = 1;
 		return;
 	}
+	deferred = 0;
 	for (unsigned i = 0; i < n_timers; i++)
-		if (timers[i].phantom && *expire_of(timers[i].ts) >= 0) {
+		if (timers[i].ts && timers[i].phantom && *expire_of(timers[i].ts) >= 0) {
 			timers[i].phantom = 0;
-			real_timer_mod_ns(timers[i].ts, timers[i].deadline);
+			real_timer_mod_ns(timers[i].ts, timers[i].deadline - offset_of(timers[i].type));
 		}
+}
+
+/* The recording's end passed (a virtual timer, BQL): arm what the replay kept pending. */
+static void
+deferred_due(void *opaque)
+{
+	(void)opaque;
+	if (deferred && timers_live())
+		gate_clock_free();
+	else if (deferred)
+		real_timer_mod_ns(defer_timer, qrt_deadline_of(replay.end_icount) + 1000000);
+}
+
+/*
+ * Whether a timer QEMU makes now fires for the guest: on a gated clock, in
+ * the main loop's timer list, after configure_rtc.  On the realtime clock
+ * only the machine's own (made in its creation: the RTC's), not those that
+ * the monitor or the display make as they go.
+ */
+static int
+gated_timer(void *tlg, int type)
+{
+	if (!gating || !configured || tlg != NULL || !gated_type(type))
+		return 0;
+	if (type == QCLK_REALTIME && !creating)
+		return 0;
+	enum qrt_role r = qrt_role();
+
+	return r == QRT_ROLE_MAIN || r == QRT_ROLE_VCPU;
 }
 
 static void
 hk_timer_init_full(void *ts, void *tlg, int type, int scale, int attrs, QEMUTimerCB *cb,
 		   void *opaque)
 {
-	if (!gating || !configured || tlg != NULL || !gated_type(type) ||
-	    (qrt_role() != QRT_ROLE_MAIN && qrt_role() != QRT_ROLE_VCPU)) {
+	/* a freed timer's memory made into another: its entry is dead (its ordinal stays) */
+	struct gtimer *old = __atomic_load_n(&n_timers, __ATOMIC_RELAXED) ? find(ts) : NULL;
+
+	if (old != NULL) {
+		old->ts = NULL;
+		old->phantom = 0;
+	}
+	if (!gated_timer(tlg, type)) {
 		real_timer_init_full(ts, tlg, type, scale, attrs, cb, opaque);
 		return;
 	}
@@ -379,7 +461,7 @@ hk_timer_init_full(void *ts, void *tlg, int type, int scale, int attrs, QEMUTime
 	}
 	struct gtimer *g = &timers[n];
 
-	*g = (struct gtimer){ .ts = ts, .cb = cb, .opaque = opaque, .deadline = -1 };
+	*g = (struct gtimer){ .ts = ts, .type = type, .cb = cb, .opaque = opaque, .deadline = -1 };
 	real_timer_init_full(ts, tlg, type, scale, attrs, fired, g);
 	__atomic_store_n(&n_timers, n + 1, __ATOMIC_RELEASE);
 	vlog("clock: timer %u on the %s clock (callback +%#lx) fires for the guest", n,
@@ -396,6 +478,8 @@ hk_timer_mod_ns(void *ts, int64_t expire)
 		real_timer_mod_ns(ts, expire);
 		return;
 	}
+	if (expire < 0)
+		expire = 0; /* as timer_mod_ns_locked does */
 	g->deadline = expire;
 	if (mode == CLK_REPLAY && !timers_live()) {
 		/* pending for the device; the log says when it fires */
@@ -404,6 +488,15 @@ hk_timer_mod_ns(void *ts, int64_t expire)
 		return;
 	}
 	g->phantom = 0;
+	if (mode == CLK_REPLAY) {
+		/*
+		 * The device's deadline is on the guest's clock, off the host's by
+		 * the offset: QEMU's timer list compares with the host's, so the
+		 * timer goes there translated (and the device reads that back).
+		 */
+		real_timer_mod_ns(ts, expire - offset_of(g->type));
+		return;
+	}
 	real_timer_mod_ns(ts, expire);
 }
 

@@ -30,8 +30,11 @@
  *    divergence.  Reads are not actions: the guest's own accesses make
  *    them, in order.
  *  - timer_init_full: a timer on a gated clock in the main loop's timer
- *    list group, made after configure_rtc (a device's), gets bhrr's
- *    callback.  Record: when it fires at host time, QEMU has taken it off
+ *    list group, made after configure_rtc (a device's; on the realtime
+ *    clock only those made in the machine's creation, so not the
+ *    monitor's or the display's), gets bhrr's callback; a timer made where
+ *    a gated one was (its memory freed and reused) ends that one's entry.
+ *    Record: when it fires at host time, QEMU has taken it off
  *    its list; bhrr puts its deadline back (so the device, which asks
  *    timer_pending, still sees it pending, as a replay will), holds it
  *    (HELD_TIMER) and lands it like a BH: a host_timer event, then the
@@ -40,7 +43,12 @@
  *    sees it pending, nothing fires it); the recorded host_timer action
  *    runs its callback at its icount.  When recorded control ends, the
  *    timers pending are armed for real (after a complete replay, once it
- *    has passed the recording's end).
+ *    has passed the recording's end: a virtual timer at that icount).
+ * Once the log no longer answers, the guest's clock goes on from the last
+ * recorded value (the host's plus a fixed offset; gated timers are armed
+ * that much earlier or later), never from the host's now, hours or a
+ * reboot away.  A log before format version 5 has nothing of this to
+ * replay: its replay gates nothing.
  * QEMUTimer's expire_time (offset 0), cb and opaque are checked at start
  * on a probe timer; without that layout nothing is gated (said once).
  *

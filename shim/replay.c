@@ -116,6 +116,7 @@ replay_load(const char *path, char *why, size_t len)
 		return -1;
 	}
 	replay.shift = h->icount_shift;
+	replay.version = h->version;
 	replay.end_icount = -1;
 	keys = calloc(1, sizeof(*keys));
 	if (keys == NULL) {

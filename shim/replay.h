@@ -37,6 +37,7 @@ struct replay {
 	size_t n;
 	size_t next;              /* BQL */
 	int ordering;             /* an ordering-mode log */
+	unsigned version;         /* its format version */
 	unsigned shift;           /* its -icount shift */
 	unsigned long long parks; /* vCPU thread */
 	long long progress_ns;    /* BQL: when an action was last delivered (ordering) */

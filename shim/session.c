@@ -349,7 +349,8 @@ session_start(void)
 	gate_net_start(p == &policy_record && qrt.exact, p == &policy_replay);
 	gate_clock_start(p == &policy_record || p == &policy_chaos,
 			 p == &policy_replay || p == &policy_order, p == &policy_record && qrt.exact,
-			 p == &policy_replay);
+			 /* a log before version 5 has no host clock reads or timers to replay */
+			 p == &policy_replay && replay.version >= 5);
 	if (p == &policy_chaos)
 		policy_chaos_announce();
 	hook_batch_begin();
