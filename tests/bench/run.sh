@@ -277,6 +277,19 @@ for v in 7.2 10.0; do
 				c, p, r / p, q / p, bs, nr / p, nq / p, ns, s }'
 	done
 done
+# linux_argv KERNEL-ARGS: LINUX_ARGV, the Linux tier's command line on QEMU
+# $qemu with fresh disks in $out (tests/shell/50-linux.bats has the same)
+linux_argv() {
+	cp "$b/tests/guest/disk.img" "$out/sda.img"; cp "$b/tests/guest/disk.img" "$out/vda.img"
+	# shellcheck disable=SC2206
+	LINUX_ARGV=("$qemu" $fw -nodefaults -display none -accel tcg -icount shift=0,sleep=off
+		-rtc clock=vm,base=2020-01-01T00:00:00 -seed 1 -m 256 -no-reboot
+		-kernel "$b/guest-linux/vmlinuz" -initrd "$b/guest-linux/initrd.gz"
+		-append "console=ttyS0 quiet panic=-1 $1" -serial stdio
+		-drive "file=$out/sda.img,format=raw,if=ide,index=0"
+		-drive "id=v,file=$out/vda.img,format=raw,if=none" -device virtio-blk-pci,drive=v)
+}
+
 if want 5b && [ -f "$b/guest-linux/.stamp" ]; then
 	for v in 7.2 10.0; do
 		select_qemu "$v"
@@ -285,14 +298,8 @@ if want 5b && [ -f "$b/guest-linux/.stamp" ]; then
 		linux() {
 			local mode=$1 rest
 			shift; rest=("$@")
-			cp "$b/tests/guest/disk.img" "$out/sda.img"; cp "$b/tests/guest/disk.img" "$out/vda.img"
-			# shellcheck disable=SC2086
-			set -- "$qemu" $fw -nodefaults -display none -accel tcg -icount shift=0,sleep=off \
-				-rtc clock=vm,base=2020-01-01T00:00:00 -seed 1 -m 256 -no-reboot \
-				-kernel "$b/guest-linux/vmlinuz" -initrd "$b/guest-linux/initrd.gz" \
-				-append "console=ttyS0 quiet panic=-1 bhrr.ops=30" -serial stdio \
-				-drive "file=$out/sda.img,format=raw,if=ide,index=0" \
-				-drive "id=v,file=$out/vda.img,format=raw,if=none" -device virtio-blk-pci,drive=v
+			linux_argv "bhrr.ops=30"
+			set -- "${LINUX_ARGV[@]}"
 			case $mode in
 			plain) "$@" ;;
 			*) "$b/tools/bhrr" "$mode" "${rest[@]}" "$@" ;;
@@ -320,14 +327,8 @@ if want 5d && [ -f "$b/guest-linux/.stamp" ]; then
 			local mode=$1 o=$2 http fwd
 			http=$(port); fwd=$(port)
 			rm -f "$out/qmp.sock" "$out/agent.sock"
-			cp "$b/tests/guest/disk.img" "$out/sda.img"; cp "$b/tests/guest/disk.img" "$out/vda.img"
-			# shellcheck disable=SC2086
-			set -- "$qemu" $fw -nodefaults -display none -accel tcg -icount shift=0,sleep=off \
-				-rtc clock=vm,base=2020-01-01T00:00:00 -seed 1 -m 256 -no-reboot \
-				-kernel "$b/guest-linux/vmlinuz" -initrd "$b/guest-linux/initrd.gz" \
-				-append "console=ttyS0 quiet panic=-1 bhrr.ops=2 bhrr.shell=1 bhrr.net=1" -serial stdio \
-				-drive "file=$out/sda.img,format=raw,if=ide,index=0" \
-				-drive "id=v,file=$out/vda.img,format=raw,if=none" -device virtio-blk-pci,drive=v \
+			linux_argv "bhrr.ops=2 bhrr.shell=1 bhrr.net=1"
+			set -- "${LINUX_ARGV[@]}" \
 				-nic "user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:$fwd-:22" \
 				-object rng-random,id=rng0,filename=/dev/urandom -device virtio-rng-pci,rng=rng0 \
 				-qmp "unix:$out/qmp.sock,server=on,wait=off" \

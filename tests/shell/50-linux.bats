@@ -22,6 +22,21 @@ linux_argv() {
 		-device virtio-blk-pci,drive=v)
 }
 
+# replay_linux K: replay linux.bhlog with QEMU_ARGV (fresh disks): it
+# follows every recorded event to the log's end and prints the recording's
+# transcript, byte for byte
+replay_linux() {
+	local st=0
+	BHRR_WATCHDOG_MS=5000 timeout 300 "$BHRR" replay "$BATS_TEST_TMPDIR/linux.bhlog" \
+		-o "$BATS_TEST_TMPDIR/rep.bhlog" -- "${QEMU_ARGV[@]}" \
+		>"$BATS_TEST_TMPDIR/rep.out" 2>"$BATS_TEST_TMPDIR/rep.err" || st=$?
+	echo "replay $1: status $st"
+	cat "$BATS_TEST_TMPDIR/rep.err"
+	[ "$st" -eq 0 ]
+	grep -qE 'after ([0-9]+) of \1 recorded events \(end of the log' "$BATS_TEST_TMPDIR/rep.err"
+	cmp "$BATS_TEST_TMPDIR/rec.out" "$BATS_TEST_TMPDIR/rep.out"
+}
+
 # end_icount LOG: the icount of LOG's end event.
 end_icount() {
 	"$BHRR" dump --json "$1" | jq -r 'select(.kind == "end") | .icount'
@@ -88,15 +103,7 @@ linux_replays() {
 	for k in 1 2 3; do
 		linux_argv "$1" 30
 		QEMU_ARGV=("${QEMU_ARGV[@]}" -rtc clock=vm,base=2020-01-01T00:00:00 -seed 1)
-		st=0
-		BHRR_WATCHDOG_MS=5000 timeout 300 "$BHRR" replay "$BATS_TEST_TMPDIR/linux.bhlog" \
-			-o "$BATS_TEST_TMPDIR/rep.bhlog" -- "${QEMU_ARGV[@]}" \
-			>"$BATS_TEST_TMPDIR/rep.out" 2>"$BATS_TEST_TMPDIR/rep.err" || st=$?
-		echo "replay $k: status $st"
-		cat "$BATS_TEST_TMPDIR/rep.err"
-		[ "$st" -eq 0 ]
-		grep -qE 'after ([0-9]+) of \1 recorded events \(end of the log' "$BATS_TEST_TMPDIR/rep.err"
-		cmp "$BATS_TEST_TMPDIR/rec.out" "$BATS_TEST_TMPDIR/rep.out"
+		replay_linux "$k"
 		echo "ends: record $end, replay $(end_icount "$BATS_TEST_TMPDIR/rep.bhlog")"
 		[ "$(end_icount "$BATS_TEST_TMPDIR/rep.bhlog")" = "$end" ]
 	done
@@ -134,15 +141,7 @@ linux_host_rtc() {
 	for k in 1 2; do
 		linux_argv "$1" 30
 		QEMU_ARGV=("${QEMU_ARGV[@]/ quiet/}" -seed 1)
-		st=0
-		BHRR_WATCHDOG_MS=5000 timeout 300 "$BHRR" replay "$BATS_TEST_TMPDIR/linux.bhlog" \
-			-o "$BATS_TEST_TMPDIR/rep.bhlog" -- "${QEMU_ARGV[@]}" \
-			>"$BATS_TEST_TMPDIR/rep.out" 2>"$BATS_TEST_TMPDIR/rep.err" || st=$?
-		echo "replay $k: status $st"
-		cat "$BATS_TEST_TMPDIR/rep.err"
-		[ "$st" -eq 0 ]
-		grep -qE 'after ([0-9]+) of \1 recorded events \(end of the log' "$BATS_TEST_TMPDIR/rep.err"
-		cmp "$BATS_TEST_TMPDIR/rec.out" "$BATS_TEST_TMPDIR/rep.out"
+		replay_linux "$k"
 	done
 }
 
@@ -183,15 +182,7 @@ linux_qcow2() {
 	assert_linux_run 30
 	for k in 1 2 3; do
 		linux_qcow2_argv "$1"
-		st=0
-		BHRR_WATCHDOG_MS=5000 timeout 300 "$BHRR" replay "$BATS_TEST_TMPDIR/linux.bhlog" \
-			-o "$BATS_TEST_TMPDIR/rep.bhlog" -- "${QEMU_ARGV[@]}" \
-			>"$BATS_TEST_TMPDIR/rep.out" 2>"$BATS_TEST_TMPDIR/rep.err" || st=$?
-		echo "replay $k: status $st"
-		cat "$BATS_TEST_TMPDIR/rep.err"
-		[ "$st" -eq 0 ]
-		grep -qE 'after ([0-9]+) of \1 recorded events \(end of the log' "$BATS_TEST_TMPDIR/rep.err"
-		cmp "$BATS_TEST_TMPDIR/rec.out" "$BATS_TEST_TMPDIR/rep.out"
+		replay_linux "$k"
 	done
 }
 

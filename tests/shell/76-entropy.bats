@@ -38,9 +38,16 @@ entropy_replays() {
 	else
 		[ -z "$logged" ] # rng-builtin answers in a gated BH, from QEMU's seeded generator
 	fi
-	for k in 1 2 3; do
-		guest_argv "$config" "$BATS_TEST_TMPDIR"
-		st=0
+	replay_entropy "$config" 3
+}
+
+# replay_entropy CONFIG N: replay $LOG N times with the guest's command line
+# for CONFIG (fresh disks): each prints the recording's output, follows
+# every recorded action, and exits as it did
+replay_entropy() {
+	for k in $(seq "$2"); do
+		guest_argv "$1" "$BATS_TEST_TMPDIR"
+		local st=0
 		# shellcheck disable=SC2086
 		timeout 60 "$BHRR" replay "$LOG" -o "$BATS_TEST_TMPDIR/rep.bhlog" -- "$QEMU_BIN" $QEMU_FW \
 			"${GUEST_ARGV[@]}" >"$BATS_TEST_TMPDIR/rep.out" 2>"$BATS_TEST_TMPDIR/rep.err" || st=$?
@@ -49,7 +56,7 @@ entropy_replays() {
 		! grep -q divergence "$BATS_TEST_TMPDIR/rep.err" || false
 		cmp "$BATS_TEST_TMPDIR/rec.out" "$BATS_TEST_TMPDIR/rep.out"
 		"$BHRR" diff "$LOG" "$BATS_TEST_TMPDIR/rep.bhlog"
-		echo "QEMU $1 replay $k: identical"
+		echo "replay $k: identical"
 	done
 }
 
@@ -90,19 +97,7 @@ entropy_egd() {
 	logged=$("$BHRR" dump --json "$LOG" | jq -r 'select(.kind == "chr_read") | .data_hex' | tr -d '\n')
 	echo "logged: ${#logged} hex digits"
 	[ "${#logged}" -ge 256 ]
-	for k in 1 2; do
-		EGD_WAIT=off guest_argv entropy-egd "$d"
-		st=0
-		# shellcheck disable=SC2086
-		timeout 60 "$BHRR" replay "$LOG" -o "$d/rep.bhlog" -- "$QEMU_BIN" $QEMU_FW \
-			"${GUEST_ARGV[@]}" >"$d/rep.out" 2>"$d/rep.err" || st=$?
-		cat "$d/rep.err"
-		[ "$st" -eq "$GUEST_PASS" ]
-		! grep -q divergence "$d/rep.err" || false
-		cmp "$d/rec.out" "$d/rep.out"
-		"$BHRR" diff "$LOG" "$d/rep.bhlog"
-		echo "QEMU $1 replay $k with no daemon: identical"
-	done
+	EGD_WAIT=off replay_entropy entropy-egd 2
 }
 
 @test "QEMU 7.2: a virtio-rng fed by an EGD daemon (rng-egd on a socket) replays with no daemon (2/2)" {

@@ -36,6 +36,17 @@ replay_n() {
 	done
 }
 
+# four_frames_recorded STATUS: the record (its status STATUS) passed, the
+# guest printed its frames, and the log has the harness's 4 frames, bytes
+# and all, for NIC 0
+four_frames_recorded() {
+	[ "$1" -eq "$GUEST_PASS" ]
+	grep '^net: frame' "$BATS_TEST_TMPDIR/rec.out"
+	[ "$("$BHRR" dump --json "$LOG" | jq -s '[.[] | select(.kind == "net_recv" and .nic == 0)] | length')" -eq 4 ]
+	"$BHRR" dump --json "$LOG" | jq -r 'select(.kind == "net_recv") | .data_hex' | head -n 1 |
+		grep -q "$(printf 'bhrr test frame 0' | od -An -tx1 | tr -d ' \n')"
+}
+
 # a socket backend: the test is the host that sends, 4 frames once the guest
 # waits; to an e1000, or with rtl8139, an RTL8139
 network_socket() {
@@ -55,12 +66,7 @@ network_socket() {
 		-netdev "socket,id=n0,udp=127.0.0.1:9,localaddr=127.0.0.1:$port" \
 		-device "$model,netdev=n0,romfile=" 2>"$d/rec.err" || st=$?
 	cat "$d/rec.err"
-	[ "$st" -eq "$GUEST_PASS" ]
-	grep '^net: frame' "$d/rec.out"
-	# the log has the 4 frames, bytes and all, for NIC 0
-	[ "$("$BHRR" dump --json "$LOG" | jq -s '[.[] | select(.kind == "net_recv" and .nic == 0)] | length')" -eq 4 ]
-	"$BHRR" dump --json "$LOG" | jq -r 'select(.kind == "net_recv") | .data_hex' | head -n 1 |
-		grep -q "$(printf 'bhrr test frame 0' | od -An -tx1 | tr -d ' \n')"
+	four_frames_recorded "$st"
 	replay_n "$config" 3
 }
 
@@ -172,11 +178,7 @@ network_tap() {
 		-netdev "tap,id=n0,ifname=$ifname,script=no,downscript=no" \
 		-device e1000,netdev=n0,romfile= 2>"$d/rec.err" || st=$?
 	cat "$d/rec.err"
-	[ "$st" -eq "$GUEST_PASS" ]
-	grep '^net: frame' "$d/rec.out"
-	[ "$("$BHRR" dump --json "$LOG" | jq -s '[.[] | select(.kind == "net_recv" and .nic == 0)] | length')" -eq 4 ]
-	"$BHRR" dump --json "$LOG" | jq -r 'select(.kind == "net_recv") | .data_hex' | head -n 1 |
-		grep -q "$(printf 'bhrr test frame 0' | od -An -tx1 | tr -d ' \n')"
+	four_frames_recorded "$st"
 	replay_n network 2
 }
 
