@@ -30,6 +30,8 @@
 #define INFO_TYPE_NIC 1
 /* QEMU tests only QEMU_NET_PACKET_FLAG_RAW (bit 0) of a frame's flags: this one is bhrr's */
 #define TAG (1u << 30)
+/* the longest frame logged: QEMU's own bound on one (NET_BUFSIZE, 4096 + 65536) */
+#define NET_FRAME_MAX (4096 + 65536)
 
 typedef ssize_t send_fn(void *queue, void *sender, unsigned flags, const uint8_t *data,
 			size_t size, void *sent_cb);
@@ -177,9 +179,18 @@ deliver(struct client *c, unsigned qflags, const uint8_t *data, size_t len, unsi
 	int64_t icount, uint64_t flags)
 {
 	struct iovec iov = { (void *)data, len };
+	uint64_t id = (uint64_t)(unsigned)c->nic | (uint64_t)qflags << 32;
 
-	emit_net_recv((uint64_t)(unsigned)c->nic | (uint64_t)qflags << 32, data, len, how, icount,
-		      flags);
+	/* one event holds LOG_TEXT_MAX bytes: a longer frame goes in pieces, LOG_F_MORE on all but the last */
+	for (size_t off = 0;;) {
+		size_t k = len - off < LOG_TEXT_MAX ? len - off : LOG_TEXT_MAX;
+		int more = off + k < len;
+
+		emit_net_recv(id, data + off, k, how, icount, flags | (more ? LOG_F_MORE : 0));
+		off += k;
+		if (!more)
+			break;
+	}
 	atomic_fetch_add(&frames, 1);
 	gate_in_executor++;
 	real_send_iov(c->queue, field(c->nc, NC_PEER), qflags | TAG, &iov, 1, (void *)sent_nop);
@@ -194,11 +205,12 @@ hold(struct client *c, unsigned qflags, const struct iovec *iov, int iovcnt)
 
 	for (int i = 0; i < iovcnt; i++)
 		len += iov[i].iov_len;
-	if (len > LOG_TEXT_MAX) {
+	if (len > NET_FRAME_MAX) {
 		if (!said_big) {
 			said_big = 1;
-			vlog_error("network: a frame of %zu bytes is longer than a log event holds "
-				   "(%d): dropped, in the record as in the replay", len, LOG_TEXT_MAX);
+			vlog_error("network: a frame of %zu bytes is longer than any Ethernet frame "
+				   "bhrr logs (%d): dropped, in the record as in the replay", len,
+				   NET_FRAME_MAX);
 		}
 		return;
 	}

@@ -14,7 +14,10 @@
  * it, so no flush of earlier frames happens at host timing either), held
  * (HELD_NET) and landed like a BH, at an exact icount; the landing logs a
  * net_recv event with the bytes and hands the frame to the NIC's own queue,
- * tagged, so QEMU's queueing and the NIC's backpressure run as always.  The
+ * tagged, so QEMU's queueing and the NIC's backpressure run as always.  A
+ * frame longer than one event holds (4096 bytes: a jumbo MTU, a tap's
+ * offloaded segments) is logged in pieces at the same icount, LOG_F_MORE
+ * on all but the last, which replay (log_pieces) makes whole again.  The
  * guest's transmissions go to the backend, and complete at once.
  * Exact replay: nothing untagged reaches a NIC, and the guest's
  * transmissions go nowhere (the backend is cut off both ways); the logged
@@ -22,8 +25,9 @@
  * frames pass again.
  * Any other mode: the hooks pass everything through.
  *
- * Not covered (doc/record.md): frames over 4096 bytes (dropped, said once),
- * vhost (the kernel moves the frames), a link going up or down.
+ * Not covered (doc/record.md): frames over QEMU's own bound (4096 + 65536
+ * bytes: dropped, said once), vhost (the kernel moves the frames), a link
+ * going up or down.
  *
  * Threads: QEMU sends and flushes with the BQL held (the main loop, the
  * vCPU thread in a device access, a virtual timer); the client table is

@@ -46,6 +46,12 @@ enum log_icount { LOG_IC_EXACT = 0, LOG_IC_LOWER = 1, LOG_IC_UNKNOWN = 2 };
  * instruction at its icount, before the device saw the access (io_land.h)
  */
 #define LOG_F_AT_IO 2u
+/*
+ * net_recv flag: more of this frame follows, in the next net_recv event (a
+ * frame longer than one event holds, LOG_TEXT_MAX, is logged in pieces, all
+ * at its icount; the last piece, without this flag, is the action)
+ */
+#define LOG_F_MORE 4u
 
 #define LOG_TEXT_MAX 4096 /* longest string a reader accepts */
 

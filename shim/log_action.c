@@ -2,6 +2,7 @@
  * log_action.c - the one definition of an action (see log_action.h).
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
 
@@ -48,6 +49,8 @@ log_action_of(const struct log_reader *r, const struct log_event *ev, int exact,
 	case LOG_EV_CHR_EVENT:
 		if (!exact)
 			return 0; /* ordering mode does not replay input */
+		if (ev->kind == LOG_EV_NET_RECV && (ev->flags & LOG_F_MORE))
+			return 0; /* a piece of a frame: its last piece is the action */
 		a->kind = ev->kind == LOG_EV_CHR_READ ? LOG_ACT_INPUT :
 			  ev->kind == LOG_EV_RNG_READ ? LOG_ACT_ENTROPY :
 			  ev->kind == LOG_EV_NET_RECV ? LOG_ACT_NET :
@@ -102,4 +105,58 @@ log_order_check(struct log_order_check *c, const struct log_event *ev,
 	c->icount = a->icount;
 	c->seq = a->seq;
 	return 0;
+}
+
+int
+log_pieces_add(struct log_pieces *p, const struct log_event *ev)
+{
+	if (ev->kind != LOG_EV_NET_RECV || !(ev->flags & LOG_F_MORE))
+		return 0;
+	if (!p->open)
+		p->len = 0;
+	p->open = 1;
+	if (p->len + ev->text_len > p->cap) {
+		size_t cap = p->cap ? p->cap : LOG_TEXT_MAX;
+
+		while (cap < p->len + ev->text_len)
+			cap *= 2;
+		uint8_t *b = realloc(p->buf, cap);
+
+		if (b == NULL)
+			return 1; /* the frame comes out short: its hash says so */
+		p->buf = b;
+		p->cap = cap;
+	}
+	memcpy(p->buf + p->len, ev->text, ev->text_len);
+	p->len += ev->text_len;
+	return 1;
+}
+
+int
+log_pieces_finish(struct log_pieces *p, struct log_action *a)
+{
+	if (a->kind != LOG_ACT_NET || !p->open)
+		return 0;
+	p->open = 0;
+	if (p->len + a->len > p->cap) {
+		uint8_t *b = realloc(p->buf, p->len + a->len);
+
+		if (b == NULL)
+			return -1;
+		p->buf = b;
+		p->cap = p->len + a->len;
+	}
+	memcpy(p->buf + p->len, a->data, a->len);
+	p->len += a->len;
+	a->data = p->buf;
+	a->len = p->len;
+	a->value = (int64_t)XXH3_64bits(a->data, a->len);
+	return 0;
+}
+
+void
+log_pieces_free(struct log_pieces *p)
+{
+	free(p->buf);
+	memset(p, 0, sizeof(*p));
 }

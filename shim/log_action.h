@@ -63,6 +63,23 @@ struct log_action {
 int log_action_of(const struct log_reader *r, const struct log_event *ev, int exact,
 		  struct log_action *a);
 
+/*
+ * A frame logged in pieces (net_recv with LOG_F_MORE, doc/log_format.md):
+ * one gatherer per reader, zero-initialised.  log_pieces_add keeps @ev's
+ * bytes and returns 1 if @ev is such a piece (no action of its own), else
+ * 0; log_pieces_finish makes a net_recv action @a (the frame's last piece)
+ * the whole frame: its data (owned by @p until the next add) and length,
+ * and its value the hash of them; 0, or -1 out of memory.
+ */
+struct log_pieces {
+	uint8_t *buf;
+	size_t len, cap;
+	int open; /* pieces kept since the last finish */
+};
+int log_pieces_add(struct log_pieces *p, const struct log_event *ev);
+int log_pieces_finish(struct log_pieces *p, struct log_action *a);
+void log_pieces_free(struct log_pieces *p);
+
 /* Whether a log header describes an exact-mode recording. */
 int log_header_exact(const struct log_header *h);
 

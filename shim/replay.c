@@ -101,6 +101,7 @@ replay_load(const char *path, char *why, size_t len)
 	size_t cap = 0, rcap = 0;
 	struct keys *keys;
 	struct log_order_check order = { 0 };
+	struct log_pieces pieces = { 0 };
 
 	if (r == NULL) {
 		snprintf(why, len, "%s", err);
@@ -152,6 +153,8 @@ replay_load(const char *path, char *why, size_t len)
 			replay.rtc_seq = ev.seq;
 			continue;
 		}
+		if (!replay.ordering && log_pieces_add(&pieces, &ev))
+			continue; /* a piece of a frame, gathered for its last piece */
 		int act = log_action_of(r, &ev, !replay.ordering, &ra.a);
 		char bad[256];
 
@@ -162,6 +165,10 @@ replay_load(const char *path, char *why, size_t len)
 		}
 		if (!act)
 			continue;
+		if (log_pieces_finish(&pieces, &ra.a) < 0) {
+			snprintf(why, len, "out of memory reading %s", path);
+			goto refuse;
+		}
 		if (ra.a.kind == LOG_ACT_RUN)
 			snprintf(ra.name, sizeof(ra.name), "%s", ra.a.name);
 		else if (ra.a.kind == LOG_ACT_COMPLETE)
@@ -187,11 +194,13 @@ replay_load(const char *path, char *why, size_t len)
 	if (log_reader_damage_count(r))
 		vlog_error("%s is damaged; replaying the %zu actions that could be read", path, replay.n);
 	log_reader_close(r);
+	log_pieces_free(&pieces);
 	free(keys->v);
 	free(keys);
 	return 0;
 refuse:
 	log_reader_close(r);
+	log_pieces_free(&pieces);
 	free(keys->v);
 	free(keys);
 	return -1;

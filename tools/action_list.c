@@ -76,6 +76,7 @@ action_list_load(struct action_list *al, const char *path, const char *cmd, int 
 	struct log_reader *r = open_log(path, cmd, NULL);
 	struct sites ss = { NULL, 0, 0 };
 	struct log_event ev;
+	struct log_pieces pieces = { 0 };
 
 	memset(al, 0, sizeof(*al));
 	al->path = path;
@@ -90,7 +91,11 @@ action_list_load(struct action_list *al, const char *path, const char *cmd, int 
 		struct action a = { 0 };
 
 		note_site(&ss, r, &ev);
+		if (exact && log_pieces_add(&pieces, &ev))
+			continue; /* a piece of a frame: its last piece is the action, hashed whole */
 		if (log_action_of(r, &ev, exact, &a.a)) {
+			if (log_pieces_finish(&pieces, &a.a) < 0)
+				die("out of memory");
 			if (a.a.kind == LOG_ACT_RUN) {
 				struct site_by_ident *e = site_of(&ss, ev.ident, 0);
 
@@ -124,6 +129,7 @@ action_list_load(struct action_list *al, const char *path, const char *cmd, int 
 		free(ss.v[i].site);
 	free(ss.v);
 	log_reader_close(r);
+	log_pieces_free(&pieces);
 	return 0;
 }
 

@@ -103,7 +103,8 @@ role_name(uint64_t role)
 static void
 put_flags(FILE *f, uint64_t flags)
 {
-	fprintf(f, "%s%s", flags & LOG_F_AT_ONCE ? " at_once" : "", flags & LOG_F_AT_IO ? " at_io" : "");
+	fprintf(f, "%s%s%s", flags & LOG_F_AT_ONCE ? " at_once" : "", flags & LOG_F_AT_IO ? " at_io" : "",
+		flags & LOG_F_MORE ? " more" : "");
 }
 
 /* The same as JSON members: ,"at_once":B,"at_io":B */
@@ -112,6 +113,8 @@ put_flags_json(FILE *f, uint64_t flags)
 {
 	fprintf(f, ",\"at_once\":%s,\"at_io\":%s", flags & LOG_F_AT_ONCE ? "true" : "false",
 		flags & LOG_F_AT_IO ? "true" : "false");
+	if (flags & LOG_F_MORE)
+		fputs(",\"more\":true", f);
 }
 
 /* Console bytes as text: printable ASCII as it is, the rest (and quote, backslash) as \xHH. */

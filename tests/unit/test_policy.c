@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include "held.h"
 #include "ident.h"
@@ -245,9 +246,53 @@ test_actions(int exact)
 	unlink(path);
 }
 
+/* A frame in pieces (net_recv with LOG_F_MORE) is one action: the whole frame, hashed whole. */
+static void
+test_pieces(void)
+{
+	char a4k[LOG_TEXT_MAX], whole[2 * LOG_TEXT_MAX + 10];
+	struct log_event ev[] = {
+		{ .kind = LOG_EV_NET_RECV, .icount = 50, .id = 1, .flags = LOG_F_MORE,
+		  .text = a4k, .text_len = sizeof(a4k) },
+		{ .kind = LOG_EV_NET_RECV, .icount = 50, .id = 1, .flags = LOG_F_MORE,
+		  .text = a4k, .text_len = sizeof(a4k) },
+		{ .kind = LOG_EV_NET_RECV, .icount = 50, .id = 1, .text = "0123456789", .text_len = 10 },
+		{ .kind = LOG_EV_NET_RECV, .icount = 60, .id = 1, .text = "abc", .text_len = 3 },
+	};
+	struct log_pieces p = { 0 };
+	struct log_action a;
+	int pieces = 0, n = 0;
+
+	memset(a4k, 'x', sizeof(a4k));
+	memcpy(whole, a4k, sizeof(a4k));
+	memcpy(whole + sizeof(a4k), a4k, sizeof(a4k));
+	memcpy(whole + 2 * sizeof(a4k), "0123456789", 10);
+	for (size_t i = 0; i < sizeof(ev) / sizeof(ev[0]); i++) {
+		if (log_pieces_add(&p, &ev[i])) {
+			ok(!log_action_of(NULL, &ev[i], 1, &a), "piece %zu is no action of its own", i);
+			pieces++;
+			continue;
+		}
+		if (!log_action_of(NULL, &ev[i], 1, &a))
+			continue;
+		ok(log_pieces_finish(&p, &a) == 0, "finish after event %zu", i);
+		if (n++ == 0)
+			ok(a.kind == LOG_ACT_NET && a.len == sizeof(whole) &&
+			   memcmp(a.data, whole, sizeof(whole)) == 0 &&
+			   a.value == (int64_t)XXH3_64bits(whole, sizeof(whole)) && a.icount == 50,
+			   "the last piece is the whole frame: %zu bytes, hashed whole", a.len);
+		else
+			ok(a.len == 3 && memcmp(a.data, "abc", 3) == 0,
+			   "a frame in one event after it is itself");
+	}
+	ok(pieces == 2 && n == 2, "2 pieces, 2 actions (got %d, %d)", pieces, n);
+	log_pieces_free(&p);
+}
+
 int
 main(void)
 {
+	test_pieces();
 	test_heldq();
 	test_idents();
 	test_instances();
