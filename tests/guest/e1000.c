@@ -104,8 +104,11 @@ net_start(int arp)
 	w32(RDLEN, sizeof(rxd));
 	w32(RDH, 0);
 	w32(RDT, RXN - 1);
-	/* on, broadcast and every unicast and multicast, 2048-byte buffers, CRC stripped */
-	w32(RCTL, (1u << 1) | (1u << 3) | (1u << 4) | (1u << 15) | (1u << 26));
+	/*
+	 * on, broadcast and every unicast and multicast, long frames (up to
+	 * 16 KiB, over several 2048-byte buffers), CRC stripped
+	 */
+	w32(RCTL, (1u << 1) | (1u << 3) | (1u << 4) | (1u << 5) | (1u << 15) | (1u << 26));
 	memset(txd, 0, sizeof(txd));
 	w32(TDBAL, (uint32_t)txd);
 	w32(TDBAH, 0);
@@ -127,19 +130,24 @@ net_read(int k)
 		fail("net=%d: at most 64", k);
 	printf("net: waiting for %d frames\n", k);
 	for (int i = 0; i < k; i++) {
-		volatile struct rx_desc *r = &rxd[next_rx];
-
 		polls[i] = 0;
-		while (!(r->status & 1))
-			polls[i]++;
-		lens[i] = r->len;
+		lens[i] = 0;
 		sums[i] = 2166136261u;
-		for (uint32_t b = 0; b < lens[i] && b < 2048; b++)
-			sums[i] = (sums[i] ^ rxbuf[next_rx][b]) * 16777619u;
-		r->status = 0;
-		mb();
-		w32(RDT, next_rx);  /* the buffer goes back to the NIC */
-		next_rx = (next_rx + 1) % RXN;
+		/* a long frame spans buffers: the last has end-of-packet (status bit 1) */
+		for (int eop = 0; !eop;) {
+			volatile struct rx_desc *r = &rxd[next_rx];
+
+			while (!(r->status & 1))
+				polls[i]++;
+			for (uint32_t b = 0; b < r->len && b < 2048; b++)
+				sums[i] = (sums[i] ^ rxbuf[next_rx][b]) * 16777619u;
+			lens[i] += r->len;
+			eop = r->status & 2;
+			r->status = 0;
+			mb();
+			w32(RDT, next_rx);  /* the buffer goes back to the NIC */
+			next_rx = (next_rx + 1) % RXN;
+		}
 	}
 	for (int i = 0; i < k; i++)
 		printf("net: frame %d: %u bytes, hash %x, after %u polls\n", i, lens[i], sums[i],

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""net-harness.py [--tap IFNAME] PORT COUNT OUT CMD...: feed the network test guest
+"""net-harness.py [--tap IFNAME] [--big N] PORT COUNT OUT CMD...: feed the network test guest
 (tests/guest/guest.sh, configuration "network") from outside, as a host on
 its network would, and copy what CMD prints to OUT.
 
@@ -11,7 +11,8 @@ prints it, and a replay must print the same).  With --tap, CMD runs QEMU
 with -netdev tap,ifname=IFNAME (QEMU makes the device; root): the frames
 go into IFNAME from the host's side instead (a raw packet socket), after
 its IPv6 is turned off (so that the host's kernel sends nothing of its own)
-and its link set up; PORT is unused.  Exits with CMD's status, or 124 when
+and its link set up; PORT is unused.  With --big, the last frame is N bytes
+long (a jumbo frame).  Exits with CMD's status, or 124 when
 nothing expected comes for 60 s.  Standard library only."""
 import os
 import select
@@ -23,8 +24,10 @@ import time
 TIMEOUT = 60
 
 
-def frame(i):
+def frame(i, size=0):
     payload = ("bhrr test frame %d " % i).encode() * 4
+    if size:
+        payload = (payload * (size // len(payload) + 1))[:size - 14]
     return b"\xff" * 6 + b"\x52\x54\x00\xbb\x00\x01" + b"\x88\xb5" + payload
 
 
@@ -40,9 +43,15 @@ def tap_socket(ifname):
 
 def main():
     args = sys.argv[1:]
-    tap = None
-    if args[0] == "--tap":
-        tap, args = args[1], args[2:]
+    tap, big = None, 0
+    while args[0].startswith("--"):
+        if args[0] == "--tap":
+            tap = args[1]
+        elif args[0] == "--big":
+            big = int(args[1])
+        else:
+            sys.exit("net-harness: unknown option %s" % args[0])
+        args = args[2:]
     port, count, out_path, cmd = int(args[0]), int(args[1]), args[2], args[3:]
     out = open(out_path, "wb")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, bufsize=0)
@@ -65,12 +74,13 @@ def main():
             out.flush()
             buf += data
         if b"net: waiting" in buf and sent < count:
+            f = frame(sent, big if sent == count - 1 else 0)
             if tap is None:
-                sock.sendto(frame(sent), ("127.0.0.1", port))
+                sock.sendto(f, ("127.0.0.1", port))
             else:
                 if sent == 0:
                     sock = tap_socket(tap)
-                sock.send(frame(sent))
+                sock.send(f)
             sent += 1
     sys.exit(proc.wait())
 

@@ -189,3 +189,28 @@ network_tap() {
 @test "QEMU 10.0: frames from a tap backend reach the e1000 at their recorded icounts; replays send nothing into the tap (2/2)" {
 	network_tap 10.0
 }
+
+# a jumbo frame (9000 bytes, over the 4096 one log event holds) is logged in
+# pieces at one icount and replays whole: the guest's e1000 takes it over
+# several buffers and prints its length and hash
+@test "QEMU 7.2: a 9000-byte frame is logged in pieces and reaches the guest whole in replays (2/2)" {
+	use_qemu 7.2
+	local d=$BATS_TEST_TMPDIR port st=0
+	port=$(python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+	guest_argv network "$d"
+	# shellcheck disable=SC2086
+	timeout 120 python3 "$BHRR_SRCDIR/tests/helper/net-harness.py" --big 9000 "$port" 4 "$d/rec.out" \
+		"$BHRR" record -o "$LOG" -- "$QEMU_BIN" $QEMU_FW "${GUEST_ARGV[@]}" \
+		-netdev "socket,id=n0,udp=127.0.0.1:9,localaddr=127.0.0.1:$port" \
+		-device e1000,netdev=n0,romfile= 2>"$d/rec.err" || st=$?
+	cat "$d/rec.err"
+	[ "$st" -eq "$GUEST_PASS" ]
+	grep '^net: frame' "$d/rec.out"
+	grep -q '^net: frame 3: 9000 bytes' "$d/rec.out"
+	# 3 frames in one event each, the big one in 3 (4096 + 4096 + 808 bytes), all at one icount
+	"$BHRR" dump --json "$LOG" | jq -c 'select(.kind == "net_recv") | [.bytes, .more, .icount]'
+	[ "$("$BHRR" dump --json "$LOG" | jq -s -c '[.[] | select(.kind == "net_recv") | .bytes]')" = "[86,86,86,4096,4096,808]" ]
+	[ "$("$BHRR" dump --json "$LOG" | jq -s '[.[] | select(.kind == "net_recv" and .more)] | length')" -eq 2 ]
+	[ "$("$BHRR" dump --json "$LOG" | jq -s '[.[] | select(.kind == "net_recv") | .icount] | .[3:] | unique | length')" -eq 1 ]
+	replay_n network 2
+}
