@@ -124,13 +124,6 @@ check_clock(int argc, char **argv, struct findings *fs)
 		find(fs, "no -seed: RDRAND and QEMU's own random numbers differ per run", "add -seed 1");
 }
 
-/* Whether a -netdev, -nic or -net value @v is a tap backend ("tap,..." or "type=tap"). */
-static int
-is_tap(const char *v)
-{
-	return (strncmp(v, "tap", 3) == 0 && (v[3] == ',' || v[3] == 0)) || strstr(v, "type=tap");
-}
-
 /* Devices and backends whose events arrive at host timing. */
 static void
 check_devices(int argc, char **argv, struct findings *fs)
@@ -147,21 +140,9 @@ check_devices(int argc, char **argv, struct findings *fs)
 			 "frames into the guest's rings itself, past QEMU",
 		     "use the backend without vhost (tap's default, vhost=off)");
 	/*
-	 * One log event carries at most 4096 bytes (LOG_TEXT_MAX): a larger
-	 * frame is dropped, in the record as in the replay.  A tap backend
-	 * hands a virtio-net its host's offloaded segments (up to 64 KiB) when
-	 * it has vnet_hdr, its default where the host supports it.
+	 * Frames of any length QEMU handles are recorded: over one log event's
+	 * 4096 bytes (a jumbo MTU, a tap's vnet_hdr offloads), in pieces.
 	 */
-	for (int i = 1; i + 1 < argc; i++)
-		if ((qemu_is_opt(argv[i], "-netdev") || qemu_is_opt(argv[i], "-nic") ||
-		     qemu_is_opt(argv[i], "-net")) &&
-		    is_tap(argv[i + 1]) && !strstr(argv[i + 1], "vnet_hdr=off")) {
-			find(fs, "a tap backend with vnet_hdr (its default): a virtio-net gets the host's "
-				 "offloaded segments, up to 64 KiB, and bhrr records frames of at most 4096 "
-				 "bytes (larger ones are dropped, in the record as in the replay)",
-			     "add vnet_hdr=off to the tap backend");
-			break;
-		}
 	/*
 	 * Console and channel bytes are recorded in exact mode, a virtio-serial
 	 * port's client coming and going too (gate_chr.h), and so are monitor
