@@ -140,15 +140,16 @@ what_of(int type)
 static int
 answer(int type, int64_t *v)
 {
+	if (replay_forcing_ended())
+		return -1;
+	if (replay.next_read >= replay.n_reads &&
+	    (replay.n_reads == 0 || replay_input_free()))
+		return -1; /* a log without reads (an older bhrr), or past the recording's end */
 	unsigned how;
 	int64_t ic = qrt_icount_here(&how, qrt_role());
 	const char *name = type == QCLK_HOST ? "host" : "realtime";
 
-	if (replay_forcing_ended())
-		return -1;
 	if (replay.next_read >= replay.n_reads) {
-		if (replay.n_reads == 0 || replay_input_free())
-			return -1; /* a log without reads (an older bhrr), or past the recording's end */
 		const struct replay_read *last = &replay.reads[replay.n_reads - 1];
 
 		replay_diverge_at(last->seq, "no more reads of a host clock",
@@ -244,12 +245,11 @@ hk_configure_rtc(void *opts)
 		     mode == CLK_RECORD ? "recorded" : "replayed");
 	if (mode == CLK_OFF || rtc_now(now, sizeof(now)) < 0)
 		return;
+	emit_host_clock(LOG_HC_RTC_START, now); /* a replay's log keeps it too: it can be replayed in turn */
 	if (mode == CLK_RECORD) {
-		emit_host_clock(LOG_HC_RTC_START, now);
 		vlog("clock: the guest's RTC starts at %s", now);
 		return;
 	}
-	emit_host_clock(LOG_HC_RTC_START, now); /* a replay's log keeps it too: it can be replayed in turn */
 	if (replay.rtc_start[0] && strcmp(now, replay.rtc_start) != 0)
 		replay_diverge_at(replay.rtc_seq, "the RTC's start",
 				  "the guest's RTC starts at %s, the recording's at %s (an -rtc base that "
