@@ -121,27 +121,41 @@ net_start(int arp)
 		send_arp();
 }
 
-void
-net_read(int k)
-{
-	static uint32_t polls[64], lens[64], sums[64];
+static struct net_frame frames[64];
 
+struct net_frame *
+net_frames_begin(int k)
+{
 	if (k > 64)
 		fail("net=%d: at most 64", k);
 	printf("net: waiting for %d frames\n", k);
+	for (int i = 0; i < k; i++)
+		frames[i] = (struct net_frame){ 0, 0, FNV1A_BASIS };
+	return frames;
+}
+
+void
+net_frames_print(int k)
+{
+	for (int i = 0; i < k; i++)
+		printf("net: frame %d: %u bytes, hash %x, after %u polls\n", i, frames[i].len,
+		       frames[i].sum, frames[i].polls);
+}
+
+void
+net_read(int k)
+{
+	struct net_frame *f = net_frames_begin(k);
+
 	for (int i = 0; i < k; i++) {
-		polls[i] = 0;
-		lens[i] = 0;
-		sums[i] = 2166136261u;
 		/* a long frame spans buffers: the last has end-of-packet (status bit 1) */
 		for (int eop = 0; !eop;) {
 			volatile struct rx_desc *r = &rxd[next_rx];
 
 			while (!(r->status & 1))
-				polls[i]++;
-			for (uint32_t b = 0; b < r->len && b < 2048; b++)
-				sums[i] = (sums[i] ^ rxbuf[next_rx][b]) * 16777619u;
-			lens[i] += r->len;
+				f[i].polls++;
+			f[i].sum = fnv1a(f[i].sum, rxbuf[next_rx], r->len < 2048 ? r->len : 2048);
+			f[i].len += r->len;
 			eop = r->status & 2;
 			r->status = 0;
 			mb();
@@ -149,7 +163,5 @@ net_read(int k)
 			next_rx = (next_rx + 1) % RXN;
 		}
 	}
-	for (int i = 0; i < k; i++)
-		printf("net: frame %d: %u bytes, hash %x, after %u polls\n", i, lens[i], sums[i],
-		       polls[i]);
+	net_frames_print(k);
 }

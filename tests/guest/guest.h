@@ -21,6 +21,16 @@ static inline uint32_t mmio_r32(uintptr_t a) { return *(volatile uint32_t *)a; }
 static inline void mmio_w32(uintptr_t a, uint32_t v) { *(volatile uint32_t *)a = v; }
 static inline void barrier(void) { __asm__ volatile("" ::: "memory"); }
 static inline void mb(void) { __asm__ volatile("lock; addl $0,0(%%esp)" ::: "memory"); }
+
+/* FNV-1a over @n bytes at @p, on from @h (FNV1A_BASIS to start) */
+#define FNV1A_BASIS 2166136261u
+static inline uint32_t
+fnv1a(uint32_t h, const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ p[i]) * 16777619u;
+	return h;
+}
 static inline uint64_t rdtsc(void) { uint32_t lo, hi; __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi)); return (uint64_t)hi << 32 | lo; }
 static inline void cli(void) { __asm__ volatile("cli" ::: "memory"); }
 static inline void sti(void) { __asm__ volatile("sti" ::: "memory"); }
@@ -63,6 +73,17 @@ void rng_read(int k);
 /* e1000.c */
 void net_start(int arp);
 void net_read(int k);
+/*
+ * What net= reports of each of its @k frames, whichever NIC: the polls it
+ * waited, its length and hash.  net_frames_begin says the guest waits and
+ * hands back @k zeroed entries (hash at FNV1A_BASIS); net_frames_print
+ * prints them.
+ */
+struct net_frame {
+	uint32_t polls, len, sum;
+};
+struct net_frame *net_frames_begin(int k);
+void net_frames_print(int k);
 /* rtl8139.c: the same on an RTL8139 (rtl8139=1) */
 void rtl8139_start(void);
 void rtl8139_read(int k);

@@ -308,16 +308,6 @@ rnd(void)
 	return rng_state;
 }
 
-static uint32_t
-checksum(const uint8_t *p, size_t n)
-{
-	uint32_t h = 2166136261u;
-
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ p[i]) * 16777619u;
-	return h;
-}
-
 /* Prepare command @i: a random range not overlapping any command in flight. */
 static void
 make_cmd(struct cmd *c, int i)
@@ -382,7 +372,7 @@ cmd_complete(struct cmd *c)
 	if (!cfg.quiet)
 		printf("%s%d slot=%d cmd=%d op=%c lba=%u n=%u sum=%8x tsc=%llu lat=%llu\n", drv->name, c->disk,
 		       c->slot, c->id, c->write ? 'W' : 'R', c->lba, c->count,
-		       checksum(c->buf, c->count * SECTOR), (unsigned long long)tsc,
+		       fnv1a(FNV1A_BASIS, c->buf, c->count * SECTOR), (unsigned long long)tsc,
 		       (unsigned long long)c->latency);
 	for (int b = 0; b < MAX_DEPTH; b++)
 		if (buf_owner[b] == c->id)

@@ -59,30 +59,22 @@ rtl8139_start(void)
 void
 rtl8139_read(int k)
 {
-	static uint32_t polls[64], lens[64], sums[64];
+	struct net_frame *f = net_frames_begin(k);
 
-	if (k > 64)
-		fail("net=%d: at most 64", k);
-	printf("net: waiting for %d frames\n", k);
 	for (int i = 0; i < k; i++) {
-		polls[i] = 0;
 		while (inb(io + CR) & CR_BUFE)
-			polls[i]++;
+			f[i].polls++;
 		mb();
 		uint16_t status = *(volatile uint16_t *)&rxring[offset];
 		uint16_t len = *(volatile uint16_t *)&rxring[offset + 2]; /* with the CRC */
 
 		if (!(status & 1) || len < 4 || len > 2048)
 			fail("net: rtl8139 frame %d: status %x, length %u", i, status, len);
-		lens[i] = len - 4u;
-		sums[i] = 2166136261u;
-		for (uint32_t b = 0; b < lens[i]; b++)
-			sums[i] = (sums[i] ^ rxring[offset + 4 + b]) * 16777619u;
+		f[i].len = len - 4u;
+		f[i].sum = fnv1a(f[i].sum, &rxring[offset + 4], f[i].len);
 		offset = (offset + 4 + len + 3) & ~3u;
 		offset %= RXLEN;
 		outw(io + CAPR, (uint16_t)(offset - 16));
 	}
-	for (int i = 0; i < k; i++)
-		printf("net: frame %d: %u bytes, hash %x, after %u polls\n", i, lens[i], sums[i],
-		       polls[i]);
+	net_frames_print(k);
 }
