@@ -468,7 +468,7 @@ print_rtc(void)
  * a fixed stretch.  On -rtc clock=host every read asks the host's clock
  * and QEMU's update timer fires at host time, so the polls per tick and
  * the flags seen are host timing: free runs print different lines, and a
- * replay must print the recorded ones.
+ * replay must print the recorded ones.  Last it waits for the update flag.
  */
 static void
 rtc_watch(int ticks)
@@ -496,6 +496,19 @@ rtc_watch(int ticks)
 		printf("rtc: tick %d after %u polls (UIP seen %u times, UF %u times), seconds %02x\n",
 		       t + 1, polls, uip, uf, sec);
 	}
+	/*
+	 * Then the update flag, which only QEMU's update timer sets (armed
+	 * while the flag is clear, for the next second's turn): so every run
+	 * sees that timer fire at least once, whatever the host's speed.
+	 */
+	uint32_t polls = 0;
+
+	while (!(cmos(0x0c) & 0x10)) {
+		polls++;
+		for (volatile int i = 0; i < 20000; i++)
+			;
+	}
+	printf("rtc: update flag after %u polls\n", polls);
 }
 
 /*
