@@ -99,7 +99,10 @@ role_name(uint64_t role)
 	return role < 4 ? roles[role] : "?";
 }
 
-/* How an event landed (LOG_F_*), as text: " at_once", " at_io", or nothing. */
+/*
+ * How an event landed (LOG_F_*), as text: " at_once", " at_io", " more" (a
+ * frame's piece), or nothing.
+ */
 static void
 put_flags(FILE *f, uint64_t flags)
 {
@@ -107,7 +110,7 @@ put_flags(FILE *f, uint64_t flags)
 		flags & LOG_F_MORE ? " more" : "");
 }
 
-/* The same as JSON members: ,"at_once":B,"at_io":B */
+/* The same as JSON members: ,"at_once":B,"at_io":B, and ,"more":true on a frame's piece */
 static void
 put_flags_json(FILE *f, uint64_t flags)
 {
