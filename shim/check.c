@@ -25,7 +25,10 @@
 #include "hook.h"
 #include "qemu_types.h"
 #include "check.h"
+#include "selfcheck.h"
+#include "session.h"
 #include "shim.h"
+#include "symbols.h"
 #include "vlog.h"
 
 static atomic_ulong calls[QS_HOOK_COUNT];
@@ -292,15 +295,48 @@ check_all_exports(void)
 
 /* ---- the target set ---- */
 
+/*
+ * The builds bhrr was tested on, and this build's self-check: one line
+ * each, then the verdict a record would reach ("self-check passed" or
+ * "self-check failed: NAME ..."), the line bhrr record looks for.
+ */
+static void
+check_self(void)
+{
+	static struct selfcheck sc; /* constructor only */
+	struct hook_spec hooks[QS_COUNT];
+	const struct qemu_build *b = &shim_qemu;
+	char f[1024];
+
+	for (int k = 0; qemu_known_builds[k]; k += 2)
+		vlog_say("check: tested build %s  %s%s", qemu_known_builds[k], qemu_known_builds[k + 1],
+			 strcmp(qemu_known_builds[k], b->build_id) == 0 ? "  (this one)" : "");
+	if (b->known == NULL)
+		vlog_say("check: this build (%s) is not one bhrr was tested on: a record needs every "
+			 "check below to pass", b->build_id[0] ? b->build_id : "without build-id");
+	int bad = selfcheck_run(&sc, hooks, session_hook_table(hooks));
+
+	selfcheck_report(&sc, "check: ");
+	selfcheck_failure(&sc, f, sizeof(f));
+	if (bad)
+		vlog_say("check: self-check failed: %s", f);
+	else
+		vlog_say("check: self-check passed (%d checks)", SC_COUNT);
+}
+
 void
-check_start(int all)
+check_start(int all, int self_only)
 {
 	struct qemu_build *b = &shim_qemu;
 	unsigned hooked = 0, refused = 0;
-	long long t0 = shim_now_ns();
+	long long t0;
 
 	vlog_say("check: QEMU %s, build-id %s, %s", b->version[0] ? b->version : "(version unknown)",
 		 b->build_id[0] ? b->build_id : "none", b->exe);
+	check_self();
+	if (self_only)
+		return;
+	t0 = shim_now_ns();
 	if (hook_batch_begin() < 0)
 		vlog_error("check: cannot read /proc/self/maps");
 	for (int id = 0; id < QS_HOOK_COUNT; id++) {

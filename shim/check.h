@@ -6,8 +6,12 @@
 #ifndef BHRR_CHECK_H
 #define BHRR_CHECK_H
 
-/* Hook and report (BHRR_CHECK_ALL: every export too). */
-void check_start(int all);
+/*
+ * The tested builds and the self-check (selfcheck.h), then, unless
+ * @self_only (BHRR_CHECK_SELF), hook and report (BHRR_CHECK_ALL: every
+ * export too).
+ */
+void check_start(int all, int self_only);
 /* Print the call counts; from the destructor. */
 void check_finish(void);
 

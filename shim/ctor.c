@@ -42,8 +42,8 @@ shim_init(void)
 		return;
 	}
 	if (bhrr_cfg.mode == BHRR_CHECK) {
-		shim_active = 1;
-		check_start(bhrr_cfg.check_all);
+		shim_active = !bhrr_cfg.check_self; /* call counts at exit, when there are hooks */
+		check_start(bhrr_cfg.check_all, bhrr_cfg.check_self);
 		return;
 	}
 	shim_active = session_start() == 0;

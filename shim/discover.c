@@ -59,6 +59,51 @@ discover_bh_layout(char *why, size_t len)
 	return 0;
 }
 
+static void
+verify_cb(void *opaque)
+{
+	(void)opaque;
+}
+
+int
+discover_bh_verify(char *why, size_t len)
+{
+	QEMUBH *(*new_full)(void *, QEMUBHFunc *, void *, const char *, void *) =
+		shim_qemu.sym[QS_AIO_BH_NEW_FULL].addr;
+	void *const ctx = (void *)0x6268727203030303ull, *const opaque = (void *)0x6268727204040404ull;
+	static const char name[] = "bhrr-verify";
+	void *bh = new_full(ctx, verify_cb, opaque, name, NULL);
+
+	if (bh == NULL) {
+		snprintf(why, len, "aio_bh_new_full returned NULL");
+		return -1;
+	}
+	size_t size = malloc_usable_size(bh);
+	const struct {
+		const char *what;
+		size_t off;
+		void *want;
+	} f[] = {
+		{ "ctx", qrt.off_ctx, ctx },
+		{ "cb", qrt.off_cb, (void *)verify_cb },
+		{ "opaque", qrt.off_opaque, opaque },
+		{ "name", qrt.off_name, (void *)name },
+	};
+	int rc = 0;
+
+	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]) && rc == 0; i++) {
+		void *v = f[i].off + sizeof(void *) <= size ? qrt_field(bh, f[i].off) : NULL;
+
+		if (v != f[i].want) {
+			snprintf(why, len, "a second QEMUBH holds %p at %s's offset %zu, not the %s %p "
+				 "it was made with", v, f[i].what, f[i].off, f[i].what, f[i].want);
+			rc = -1;
+		}
+	}
+	free(bh);
+	return rc;
+}
+
 int
 discover_timers(char *why, size_t len)
 {

@@ -18,6 +18,13 @@
 int discover_bh_layout(char *why, size_t len);
 
 /*
+ * The offsets discover_bh_layout() found, proven on a second BH made with
+ * other values: each must read back what it was made with.  0, or -1 with
+ * @why naming the field that did not.
+ */
+int discover_bh_verify(char *why, size_t len);
+
+/*
  * timers_state.qemu_icount (+0x40) and .qemu_icount_bias (+0x28), proven by
  * a probe: sentinels written there must come back through QEMU's own
  * icount_get_raw() and icount_get().  0, or -1 with @why (then qrt's

@@ -29,6 +29,7 @@
 #include "policy.h"
 #include "qemu_rt.h"
 #include "replay.h"
+#include "selfcheck.h"
 #include "session.h"
 #include "settings.h"
 #include "shim.h"
@@ -97,9 +98,8 @@ vm_change(void *opaque, bool running, int state)
 	emit_vm_change(running, state, how, ic);
 }
 
-/* The hooks, BH gate first; how many (at most HOOKS_MAX). */
-static size_t
-hook_table(struct hook_spec *t)
+size_t
+session_hook_table(struct hook_spec *t)
 {
 	size_t n, m, k = 0;
 	size_t k2;
@@ -145,36 +145,56 @@ install(const struct hook_spec *s, unsigned flags, char *why, size_t len)
 	return err;
 }
 
-/* Checks and discovery: 0, or -1 with @why.  Nothing is hooked yet. */
+/* The self-check's results: written by prepare() in the constructor, read-only after. */
+static struct selfcheck sc;
+
+/*
+ * The self-check (selfcheck.h) of this build and the log to replay: 0, or
+ * -1 with @why.  Nothing is hooked yet.  A build bhrr was tested on falls
+ * back where it always did (icount: the order of events only; cpu-fields:
+ * lower-bound icounts); one it was not tested on must pass every check,
+ * unless BHRR_FORCE.  Symbols, the QEMUBH layout and the hook sites are
+ * needed by every run.
+ */
 static int
-prepare(char *why, size_t len)
+prepare(const struct hook_spec *hooks, size_t n, char *why, size_t len)
 {
-	if (shim_qemu.known == NULL && !bhrr_cfg.force) {
-		snprintf(why, len, "QEMU build %s (%s, %s) is not one bhrr was tested on; not %s "
-			 "(BHRR_FORCE=1 tries anyway)",
-			 shim_qemu.build_id[0] ? shim_qemu.build_id : "without build-id",
-			 shim_qemu.version[0] ? shim_qemu.version : "version unknown", shim_qemu.exe,
+	static const enum sc_id needed[] = { SC_VERSION, SC_SYMBOLS, SC_BH_LAYOUT, SC_HOOK_SITES };
+	const char *id = shim_qemu.build_id[0] ? shim_qemu.build_id : "without build-id";
+	const char *ver = shim_qemu.version[0] ? shim_qemu.version : "version unknown";
+	char f[512];
+	int bad = selfcheck_run(&sc, hooks, n);
+
+	selfcheck_failure(&sc, f, sizeof(f));
+	if (bad && shim_qemu.known == NULL && !bhrr_cfg.force) {
+		snprintf(why, len, "QEMU build %s (%s, %.300s) is not one bhrr was tested on, and its "
+			 "self-check failed: %s; not %s ('bhrr check' prints the whole self-check; "
+			 "BHRR_FORCE=1 tries anyway)", id, ver, shim_qemu.exe, f,
 			 settings_doing(&bhrr_cfg));
 		return -1;
 	}
-	for (int i = 0; i < QS_COUNT; i++)
-		if (shim_qemu.sym[i].addr == NULL && i != QS_ICOUNT_GET_RAW) {
-			snprintf(why, len, "QEMU build %s lacks %s; not %s", shim_qemu.build_id,
-				 qsym_name(&shim_qemu, i), settings_doing(&bhrr_cfg));
+	for (size_t i = 0; i < sizeof(needed) / sizeof(needed[0]); i++) {
+		const struct sc_result *r = &sc.r[needed[i]];
+
+		if (r->ran && !r->ok) {
+			snprintf(why, len, "QEMU build %s (%s): self-check %s failed: found %s; "
+				 "expected %s; not %s", id, ver, selfcheck_name(needed[i]), r->found,
+				 r->expected, settings_doing(&bhrr_cfg));
 			return -1;
 		}
-	qrt_bind();
-	discover_cpu_fields();
+	}
+	if (!sc.r[SC_ICOUNT].ok)
+		vlog_error("QEMU build %s: self-check icount failed: found %s; recording the order "
+			   "of events only", id, sc.r[SC_ICOUNT].found);
+	if (shim_qemu.known == NULL && bad == 0)
+		vlog_say("QEMU build %s (%s) is not one bhrr was tested on; its self-check passed "
+			 "(%d checks; 'bhrr check' prints them): %s", id, ver, SC_COUNT,
+			 settings_doing(&bhrr_cfg));
+	else if (shim_qemu.known == NULL)
+		vlog_say("QEMU build %s (%s) is not one bhrr was tested on and its self-check "
+			 "failed (%s); %s anyway (BHRR_FORCE)", id, ver, f, settings_doing(&bhrr_cfg));
 	char d[512];
 
-	if (discover_bh_layout(d, sizeof(d)) < 0) {
-		snprintf(why, len, "QEMU build %s (%s): %s; not %s", shim_qemu.build_id,
-			 shim_qemu.version, d, settings_doing(&bhrr_cfg));
-		return -1;
-	}
-	if (discover_timers(d, sizeof(d)) < 0)
-		vlog_error("QEMU build %s: %s; recording the order of events only",
-			   shim_qemu.build_id, d);
 	if (bhrr_cfg.mode == BHRR_REPLAY && replay_load(bhrr_cfg.replay_path, d, sizeof(d)) < 0) {
 		snprintf(why, len, "%s; not replaying", d);
 		return -1;
@@ -298,26 +318,16 @@ session_start(void)
 {
 	struct hook_spec hooks[HOOKS_MAX];
 	struct log_header h;
-	char why[1024], err[512], defpath[64];
+	char why[2048], err[512], defpath[64];
 	const char *path = bhrr_cfg.log_path;
 	const struct policy *p;
 	enum icount_mode mode;
 
-	if (prepare(why, sizeof(why)) < 0) {
-		vlog_error("%s", why);
-		return -1;
-	}
-	/* every hook is checked before any is installed: never half-hooked */
-	size_t n_hooks = hook_table(hooks);
-	int dry = 0;
+	/* every hook is checked (the self-check's hook-sites) before any is installed: never half-hooked */
+	size_t n_hooks = session_hook_table(hooks);
 
-	hook_batch_begin(); /* one read of /proc/self/maps for all of them */
-	for (size_t i = 0; i < n_hooks && dry == 0; i++)
-		dry = install(&hooks[i], HOOK_F_DRY_RUN, why, sizeof(why));
-	hook_batch_end();
-	if (dry < 0) {
-		vlog_error("QEMU build %s: %s; not %s", shim_qemu.build_id, why,
-			   settings_doing(&bhrr_cfg));
+	if (prepare(hooks, n_hooks, why, sizeof(why)) < 0) {
+		vlog_error("%s", why);
 		return -1;
 	}
 	fill_header(&h, &mode);

@@ -9,6 +9,10 @@
 #ifndef BHRR_SESSION_H
 #define BHRR_SESSION_H
 
+#include <stddef.h>
+
+#include "shim.h"
+
 /*
  * Record (bhrr_cfg.mode BHRR_RECORD) or replay (BHRR_REPLAY BHRR_REPLAY).
  * Returns 0, or -1 after saying once why nothing was hooked: QEMU then runs
@@ -17,6 +21,12 @@
 int session_start(void);
 /* The end event, flush, fsync, and the summary (BHRR_VERBOSE). */
 void session_finish(void);
+/*
+ * The hooks a record or replay installs, BH gate first, into @t (room for
+ * QS_COUNT: at most one hook per symbol); how many.  Also the self-check's
+ * hook sites in check mode.
+ */
+size_t session_hook_table(struct hook_spec *t);
 /* Between a successful start and finish: hooks may log. */
 int session_active(void);
 

@@ -81,6 +81,7 @@ settings_read(struct bhrr_settings *s, char *why, size_t len)
 		return -1;
 	}
 	s->check_all = flag("BHRR_CHECK_ALL");
+	s->check_self = flag("BHRR_CHECK_SELF");
 	s->force = flag("BHRR_FORCE");
 	s->log_path = env("BHRR_LOG");
 	s->log_overwrite = flag("BHRR_LOG_OVERWRITE");
@@ -131,5 +132,11 @@ settings_read(struct bhrr_settings *s, char *why, size_t len)
 	if (number("BHRR_TEST_LAND_FALLBACK_US", 1, 10000000, &n, why, len) < 0)
 		return -1;
 	s->test.land_fallback_us = (unsigned)n;
+	s->test.break_check = env("BHRR_TEST_BREAK_CHECK");
+	if (s->test.break_check != NULL && strcmp(s->test.break_check, "bh-layout") != 0) {
+		snprintf(why, len, "BHRR_TEST_BREAK_CHECK=%s: the only check it can break is 'bh-layout'",
+			 s->test.break_check);
+		return -1;
+	}
 	return 0;
 }

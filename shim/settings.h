@@ -29,6 +29,7 @@ struct bhrr_settings {
 	unsigned stacks;          /* BHRR_STACKS: 0 to 16 frames */
 	int force;                /* BHRR_FORCE: an untested build, a log of another build */
 	int check_all;            /* BHRR_CHECK_ALL (check) */
+	int check_self;           /* BHRR_CHECK_SELF (check): the self-check only, no hooks */
 	const char *verbose;      /* BHRR_VERBOSE, for vlog_init() */
 	/*
 	 * Test-only knobs, never needed by a user; kept apart so that the gate
@@ -40,6 +41,7 @@ struct bhrr_settings {
 		unsigned slow_io_us; /* BHRR_TEST_SLOW_IO_US: each thread-pool request's work takes this much longer */
 		int no_io_land;     /* BHRR_TEST_NO_IO_LAND: record lands only by stopping the vCPU (make bench compares) */
 		unsigned land_fallback_us; /* BHRR_TEST_LAND_FALLBACK_US: how long record waits for a device access (50) */
+		const char *break_check; /* BHRR_TEST_BREAK_CHECK: the self-check to corrupt (selfcheck.h) */
 	} test;
 };
 
