@@ -3,9 +3,10 @@
  * preloaded (BHRR_MODE=record or replay), forward SIGINT/SIGTERM/SIGHUP to
  * it, summarise the log it wrote, and exit with QEMU's status.
  *
- * Before it starts QEMU, record refuses a build bhrr does not know (by GNU
- * build-id, read from the executable file) and prints doctor's warnings;
- * replay refuses a build other than the recorded one.
+ * Before it starts QEMU, record runs the self-check of a build bhrr was not
+ * tested on (by GNU build-id, read from the executable file) and refuses it
+ * if a check fails, and prints doctor's warnings; replay refuses a build
+ * other than the recorded one.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -62,6 +63,76 @@ find_qemu(const char *cmd, const char *name, char *exe, size_t len, char *id, si
 		die("%s: cannot find QEMU '%s'", cmd, name);
 	if (elf_file_build_id(exe, id, idlen) < 0)
 		snprintf(id, idlen, "(none)");
+}
+
+/* ---- the self-check of an untested build ---- */
+
+/*
+ * A build bhrr was not tested on (@exe, build-id @id) may be recorded when
+ * its self-check passes (selfcheck.h).  The shim runs that check in its
+ * constructor, before QEMU's main, so "EXE -version" with the shim in check
+ * mode (BHRR_CHECK_SELF: the self-check only, no hooks) runs it in about the
+ * time QEMU takes to start.  0 when it passed; otherwise the refusal is
+ * printed, naming the check, and the exit status is returned.
+ */
+static int
+self_check(const char *mode, const char *exe, const char *id)
+{
+	struct child_process cp = CHILD_PROCESS_INIT;
+	const char *tmp = getenv("TMPDIR");
+	char path[4096], line[2048], failed[2048] = "", *preload = shim_ld_preload();
+	int passed = 0, fd;
+
+	snprintf(path, sizeof(path), "%s/bhrr-selfcheck.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+	fd = mkstemp(path);
+	if (fd < 0)
+		die("%s: cannot create a file for the self-check of %s: %s", mode, exe, strerror(errno));
+	close(fd);
+	cp.program = exe;
+	strvec_pushl(&cp.args, exe, "-version", NULL);
+	strvec_pushf(&cp.env, "LD_PRELOAD=%s", preload);
+	free(preload);
+	strvec_push(&cp.env, "BHRR_MODE=check");
+	strvec_push(&cp.env, "BHRR_CHECK_SELF=1");
+	strvec_push(&cp.env, "BHRR_VERBOSE");
+	cp.in = "/dev/null";
+	cp.out = "/dev/null";
+	cp.err = path;
+	run_command(&cp);
+	FILE *f = fopen(path, "r");
+
+	while (f && fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = 0;
+		static const char ok[] = "bhrr: check: self-check passed",
+				  bad[] = "bhrr: check: self-check failed: ";
+
+		if (strncmp(line, ok, sizeof(ok) - 1) == 0)
+			passed = 1;
+		else if (strncmp(line, bad, sizeof(bad) - 1) == 0)
+			snprintf(failed, sizeof(failed), "%s", line + sizeof(bad) - 1);
+	}
+	if (f)
+		fclose(f);
+	unlink(path);
+	if (passed && !failed[0]) {
+		fprintf(stderr, "bhrr: %s: %s (build-id %s) is not a QEMU build bhrr was tested on; "
+				"its self-check passed ('bhrr check -- %s -version' prints it)\n",
+			mode, exe, id, exe);
+		return 0;
+	}
+	if (failed[0])
+		fprintf(stderr, "bhrr: %s: %s (build-id %s) is not a QEMU build bhrr was tested on, "
+				"and its self-check failed: %s; refusing (--force tries anyway; "
+				"'bhrr check -- %s -version' prints the whole self-check)\n",
+			mode, exe, id, failed, exe);
+	else
+		fprintf(stderr, "bhrr: %s: %s (build-id %s) is not a QEMU build bhrr was tested on, "
+				"and ran no self-check with the shim preloaded (not a QEMU system "
+				"emulator?); refusing (--force tries anyway)\n", mode, exe, id);
+	fprintf(stderr, "bhrr: %s: tested builds:\n", mode);
+	for (int k = 0; qemu_known_builds[k]; k += 2)
+		fprintf(stderr, "  %s  %s\n", qemu_known_builds[k], qemu_known_builds[k + 1]);
+	return EXIT_USAGE;
 }
 
 /* ---- record ---- */
@@ -381,11 +452,10 @@ cmd_record(int argc, char **argv)
 
 	find_qemu("record", qargv[0], exe, sizeof(exe), id, sizeof(id));
 	if (qemu_known_build(id) == NULL && !force) {
-		fprintf(stderr, "bhrr: record: %s has build-id %s, which is not a QEMU build bhrr was "
-				"tested on; refusing (--force tries anyway). Known builds:\n", exe, id);
-		for (int k = 0; qemu_known_builds[k]; k += 2)
-			fprintf(stderr, "  %s  %s\n", qemu_known_builds[k], qemu_known_builds[k + 1]);
-		return EXIT_USAGE;
+		int st = self_check("record", exe, id);
+
+		if (st != 0)
+			return st;
 	}
 	int n = doctor_findings(qargc, qargv, f, DOCTOR_MAX);
 
