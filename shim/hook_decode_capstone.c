@@ -62,7 +62,12 @@ is_terminator(unsigned id)
 {
 	switch (id) {
 	case X86_INS_RET: case X86_INS_RETF: case X86_INS_JMP: case X86_INS_LJMP:
-	case X86_INS_UD2: case X86_INS_UD2B: case X86_INS_UD0: case X86_INS_INT3:
+	case X86_INS_UD2: case X86_INS_UD0: case X86_INS_INT3:
+#if CS_API_MAJOR >= 5
+	case X86_INS_UD1: /* 0f b9: capstone 4 called it ud2b */
+#else
+	case X86_INS_UD2B:
+#endif
 	case X86_INS_HLT: case X86_INS_IRET: case X86_INS_IRETD: case X86_INS_IRETQ:
 		return 1;
 	default:
