@@ -5,7 +5,7 @@
  */
 #include "guest.h"
 
-#define VQ_MAX 256
+#define VQ_MAX 1024 /* a legacy driver cannot shrink the queue: QEMU 10.0.13 (Debian 13) says 1024 */
 #define MAX_REQ 32
 
 struct vring_desc {
@@ -51,8 +51,11 @@ vio_init(int use_irq)
 	outl(io + 0x04, 0);
 	outw(io + 0x0e, 0);           /* queue 0 */
 	qsize = inw(io + 0x0c);
-	if (qsize == 0 || qsize > VQ_MAX)
+	if (qsize == 0 || qsize > VQ_MAX) {
+		printf("virtio: queue 0 has %d entries; this guest takes 1 to %d\n", (int)qsize,
+		       VQ_MAX);
 		return -1;
+	}
 	uint32_t base = (uint32_t)ring;
 	uint32_t used_off = (16u * qsize + 6u + 2u * qsize + 4095u) & ~4095u;
 
