@@ -59,7 +59,7 @@ static int (*real_event_notifier_set)(void *e);
 static void (*real_mr_add_eventfd)(void *, uint64_t, uint64_t, uint64_t, uint64_t, void *);
 static void (*real_mr_del_eventfd)(void *, uint64_t, uint64_t, uint64_t, uint64_t, void *);
 static void (*real_set_handler)(void *e, notify_handler *handler);
-static void (*real_set_guest_fd_handler)(void *vq, uint64_t assign, uint64_t with_irqfd);
+static uint64_t (*real_set_guest_fd_handler)(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, uint64_t);
 static void (*real_aio_set_event_notifier)(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t,
 					    uint64_t);
 
@@ -187,13 +187,20 @@ hk_set_handler(void *e, notify_handler *handler)
  * completion (virtio_notify_irqfd), and the main loop's handler raises the
  * interrupt whenever it gets there - again at a host-timed icount.  The
  * notifiers registered from here are those.
+ *
+ * Until 10.x: void virtio_queue_set_guest_notifier_fd_handler(vq, assign,
+ * with_irqfd); from 11.0: int virtio_set_guest_notifier(vdev, qidx or -1
+ * for the config notifier, assign, with_irqfd).  Whichever the build
+ * exports (symbols.c): six registers forward either, and rax comes back.
  */
-static void
-hk_set_guest_fd_handler(void *vq, uint64_t assign, uint64_t with_irqfd)
+static uint64_t
+hk_set_guest_fd_handler(uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4, uint64_t a5)
 {
 	in_guest_fd++;
-	real_set_guest_fd_handler(vq, assign, with_irqfd);
+	uint64_t r = real_set_guest_fd_handler(a0, a1, a2, a3, a4, a5);
+
 	in_guest_fd--;
+	return r;
 }
 
 /*

@@ -52,7 +52,9 @@ static const struct qsym sym_table[QS_COUNT] = {
 	[QS_MR_DEL_EVENTFD] = { { "memory_region_del_eventfd" } },
 	[QS_AIO_SET_EVENT_NOTIFIER] = { { "aio_set_event_notifier" } },
 	[QS_EVENT_NOTIFIER_SET_HANDLER] = { { "event_notifier_set_handler" } },
-	[QS_VIRTIO_SET_GUEST_FD_HANDLER] = { { "virtio_queue_set_guest_notifier_fd_handler" } },
+	/* 11.0 folded it, and the config notifier's, into one function */
+	[QS_VIRTIO_SET_GUEST_FD_HANDLER] = { { "virtio_queue_set_guest_notifier_fd_handler",
+					      "virtio_set_guest_notifier" } },
 	[QS_CHR_FE_SET_HANDLERS_FULL] = { { "qemu_chr_fe_set_handlers_full" } },
 	[QS_MONITOR_CAN_READ] = { { "monitor_can_read" } },
 	[QS_CHR_FE_ACCEPT_INPUT] = { { "qemu_chr_fe_accept_input" } },
