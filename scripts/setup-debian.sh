@@ -17,29 +17,9 @@ libaio1 libbpf1 libfuse3-3 libibverbs1 libnuma1 libpmem1 librdmacm1
 libvdeplug2 liburing2 libslirp0 libfdt1
 "
 
-# The Debian mirror this machine already uses for bookworm: the first URI of a
-# source (one-line or deb822 format) whose suites include plain 'bookworm'.
-# Never a host of our own choosing.
-debian_mirror() {
-	for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
-		[ -f "$f" ] || continue
-		awk '$1 == "deb" { u = ""; for (i = 2; i <= NF; i++) if ($i !~ /^\[/ && $i !~ /\]$/) { u = $i; s = $(i + 1); break }
-		     if (s == "bookworm") { print u; exit } }' "$f"
-	done
-	for f in /etc/apt/sources.list.d/*.sources; do
-		[ -f "$f" ] || continue
-		awk 'function flush() { if (deb && bw && uri != "") { print uri; found = 1; exit } deb = bw = 0; uri = "" }
-		     /^[ \t]*$/ { flush(); next }
-		     /^Types:/ { for (i = 2; i <= NF; i++) if ($i == "deb") deb = 1 }
-		     /^URIs:/ { uri = $2 }
-		     /^Suites:/ { for (i = 2; i <= NF; i++) if ($i == "bookworm") bw = 1 }
-		     END { if (!found) flush() }' "$f"
-	done
-}
-
 list=/etc/apt/sources.list.d/bhrr-backports.list
 if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
-	mirror=$(debian_mirror | head -n 1)
+	mirror=$("$(dirname "$0")/debian-mirror.sh" || true)
 	if [ -z "$mirror" ]; then
 		echo "setup-debian: no configured Debian source for bookworm found in /etc/apt; add bookworm-backports from your mirror by hand" >&2
 		exit 1
