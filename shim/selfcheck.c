@@ -78,26 +78,33 @@ check_version(struct selfcheck *sc)
 static void
 check_symbols(struct selfcheck *sc)
 {
-	int found = 0, total = 0, first = -1;
+	char missing[200] = "";
+	int found = 0, total = 0, len = 0;
 
 	for (int i = 0; i < QS_COUNT; i++) {
 		if (i == QS_ICOUNT_GET_RAW)
 			continue; /* optional: without it, only cpu-fields fails */
 		total++;
-		if (shim_qemu.sym[i].addr != NULL)
+		if (shim_qemu.sym[i].addr != NULL) {
 			found++;
-		else if (first < 0)
-			first = i;
+			continue;
+		}
+		const char *name = qsym_name(&shim_qemu, (enum qsym_id)i);
+
+		if (len + strlen(name) + 8 < sizeof(missing))
+			len += snprintf(missing + len, sizeof(missing) - (size_t)len, "%s%s",
+					len ? ", " : "", name);
+		else if (len + 6 < (int)sizeof(missing) && strstr(missing, ", ...") == NULL)
+			len += snprintf(missing + len, sizeof(missing) - (size_t)len, ", ...");
 	}
-	if (first < 0) {
+	if (found == total) {
 		pass(sc, SC_SYMBOLS, "all %d functions and variables bhrr uses", total);
 		qrt_bind();
 	} else {
 		char e[200];
 
 		snprintf(e, sizeof(e), "all %d, in the executable's dynamic symbols", total);
-		fail(sc, SC_SYMBOLS, e, "%d of %d; the first missing is %s", found, total,
-		     qsym_name(&shim_qemu, (enum qsym_id)first));
+		fail(sc, SC_SYMBOLS, e, "%d of %d; missing %s", found, total, missing);
 	}
 }
 
