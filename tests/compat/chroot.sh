@@ -5,15 +5,16 @@
 # a host-side wrapper that runs the chroot's qemu-system-x86_64 as if it were
 # installed on the host, so that the host's bhrr and bats suites drive it.
 #
-# Root only (debootstrap, chroot, mounts).  The chroot is kept in
+# Root only (debootstrap, chroot, mounts); exits 77 (skip) where the machine
+# cannot (not root, no mount namespaces, no mirror, debootstrap failed).  The chroot is kept in
 # $BHRR_COMPAT_DIR (default /var/cache/bhrr-compat) and reused; it is
 # bootstrapped from the Debian mirror the machine's apt sources already name
 # (scripts/debian-mirror.sh).  The shim is rebuilt there only when the tree's
 # files changed.
 #
 # The wrapper keeps QEMU's process id (unshare, sh, chroot and env all exec),
-# so signals reach QEMU; in a private mount namespace it binds /dev, /tmp and
-# BUILDDIR (the guests) at the same paths inside, and swaps the host's shim
+# so signals reach QEMU; in a private mount namespace it binds /dev, /tmp,
+# $TMPDIR and BUILDDIR (the guests) at the same paths inside, and swaps the host's shim
 # in LD_PRELOAD for the one built inside (the host's is linked against the
 # host's libraries).
 set -euo pipefail
@@ -23,18 +24,22 @@ base=${BHRR_COMPAT_DIR:-/var/cache/bhrr-compat}
 c=$base/$suite
 say() { echo "compat[$suite]: $*" >&2; }
 
-[ "$(id -u)" -eq 0 ] || { say "needs root (debootstrap, chroot, mount)"; exit 77; }
+# What this machine cannot do is a skip (exit 77), said once; what bhrr gets
+# wrong is a failure.
+[ "$(id -u)" -eq 0 ] || { say "skipped: needs root (debootstrap, chroot, mount)"; exit 77; }
+unshare -m --propagation private true 2>/dev/null ||
+	{ say "skipped: this machine does not allow a private mount namespace (unshare -m)"; exit 77; }
 command -v debootstrap >/dev/null || apt-get install -y -q debootstrap >&2
 # in the chroot: its QEMU, and what building the shim needs
 pkgs=qemu-system-x86,gcc,make,autoconf,automake,libtool,pkg-config,libcapstone-dev,libxxhash-dev,libunwind-dev
 if [ ! -e "$c/.bhrr-ready" ]; then
-	mirror=$("$src/scripts/debian-mirror.sh") || { say "no Debian mirror in this machine's apt sources"; exit 1; }
+	mirror=$("$src/scripts/debian-mirror.sh") || { say "skipped: no Debian mirror in this machine's apt sources"; exit 77; }
 	say "bootstrapping $suite from $mirror into $c (once; reused after)"
 	rm -rf "$c"
 	mkdir -p "$base"
 	t0=$(date +%s)
 	debootstrap --variant=minbase --include="$pkgs" "$suite" "$c" "$mirror" >"$base/$suite.debootstrap.log" 2>&1 ||
-		{ say "debootstrap failed; see $base/$suite.debootstrap.log"; exit 1; }
+		{ say "skipped: debootstrap of $suite from $mirror failed (network or archive); see $base/$suite.debootstrap.log"; tail -n 5 "$base/$suite.debootstrap.log" >&2; exit 77; }
 	touch "$c/.bhrr-ready"
 	say "bootstrapped in $(($(date +%s) - t0)) s"
 fi
@@ -69,6 +74,10 @@ exec unshare -m --propagation private sh -c '
 	c=\$1 build=\$2 pre=\$3 dir=\$4; shift 4
 	mount -t proc proc "\$c/proc" && mount --rbind /dev "\$c/dev" && mount --bind /tmp "\$c/tmp" &&
 		mkdir -p "\$c\$build" && mount --bind "\$build" "\$c\$build" || exit 125
+	case "\${TMPDIR:-/tmp}" in
+	/tmp|/tmp/*) ;;
+	*) mkdir -p "\$c\$TMPDIR" && mount --bind "\$TMPDIR" "\$c\$TMPDIR" || exit 125 ;;
+	esac
 	exec chroot "\$c" sh -c "cd \"\\\$0\" 2>/dev/null || cd /; exec env \${pre:+LD_PRELOAD=\$pre} /usr/bin/qemu-system-x86_64 \"\\\$@\"" "\$dir" "\$@"
 ' sh "$c" "$build" "\$pre" "\$PWD" "\$@"
 WRAP
