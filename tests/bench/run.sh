@@ -10,7 +10,9 @@
 #   4. whole guest runs with check-mode hooks; 5. record vs plain, log size;
 #   5c. shim instructions per completion, per guest; 5d. the CI-shaped Linux run (issue 14):
 #   record and replay vs plain, its inputs' bytes; 6. replay vs plain and vs record;
-#   6b. bhrr beside QEMU's native record/replay on the same guests.
+#   6b. bhrr beside QEMU's native record/replay on the same guests;
+#   7. the compatibility matrix's QEMUs (make check-compat's chroots, where
+#      they exist): self-check, record and replay vs plain, replays identical.
 set -eu
 : "${BHRR_BUILDDIR:=$(pwd)}"
 b=$BHRR_BUILDDIR
@@ -22,7 +24,7 @@ if [ -n "$base" ] && [ ! -f "$base/.libs/libbhrr.so" ]; then
 	echo "BHRR_BENCH_BASELINE=$base: no $base/.libs/libbhrr.so" >&2
 	exit 2
 fi
-# BHRR_BENCH_ONLY="5 6": only those sections (1 1b 2 5 6 6b 5b 5c 5d; 2 stands for 2-4)
+# BHRR_BENCH_ONLY="5 6": only those sections (1 1b 2 5 6 6b 5b 5c 5d 7; 2 stands for 2-4)
 want() { [ -z "${BHRR_BENCH_ONLY:-}" ] || [[ " $BHRR_BENCH_ONLY " == *" $1 "* ]]; }
 mkdir -p "$out"
 
@@ -391,5 +393,56 @@ if want 5c && command -v valgrind >/dev/null && command -v callgrind_annotate >/
 					printf "  %-24s %4d completions, %6d accesses, %4d BHs gated: access %3.0f instructions per access; the rest %5.0f per completion, %4.0f per gated BH, %3.0f per logged event (total %6.0f per completion)\n",
 					c, io, acc, g, acc ? a / acc : 0, io ? r / io : 0, g ? r / g : 0, e ? r / e : 0, io ? s / io : 0 }'
 	done
+	done
+fi
+
+# ---- 7. the compatibility matrix (issue 16)
+compat=${BHRR_COMPAT_DIR:-/var/cache/bhrr-compat}
+if want 7; then
+	echo "== 7. every QEMU here: self-check, record and replay vs plain (medians of 3 at 8x commands), replays identical"
+	echo "   (the chroots' QEMUs run through tests/compat/chroot.sh's wrapper, plain runs too: the same start-up cost in all three)"
+	qemus=("7.2" "10.0")
+	for w in "$compat"/*.qemu-system-x86_64; do [ -x "$w" ] && qemus+=("$w"); done
+	for q in "${qemus[@]}"; do
+		case $q in
+		7.2|10.0) select_qemu "$q" ;;
+		*) qemu=$q; fw= ;;
+		esac
+		# shellcheck disable=SC2086
+		sc=$(BHRR_MODE=check BHRR_CHECK_SELF=1 LD_PRELOAD="$b/.libs/libbhrr.so" "$qemu" -version 2>&1 >/dev/null |
+			sed -n 's/^bhrr: check: \(self-check \(passed\|failed\).*\)/\1/p' | cut -c1-90)
+		ver=$("$qemu" -version | head -n 1 | sed 's/QEMU emulator version //')
+		hooks=$(BHRR_MODE=check BHRR_CHECK_SELF=1 LD_PRELOAD="$b/.libs/libbhrr.so" "$qemu" -version 2>&1 >/dev/null |
+			sed -n 's/.*hook-sites ok: \([0-9]* of [0-9]*\).*/\1/p')
+		echo "  QEMU $ver: ${sc:-no self-check}; hook sites ${hooks:-?}"
+		case $sc in "self-check passed"*) ;; *) continue ;; esac
+		for config in ide-pio virtio; do
+			n=$(guest_append "$config" | sed -n 's/.* n=\([0-9]*\).*/\1/p')
+			tp=(); tr=(); tq=(); same=0
+			for _ in 1 2 3; do
+				guest_argv "$config" "$out"
+				args=("${GUEST_ARGV[@]/ n=$n/ n=$((8 * n))}")
+				t0=$(now_s)
+				# shellcheck disable=SC2086
+				"$qemu" $fw "${args[@]}" >/dev/null 2>&1 || true
+				t1=$(now_s)
+				guest_argv "$config" "$out"
+				rm -f "$out/c.bhlog"
+				# shellcheck disable=SC2086
+				"$b/tools/bhrr" record --force -o "$out/c.bhlog" -- "$qemu" $fw "${args[@]}" >"$out/c.rec" 2>/dev/null || true
+				t2=$(now_s)
+				guest_argv "$config" "$out"
+				# shellcheck disable=SC2086
+				"$b/tools/bhrr" replay --force "$out/c.bhlog" -o "$out/c2.bhlog" -- "$qemu" $fw "${args[@]}" >"$out/c.rep" 2>/dev/null || true
+				t3=$(now_s)
+				cmp -s "$out/c.rec" "$out/c.rep" && same=$((same + 1))
+				tp+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')")
+				tr+=("$(awk -v a="$t1" -v b="$t2" 'BEGIN { print b - a }')")
+				tq+=("$(awk -v a="$t2" -v b="$t3" 'BEGIN { print b - a }')")
+			done
+			p=$(median "${tp[@]}"); r=$(median "${tr[@]}"); q2=$(median "${tq[@]}")
+			awk -v c="$config" -v p="$p" -v r="$r" -v q="$q2" -v s="$same" 'BEGIN {
+				printf "    %-8s plain %.3f s, record %.3fx, replay %.3fx, replays identical %d/3\n", c, p, r / p, q / p, s }'
+		done
 	done
 fi
