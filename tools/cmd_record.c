@@ -80,8 +80,8 @@ self_check(const char *mode, const char *exe, const char *id)
 {
 	struct child_process cp = CHILD_PROCESS_INIT;
 	const char *tmp = getenv("TMPDIR");
-	char path[4096], line[2048], failed[2048] = "", *preload = shim_ld_preload();
-	int passed = 0, fd;
+	char path[4096], line[2048], failed[2048] = "", said[2048] = "", *preload = shim_ld_preload();
+	int passed = 0, fd, st;
 
 	snprintf(path, sizeof(path), "%s/bhrr-selfcheck.XXXXXX", tmp && *tmp ? tmp : "/tmp");
 	fd = mkstemp(path);
@@ -98,8 +98,9 @@ self_check(const char *mode, const char *exe, const char *id)
 	cp.in = "/dev/null";
 	cp.out = "/dev/null";
 	cp.err = path;
-	run_command(&cp);
+	st = run_command(&cp);
 	FILE *f = fopen(path, "r");
+	size_t n = 0;
 
 	while (f && fgets(line, sizeof(line), f)) {
 		line[strcspn(line, "\n")] = 0;
@@ -110,25 +111,43 @@ self_check(const char *mode, const char *exe, const char *id)
 			passed = 1;
 		else if (strncmp(line, bad, sizeof(bad) - 1) == 0)
 			snprintf(failed, sizeof(failed), "%s", line + sizeof(bad) - 1);
+		else if ((strstr(line, ": error: ") || strncmp(line, "bhrr: cannot run", 16) == 0) &&
+			 n + 1 < sizeof(said)) {
+			/* what the shim (or the child's exec) said instead of a verdict */
+			int k = snprintf(said + n, sizeof(said) - n, "%s%s", n ? "; " : "", line);
+
+			n = k < 0 ? n : n + (size_t)k < sizeof(said) ? n + (size_t)k : sizeof(said) - 1;
+		}
 	}
 	if (f)
 		fclose(f);
 	unlink(path);
-	if (passed && !failed[0]) {
+	if (passed && !failed[0] && st == 0 && cp.signal == 0) {
 		fprintf(stderr, "bhrr: %s: %s (build-id %s) is not a QEMU build bhrr was tested on; "
 				"its self-check passed ('bhrr check -- %s -version' prints it)\n",
 			mode, exe, id, exe);
 		return 0;
 	}
-	if (failed[0])
+	if (failed[0]) {
 		fprintf(stderr, "bhrr: %s: %s (build-id %s) is not a QEMU build bhrr was tested on, "
 				"and its self-check failed: %s; refusing (--force tries anyway; "
 				"'bhrr check -- %s -version' prints the whole self-check)\n",
 			mode, exe, id, failed, exe);
-	else
+	} else {
+		char how[64];
+
+		if (st < 0)
+			snprintf(how, sizeof(how), "could not be started");
+		else if (cp.signal)
+			snprintf(how, sizeof(how), "was killed by signal %d", cp.signal);
+		else
+			snprintf(how, sizeof(how), "exited %d", st);
 		fprintf(stderr, "bhrr: %s: %s (build-id %s) is not a QEMU build bhrr was tested on, "
-				"and ran no self-check with the shim preloaded (not a QEMU system "
-				"emulator?); refusing (--force tries anyway)\n", mode, exe, id);
+				"and its self-check ('%s -version' with the shim in check mode) %s "
+				"without a verdict%s%s%s; refusing (--force tries anyway)\n", mode, exe, id,
+			exe, how, said[0] ? ": " : "", said[0] ? said : "",
+			said[0] ? "" : " (not a QEMU system emulator?)");
+	}
 	fprintf(stderr, "bhrr: %s: tested builds:\n", mode);
 	for (int k = 0; qemu_known_builds[k]; k += 2)
 		fprintf(stderr, "  %s  %s\n", qemu_known_builds[k], qemu_known_builds[k + 1]);

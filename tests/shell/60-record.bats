@@ -291,13 +291,13 @@ qmp_quit() {
 	[ "$(json | jq -s '[.[] | select(.kind == "io_complete")] | length')" -gt 10 ]
 }
 
-@test "bhrr record refuses an untested executable that runs no self-check, naming the build-id" {
+@test "bhrr record refuses an untested executable that gives no self-check verdict, naming the build-id and what the shim said" {
 	mkdir -p "$BATS_TEST_TMPDIR/bin"
 	cp /bin/true "$BATS_TEST_TMPDIR/bin/qemu-system-x86_64"
 	id=$(readelf -n /bin/true | sed -n 's/.*Build ID: //p')
 	run "$BHRR" record -o "$LOG" -- "$BATS_TEST_TMPDIR/bin/qemu-system-x86_64" -version
 	[ "$status" -eq 2 ]
-	[[ "$output" == *"(build-id $id) is not a QEMU build bhrr was tested on, and ran no self-check"*"; refusing"* ]]
+	[[ "$output" == *"(build-id $id) is not a QEMU build bhrr was tested on, and its self-check ("*") exited 0 without a verdict: "*"exports no QEMU functions"*"; refusing"* ]]
 	[ ! -e "$LOG" ]
 }
 
