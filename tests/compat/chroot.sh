@@ -16,7 +16,8 @@
 # so signals reach QEMU; in a private mount namespace it binds /dev, /tmp,
 # $TMPDIR and BUILDDIR (the guests) at the same paths inside, and swaps the host's shim
 # in LD_PRELOAD for the one built inside (the host's is linked against the
-# host's libraries).
+# host's libraries) - the whole of LD_PRELOAD: other preloads (ASan's
+# runtime) are host libraries too - and drops QEMU_MODULE_DIR.
 set -euo pipefail
 suite=$1 build=$2
 src=$(cd "$(dirname "$0")/../.." && pwd)
@@ -29,13 +30,14 @@ say() { echo "compat[$suite]: $*" >&2; }
 [ "$(id -u)" -eq 0 ] || { say "skipped: needs root (debootstrap, chroot, mount)"; exit 77; }
 unshare -m --propagation private true 2>/dev/null ||
 	{ say "skipped: this machine does not allow a private mount namespace (unshare -m)"; exit 77; }
-command -v debootstrap >/dev/null || apt-get install -y -q debootstrap >&2
 # in the chroot: its QEMU, and what building the shim needs
 pkgs=qemu-system-x86,gcc,make,autoconf,automake,libtool,pkg-config,libcapstone-dev,libxxhash-dev,libunwind-dev
 if [ ! -e "$c/.bhrr-ready" ]; then
+	command -v debootstrap >/dev/null || apt-get install -y -q debootstrap >&2 ||
+		{ say "skipped: debootstrap is not installed and cannot be"; exit 77; }
 	mirror=$("$src/scripts/debian-mirror.sh") || { say "skipped: no Debian mirror in this machine's apt sources"; exit 77; }
 	say "bootstrapping $suite from $mirror into $c (once; reused after)"
-	rm -rf "$c"
+	rm -rf --one-file-system "$c"
 	mkdir -p "$base"
 	t0=$(date +%s)
 	debootstrap --variant=minbase --include="$pkgs" "$suite" "$c" "$mirror" >"$base/$suite.debootstrap.log" 2>&1 ||
@@ -50,7 +52,9 @@ inchroot() {
 }
 
 # the shim, from this tree's tracked files, rebuilt when they changed
-tree=$(cd "$src" && git ls-files -z | xargs -0 cat | sha1sum | cut -d' ' -f1)
+files=$(cd "$src" && git ls-files) ||
+	{ say "skipped: $src is not a git checkout (the chroot's shim is built from its tracked files)"; exit 77; }
+tree=$(cd "$src" && git ls-files -z | xargs -0 cat 2>/dev/null | sha1sum | cut -d' ' -f1)
 if [ "$(cat "$c/opt/bhrr/.tree" 2>/dev/null)" != "$tree" ] || [ ! -e "$c/opt/bhrr/.libs/libbhrr.so" ]; then
 	say "building the shim in the chroot"
 	rm -rf "$c/opt/bhrr"
@@ -61,7 +65,9 @@ if [ "$(cat "$c/opt/bhrr/.tree" 2>/dev/null)" != "$tree" ] || [ ! -e "$c/opt/bhr
 	echo "$tree" >"$c/opt/bhrr/.tree"
 fi
 
-w=$base/$suite.qemu-system-x86_64
+# the wrapper, in the build tree it binds (another tree gets its own)
+mkdir -p "$build/compat"
+w=$build/compat/$suite.qemu-system-x86_64
 cat >"$w" <<WRAP
 #!/bin/sh
 # QEMU of the $suite chroot $c, run as if on the host (tests/compat/chroot.sh)
@@ -69,7 +75,8 @@ case "\${LD_PRELOAD:-}" in
 *libbhrr*) pre=/opt/bhrr/.libs/libbhrr.so ;;
 *) pre= ;;
 esac
-unset LD_PRELOAD
+# the host's paths for the host's QEMUs mean nothing to this one
+unset LD_PRELOAD QEMU_MODULE_DIR
 exec unshare -m --propagation private sh -c '
 	c=\$1 build=\$2 pre=\$3 dir=\$4; shift 4
 	mount -t proc proc "\$c/proc" && mount --rbind /dev "\$c/dev" && mount --bind /tmp "\$c/tmp" &&

@@ -10,8 +10,9 @@
 # None of these builds is on bhrr's tested list: each record goes through
 # its self-check (bhrr record runs it first and says it passed).  The
 # replays pass --force because the bhrr command cannot read a build-id
-# through the wrapper (a script); the shim still compares the log's build-id
-# with the QEMU it is in, and refuses a mismatch itself.
+# through the wrapper (a script); --force also turns off the shim's own
+# build-id comparison and the disk-image check, so here nothing but the
+# byte-for-byte output comparison would notice a replay on the wrong QEMU.
 
 load ../shell/helper
 
