@@ -170,8 +170,8 @@ replacement_for(enum qsym_id id)
 	case QS_AIO_POLL: return (void *)hk_aio_poll;
 	case QS_ICOUNT_START_WARP_TIMER: return (void *)hk_icount_start_warp_timer;
 	case QS_THREAD_POOL_SUBMIT_AIO:
-		return shim_qemu.major >= 8 ? (void *)hk_thread_pool_submit_aio_v8
-					    : (void *)hk_thread_pool_submit_aio_v7;
+		return session_submit_takes_pool() ? (void *)hk_thread_pool_submit_aio_v7
+						   : (void *)hk_thread_pool_submit_aio_v8;
 	case QS_ICOUNT_GET_RAW: return (void *)hk_icount_get_raw;
 	case QS_TIMER_INIT_FULL: return (void *)hk_timer_init_full;
 	case QS_TIMER_MOD_NS: return (void *)hk_timer_mod_ns;

@@ -221,3 +221,27 @@ discover_cpu_fields(void)
 		return;
 	}
 }
+
+int
+discover_submit_takes_pool(void)
+{
+	const uint8_t *f = shim_qemu.sym[QS_THREAD_POOL_SUBMIT_AIO].addr;
+	void *get_pool = dlsym(RTLD_DEFAULT, "aio_get_thread_pool");
+	void *aio_get = dlsym(RTLD_DEFAULT, "qemu_aio_get");
+	uint64_t at = (uint64_t)(uintptr_t)f;
+
+	if (f == NULL || aio_get == NULL)
+		return -1;
+	for (int i = 0; i < 64; i++) {
+		struct insn in;
+
+		if (insn_decode((const uint8_t *)(uintptr_t)at, 15, at, &in) < 0 || in.terminator)
+			return -1;
+		if (in.cls == INSN_CALL_REL && get_pool != NULL && in.target == (uint64_t)(uintptr_t)get_pool)
+			return 0; /* it finds the pool itself: 8.0 on */
+		if (in.cls == INSN_CALL_REL && in.target == (uint64_t)(uintptr_t)aio_get)
+			return 1; /* the pool was given: before 8.0 */
+		at += in.len;
+	}
+	return -1;
+}

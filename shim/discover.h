@@ -39,4 +39,13 @@ int discover_timers(char *why, size_t len);
  */
 void discover_cpu_fields(void);
 
+/*
+ * Whether thread_pool_submit_aio takes the pool as its first argument
+ * (before 8.0) or finds it itself (8.0 on), read from its code: from 8.0
+ * it calls aio_get_thread_pool before qemu_aio_get, before 8.0 it calls
+ * qemu_aio_get first.  1, 0, or -1 when the code has neither shape.  A
+ * wrong guess would take the opaque pointer for the completion callback.
+ */
+int discover_submit_takes_pool(void);
+
 #endif

@@ -61,8 +61,12 @@ extern atomic_ullong gate_gated, gate_passed, gate_held, gate_schedules;
 
 /* The BH hooks (gate_bh.c): @n set to their number. */
 const struct hook_spec *gate_bh_hooks(size_t *n);
-/* The thread pool's submission hook for QEMU @major (its signature changed in 8.0). */
-const struct hook_spec *gate_io_hook(int major);
+/*
+ * The thread pool's submission hook: for a thread_pool_submit_aio that
+ * @takes_pool as its first argument (before 8.0; discover.h reads it from
+ * the code), or not.
+ */
+const struct hook_spec *gate_io_hook(int takes_pool);
 
 /* ---- for the policies (BQL held) ---- */
 

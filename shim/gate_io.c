@@ -170,12 +170,12 @@ hk_submit_v8(ThreadPoolFunc *func, void *arg, BlockCompletionFunc *cb, void *opa
 }
 
 const struct hook_spec *
-gate_io_hook(int major)
+gate_io_hook(int takes_pool)
 {
 	static const struct hook_spec v7 = { QS_THREAD_POOL_SUBMIT_AIO, (void *)hk_submit_v7,
 					     &real_thread_pool_submit_aio };
 	static const struct hook_spec v8 = { QS_THREAD_POOL_SUBMIT_AIO, (void *)hk_submit_v8,
 					     &real_thread_pool_submit_aio };
 
-	return major >= 8 ? &v8 : &v7;
+	return takes_pool ? &v7 : &v8;
 }

@@ -64,15 +64,24 @@ static void
 check_version(struct selfcheck *sc)
 {
 	const struct qemu_build *b = &shim_qemu;
+	int pool = discover_submit_takes_pool();
 
-	if (b->version[0] && b->major > 0)
-		pass(sc, SC_VERSION, "QEMU %s: thread_pool_submit_aio %s its pool argument, "
-		     "aio_set_event_notifier %s its is_external argument", b->version,
-		     b->major >= 8 ? "without" : "with",
-		     b->major < 8 || (b->major == 8 && b->minor < 1) ? "with" : "without");
-	else
+	if (!b->version[0] || b->major <= 0) {
 		fail(sc, SC_VERSION, "\"QEMU emulator version MAJOR.MINOR\" in the executable's "
 		     "read-only data", "%s", b->version[0] ? b->version : "no version banner");
+		return;
+	}
+	if (pool < 0) {
+		fail(sc, SC_VERSION, "thread_pool_submit_aio to call aio_get_thread_pool (8.0 on) or "
+		     "qemu_aio_get (before) first", "QEMU %s, whose thread_pool_submit_aio does "
+		     "neither: its signature is unknown", b->version);
+		return;
+	}
+	pass(sc, SC_VERSION, "QEMU %s: thread_pool_submit_aio %s its pool argument (read from its "
+	     "code%s), aio_set_event_notifier %s its is_external argument (by the version)",
+	     b->version, pool ? "with" : "without",
+	     pool == (b->major < 8) ? "" : "; the version says otherwise",
+	     b->major < 8 || (b->major == 8 && b->minor < 1) ? "with" : "without");
 }
 
 static void

@@ -98,6 +98,14 @@ vm_change(void *opaque, bool running, int state)
 	emit_vm_change(running, state, how, ic);
 }
 
+int
+session_submit_takes_pool(void)
+{
+	int p = discover_submit_takes_pool();
+
+	return p >= 0 ? p : shim_qemu.major < 8; /* neither shape: the self-check's version fails */
+}
+
 size_t
 session_hook_table(struct hook_spec *t)
 {
@@ -109,7 +117,7 @@ session_hook_table(struct hook_spec *t)
 	for (size_t i = 0; i < n; i++)
 		t[k++] = bh[i];
 	t[k++] = *warp_hook();
-	t[k++] = *gate_io_hook(shim_qemu.major);
+	t[k++] = *gate_io_hook(session_submit_takes_pool());
 	for (size_t i = 0; i < m; i++)
 		t[k++] = io[i];
 	for (size_t i = 0; i < k2; i++)

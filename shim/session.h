@@ -27,6 +27,11 @@ void session_finish(void);
  * hook sites in check mode.
  */
 size_t session_hook_table(struct hook_spec *t);
+/*
+ * Whether thread_pool_submit_aio takes its pool (before 8.0): read from its
+ * code (discover.h), or from the version when the code has neither shape.
+ */
+int session_submit_takes_pool(void);
 /* Between a successful start and finish: hooks may log. */
 int session_active(void);
 
