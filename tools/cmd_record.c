@@ -52,37 +52,60 @@ resolve_exe(const char *name, char *out, size_t len)
 	return -1;
 }
 
+/* What "EXE -version" with the shim in check mode (BHRR_CHECK_SELF) said. */
+struct probe {
+	int ran;            /* 0: not run yet */
+	int status, signal; /* run_command()'s status (-1: could not start) and the signal */
+	int passed;         /* "self-check passed" */
+	char failed[2048];  /* "self-check failed: ..." without that prefix */
+	char said[2048];    /* the shim's or the exec's error lines, when there was no verdict */
+	char build_id[64];  /* the build-id the shim read in the process, "" if none */
+};
+
+static const struct probe *probe_qemu(const char *mode, const char *exe);
+
 /*
  * Resolve the QEMU @name into @exe (@len bytes), or exit naming @cmd; its
- * GNU build-id into @id (@idlen bytes), "(none)" if it has none.
+ * GNU build-id into @id (@idlen bytes): the file's, or for a file without
+ * one (a wrapper script) the one the shim reads inside it; "(none)" if
+ * neither.
  */
 static void
 find_qemu(const char *cmd, const char *name, char *exe, size_t len, char *id, size_t idlen)
 {
 	if (resolve_exe(name, exe, len) < 0)
 		die("%s: cannot find QEMU '%s'", cmd, name);
-	if (elf_file_build_id(exe, id, idlen) < 0)
-		snprintf(id, idlen, "(none)");
+	if (elf_file_build_id(exe, id, idlen) == 0)
+		return;
+	/* not an ELF file with a build-id (a wrapper script): ask the shim inside it */
+	const struct probe *p = probe_qemu(cmd, exe);
+
+	snprintf(id, idlen, "%s", p->build_id[0] ? p->build_id : "(none)");
 }
 
 /* ---- the self-check of an untested build ---- */
 
+
 /*
- * A build bhrr was not tested on (@exe, build-id @id) may be recorded when
- * its self-check passes (selfcheck.h).  The shim runs that check in its
- * constructor, before QEMU's main, so "EXE -version" with the shim in check
- * mode (BHRR_CHECK_SELF: the self-check only, no hooks) runs it in about the
- * time QEMU takes to start.  0 when it passed; otherwise the refusal is
- * printed, naming the check, and the exit status is returned.
+ * The shim runs its self-check in its constructor, before QEMU's main, so
+ * "EXE -version" with it in check mode runs it in about the time QEMU takes
+ * to start, and says the build-id of the QEMU it is in: the one way to
+ * learn it when EXE is a wrapper script (make check-compat's chroots).
+ * Run once per process; later calls return the first answer.
  */
-static int
-self_check(const char *mode, const char *exe, const char *id)
+static const struct probe *
+probe_qemu(const char *mode, const char *exe)
 {
+	static struct probe p;
 	struct child_process cp = CHILD_PROCESS_INIT;
 	const char *tmp = getenv("TMPDIR");
-	char path[4096], line[2048], failed[2048] = "", said[2048] = "", *preload = shim_ld_preload();
-	int passed = 0, fd, st;
+	char path[4096], line[2048], *preload = shim_ld_preload();
+	size_t n = 0;
+	int fd;
 
+	if (p.ran)
+		return &p;
+	p.ran = 1;
 	snprintf(path, sizeof(path), "%s/bhrr-selfcheck.XXXXXX", tmp && *tmp ? tmp : "/tmp");
 	fd = mkstemp(path);
 	if (fd < 0)
@@ -98,55 +121,76 @@ self_check(const char *mode, const char *exe, const char *id)
 	cp.in = "/dev/null";
 	cp.out = "/dev/null";
 	cp.err = path;
-	st = run_command(&cp);
+	p.status = run_command(&cp);
+	p.signal = cp.signal;
 	FILE *f = fopen(path, "r");
-	size_t n = 0;
 
 	while (f && fgets(line, sizeof(line), f)) {
-		line[strcspn(line, "\n")] = 0;
 		static const char ok[] = "bhrr: check: self-check passed",
-				  bad[] = "bhrr: check: self-check failed: ";
+				  bad[] = "bhrr: check: self-check failed: ", head[] = "bhrr: check: QEMU ";
+		const char *b;
 
-		if (strncmp(line, ok, sizeof(ok) - 1) == 0)
-			passed = 1;
-		else if (strncmp(line, bad, sizeof(bad) - 1) == 0)
-			snprintf(failed, sizeof(failed), "%s", line + sizeof(bad) - 1);
-		else if ((strstr(line, ": error: ") || strncmp(line, "bhrr: cannot run", 16) == 0) &&
-			 n + 1 < sizeof(said)) {
+		line[strcspn(line, "\n")] = 0;
+		if (strncmp(line, ok, sizeof(ok) - 1) == 0) {
+			p.passed = 1;
+		} else if (strncmp(line, bad, sizeof(bad) - 1) == 0) {
+			snprintf(p.failed, sizeof(p.failed), "%s", line + sizeof(bad) - 1);
+		} else if (strncmp(line, head, sizeof(head) - 1) == 0 && (b = strstr(line, ", build-id ")) != NULL) {
+			b += strlen(", build-id ");
+			size_t k = strspn(b, "0123456789abcdef");
+
+			if (k > 0 && k < sizeof(p.build_id))
+				snprintf(p.build_id, sizeof(p.build_id), "%.*s", (int)k, b);
+		} else if ((strstr(line, ": error: ") || strncmp(line, "bhrr: cannot run", 16) == 0) &&
+			   n + 1 < sizeof(p.said)) {
 			/* what the shim (or the child's exec) said instead of a verdict */
-			int k = snprintf(said + n, sizeof(said) - n, "%s%s", n ? "; " : "", line);
+			int k = snprintf(p.said + n, sizeof(p.said) - n, "%s%s", n ? "; " : "", line);
 
-			n = k < 0 ? n : n + (size_t)k < sizeof(said) ? n + (size_t)k : sizeof(said) - 1;
+			n = k < 0 ? n : n + (size_t)k < sizeof(p.said) ? n + (size_t)k : sizeof(p.said) - 1;
 		}
 	}
 	if (f)
 		fclose(f);
 	unlink(path);
-	if (passed && !failed[0] && st == 0 && cp.signal == 0) {
+	return &p;
+}
+
+/*
+ * A build bhrr was not tested on (@exe, build-id @id) may be recorded when
+ * its self-check passes (selfcheck.h; probe_qemu runs it).  0 when it
+ * passed; otherwise the refusal is printed, naming the check, and the exit
+ * status is returned.
+ */
+static int
+self_check(const char *mode, const char *exe, const char *id)
+{
+	const struct probe *p = probe_qemu(mode, exe);
+
+	if (p->passed && !p->failed[0] && p->status == 0 && p->signal == 0) {
 		fprintf(stderr, "bhrr: %s: %s (build-id %s) is not a QEMU build bhrr was tested on; "
 				"its self-check passed ('bhrr check -- %s -version' prints it)\n",
 			mode, exe, id, exe);
 		return 0;
 	}
-	if (failed[0]) {
+	if (p->failed[0]) {
 		fprintf(stderr, "bhrr: %s: %s (build-id %s) is not a QEMU build bhrr was tested on, "
 				"and its self-check failed: %s; refusing (--force tries anyway; "
 				"'bhrr check -- %s -version' prints the whole self-check)\n",
-			mode, exe, id, failed, exe);
+			mode, exe, id, p->failed, exe);
 	} else {
 		char how[64];
 
-		if (st < 0)
+		if (p->status < 0)
 			snprintf(how, sizeof(how), "could not be started");
-		else if (cp.signal)
-			snprintf(how, sizeof(how), "was killed by signal %d", cp.signal);
+		else if (p->signal)
+			snprintf(how, sizeof(how), "was killed by signal %d", p->signal);
 		else
-			snprintf(how, sizeof(how), "exited %d", st);
+			snprintf(how, sizeof(how), "exited %d", p->status);
 		fprintf(stderr, "bhrr: %s: %s (build-id %s) is not a QEMU build bhrr was tested on, "
 				"and its self-check ('%s -version' with the shim in check mode) %s "
 				"without a verdict%s%s%s; refusing (--force tries anyway)\n", mode, exe, id,
-			exe, how, said[0] ? ": " : "", said[0] ? said : "",
-			said[0] ? "" : " (not a QEMU system emulator?)");
+			exe, how, p->said[0] ? ": " : "", p->said[0] ? p->said : "",
+			p->said[0] ? "" : " (not a QEMU system emulator?)");
 	}
 	fprintf(stderr, "bhrr: %s: tested builds:\n", mode);
 	for (int k = 0; qemu_known_builds[k]; k += 2)
