@@ -140,3 +140,31 @@ record_guest() {
 		"$QEMU_BIN" -version 2>"$BATS_TEST_TMPDIR/bad.err" >/dev/null || true
 	grep -qF "BHRR_TEST_BREAK_CHECK=nosuch: the only check it can break is 'bh-layout'" "$BATS_TEST_TMPDIR/bad.err"
 }
+
+@test "a wrapper script around a QEMU: bhrr learns the build-id from the shim inside it, and replays without --force" {
+	use_qemu 7.2
+	printf '#!/bin/sh\nexec %s "$@"\n' "$QEMU_BIN" >"$BATS_TEST_TMPDIR/qemu-wrapper"
+	chmod +x "$BATS_TEST_TMPDIR/qemu-wrapper"
+	QEMU_BIN="$BATS_TEST_TMPDIR/qemu-wrapper"
+	id=$(readelf -n /usr/bin/qemu-system-x86_64 | sed -n 's/.*Build ID: //p')
+	st=0
+	record_guest || st=$?
+	cat "$BATS_TEST_TMPDIR/rec.err"
+	[ "$st" -eq "$GUEST_PASS" ]
+	# a tested build behind the wrapper: no self-check verdict needed, none said
+	! grep -q "is not a QEMU build bhrr was tested on" "$BATS_TEST_TMPDIR/rec.err" || false
+	"$BHRR" dump "$LOG" | grep -qF "build-id $id"
+	guest_argv ide-pio "$BATS_TEST_TMPDIR"
+	st=0
+	"$BHRR" replay "$LOG" -o "$BATS_TEST_TMPDIR/rep.bhlog" -- "$QEMU_BIN" "${GUEST_ARGV[@]}" \
+		>"$BATS_TEST_TMPDIR/rep.out" 2>"$BATS_TEST_TMPDIR/rep.err" || st=$?
+	cat "$BATS_TEST_TMPDIR/rep.err"
+	[ "$st" -eq "$GUEST_PASS" ]
+	cmp "$BATS_TEST_TMPDIR/rec.out" "$BATS_TEST_TMPDIR/rep.out"
+	# a log of another build is still refused through the wrapper
+	printf '#!/bin/sh\nexec %s "$@"\n' "$BHRR_BUILDDIR/qemu/10.0/root/usr/bin/qemu-system-x86_64" \
+		>"$BATS_TEST_TMPDIR/qemu-wrapper"
+	run "$BHRR" replay "$LOG" -o "$BATS_TEST_TMPDIR/rep2.bhlog" -- "$QEMU_BIN" "${GUEST_ARGV[@]}"
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"was recorded with QEMU build $id"*"; $QEMU_BIN is build "*"; refusing"* ]]
+}
