@@ -23,20 +23,29 @@ probe_cb(void *opaque)
 	(void)opaque;
 }
 
-int
-discover_bh_layout(char *why, size_t len)
+/* A BH made by QEMU's own aio_bh_new_full with these values; NULL with @why. */
+static void *
+probe_bh(void *ctx, QEMUBHFunc *cb, void *opaque, const char *name, char *why, size_t len)
 {
 	QEMUBH *(*new_full)(void *, QEMUBHFunc *, void *, const char *, void *) =
 		shim_qemu.sym[QS_AIO_BH_NEW_FULL].addr;
+	void *bh = new_full(ctx, cb, opaque, name, NULL);
+
+	if (bh == NULL)
+		snprintf(why, len, "aio_bh_new_full returned NULL");
+	return bh;
+}
+
+int
+discover_bh_layout(char *why, size_t len)
+{
 	void *const ctx = (void *)0x6268727201010101ull, *const opaque = (void *)0x6268727202020202ull;
 	static const char name[] = "bhrr-probe";
-	void *bh = new_full(ctx, probe_cb, opaque, name, NULL);
+	void *bh = probe_bh(ctx, probe_cb, opaque, name, why, len);
 	int found = 0;
 
-	if (bh == NULL) {
-		snprintf(why, len, "aio_bh_new_full returned NULL");
+	if (bh == NULL)
 		return -1;
-	}
 	qrt.bh_size = malloc_usable_size(bh);
 	for (size_t off = 0; off + sizeof(void *) <= qrt.bh_size; off += sizeof(void *)) {
 		void *v = qrt_field(bh, off);
@@ -68,16 +77,12 @@ verify_cb(void *opaque)
 int
 discover_bh_verify(char *why, size_t len)
 {
-	QEMUBH *(*new_full)(void *, QEMUBHFunc *, void *, const char *, void *) =
-		shim_qemu.sym[QS_AIO_BH_NEW_FULL].addr;
 	void *const ctx = (void *)0x6268727203030303ull, *const opaque = (void *)0x6268727204040404ull;
 	static const char name[] = "bhrr-verify";
-	void *bh = new_full(ctx, verify_cb, opaque, name, NULL);
+	void *bh = probe_bh(ctx, verify_cb, opaque, name, why, len);
 
-	if (bh == NULL) {
-		snprintf(why, len, "aio_bh_new_full returned NULL");
+	if (bh == NULL)
 		return -1;
-	}
 	size_t size = malloc_usable_size(bh);
 	const struct {
 		const char *what;
