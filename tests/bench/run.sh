@@ -122,6 +122,17 @@ median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print NR % 2
 reps5=${BHRR_BENCH_REPS:-9}
 # best CUR T0 T1: the smaller of CUR and the time from T0 to T1
 best() { min "$1" "$(awk -v a="$2" -v b="$3" 'BEGIN { print b - a }')"; }
+# plain_run CONFIG N: args = CONFIG's command line at 8x its N commands, one
+# plain run of it on $qemu timed by t0 and t1, then fresh disks for the next run
+plain_run() {
+	guest_argv "$1" "$out"
+	args=("${GUEST_ARGV[@]/ n=$2/ n=$((8 * $2))}")
+	t0=$(now_s)
+	# shellcheck disable=SC2086
+	"$qemu" $fw "${args[@]}" >/dev/null 2>&1 || true
+	t1=$(now_s)
+	guest_argv "$1" "$out"
+}
 # shim_record LOG CMD...: CMD (a QEMU) with the shim preloaded, recording to LOG
 shim_record() {
 	local log=$1
@@ -145,13 +156,7 @@ for v in 7.2 10.0; do
 		bp=999; br=999; bo=999; bb=999; ratios=; bratios=
 		n=$(guest_append "$config" | sed -n 's/.* n=\([0-9]*\).*/\1/p')
 		for _ in $(seq "$reps5"); do
-			guest_argv "$config" "$out"
-			args=("${GUEST_ARGV[@]/ n=$n/ n=$((8 * n))}")
-			t0=$(now_s)
-			# shellcheck disable=SC2086
-			"$qemu" $fw "${args[@]}" >/dev/null 2>&1 || true
-			t1=$(now_s)
-			guest_argv "$config" "$out"
+			plain_run "$config" "$n"
 			# shellcheck disable=SC2086
 			shim_record "$out/rec.bhlog" "$qemu" $fw "${args[@]}" >/dev/null 2>&1 || true
 			t2=$(now_s)
@@ -421,13 +426,7 @@ if want 7; then
 			n=$(guest_append "$config" | sed -n 's/.* n=\([0-9]*\).*/\1/p')
 			tp=(); tr=(); tq=(); same=0
 			for _ in 1 2 3; do
-				guest_argv "$config" "$out"
-				args=("${GUEST_ARGV[@]/ n=$n/ n=$((8 * n))}")
-				t0=$(now_s)
-				# shellcheck disable=SC2086
-				"$qemu" $fw "${args[@]}" >/dev/null 2>&1 || true
-				t1=$(now_s)
-				guest_argv "$config" "$out"
+				plain_run "$config" "$n"
 				rm -f "$out/c.bhlog"
 				# shellcheck disable=SC2086
 				"$b/tools/bhrr" record --force -o "$out/c.bhlog" -- "$qemu" $fw "${args[@]}" >"$out/c.rec" 2>/dev/null || true
