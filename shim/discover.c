@@ -250,3 +250,29 @@ discover_submit_takes_pool(void)
 	}
 	return -1;
 }
+
+int
+discover_notifier_takes_external(void)
+{
+	const uint8_t *f = dlsym(RTLD_DEFAULT, "aio_set_event_notifier");
+	void *set_fd = dlsym(RTLD_DEFAULT, "aio_set_fd_handler");
+	uint64_t at = (uint64_t)(uintptr_t)f;
+	int zeroed = -1; /* 1: r8 (the fifth argument) was zeroed last, 0: rcx (the fourth) */
+
+	if (f == NULL || set_fd == NULL)
+		return -1;
+	for (int i = 0; i < 48; i++) {
+		struct insn in;
+
+		if (insn_decode((const uint8_t *)(uintptr_t)at, 15, at, &in) < 0 || in.terminator)
+			return -1;
+		if (strcmp(in.text, "xor r8d, r8d") == 0)
+			zeroed = 1;
+		else if (strcmp(in.text, "xor ecx, ecx") == 0)
+			zeroed = 0;
+		if (in.cls == INSN_CALL_REL && in.target == (uint64_t)(uintptr_t)set_fd)
+			return zeroed; /* io_write, always NULL: its register says where the arguments are */
+		at += in.len;
+	}
+	return -1;
+}

@@ -48,4 +48,12 @@ void discover_cpu_fields(void);
  */
 int discover_submit_takes_pool(void);
 
+/*
+ * Whether aio_set_event_notifier takes is_external (before 8.1), read from
+ * its code: it calls aio_set_fd_handler with io_write NULL, which is the
+ * fifth argument (r8 zeroed) while is_external is there and the fourth (rcx
+ * zeroed) after.  1, 0, or -1 when the code has neither shape.
+ */
+int discover_notifier_takes_external(void);
+
 #endif

@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "discover.h"
 #include "gate_notify.h"
 #include "qemu_rt.h"
 #include "symbols.h"
@@ -34,6 +35,7 @@ static struct notifier {
 static size_t ntab;
 
 static __thread int in_write;          /* vCPU thread: inside a guest write's dispatch */
+static int notifier_external;           /* aio_set_event_notifier takes is_external: set once, constructor */
 static __thread int in_guest_fd;       /* inside virtio_queue_set_guest_notifier_fd_handler */
 static __thread int in_set_handler;    /* inside event_notifier_set_handler */
 static __thread void *pending[PENDING_MAX];
@@ -133,7 +135,7 @@ hk_aio_set_event_notifier(uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3, ui
 			  uint64_t a5)
 {
 	void *ctx = (void *)a0, *e = (void *)a1;
-	int old = shim_qemu.major < 8 || (shim_qemu.major == 8 && shim_qemu.minor < 1);
+	int old = notifier_external;
 	notify_handler *io_read = (notify_handler *)(old ? a3 : a2);
 	AioContext *main_ctx = __atomic_load_n(&qrt.main_ctx, __ATOMIC_ACQUIRE);
 
@@ -284,9 +286,18 @@ static const struct hook_spec hooks[] = {
 	  (void **)&real_set_guest_fd_handler },
 };
 
+int
+gate_notify_takes_external(void)
+{
+	int e = discover_notifier_takes_external();
+
+	return e >= 0 ? e : shim_qemu.major < 8 || (shim_qemu.major == 8 && shim_qemu.minor < 1);
+}
+
 const struct hook_spec *
 gate_notify_hooks(size_t *n)
 {
+	notifier_external = gate_notify_takes_external(); /* constructor: before any hook runs */
 	*n = sizeof(hooks) / sizeof(hooks[0]);
 	return hooks;
 }

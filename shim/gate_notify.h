@@ -47,4 +47,10 @@ void gate_notify_write_end(void);
 unsigned long long gate_notify_kicks(void);
 unsigned long long gate_notify_irqs(void);
 
+/*
+ * Whether aio_set_event_notifier takes is_external (before 8.1): read from
+ * its code (discover.h), or by the version when the code has neither shape.
+ */
+int gate_notify_takes_external(void);
+
 #endif

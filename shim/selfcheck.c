@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "discover.h"
+#include "gate_notify.h"
 #include "hook.h"
 #include "qemu_rt.h"
 #include "selfcheck.h"
@@ -77,11 +78,14 @@ check_version(struct selfcheck *sc)
 		     "neither: its signature is unknown", b->version);
 		return;
 	}
+	int ext = discover_notifier_takes_external();
+
 	pass(sc, SC_VERSION, "QEMU %s: thread_pool_submit_aio %s its pool argument (read from its "
-	     "code%s), aio_set_event_notifier %s its is_external argument (by the version)",
+	     "code%s), aio_set_event_notifier %s its is_external argument (%s)",
 	     b->version, pool ? "with" : "without",
 	     pool == (b->major < 8) ? "" : "; the version says otherwise",
-	     b->major < 8 || (b->major == 8 && b->minor < 1) ? "with" : "without");
+	     gate_notify_takes_external() ? "with" : "without",
+	     ext >= 0 ? "read from its code" : "by the version: its code has neither shape");
 }
 
 static void
