@@ -121,3 +121,16 @@ guest_argv() {
 GUEST_PASS=33
 GUEST_FAIL=35
 GUEST_FLAKY=37
+
+# a64_argv DIR: GUEST_ARGV for qemu-system-aarch64 booting the aarch64 guest
+# (tests/guest/aarch64/: QEMU's virt board, virtio-blk over legacy
+# virtio-mmio, 32 commands with 4 in flight) on a fresh copy of disk.img in
+# DIR, under -icount shift=0,sleep=off, with its serial port on stdout.
+a64_argv() {
+	cp "$GUEST_DIR/disk.img" "$1/a64-disk.img"
+	GUEST_ARGV=(-M virt -cpu cortex-a57 -m 128 -nodefaults -display none -accel tcg
+		-icount shift=0,sleep=off -rtc clock=vm,base=2020-01-01T00:00:00 -seed 1
+		-kernel "$GUEST_DIR/aarch64/guest.elf" -serial stdio
+		-drive "id=d0,file=$1/a64-disk.img,format=raw,if=none"
+		-device virtio-blk-device,drive=d0 -global virtio-mmio.force-legacy=true)
+}
