@@ -12,7 +12,8 @@ PACKAGES="
 autoconf automake libtool pkg-config make gcc clang binutils
 libcapstone-dev libxxhash-dev libunwind-dev
 bats valgrind jq stress-ng python3 iproute2
-qemu-system-x86 qemu-utils qemu-system-arm gcc-aarch64-linux-gnu
+qemu-system-x86 qemu-utils qemu-system-arm qemu-system-misc
+gcc-aarch64-linux-gnu gcc-riscv64-linux-gnu
 libaio1 libbpf1 libfuse3-3 libibverbs1 libnuma1 libpmem1 librdmacm1
 libvdeplug2 liburing2 libslirp0 libfdt1
 "

@@ -122,15 +122,19 @@ GUEST_PASS=33
 GUEST_FAIL=35
 GUEST_FLAKY=37
 
-# a64_argv DIR: GUEST_ARGV for qemu-system-aarch64 booting the aarch64 guest
-# (tests/guest/aarch64/: QEMU's virt board, virtio-blk over legacy
+# virt_argv ARCH DIR: GUEST_ARGV for qemu-system-ARCH (aarch64 or riscv64)
+# booting the virt-board guest (tests/guest/mmio/: virtio-blk over legacy
 # virtio-mmio, 32 commands with 4 in flight) on a fresh copy of disk.img in
 # DIR, under -icount shift=0,sleep=off, with its serial port on stdout.
-a64_argv() {
-	cp "$GUEST_DIR/disk.img" "$1/a64-disk.img"
-	GUEST_ARGV=(-M virt -cpu cortex-a57 -m 128 -nodefaults -display none -accel tcg
-		-icount shift=0,sleep=off -rtc clock=vm,base=2020-01-01T00:00:00 -seed 1
-		-kernel "$GUEST_DIR/aarch64/guest.elf" -serial stdio
-		-drive "id=d0,file=$1/a64-disk.img,format=raw,if=none"
+virt_argv() {
+	cp "$GUEST_DIR/disk.img" "$2/$1-disk.img"
+	GUEST_ARGV=(-M virt -m 128 -nodefaults -display none -accel tcg
+		-icount shift=0,sleep=off -rtc clock=vm,base=2020-01-01T00:00:00 -seed 1)
+	case "$1" in
+	aarch64) GUEST_ARGV+=(-cpu cortex-a57) ;;
+	riscv64) GUEST_ARGV+=(-bios none) ;;
+	esac
+	GUEST_ARGV+=(-kernel "$GUEST_DIR/mmio/$1.elf" -serial stdio
+		-drive "id=d0,file=$2/$1-disk.img,format=raw,if=none"
 		-device virtio-blk-device,drive=d0 -global virtio-mmio.force-legacy=true)
 }

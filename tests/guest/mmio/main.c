@@ -1,30 +1,28 @@
 /*
- * An aarch64 bare-metal guest for QEMU's virt board: finds the virtio-blk
- * device among the virtio-mmio transports (legacy interface), keeps
- * several requests in flight, and prints each completion with how long it
- * took by the virtual counter - which, under -icount, counts the guest's
- * own instructions, so free runs differ wherever the host's I/O timing
- * does, and a replay must print the same.
+ * A bare-metal guest for QEMU's virt boards (aarch64 and riscv64; the
+ * board's addresses are in arch.h, picked by -include): finds the
+ * virtio-blk device among the virtio-mmio transports (legacy interface),
+ * keeps several requests in flight, and prints each completion with how
+ * long it took by the board's virtual counter - which, under -icount,
+ * counts the guest's own instructions, so free runs differ wherever the
+ * host's I/O timing does, and a replay must print the same.
  */
 #include <stdint.h>
 
-#define UART 0x09000000ul
-#define MMIO0 0x0a000000ul
-#define NMMIO 32
+/* the board (-include aarch64.h or riscv64.h): ARCH, MMIO0, MMIO_STRIDE, NMMIO, uart_putc(), mb(), counter() */
+
 #define QSZ 16
 #define DEPTH 4
 #define NCMD 32
 #define SECTORS 8
 
-static void putc_(char c) { *(volatile uint32_t *)UART = (uint32_t)c; }
+static void putc_(char c) { uart_putc(c); }
 static void puts_(const char *s) { while (*s) putc_(*s++); }
 static void putu(uint64_t v) { char b[24]; int n = 0; do { b[n++] = (char)('0' + v % 10); v /= 10; } while (v); while (n) putc_(b[--n]); }
 static void putx(uint64_t v) { char b[20]; int n = 0; do { b[n++] = "0123456789abcdef"[v & 15]; v >>= 4; } while (v); while (n) putc_(b[--n]); }
 
 static inline uint32_t rd(uint64_t a) { return *(volatile uint32_t *)a; }
 static inline void wr(uint64_t a, uint32_t v) { *(volatile uint32_t *)a = v; }
-static inline void mb(void) { __asm__ volatile("dmb sy" ::: "memory"); }
-static inline uint64_t cntvct(void) { uint64_t v; __asm__ volatile("isb; mrs %0, cntvct_el0" : "=r"(v)); return v; }
 
 struct desc { uint64_t addr; uint32_t len; uint16_t flags, next; };
 struct req { uint32_t type, reserved; uint64_t sector; };
@@ -45,11 +43,11 @@ main(void)
 	uint64_t base = 0;
 
 	for (int i = 0; i < NMMIO; i++) {
-		uint64_t b = MMIO0 + 0x200ul * (uint64_t)i;
+		uint64_t b = MMIO0 + MMIO_STRIDE * (uint64_t)i;
 
 		if (rd(b) == 0x74726976 && rd(b + 0x8) == 2) { base = b; break; }
 	}
-	puts_("guest-a64: virtio-blk ");
+	puts_("guest-" ARCH ": virtio-blk ");
 	if (!base || rd(base + 4) != 1) { puts_("not found (legacy virtio-mmio)\nFAIL\n"); return 1; }
 	putx(base); puts_("\n");
 	wr(base + 0x70, 0); wr(base + 0x70, 1); wr(base + 0x70, 1 | 2);
@@ -66,7 +64,7 @@ main(void)
 
 	int issued = 0, done = 0, inflight = 0;
 	uint16_t last_used = 0, aidx = 0;
-	uint64_t sum_all = 0, t_start = cntvct();
+	uint64_t sum_all = 0, t_start = counter();
 
 	while (done < NCMD) {
 		for (int s = 0; s < DEPTH && issued < NCMD && inflight < DEPTH; s++) {
@@ -84,7 +82,7 @@ main(void)
 			avail[1] = ++aidx;
 			mb();
 			slot_cmd[s] = ++issued;
-			slot_t0[s] = cntvct();
+			slot_t0[s] = counter();
 			inflight++;
 			wr(base + 0x50, 0);
 		}
@@ -93,7 +91,7 @@ main(void)
 		while (last_used != ui) {
 			uint32_t id = *(volatile uint32_t *)(used + 4 + 8 * (last_used % QSZ));
 			int s = (int)id / 3;
-			uint64_t lat = cntvct() - slot_t0[s];
+			uint64_t lat = counter() - slot_t0[s];
 			uint32_t sum = 0;
 
 			for (int k = 0; k < SECTORS * 512; k++) sum = sum * 31 + buf[s][k];
@@ -105,7 +103,7 @@ main(void)
 		}
 		wr(base + 0x64, rd(base + 0x60));
 	}
-	puts_("done: cmds="); putu(NCMD); puts_(" ticks="); putu(cntvct() - t_start);
+	puts_("done: cmds="); putu(NCMD); puts_(" ticks="); putu(counter() - t_start);
 	puts_(" digest="); putx(sum_all); puts_("\n");
 	return 0;
 }
