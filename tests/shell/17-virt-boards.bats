@@ -1,7 +1,8 @@
 #!/usr/bin/env bats
-# Other guest architectures (issue 16): Debian 12's qemu-system-aarch64 and
-# qemu-system-riscv64 (QEMU 7.2 builds bhrr was not tested on: their
-# self-check decides) with the virt-board guest (tests/guest/mmio/), whose
+# Other guest architectures (issue 16): qemu-system-aarch64 and
+# qemu-system-riscv64 of Debian 12 (7.2) and of its backports (10.0.2,
+# unpacked by scripts/fetch-qemu.sh) - builds bhrr was not tested on: their
+# self-check decides - with the virt-board guest (tests/guest/mmio/), whose
 # free runs differ and whose record replays identically.  The hooks are
 # host-side; nothing in bhrr knows the guest's architecture.
 
@@ -13,10 +14,16 @@ setup() {
 	LOG="$BATS_TEST_TMPDIR/run.bhlog"
 }
 
-# qemu_for ARCH: QEMU_ARCH, Debian 12's system emulator for ARCH
+# qemu_for VERSION ARCH: QEMU_ARCH, QEMU VERSION's (7.2 or 10.0) system emulator for ARCH
 qemu_for() {
-	QEMU_ARCH=/usr/bin/qemu-system-$1
-	[ -x "$QEMU_ARCH" ] || { echo "no $QEMU_ARCH (qemu-system-arm / qemu-system-misc; scripts/setup-debian.sh)" >&2; return 1; }
+	use_qemu "$1"
+	case "$1/$2" in
+	7.2/*) QEMU_ARCH=/usr/bin/qemu-system-$2 ;;
+	10.0/aarch64) QEMU_ARCH=$QEMU_BIN_AARCH64 ;;
+	10.0/riscv64) QEMU_ARCH=$QEMU_BIN_RISCV64 ;;
+	esac
+	[ -x "$QEMU_ARCH" ] || { echo "no $QEMU_ARCH (qemu-system-arm / qemu-system-misc; scripts/setup-debian.sh, scripts/fetch-qemu.sh)" >&2; return 1; }
+	"$QEMU_ARCH" -version | head -n 1 | grep -q "version $1\." || { echo "$QEMU_ARCH is not QEMU $1" >&2; return 1; }
 }
 
 # Each completion line carries its latency by the board's virtual counter,
@@ -26,7 +33,7 @@ qemu_for() {
 # 0.7^20 + 20 * 0.3 * 0.7^19 < 1%; so (at 99% confidence) m < 0.3, and 10
 # runs give one digest with probability below m^9 = 2e-5.
 free_runs_differ() {
-	qemu_for "$1"
+	qemu_for 7.2 "$1"
 	local seen= d
 	for _ in $(seq 1 10); do
 		virt_argv "$1" "$BATS_TEST_TMPDIR"
@@ -43,9 +50,10 @@ free_runs_differ() {
 	return 1
 }
 
-# record_replays ARCH: record once (through the self-check), replay 5 times, each identical
+# record_replays VERSION ARCH: record once (through the self-check), replay 5 times, each identical
 record_replays() {
-	qemu_for "$1"
+	qemu_for "$1" "$2"
+	shift
 	virt_argv "$1" "$BATS_TEST_TMPDIR"
 	rm -f "$LOG"
 	"$BHRR" record -o "$LOG" -- "$QEMU_ARCH" "${GUEST_ARGV[@]}" </dev/null \
@@ -70,14 +78,22 @@ record_replays() {
 	free_runs_differ aarch64
 }
 
-@test "aarch64: recorded once (an untested build, through its self-check), replays identically 5 times" {
-	record_replays aarch64
+@test "aarch64 on QEMU 7.2: recorded once (an untested build, through its self-check), replays identically 5 times" {
+	record_replays 7.2 aarch64
+}
+
+@test "aarch64 on QEMU 10.0: recorded once, replays identically 5 times" {
+	record_replays 10.0 aarch64
 }
 
 @test "riscv64: the guest passes, and free runs differ (two digests within 10 runs)" {
 	free_runs_differ riscv64
 }
 
-@test "riscv64: recorded once (an untested build, through its self-check), replays identically 5 times" {
-	record_replays riscv64
+@test "riscv64 on QEMU 7.2: recorded once (an untested build, through its self-check), replays identically 5 times" {
+	record_replays 7.2 riscv64
+}
+
+@test "riscv64 on QEMU 10.0: recorded once, replays identically 5 times" {
+	record_replays 10.0 riscv64
 }
