@@ -122,19 +122,24 @@ GUEST_PASS=33
 GUEST_FAIL=35
 GUEST_FLAKY=37
 
-# virt_argv ARCH DIR: GUEST_ARGV for qemu-system-ARCH (aarch64 or riscv64)
-# booting the virt-board guest (tests/guest/mmio/: virtio-blk over legacy
-# virtio-mmio, 32 commands with 4 in flight) on a fresh copy of disk.img in
-# DIR, under -icount shift=0,sleep=off, with its serial port on stdout.
+# virt_argv GUEST DIR: GUEST_ARGV for QEMU's virt board booting the virt-board
+# guest (tests/guest/mmio/: 32 commands with 4 in flight) on a fresh copy of
+# disk.img in DIR, under -icount shift=0,sleep=off, with its serial port on
+# stdout.  GUEST: aarch64 or riscv64 (virtio-blk over legacy virtio-mmio),
+# or aarch64-pci (legacy virtio-pci); qemu-system-${GUEST%-pci} runs it.
 virt_argv() {
 	cp "$GUEST_DIR/disk.img" "$2/$1-disk.img"
 	GUEST_ARGV=(-M virt -m 128 -nodefaults -display none -accel tcg
 		-icount shift=0,sleep=off -rtc clock=vm,base=2020-01-01T00:00:00 -seed 1)
 	case "$1" in
 	aarch64) GUEST_ARGV+=(-cpu cortex-a57) ;;
+	aarch64-pci) GUEST_ARGV=(-M virt,highmem=off "${GUEST_ARGV[@]:2}" -cpu cortex-a57) ;;
 	riscv64) GUEST_ARGV+=(-bios none) ;;
 	esac
 	GUEST_ARGV+=(-kernel "$GUEST_DIR/mmio/$1.elf" -serial stdio
-		-drive "id=d0,file=$2/$1-disk.img,format=raw,if=none"
-		-device virtio-blk-device,drive=d0 -global virtio-mmio.force-legacy=true)
+		-drive "id=d0,file=$2/$1-disk.img,format=raw,if=none")
+	case "$1" in
+	*-pci) GUEST_ARGV+=(-device virtio-blk-pci,drive=d0,disable-modern=on) ;;
+	*) GUEST_ARGV+=(-device virtio-blk-device,drive=d0 -global virtio-mmio.force-legacy=true) ;;
+	esac
 }

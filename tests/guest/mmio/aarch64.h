@@ -7,6 +7,8 @@
 #define MMIO0 0x0a000000ul    /* 32 virtio-mmio transports, 0x200 apart */
 #define MMIO_STRIDE 0x200ul
 #define NMMIO 32
+#define PCIE_ECAM 0x3f000000ul /* -M virt,highmem=off */
+#define PCIE_PIO 0x3eff0000ul  /* the PCI I/O window */
 
 static inline void uart_putc(char c) { *(volatile uint32_t *)UART = (uint32_t)c; }
 static inline void mb(void) { __asm__ volatile("dmb sy" ::: "memory"); }
