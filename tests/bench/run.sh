@@ -12,7 +12,8 @@
 #   record and replay vs plain, its inputs' bytes; 6. replay vs plain and vs record;
 #   6b. bhrr beside QEMU's native record/replay on the same guests;
 #   7. the compatibility matrix's QEMUs (make check-compat's chroots, where
-#      they exist): self-check, record and replay vs plain, replays identical.
+#      they exist) and the aarch64 and riscv64 emulators: self-check, record
+#      and replay vs plain, replays identical.
 set -eu
 : "${BHRR_BUILDDIR:=$(pwd)}"
 b=$BHRR_BUILDDIR
@@ -444,6 +445,35 @@ if want 7; then
 			p=$(median "${tp[@]}"); r=$(median "${tr[@]}"); q2=$(median "${tq[@]}")
 			awk -v c="$config" -v p="$p" -v r="$r" -v q="$q2" -v s="$same" 'BEGIN {
 				printf "    %-8s plain %.3f s, record %.3fx, replay %.3fx, replays identical %d/3\n", c, p, r / p, q / p, s }'
+		done
+	done
+	# the virt-board guest (tests/guest/mmio/) on the other architectures' QEMUs
+	for v in 7.2 10.0; do
+		select_qemu "$v"
+		for g in aarch64 aarch64-pci riscv64; do
+			case $v in
+			7.2) qa=/usr/bin/qemu-system-${g%-pci} ;;
+			*) qa=$(. "$b/qemu/10.0/env"; [ "${g%-pci}" = aarch64 ] && echo "$QEMU_BIN_AARCH64" || echo "$QEMU_BIN_RISCV64") ;;
+			esac
+			[ -x "$qa" ] && [ -f "$b/tests/guest/mmio/$g.elf" ] || continue
+			tp=(); tr=(); tq=(); same=0
+			for _ in 1 2 3; do
+				virt_argv "$g" "$out"
+				t0=$(now_s); "$qa" "${GUEST_ARGV[@]}" </dev/null >/dev/null 2>&1 || true; t1=$(now_s)
+				virt_argv "$g" "$out"; rm -f "$out/c.bhlog"
+				"$b/tools/bhrr" record --force -o "$out/c.bhlog" -- "$qa" "${GUEST_ARGV[@]}" </dev/null >"$out/c.rec" 2>/dev/null || true
+				t2=$(now_s)
+				virt_argv "$g" "$out"
+				"$b/tools/bhrr" replay --force "$out/c.bhlog" -o "$out/c2.bhlog" </dev/null >"$out/c.rep" 2>/dev/null || true
+				t3=$(now_s)
+				grep -q '^done:' "$out/c.rec" && cmp -s "$out/c.rec" "$out/c.rep" && same=$((same + 1))
+				tp+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')")
+				tr+=("$(awk -v a="$t1" -v b="$t2" 'BEGIN { print b - a }')")
+				tq+=("$(awk -v a="$t2" -v b="$t3" 'BEGIN { print b - a }')")
+			done
+			p=$(median "${tp[@]}"); r=$(median "${tr[@]}"); q2=$(median "${tq[@]}")
+			awk -v c="$g" -v v="$v" -v p="$p" -v r="$r" -v q="$q2" -v s="$same" 'BEGIN {
+				printf "  QEMU %s %-12s plain %.3f s, record %.3fx, replay %.3fx, replays identical %d/3\n", v, c, p, r / p, q / p, s }'
 		done
 	done
 fi
