@@ -404,9 +404,49 @@ if want 5c && command -v valgrind >/dev/null && command -v callgrind_annotate >/
 fi
 
 # ---- 7. the compatibility matrix (issue 16)
+# rr3 LABEL QEMU SETUP...: three rounds of a plain run, a record and a replay
+# (the bhrr command, --force) of the command line SETUP sets in args (with
+# fresh disks) before each; prints LABEL with the medians and how many
+# replays were identical to a record that got to its end ("done:")
+rr3() {
+	local label=$1 q=$2 tp=() tr=() tq=() same=0 p r q2
+	shift 2
+	for _ in 1 2 3; do
+		"$@"
+		t0=$(now_s); "$q" "${args[@]}" </dev/null >/dev/null 2>&1 || true; t1=$(now_s)
+		"$@"; rm -f "$out/c.bhlog"
+		"$b/tools/bhrr" record --force -o "$out/c.bhlog" -- "$q" "${args[@]}" </dev/null >"$out/c.rec" 2>/dev/null || true
+		t2=$(now_s)
+		"$@"
+		"$b/tools/bhrr" replay --force "$out/c.bhlog" -o "$out/c2.bhlog" -- "$q" "${args[@]}" </dev/null >"$out/c.rep" 2>/dev/null || true
+		t3=$(now_s)
+		# identical, and a run that got to its end: two runs that never booted are "identical" too
+		grep -q '^done:' "$out/c.rec" && cmp -s "$out/c.rec" "$out/c.rep" && same=$((same + 1))
+		tp+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')")
+		tr+=("$(awk -v a="$t1" -v b="$t2" 'BEGIN { print b - a }')")
+		tq+=("$(awk -v a="$t2" -v b="$t3" 'BEGIN { print b - a }')")
+	done
+	p=$(median "${tp[@]}"); r=$(median "${tr[@]}"); q2=$(median "${tq[@]}")
+	awk -v c="$label" -v p="$p" -v r="$r" -v q="$q2" -v s="$same" 'BEGIN {
+		printf "    %-22s plain %.3f s, record %.3fx, replay %.3fx, replays identical %d/3\n", c, p, r / p, q / p, s }'
+}
+# x86_args CONFIG: args = the firmware options and CONFIG's command line at 8x its commands
+x86_args() {
+	local n
+	n=$(guest_append "$1" | sed -n 's/.* n=\([0-9]*\).*/\1/p')
+	guest_argv "$1" "$out"
+	# shellcheck disable=SC2206
+	args=($fw "${GUEST_ARGV[@]/ n=$n/ n=$((8 * n))}")
+}
+# virt_args GUEST: args = the virt-board guest's command line
+virt_args() {
+	virt_argv "$1" "$out"
+	args=("${GUEST_ARGV[@]}")
+}
 if want 7; then
-	echo "== 7. every QEMU here: self-check, record and replay vs plain (medians of 3 at 8x commands), replays identical"
-	echo "   (the chroots' QEMUs run through tests/compat/chroot.sh's wrapper, plain runs too: the same start-up cost in all three)"
+	echo "== 7. every QEMU here: self-check, record and replay vs plain (medians of 3; x86 at 8x commands), replays identical"
+	echo "   (the chroots' QEMUs run through tests/compat/chroot.sh's wrapper, plain runs too; the bhrr command also"
+	echo "    runs the self-check probe, about 0.1 s, to learn a wrapper's build-id, which their record and replay include)"
 	qemus=("7.2" "10.0")
 	# the wrappers make check-compat left in this build tree (tests/compat/chroot.sh)
 	for w in "$b"/compat/*.qemu-system-x86_64; do [ -x "$w" ] && qemus+=("$w"); done
@@ -424,27 +464,7 @@ if want 7; then
 		echo "  QEMU $ver: ${sc:-no self-check}; hook sites ${hooks:-?}"
 		case $sc in "self-check passed"*) ;; *) continue ;; esac
 		for config in ide-pio virtio; do
-			n=$(guest_append "$config" | sed -n 's/.* n=\([0-9]*\).*/\1/p')
-			tp=(); tr=(); tq=(); same=0
-			for _ in 1 2 3; do
-				plain_run "$config" "$n"
-				rm -f "$out/c.bhlog"
-				# shellcheck disable=SC2086
-				"$b/tools/bhrr" record --force -o "$out/c.bhlog" -- "$qemu" $fw "${args[@]}" >"$out/c.rec" 2>/dev/null || true
-				t2=$(now_s)
-				guest_argv "$config" "$out"
-				# shellcheck disable=SC2086
-				"$b/tools/bhrr" replay --force "$out/c.bhlog" -o "$out/c2.bhlog" -- "$qemu" $fw "${args[@]}" >"$out/c.rep" 2>/dev/null || true
-				t3=$(now_s)
-				# identical, and a run that got to its end: two runs that never booted are "identical" too
-				grep -q '^done:' "$out/c.rec" && cmp -s "$out/c.rec" "$out/c.rep" && same=$((same + 1))
-				tp+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')")
-				tr+=("$(awk -v a="$t1" -v b="$t2" 'BEGIN { print b - a }')")
-				tq+=("$(awk -v a="$t2" -v b="$t3" 'BEGIN { print b - a }')")
-			done
-			p=$(median "${tp[@]}"); r=$(median "${tr[@]}"); q2=$(median "${tq[@]}")
-			awk -v c="$config" -v p="$p" -v r="$r" -v q="$q2" -v s="$same" 'BEGIN {
-				printf "    %-8s plain %.3f s, record %.3fx, replay %.3fx, replays identical %d/3\n", c, p, r / p, q / p, s }'
+			rr3 "$config" "$qemu" x86_args "$config"
 		done
 	done
 	# the virt-board guest (tests/guest/mmio/) on the other architectures' QEMUs
@@ -456,24 +476,7 @@ if want 7; then
 			*) qa=$(. "$b/qemu/10.0/env"; [ "${g%-pci}" = aarch64 ] && echo "$QEMU_BIN_AARCH64" || echo "$QEMU_BIN_RISCV64") ;;
 			esac
 			[ -x "$qa" ] && [ -f "$b/tests/guest/mmio/$g.elf" ] || continue
-			tp=(); tr=(); tq=(); same=0
-			for _ in 1 2 3; do
-				virt_argv "$g" "$out"
-				t0=$(now_s); "$qa" "${GUEST_ARGV[@]}" </dev/null >/dev/null 2>&1 || true; t1=$(now_s)
-				virt_argv "$g" "$out"; rm -f "$out/c.bhlog"
-				"$b/tools/bhrr" record --force -o "$out/c.bhlog" -- "$qa" "${GUEST_ARGV[@]}" </dev/null >"$out/c.rec" 2>/dev/null || true
-				t2=$(now_s)
-				virt_argv "$g" "$out"
-				"$b/tools/bhrr" replay --force "$out/c.bhlog" -o "$out/c2.bhlog" </dev/null >"$out/c.rep" 2>/dev/null || true
-				t3=$(now_s)
-				grep -q '^done:' "$out/c.rec" && cmp -s "$out/c.rec" "$out/c.rep" && same=$((same + 1))
-				tp+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')")
-				tr+=("$(awk -v a="$t1" -v b="$t2" 'BEGIN { print b - a }')")
-				tq+=("$(awk -v a="$t2" -v b="$t3" 'BEGIN { print b - a }')")
-			done
-			p=$(median "${tp[@]}"); r=$(median "${tr[@]}"); q2=$(median "${tq[@]}")
-			awk -v c="$g" -v v="$v" -v p="$p" -v r="$r" -v q="$q2" -v s="$same" 'BEGIN {
-				printf "  QEMU %s %-12s plain %.3f s, record %.3fx, replay %.3fx, replays identical %d/3\n", v, c, p, r / p, q / p, s }'
+			rr3 "QEMU $v $g" "$qa" virt_args "$g"
 		done
 	done
 fi
