@@ -141,11 +141,10 @@ session_hook_table(struct hook_spec *t)
 }
 
 static int
-install(const struct hook_spec *s, unsigned flags, char *why, size_t len)
+install(const struct hook_spec *s, char *why, size_t len)
 {
 	struct hook_info info;
-	int err = hook_install_ex(shim_qemu.sym[s->id].addr, s->hook,
-				  flags & HOOK_F_DRY_RUN ? NULL : s->real, flags, &info);
+	int err = hook_install_ex(shim_qemu.sym[s->id].addr, s->hook, s->real, 0, &info);
 
 	if (err < 0)
 		snprintf(why, len, "cannot hook %s: %s (%s)", qsym_name(&shim_qemu, s->id),
@@ -373,7 +372,7 @@ session_start(void)
 		policy_chaos_announce();
 	hook_batch_begin();
 	for (size_t i = 0; i < n_hooks; i++)
-		if (install(&hooks[i], 0, why, sizeof(why)) < 0)
+		if (install(&hooks[i], why, sizeof(why)) < 0)
 			vlog_error("%s (after a successful dry run!)", why);
 	hook_batch_end();
 	gate_clock_bind();
