@@ -52,7 +52,7 @@ inchroot() {
 }
 
 # the shim, from this tree's tracked files, rebuilt when they changed
-files=$(cd "$src" && git ls-files) ||
+git -C "$src" rev-parse --git-dir >/dev/null 2>&1 ||
 	{ say "skipped: $src is not a git checkout (the chroot's shim is built from its tracked files)"; exit 77; }
 tree=$(cd "$src" && git ls-files -z | xargs -0 cat 2>/dev/null | sha1sum | cut -d' ' -f1)
 if [ "$(cat "$c/opt/bhrr/.tree" 2>/dev/null)" != "$tree" ] || [ ! -e "$c/opt/bhrr/.libs/libbhrr.so" ]; then
