@@ -314,6 +314,12 @@ executor_arm_for(int64_t ic, int kick)
 }
 
 int
+executor_pending_at(int64_t ns)
+{
+	return armed_ns == ns;
+}
+
+int
 executor_arming(void)
 {
 	return arming;

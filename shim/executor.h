@@ -58,6 +58,8 @@ void executor_arm_at(int64_t ic);
  * @kick: a vCPU halted exactly at its deadline needs the re-arm to wake.
  */
 void executor_arm_for(int64_t ic, int kick);
+/* Whether the executor is pending for virtual time @ns; BQL. */
+int executor_pending_at(int64_t ns);
 /* Whether this thread is inside executor_arm_for (QEMU 7.2's timer_mod_ns can warp). */
 int executor_arming(void);
 /* Run every held item in order, with @how (exact only in the vCPU thread); BQL. */

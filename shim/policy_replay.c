@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "emit.h"
+#include "debug.h"
 #include "executor.h"
 #include "gate.h"
 #include "gate_mon.h"
@@ -345,7 +346,8 @@ replay_warp(void)
 	const struct replay_action *a = replay_due();
 	int64_t ic = __atomic_load_n(qrt.qemu_icount, __ATOMIC_ACQUIRE);
 
-	if (replay_is_free())
+	/* a vCPU held for a debugger is not asleep: nothing to warp or to find short */
+	if (replay_is_free() || debug_holding())
 		return;
 	/*
 	 * QEMU asks for a warp when every vCPU is idle.  A vCPU that halted
@@ -468,6 +470,9 @@ replay_vm_change(int running)
 
 		if (n)
 			vlog("replay: a recorded stop ran %zu kept items at once", n);
+	} else if (debug_active()) {
+		/* QEMU's gdbstub stops the VM when bhrr's endpoint connects to it */
+		vlog("replay: the VM stopped for the debugger; the replay holds");
 	} else {
 		size_t n = take_at_stop();
 

@@ -19,6 +19,7 @@
 #include "gate_clock.h"
 #include "gate_mon.h"
 #include "gate_net.h"
+#include "debug.h"
 #include "gate_power.h"
 #include "gate_rng.h"
 #include "held.h"
@@ -90,8 +91,10 @@ vm_change(void *opaque, bool running, int state)
 
 	(void)opaque;
 	/* the VM starts: QEMU is initialised, vCPUs resume right after this */
-	if (running)
+	if (running) {
 		executor_lazy_init();
+		debug_vm_running();
+	}
 	policy_current()->vm_change(running);
 	int64_t ic = qrt_icount_now(&how, 0);
 
@@ -128,7 +131,7 @@ session_hook_table(struct hook_spec *t)
 	 */
 	static const struct hook_spec *(*const inputs[])(size_t *) = {
 		gate_chr_hooks, gate_rng_hooks, gate_net_hooks, gate_mon_hooks, gate_clock_hooks,
-		gate_power_hooks,
+		gate_power_hooks, debug_hooks,
 	};
 
 	for (size_t g = 0; g < sizeof(inputs) / sizeof(inputs[0]); g++) {
@@ -341,6 +344,16 @@ session_start(void)
 	if (choose_policy(mode, h.icount_shift, &p, why, sizeof(why)) < 0) {
 		vlog_error("%s", why);
 		return -1;
+	}
+	if (bhrr_cfg.debug_sock != NULL) {
+		if (p != &policy_replay) {
+			vlog_error("a debugger needs an exact replay (-icount shift=N,sleep=off); not replaying");
+			return -1;
+		}
+		if (debug_start(why, sizeof(why)) < 0) {
+			vlog_error("%s; not replaying", why);
+			return -1;
+		}
 	}
 	io_land_start();
 	/* the log first: if it cannot be created, nothing is hooked */

@@ -86,6 +86,11 @@ settings_read(struct bhrr_settings *s, char *why, size_t len)
 	s->log_path = env("BHRR_LOG");
 	s->log_overwrite = flag("BHRR_LOG_OVERWRITE");
 	s->replay_path = env("BHRR_REPLAY");
+	s->debug_sock = env("BHRR_DEBUG");
+	if (s->debug_sock != NULL && s->mode != BHRR_REPLAY) {
+		snprintf(why, len, "BHRR_DEBUG needs BHRR_MODE=replay");
+		return -1;
+	}
 	if (s->mode == BHRR_REPLAY && s->replay_path == NULL) {
 		snprintf(why, len, "BHRR_MODE=replay needs BHRR_REPLAY=LOG");
 		return -1;

@@ -31,6 +31,7 @@ struct bhrr_settings {
 	int check_all;            /* BHRR_CHECK_ALL (check) */
 	int check_self;           /* BHRR_CHECK_SELF (check): the self-check only, no hooks */
 	const char *verbose;      /* BHRR_VERBOSE, for vlog_init() */
+	const char *debug_sock;   /* BHRR_DEBUG: a debugger's control socket (exact replay; debug.h) */
 	/*
 	 * Test-only knobs, never needed by a user; kept apart so that the gate
 	 * and the policies name them as such.

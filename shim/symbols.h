@@ -87,6 +87,11 @@ enum qsym_id {
 	QS_RTC_CLOCK,     /* data: the clock the guest's RTC runs on */
 	QS_TIMER_MOD_ANTICIPATE_NS,
 	QS_QEMU_SYSTEM_RESET,
+	/* a replay held for a debugger (debug.h) */
+	QS_QEMU_SYSTEM_DEBUG_REQUEST,
+	QS_CPU_SINGLE_STEP,
+	QS_QEMU_SET_FD_HANDLER,
+	QS_VM_START,
 	QS_COUNT
 };
 

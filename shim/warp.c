@@ -4,6 +4,7 @@
 #include <stdatomic.h>
 
 #include "emit.h"
+#include "debug.h"
 #include "executor.h"
 #include "gate_mon.h"
 #include "log.h"
@@ -44,15 +45,18 @@ warp_fn(CPUState *cpu, run_on_cpu_data data)
 	(void)cpu;
 	(void)data;
 	atomic_store(&queued, 0);
-	if (!gate_mon_holding())
+	if (!gate_mon_holding() && !debug_holding())
 		policy_current()->warp();
 }
 
 static void
 hk_icount_start_warp_timer(void)
 {
-	/* vCPUs bhrr stopped for a monitor command are not asleep: no warp, in record or replay */
-	if (gate_mon_holding())
+	/*
+	 * vCPUs bhrr stopped for a monitor command or a debugger are not asleep:
+	 * no warp, in record or replay
+	 */
+	if (gate_mon_holding() || debug_holding())
 		return;
 	if (qrt.icount_bias == NULL || executor_arming()) {
 		if (!executor_arming())

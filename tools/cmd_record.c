@@ -23,6 +23,7 @@
 #include "log.h"
 #include "log_action.h"
 #include "open_log.h"
+#include "cmd_debug.h"
 #include "run_command.h"
 #include "symbols.h"
 
@@ -681,7 +682,7 @@ check_images(const struct log_header *h, char **qargv, const char *log, int forc
 int
 cmd_replay(int argc, char **argv)
 {
-	const char *out = NULL, *log = NULL;
+	const char *out = NULL, *log = NULL, *gdb = NULL, *stop_at = NULL;
 	int i = 1, force = 0;
 	char exe[4096], id[64], outbuf[4096];
 
@@ -690,6 +691,12 @@ cmd_replay(int argc, char **argv)
 			out = argv[++i];
 		else if (strcmp(argv[i], "--force") == 0)
 			force = 1;
+		else if (strcmp(argv[i], "--gdb") == 0)
+			gdb = "1234";
+		else if (strncmp(argv[i], "--gdb=", 6) == 0)
+			gdb = argv[i] + 6;
+		else if (strncmp(argv[i], "--stop-at=", 10) == 0)
+			stop_at = argv[i] + 10;
 		else if (strcmp(argv[i], "--on-diverge=stop") == 0 ||
 			 strcmp(argv[i], "--on-diverge=continue") == 0)
 			setenv("BHRR_ON_DIVERGE", argv[i] + 13, 1);
@@ -699,11 +706,11 @@ cmd_replay(int argc, char **argv)
 		else if (argv[i][0] != '-' && log == NULL)
 			log = argv[i];
 		else
-			usage_error("replay: unexpected '%s' (usage: bhrr replay LOG [-o OUT] [--force] [--on-diverge=stop|continue] [-- QEMU ARGS...])",
+			usage_error("replay: unexpected '%s' (usage: bhrr replay LOG [-o OUT] [--force] [--on-diverge=stop|continue] [--gdb[=PORT|unix:PATH]] [--stop-at=ICOUNT|#EVENT] [-- QEMU ARGS...])",
 				    argv[i]);
 	}
 	if (log == NULL)
-		usage_error("replay: no log given (usage: bhrr replay LOG [-o OUT] [--force] [--on-diverge=stop|continue] [-- QEMU ARGS...])");
+		usage_error("replay: no log given (usage: bhrr replay LOG [-o OUT] [--force] [--on-diverge=stop|continue] [--gdb[=PORT|unix:PATH]] [--stop-at=ICOUNT|#EVENT] [-- QEMU ARGS...])");
 	struct log_reader *r = open_log_or_exit(log, "replay", 1);
 	const struct log_header *h = log_reader_header(r);
 	char **qargv = replay_qargv(log, h, i < argc ? argv + i + 1 : NULL, argc - i - 1);
@@ -727,6 +734,16 @@ cmd_replay(int argc, char **argv)
 	}
 	qargv = replay_rtc_base(qargv, rtc);
 	int ordering = !log_header_exact(h);
+
+	if (stop_at != NULL && gdb == NULL)
+		gdb = "1234"; /* a stop is for a debugger */
+	if (gdb != NULL && ordering) {
+		fprintf(stderr, "bhrr: replay: --gdb needs an exact-mode log; %s is an ordering-mode "
+				"log (recorded without an exact -icount): it has no icount to stop at or "
+				"to go back to\n", log);
+		log_reader_close(r);
+		return EXIT_USAGE;
+	}
 	/*
 	 * What the doctor names on the command line replayed (what bhrr record
 	 * could not fix, or all of it with --as-is or the shim preloaded by
@@ -749,7 +766,22 @@ cmd_replay(int argc, char **argv)
 				"-icount): this replay forces the order in which BHs and completions reach "
 				"the guest, not when they do\n", log);
 	unsigned long long diverged = 0;
-	int st = run_with_shim("replay", exe, qargv, out, log, force, &diverged);
+	int st;
+
+	if (gdb != NULL) {
+		char abs[4096];
+
+		if (out[0] != '/' && getcwd(abs, sizeof(abs) - strlen(out) - 2)) {
+			strcat(abs, "/");
+			strcat(abs, out);
+			out = abs;
+		}
+		check_log_path("replay", out, 1);
+		st = debug_session(exe, qargv, log, out, force, gdb, stop_at);
+		summarise_log("replay", out, &diverged);
+	} else {
+		st = run_with_shim("replay", exe, qargv, out, log, force, &diverged);
+	}
 
 	if (ordering && !diverged)
 		fprintf(stderr, "bhrr: replay: the recorded order was kept; the guest's output may "
@@ -761,4 +793,23 @@ cmd_replay(int argc, char **argv)
 		return EXIT_DIVERGED;
 	}
 	return st;
+}
+
+/* bhrr debug LOG [OPTIONS]: bhrr replay LOG --gdb [OPTIONS]. */
+int
+cmd_debug(int argc, char **argv)
+{
+	char **v = calloc((size_t)argc + 2, sizeof(*v));
+	int n = 0, has = 0;
+
+	if (v == NULL)
+		die("out of memory");
+	v[n++] = "replay";
+	for (int i = 1; i < argc; i++) {
+		has |= strncmp(argv[i], "--gdb", 5) == 0;
+		v[n++] = argv[i];
+	}
+	if (!has)
+		v[n++] = "--gdb";
+	return cmd_replay(n, v);
 }

@@ -1,0 +1,304 @@
+/*
+ * debug.c - a replay held for a debugger (see debug.h).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "debug.h"
+#include "executor.h"
+#include "qemu_rt.h"
+#include "replay.h"
+#include "settings.h"
+#include "symbols.h"
+#include "vlog.h"
+
+typedef void io_handler(void *opaque);
+typedef void set_fd_handler_fn(int fd, io_handler *rd, io_handler *wr, void *opaque);
+
+static void (*real_debug_request)(void);
+
+static atomic_int fd = -1;      /* the control socket; set by the constructor, -1 once it failed */
+static int started;             /* BQL: debug_vm_running ran */
+static int holding;             /* BQL: the vCPU is stopped for the debugger */
+static int64_t stop_at = -1;    /* BQL: the icount the stop timer is for, -1 none */
+static const char *stop_why;    /* BQL: the reason the stop at stop_at reports */
+static unsigned defers;         /* BQL: the stop timer gave way this many times at one time */
+static void *stop_timer;        /* set once by debug_vm_running; BQL */
+static char in[256];            /* main thread: a partial order */
+static size_t in_len;
+
+static void *
+sym(enum qsym_id id)
+{
+	return shim_qemu.sym[id].addr;
+}
+
+/* One line to the endpoint; BQL (or the constructor). */
+static void
+say(const char *fmt, ...)
+{
+	char buf[256];
+	va_list ap;
+	int f = atomic_load(&fd);
+
+	if (f < 0)
+		return;
+	va_start(ap, fmt);
+	int n = vsnprintf(buf, sizeof(buf) - 1, fmt, ap);
+
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n > sizeof(buf) - 2)
+		n = sizeof(buf) - 2;
+	buf[n++] = '\n';
+	for (int off = 0; off < n;) {
+		ssize_t w = write(f, buf + off, (size_t)(n - off));
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			vlog_error("debug: the debugger's socket failed (%s); the run goes on without it",
+				   w < 0 ? strerror(errno) : "closed");
+			atomic_store(&fd, -1);
+			return;
+		}
+		off += (int)w;
+	}
+}
+
+int
+debug_start(char *why, size_t len)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	const char *path = bhrr_cfg.debug_sock;
+
+	if (strlen(path) >= sizeof(a.sun_path)) {
+		snprintf(why, len, "BHRR_DEBUG=%s: a socket path longer than %zu bytes", path,
+			 sizeof(a.sun_path) - 1);
+		return -1;
+	}
+	for (int i = QS_QEMU_SYSTEM_DEBUG_REQUEST; i <= QS_VM_START; i++)
+		if (sym((enum qsym_id)i) == NULL) {
+			snprintf(why, len, "a replay for a debugger needs QEMU's %s, which this build lacks",
+				 qsym_name(&shim_qemu, (enum qsym_id)i));
+			return -1;
+		}
+	strcpy(a.sun_path, path);
+	int f = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (f < 0 || connect(f, (struct sockaddr *)&a, sizeof(a)) < 0) {
+		snprintf(why, len, "BHRR_DEBUG=%s: cannot connect to the debugger's socket: %s", path,
+			 strerror(errno));
+		if (f >= 0)
+			close(f);
+		return -1;
+	}
+	atomic_store(&fd, f);
+	say("hello %d", (int)getpid());
+	return 0;
+}
+
+int
+debug_active(void)
+{
+	return atomic_load(&fd) >= 0;
+}
+
+int
+debug_holding(void)
+{
+	return holding;
+}
+
+/* Stop the vCPU here, between two instructions; vCPU thread, BQL. */
+static void
+hold_here(const char *why, int64_t ic)
+{
+	if (qrt_current_cpu() == NULL) {
+		vlog_error("debug: no current vCPU to stop at icount %lld", (long long)ic);
+		return;
+	}
+	holding = 1;
+	((void (*)(void))sym(QS_CPU_STOP_CURRENT))();
+	say("stop %s %lld", why, (long long)ic);
+}
+
+/*
+ * The stop timer: VIRTUAL, run by the vCPU between TBs.  Last of all that
+ * is due at its time (the guest's timers, the executor's landing), so that
+ * what was recorded at the icount has run; and again at the new deadline
+ * if a warp moved the clock but not the icount.
+ */
+static void
+stop_cb(void *opaque)
+{
+	(void)opaque;
+	if (stop_at < 0)
+		return;
+	unsigned how;
+	int64_t ic = qrt_icount_now(&how, 1);
+	int64_t now = qrt.clock_get_ns(QRT_CLOCK_VIRTUAL);
+
+	if (ic < stop_at) {
+		qrt.timer_mod_ns(stop_timer, qrt_deadline_of(stop_at));
+		return;
+	}
+	if (defers < 64 && (qrt.deadline_ns_all(QRT_CLOCK_VIRTUAL, ~QRT_TIMER_ATTR_EXTERNAL) == 0 ||
+			    executor_pending_at(now))) {
+		defers++;
+		qrt.timer_mod_ns(stop_timer, now);
+		return;
+	}
+	defers = 0;
+	stop_at = -1;
+	hold_here(stop_why, ic);
+}
+
+static void
+arm_stop(int64_t ic, const char *why)
+{
+	stop_at = ic;
+	stop_why = why;
+	defers = 0;
+	qrt.timer_mod_ns(stop_timer, qrt_deadline_of(ic));
+}
+
+static void
+resume(int step)
+{
+	CPUState *cpu = qrt.get_cpu(0);
+
+	((void (*)(CPUState *, int))sym(QS_CPU_SINGLE_STEP))(cpu, step ? 1 /* SSTEP_ENABLE */ : 0);
+	holding = 0;
+	/* stopped by QEMU's gdbstub when bhrr connected to it: start it again, at the same icount */
+	if (!qrt.runstate_is_running())
+		((void (*)(void))sym(QS_VM_START))();
+	else
+		((void (*)(void))sym(QS_RESUME_ALL_VCPUS))();
+}
+
+/* One order from the endpoint; main thread, BQL. */
+static void
+order(char *line)
+{
+	unsigned how;
+	int64_t ic = qrt_icount_now(&how, holding);
+	long long n;
+
+	if (strcmp(line, "when") == 0) {
+		const struct replay_action *a = replay_is_free() ? NULL : replay_due();
+
+		if (a != NULL)
+			say("ok icount %lld held %d next %llu %lld", (long long)ic, holding,
+			    (unsigned long long)a->a.seq, (long long)a->a.icount);
+		else
+			say("ok icount %lld held %d next %s", (long long)ic, holding,
+			    replay_is_free() ? "free" : "none");
+	} else if (strcmp(line, "pause") == 0) {
+		if (holding) {
+			say("ok held");
+			return;
+		}
+		/* a lower bound from here: the vCPU stops at its next TB boundary */
+		arm_stop(ic + 1, "pause");
+		say("ok");
+	} else if (!holding) {
+		say("err the vCPU runs: '%s' needs it stopped", line);
+	} else if (strcmp(line, "cont") == 0 || strcmp(line, "step") == 0) {
+		say("ok");
+		resume(line[0] == 's');
+	} else if (sscanf(line, "cont-to %lld", &n) == 1) {
+		if (n <= ic) {
+			say("err icount %lld is not ahead of %lld", n, (long long)ic);
+			return;
+		}
+		arm_stop(n, "target");
+		say("ok");
+		resume(0);
+	} else {
+		say("err unknown order '%s'", line);
+	}
+}
+
+static void
+readable(void *opaque)
+{
+	(void)opaque;
+	int f = atomic_load(&fd);
+	ssize_t r = f < 0 ? 0 : read(f, in + in_len, sizeof(in) - 1 - in_len);
+
+	if (r < 0 && (errno == EINTR || errno == EAGAIN))
+		return;
+	if (r <= 0) {
+		/* the debugger left: let the replay run on, as after gdb's detach */
+		((set_fd_handler_fn *)sym(QS_QEMU_SET_FD_HANDLER))(f, NULL, NULL, NULL);
+		atomic_store(&fd, -1);
+		stop_at = -1;
+		if (holding)
+			resume(0);
+		vlog("debug: the debugger closed its socket; the replay runs on");
+		return;
+	}
+	in_len += (size_t)r;
+	for (char *nl; (nl = memchr(in, '\n', in_len)) != NULL;) {
+		*nl = 0;
+		order(in);
+		in_len -= (size_t)(nl + 1 - in);
+		memmove(in, nl + 1, in_len);
+	}
+	if (in_len == sizeof(in) - 1)
+		in_len = 0; /* no order is that long */
+}
+
+void
+debug_vm_running(void)
+{
+	if (started || !debug_active())
+		return;
+	started = 1;
+	stop_timer = calloc(1, QRT_TIMER_BYTES); /* never freed: QEMU may fire it until exit */
+	if (stop_timer == NULL) {
+		vlog_error("debug: out of memory for the stop timer");
+		return;
+	}
+	qrt.timer_init_full(stop_timer, NULL, QRT_CLOCK_VIRTUAL, QRT_SCALE_NS,
+			    QRT_TIMER_ATTR_EXTERNAL, stop_cb, NULL);
+	((set_fd_handler_fn *)sym(QS_QEMU_SET_FD_HANDLER))(atomic_load(&fd), readable, NULL, NULL);
+	arm_stop(0, "start");
+}
+
+/* cpu_handle_guest_debug's request: a breakpoint, watchpoint or step.  vCPU thread, BQL. */
+static void
+hk_debug_request(void)
+{
+	if (!debug_active()) {
+		real_debug_request();
+		return;
+	}
+	unsigned how;
+	int64_t ic = qrt_icount_now(&how, 1);
+
+	/* QEMU sets cpu->stopped after this: the vCPU waits, the VM runs on */
+	holding = 1;
+	say("stop trap %lld", (long long)ic);
+}
+
+static const struct hook_spec hooks[] = {
+	{ QS_QEMU_SYSTEM_DEBUG_REQUEST, (void *)hk_debug_request, (void **)&real_debug_request },
+};
+
+const struct hook_spec *
+debug_hooks(size_t *n)
+{
+	*n = bhrr_cfg.debug_sock != NULL ? 1 : 0;
+	return hooks;
+}

@@ -1,0 +1,1227 @@
+/*
+ * cmd_debug.c - bhrr replay --gdb, bhrr debug: a gdb remote endpoint on an
+ * exact replay, with reverse execution by re-execution (doc/debug.md).
+ *
+ * gdb talks to bhrr; bhrr talks to the replaying QEMU twice: to its own
+ * gdbstub (-gdb on a unix socket) for registers, memory, breakpoints and
+ * watchpoints, and to the shim (BHRR_DEBUG, shim/debug.h) for everything
+ * that moves the guest: continue, step, stop at an icount, and where the
+ * run is.  Moving backwards is a fresh replay of the same log to the
+ * target, with gdb's breakpoints and watchpoints carried over; gdb keeps
+ * its one connection.
+ *
+ * A position is an icount and the registers there: a step that enters an
+ * interrupt or exception handler does not retire an instruction, so two
+ * stops can share an icount.  bhrr keeps the positions of the stops this
+ * session saw, and reaching one again means a stop at its icount, then
+ * steps while the registers differ and the icount stays.
+ *
+ * Single-threaded, blocking I/O; all-stop mode, one vCPU.
+ */
+#define _GNU_SOURCE
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "action_list.h"
+#include "../shim/fingerprint.h"
+#include "cmd.h"
+#include "cmd_debug.h"
+#include "run_command.h"
+
+#define PKT_MAX 65536
+#define MAX_POINTS 64
+#define HISTORY_MAX 100000
+
+/* One replaying QEMU. */
+struct inst {
+	struct child_process cp;
+	int ctl, gdb;           /* the shim's orders; QEMU's gdbstub */
+	int n;                  /* 0: the first, whose output is the user's */
+	char ctlbuf[1024];
+	size_t ctllen;
+	int64_t icount;         /* at its last stop */
+	int alive;
+	char **args;            /* its QEMU arguments (owned when its disks are copies) */
+	char *copies[FP_MAX];   /* its copies of the guest's disks, removed with it */
+	int ncopies;
+};
+
+/* A breakpoint or watchpoint gdb inserted: its Z packet's type, address and kind. */
+struct point {
+	int type;
+	uint64_t addr;
+	unsigned kind;
+	char old[64];           /* a watchpoint: its memory (hex) at the last stop */
+};
+
+struct pos {
+	int64_t icount;
+	char *regs;             /* the 'g' reply */
+};
+
+static struct {
+	const char *exe, *log, *out;
+	char **qargv;
+	int force;
+	char dir[64];           /* sockets and the re-executions' logs */
+	int insts;              /* started so far */
+	struct inst cur;
+	int gdbfd;              /* gdb's connection */
+	int gdb_acks;           /* gdb still wants '+' acks */
+	char thread[32];        /* QEMU's thread id, as qC says it */
+	struct point pts[MAX_POINTS];
+	int npts;
+	struct pos *hist;       /* the positions of this timeline's stops, oldest first */
+	size_t nhist;
+	char last_reply[256];   /* the last stop reply sent to gdb */
+	int stepping;           /* the run in progress is a step */
+	double reverse_s;       /* time spent in re-executions */
+	char *disk[FP_MAX];     /* the guest's writable disks as the command line names them */
+	char *orig[FP_MAX];     /* and their contents before the first replay wrote them */
+	int ndisks;
+	unsigned reexecs;
+	char *qsupported;       /* gdb's qSupported, which sets how QEMU's gdbstub lays out 'g' */
+} D = { .gdbfd = -1, .gdb_acks = 1 };
+
+static void
+say(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("bhrr: debug: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+static double
+now_s(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static void
+write_all(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return; /* the reader is gone; its read end says so */
+		p += w;
+		n -= (size_t)w;
+	}
+}
+
+/* ---- the remote protocol's framing ---- */
+
+static void
+pkt_send(int fd, const char *data, size_t len)
+{
+	char *buf = malloc(len + 5);
+	unsigned sum = 0;
+
+	if (buf == NULL)
+		die("out of memory");
+	buf[0] = '$';
+	memcpy(buf + 1, data, len);
+	for (size_t i = 0; i < len; i++)
+		sum += (unsigned char)data[i];
+	snprintf(buf + 1 + len, 4, "#%02x", sum & 0xff);
+	write_all(fd, buf, len + 4);
+	free(buf);
+}
+
+static void
+pkt_sends(int fd, const char *s)
+{
+	pkt_send(fd, s, strlen(s));
+}
+
+/*
+ * Read bytes from @fd into a packet: its payload into @out (NUL-terminated),
+ * its length returned; -1 at EOF.  Acks are skipped; an interrupt byte
+ * (0x03) outside a packet returns -2.  @ack: answer '+' for each packet.
+ */
+static int
+pkt_recv(int fd, char *out, int ack)
+{
+	int st = 0;
+	size_t n = 0;
+	char c;
+
+	for (;;) {
+		ssize_t r = read(fd, &c, 1);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;
+		if (st == 0) {
+			if (c == '$')
+				st = 1, n = 0;
+			else if (c == 3)
+				return -2;
+		} else if (st == 1) {
+			if (c == '#')
+				st = 2;
+			else if (n < PKT_MAX - 1)
+				out[n++] = c;
+		} else if (st == 2) {
+			st = 3;
+		} else {
+			out[n] = 0;
+			if (ack)
+				write_all(fd, "+", 1);
+			return (int)n;
+		}
+	}
+}
+
+/* ---- QEMU's gdbstub ---- */
+
+static char reply[PKT_MAX];
+
+/* Send @req to the instance's gdbstub and return its reply (static). */
+static const char *
+stub(struct inst *in, const char *req)
+{
+	pkt_sends(in->gdb, req);
+	if (pkt_recv(in->gdb, reply, 1) < 0)
+		die("debug: QEMU's gdbstub closed the connection (replay %d)", in->n);
+	return reply;
+}
+
+static char *
+xstrdup(const char *s)
+{
+	char *d = strdup(s);
+
+	if (d == NULL)
+		die("out of memory");
+	return d;
+}
+
+/* ---- the shim's orders ---- */
+
+/* The next line from the shim into @line; 0, or -1 when QEMU is gone. */
+static int
+ctl_line(struct inst *in, char *line, size_t len)
+{
+	for (;;) {
+		char *nl = memchr(in->ctlbuf, '\n', in->ctllen);
+
+		if (nl != NULL) {
+			size_t l = (size_t)(nl - in->ctlbuf);
+
+			snprintf(line, len, "%.*s", (int)l, in->ctlbuf);
+			in->ctllen -= l + 1;
+			memmove(in->ctlbuf, nl + 1, in->ctllen);
+			return 0;
+		}
+		if (in->ctllen == sizeof(in->ctlbuf))
+			in->ctllen = 0;
+		ssize_t r = read(in->ctl, in->ctlbuf + in->ctllen, sizeof(in->ctlbuf) - in->ctllen);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			in->alive = 0;
+			return -1;
+		}
+		in->ctllen += (size_t)r;
+	}
+}
+
+/* Wait for the shim's next stop; its icount, or -1 if QEMU ended.  @why gets the reason. */
+static int64_t
+wait_stop(struct inst *in, char *why, size_t len)
+{
+	char line[256], w[32];
+	long long ic;
+
+	while (ctl_line(in, line, sizeof(line)) == 0)
+		if (sscanf(line, "stop %31s %lld", w, &ic) == 2) {
+			snprintf(why, len, "%s", w);
+			in->icount = ic;
+			return ic;
+		}
+	snprintf(why, len, "exit");
+	return -1;
+}
+
+/* Send an order; the shim's "ok ..." answer into @ans.  0, or -1 ("err ..."). */
+static int
+order(struct inst *in, const char *o, char *ans, size_t len)
+{
+	char line[256];
+	size_t l = strlen(o);
+	char buf[128];
+
+	snprintf(buf, sizeof(buf), "%s\n", o);
+	write_all(in->ctl, buf, l + 1);
+	while (ctl_line(in, line, sizeof(line)) == 0) {
+		if (strncmp(line, "ok", 2) == 0 || strncmp(line, "err", 3) == 0) {
+			if (ans)
+				snprintf(ans, len, "%s", line);
+			return line[0] == 'o' ? 0 : -1;
+		}
+	}
+	if (ans)
+		snprintf(ans, len, "err QEMU ended");
+	return -1;
+}
+
+/* ---- instances ---- */
+
+static int
+listen_unix(const char *path)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
+	unlink(path);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(fd, 1) < 0)
+		die("debug: cannot listen on %s: %s", path, strerror(errno));
+	return fd;
+}
+
+static int
+connect_unix(const char *path)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0)
+		return fd;
+	if (fd >= 0)
+		close(fd);
+	return -1;
+}
+
+static void
+copy_file(const char *from, const char *to)
+{
+	char buf[65536];
+	FILE *a = fopen(from, "rb"), *b = a ? fopen(to, "wb") : NULL;
+	size_t n;
+
+	if (a == NULL || b == NULL)
+		die("debug: cannot copy %s to %s: %s", from, to, strerror(errno));
+	while ((n = fread(buf, 1, sizeof(buf), a)) > 0)
+		if (fwrite(buf, 1, n, b) != n)
+			die("debug: cannot copy %s to %s: %s", from, to, strerror(errno));
+	fclose(a);
+	if (fclose(b) != 0)
+		die("debug: cannot copy %s to %s: %s", from, to, strerror(errno));
+}
+
+/*
+ * Every replay must find the disks as the recording did, and a replay
+ * writes them: keep their contents before the first replay, and give each
+ * later one fresh copies beside the originals (where a qcow2's relative
+ * backing file still resolves).  Not needed with -snapshot.
+ */
+static void
+disks_keep(void)
+{
+	struct fp_image im[FP_MAX];
+	int n = 0;
+
+	for (int i = 0; D.qargv[i]; i++)
+		if (qemu_is_opt(D.qargv[i], "-snapshot"))
+			return;
+	while (D.qargv[n])
+		n++;
+	n = fp_scan(n, D.qargv, im, NULL);
+	for (int i = 0; i < n; i++) {
+		if (strstr(im[i].what, "backing") || strcmp(im[i].what, "kernel") == 0 ||
+		    strcmp(im[i].what, "initrd") == 0 || strcmp(im[i].what, "dtb") == 0 || !im[i].ok)
+			continue;
+		D.disk[D.ndisks] = xstrdup(im[i].path);
+		if (asprintf(&D.orig[D.ndisks], "%s/orig.%d", D.dir, D.ndisks) < 0)
+			die("out of memory");
+		copy_file(im[i].path, D.orig[D.ndisks]);
+		D.ndisks++;
+	}
+}
+
+/* @arg with @from replaced by @to where it stands as a whole value; malloc'd */
+static char *
+subst(const char *arg, const char *from, const char *to)
+{
+	const char *p = strstr(arg, from);
+	size_t fl = strlen(from);
+
+	if (p == NULL || (p[fl] != 0 && p[fl] != ','))
+		return xstrdup(arg);
+	char *r;
+
+	if (asprintf(&r, "%.*s%s%s", (int)(p - arg), arg, to, p + fl) < 0)
+		die("out of memory");
+	return r;
+}
+
+static void
+disks_for(struct inst *in)
+{
+	int n = 0;
+
+	while (D.qargv[n])
+		n++;
+	in->args = calloc((size_t)n + 1, sizeof(char *));
+	if (in->args == NULL)
+		die("out of memory");
+	for (int i = 0; i < n; i++)
+		in->args[i] = xstrdup(D.qargv[i]);
+	for (int d = 0; d < D.ndisks; d++) {
+		char *copy;
+
+		if (asprintf(&copy, "%s.bhrr-debug-%d-%d", D.disk[d], (int)getpid(), in->n) < 0)
+			die("out of memory");
+		copy_file(D.orig[d], copy);
+		in->copies[in->ncopies++] = copy;
+		for (int i = 0; i < n; i++) {
+			char *r = subst(in->args[i], D.disk[d], copy);
+
+			free(in->args[i]);
+			in->args[i] = r;
+		}
+	}
+}
+
+static void
+inst_kill(struct inst *in)
+{
+	for (int i = 0; i < in->ncopies; i++) {
+		unlink(in->copies[i]);
+		free(in->copies[i]);
+	}
+	in->ncopies = 0;
+	if (in->cp.pid <= 0)
+		return;
+	kill(in->cp.pid, SIGKILL);
+	finish_command(&in->cp);
+	in->cp.pid = 0;
+	if (in->ctl >= 0)
+		close(in->ctl);
+	if (in->gdb >= 0)
+		close(in->gdb);
+	in->ctl = in->gdb = -1;
+	in->alive = 0;
+}
+
+/*
+ * Start replay number D.insts, held at icount 0, its gdbstub connected in
+ * no-ack mode.  The first one's output is the user's; the others' go to
+ * files in D.dir.
+ */
+static void
+inst_start(struct inst *in)
+{
+	char ctlpath[128], gdbpath[128], buf[256], why[32];
+	struct child_process cp = CHILD_PROCESS_INIT;
+	char *preload = shim_ld_preload();
+
+	memset(in, 0, sizeof(*in));
+	in->n = D.insts++;
+	snprintf(ctlpath, sizeof(ctlpath), "%s/ctl", D.dir);
+	snprintf(gdbpath, sizeof(gdbpath), "%s/gdb.%d", D.dir, in->n);
+	int lfd = listen_unix(ctlpath);
+
+	cp.program = D.exe;
+	if (in->n > 0)
+		disks_for(in);
+	strvec_pushv(&cp.args, in->n > 0 ? in->args : D.qargv);
+	strvec_push(&cp.args, "-gdb");
+	strvec_pushf(&cp.args, "unix:%s,server=on,wait=off", gdbpath);
+	strvec_pushf(&cp.env, "LD_PRELOAD=%s", preload);
+	free(preload);
+	strvec_push(&cp.env, "BHRR_MODE=replay");
+	strvec_pushf(&cp.env, "BHRR_REPLAY=%s", D.log);
+	strvec_pushf(&cp.env, "BHRR_DEBUG=%s", ctlpath);
+	strvec_push(&cp.env, "BHRR_LOG_OVERWRITE=1");
+	if (D.force)
+		strvec_push(&cp.env, "BHRR_FORCE=1");
+	char outp[128], errp[128];
+
+	if (in->n == 0) {
+		strvec_pushf(&cp.env, "BHRR_LOG=%s", D.out);
+	} else {
+		strvec_pushf(&cp.env, "BHRR_LOG=%s/replay.%d.bhlog", D.dir, in->n);
+		snprintf(outp, sizeof(outp), "%s/out.%d", D.dir, in->n);
+		snprintf(errp, sizeof(errp), "%s/err.%d", D.dir, in->n);
+		cp.out = outp;
+		cp.err = errp;
+		cp.in = "/dev/null";
+	}
+	if (start_command(&cp) < 0)
+		die("debug: cannot fork: %s", strerror(errno));
+	in->cp = cp;
+	in->ctl = in->gdb = -1;
+
+	struct pollfd p = { .fd = lfd, .events = POLLIN };
+
+	for (int waited = 0; poll(&p, 1, 100) == 0; waited += 100) {
+		if (waitpid(in->cp.pid, NULL, WNOHANG) == in->cp.pid || waited > 60000) {
+			in->cp.pid = 0;
+			die("debug: the replaying QEMU ended before it connected (%s)",
+			    in->n ? errp : "see above");
+		}
+	}
+	in->ctl = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	close(lfd);
+	unlink(ctlpath);
+	in->alive = 1;
+	if (ctl_line(in, buf, sizeof(buf)) < 0 || strncmp(buf, "hello", 5) != 0)
+		die("debug: the shim did not greet (%s)", buf);
+	if (wait_stop(in, why, sizeof(why)) != 0 || strcmp(why, "start") != 0)
+		die("debug: the replay did not hold at icount 0 (%s)", why);
+	for (int k = 0; (in->gdb = connect_unix(gdbpath)) < 0; k++) {
+		if (k > 600)
+			die("debug: cannot reach QEMU's gdbstub at %s", gdbpath);
+		usleep(10000);
+	}
+	unlink(gdbpath);
+	/*
+	 * QEMU stops the VM when gdb connects and says so (T02) if it ran;
+	 * QEMU 7.2 knows no QStartNoAckMode, so bhrr acks each packet.
+	 */
+	pkt_sends(in->gdb, "qAttached");
+	for (int k = 0;; k++) {
+		if (pkt_recv(in->gdb, reply, 1) < 0 || k > 4)
+			die("debug: QEMU's gdbstub does not answer");
+		if (reply[0] != 'T' && reply[0] != 'S')
+			break;
+	}
+	/* a re-execution's gdbstub must answer as the first one does: the same features, target.xml read */
+	if (D.qsupported != NULL) {
+		stub(in, D.qsupported);
+		stub(in, "qXfer:features:read:target.xml:0,ffb");
+	}
+}
+
+/* ---- positions, points, stop replies ---- */
+
+static int64_t
+when(struct inst *in, char *next, size_t len)
+{
+	char ans[256];
+	long long ic = -1;
+
+	if (order(in, "when", ans, sizeof(ans)) < 0 || sscanf(ans, "ok icount %lld", &ic) != 1)
+		return -1;
+	if (next) {
+		const char *p = strstr(ans, "next ");
+
+		snprintf(next, len, "%s", p ? p + 5 : "?");
+	}
+	return ic;
+}
+
+static char *
+regs(struct inst *in)
+{
+	return xstrdup(stub(in, "g"));
+}
+
+static void
+hist_push(int64_t ic, char *r)
+{
+	if (D.nhist == HISTORY_MAX) {
+		free(D.hist[0].regs);
+		memmove(D.hist, D.hist + 1, (HISTORY_MAX - 1) * sizeof(*D.hist));
+		D.nhist--;
+	}
+	if (D.hist == NULL && (D.hist = calloc(HISTORY_MAX, sizeof(*D.hist))) == NULL)
+		die("out of memory");
+	D.hist[D.nhist].icount = ic;
+	D.hist[D.nhist++].regs = r;
+}
+
+static void
+hist_truncate(size_t n)
+{
+	while (D.nhist > n)
+		free(D.hist[--D.nhist].regs);
+}
+
+/* Insert every point gdb set into @in; @remove: take them out instead. */
+static void
+points_apply(struct inst *in, int remove)
+{
+	char req[80];
+
+	for (int i = 0; i < D.npts; i++) {
+		snprintf(req, sizeof(req), "%c%d,%" PRIx64 ",%x", remove ? 'z' : 'Z', D.pts[i].type,
+			 D.pts[i].addr, D.pts[i].kind);
+		stub(in, req);
+	}
+}
+
+static void
+watch_snapshot(struct inst *in)
+{
+	char req[64];
+
+	for (int i = 0; i < D.npts; i++) {
+		if (D.pts[i].type < 2)
+			continue;
+		snprintf(req, sizeof(req), "m%" PRIx64 ",%x", D.pts[i].addr,
+			 D.pts[i].kind > 16 ? 16 : D.pts[i].kind);
+		snprintf(D.pts[i].old, sizeof(D.pts[i].old), "%s", stub(in, req));
+	}
+}
+
+/* The PC in a 'g' reply: x86-64's rip, register 16, 8 bytes little-endian. */
+static uint64_t
+pc_of(const char *g)
+{
+	uint64_t pc = 0;
+
+	if (strlen(g) < 17 * 16)
+		return 0;
+	for (int b = 7; b >= 0; b--) {
+		unsigned v;
+
+		sscanf(g + 16 * 16 + 2 * b, "%2x", &v);
+		pc = pc << 8 | v;
+	}
+	return pc;
+}
+
+/*
+ * The stop reply for a stop of @why at the instance's position: SIGTRAP,
+ * with the watchpoint whose memory changed (or the only access watchpoint)
+ * when a trap is neither a step nor at a breakpoint.  Refreshes the
+ * watchpoints' memory.
+ */
+static void
+stop_reply(struct inst *in, const char *why, const char *g, char *out, size_t len)
+{
+	char watch[80] = "";
+
+	if (strcmp(why, "trap") == 0 && !D.stepping) {
+		uint64_t pc = pc_of(g);
+		int at_bp = 0;
+
+		for (int i = 0; i < D.npts; i++)
+			at_bp |= D.pts[i].type < 2 && D.pts[i].addr == pc;
+		for (int i = 0; !at_bp && i < D.npts && !watch[0]; i++) {
+			char req[64];
+
+			if (D.pts[i].type < 2)
+				continue;
+			snprintf(req, sizeof(req), "m%" PRIx64 ",%x", D.pts[i].addr,
+				 D.pts[i].kind > 16 ? 16 : D.pts[i].kind);
+			if (strcmp(stub(in, req), D.pts[i].old) != 0 || D.pts[i].type > 2)
+				snprintf(watch, sizeof(watch), "%swatch:%" PRIx64 ";",
+					 D.pts[i].type == 3 ? "r" : D.pts[i].type == 4 ? "a" : "",
+					 D.pts[i].addr);
+		}
+	}
+	watch_snapshot(in);
+	snprintf(out, len, "T%02xthread:%s;%s", strcmp(why, "pause") == 0 ? 2 : 5, D.thread, watch);
+}
+
+/* ---- moving ---- */
+
+/*
+ * Resume @in (a step or to @to, -1: on) and wait for its stop; the stop's
+ * icount, or -1 if QEMU ended.
+ */
+static int64_t
+run(struct inst *in, int step, int64_t to, char *why, size_t len)
+{
+	char o[64], ans[128];
+
+	if (step)
+		snprintf(o, sizeof(o), "step");
+	else if (to >= 0)
+		snprintf(o, sizeof(o), "cont-to %lld", (long long)to);
+	else
+		snprintf(o, sizeof(o), "cont");
+	if (order(in, o, ans, sizeof(ans)) < 0) {
+		snprintf(why, len, "%s", ans);
+		return -2;
+	}
+	return wait_stop(in, why, len);
+}
+
+/*
+ * A fresh replay at position (@ic, @g) (@g NULL: the first stop at @ic):
+ * a stop at the icount, then steps while the registers differ and the
+ * icount stays.  No point is inserted on the way; all are once there.
+ * Replaces the current replay.
+ */
+static void
+reexecute(int64_t ic, const char *g)
+{
+	double t0 = now_s();
+	struct inst in;
+	char why[64];
+
+	inst_start(&in);
+	if (ic > 0 && run(&in, 0, ic, why, sizeof(why)) != ic)
+		say("the re-execution stopped at icount %lld (%s), not at %lld",
+		    (long long)in.icount, why, (long long)ic);
+	for (int k = 0; g != NULL && k < 16; k++) {
+		char *r = regs(&in);
+		int same = strcmp(r, g) == 0;
+
+		free(r);
+		if (same)
+			break;
+		D.stepping = 1;
+		if (run(&in, 1, -1, why, sizeof(why)) != ic) {
+			say("position at icount %lld not found again", (long long)ic);
+			break;
+		}
+	}
+	D.stepping = 0;
+	points_apply(&in, 0);
+	inst_kill(&D.cur);
+	D.cur = in;
+	D.reexecs++;
+	D.reverse_s += now_s() - t0;
+}
+
+/* After a stop of @why: record the position, answer gdb. */
+static void
+stopped(const char *why)
+{
+	char *g = regs(&D.cur);
+
+	stop_reply(&D.cur, why, g, D.last_reply, sizeof(D.last_reply));
+	hist_push(D.cur.icount, g);
+	D.stepping = 0;
+	pkt_sends(D.gdbfd, D.last_reply);
+}
+
+/* Forward: continue or step, until a stop or until gdb interrupts. */
+static void
+forward(int step)
+{
+	char o[16], ans[128], why[32];
+
+	D.stepping = step;
+	snprintf(o, sizeof(o), "%s", step ? "step" : "cont");
+	if (order(&D.cur, o, ans, sizeof(ans)) < 0) {
+		pkt_sends(D.gdbfd, "E01");
+		return;
+	}
+	for (;;) {
+		struct pollfd p[2] = { { .fd = D.cur.ctl, .events = POLLIN },
+				       { .fd = D.gdbfd, .events = POLLIN } };
+
+		if (D.cur.ctllen == 0 && poll(p, 2, -1) < 0 && errno == EINTR)
+			continue;
+		if (D.cur.ctllen > 0 || (p[0].revents & (POLLIN | POLLHUP))) {
+			if (wait_stop(&D.cur, why, sizeof(why)) < 0) {
+				int st = finish_command(&D.cur.cp);
+
+				D.cur.cp.pid = 0;
+				snprintf(D.last_reply, sizeof(D.last_reply), "W%02x", st & 0xff);
+				pkt_sends(D.gdbfd, D.last_reply);
+				return;
+			}
+			stopped(why);
+			return;
+		}
+		if (p[1].revents & POLLIN) {
+			char c;
+
+			if (read(D.gdbfd, &c, 1) == 1 && c == 3)
+				order(&D.cur, "pause", NULL, 0);
+		} else if (p[1].revents & POLLHUP) {
+			return;
+		}
+	}
+}
+
+/* reverse-stepi: the position before this one. */
+static void
+reverse_step(void)
+{
+	int64_t ic = D.cur.icount;
+
+	if (D.nhist >= 2 && D.hist[D.nhist - 2].icount >= ic - 1 &&
+	    D.hist[D.nhist - 2].icount <= ic) {
+		struct pos p = D.hist[D.nhist - 2];
+
+		reexecute(p.icount, p.regs);
+		hist_truncate(D.nhist - 1); /* the current one goes; p stays */
+		D.stepping = 1;
+		char *g = regs(&D.cur);
+
+		stop_reply(&D.cur, "trap", g, D.last_reply, sizeof(D.last_reply));
+		free(g);
+		D.stepping = 0;
+		pkt_sends(D.gdbfd, D.last_reply);
+		return;
+	}
+	if (ic == 0) {
+		pkt_sends(D.gdbfd, "T05replaylog:begin;");
+		return;
+	}
+	reexecute(ic - 1, NULL);
+	hist_truncate(D.nhist ? D.nhist - 1 : 0);
+	D.stepping = 1;
+	stopped("trap");
+}
+
+/*
+ * reverse-continue: a replay with every point from icount 0 to here; the
+ * last stop before here is where gdb goes; none: the beginning.
+ */
+static void
+reverse_continue(void)
+{
+	double t0 = now_s();
+	int64_t here = D.cur.icount, hit = -1;
+	char *hit_regs = NULL, hit_reply[256] = "", why[32];
+	struct inst scan;
+
+	inst_start(&scan);
+	points_apply(&scan, 0);
+	watch_snapshot(&scan);
+	int64_t ic = here > 0 ? run(&scan, 0, here, why, sizeof(why)) : 0;
+
+	while (ic >= 0 && ic < here && strcmp(why, "trap") == 0) {
+		char *g = regs(&scan);
+
+		free(hit_regs);
+		hit = ic;
+		hit_regs = g;
+		stop_reply(&scan, why, g, hit_reply, sizeof(hit_reply));
+		/* past a breakpoint at the PC: out, one step, back in */
+		uint64_t pc = pc_of(g);
+		char req[80];
+
+		for (int i = 0; i < D.npts; i++)
+			if (D.pts[i].type < 2 && D.pts[i].addr == pc) {
+				snprintf(req, sizeof(req), "z%d,%" PRIx64 ",%x", D.pts[i].type, pc,
+					 D.pts[i].kind);
+				stub(&scan, req);
+			}
+		D.stepping = 1;
+		ic = run(&scan, 1, -1, why, sizeof(why));
+		D.stepping = 0;
+		points_apply(&scan, 0);
+		if (ic < 0 || ic >= here)
+			break;
+		watch_snapshot(&scan);
+		ic = run(&scan, 0, -1, why, sizeof(why));
+	}
+	inst_kill(&scan);
+	D.reverse_s += now_s() - t0;
+	if (hit < 0) {
+		reexecute(0, NULL);
+		hist_truncate(0);
+		hist_push(0, regs(&D.cur));
+		watch_snapshot(&D.cur);
+		snprintf(D.last_reply, sizeof(D.last_reply), "T05replaylog:begin;");
+		pkt_sends(D.gdbfd, D.last_reply);
+		free(hit_regs);
+		return;
+	}
+	reexecute(hit, hit_regs);
+	/* the timeline now ends at the hit */
+	size_t k = D.nhist;
+
+	while (k > 0 && D.hist[k - 1].icount > hit)
+		k--;
+	hist_truncate(k);
+	hist_push(hit, hit_regs);
+	watch_snapshot(&D.cur);
+	snprintf(D.last_reply, sizeof(D.last_reply), "%s", hit_reply);
+	pkt_sends(D.gdbfd, D.last_reply);
+}
+
+/* Go to icount @ic: on from here if ahead (no point stops it), else a re-execution. */
+static int
+go_to(int64_t ic)
+{
+	char why[32];
+
+	if (ic > D.cur.icount) {
+		points_apply(&D.cur, 1);
+		int64_t got = run(&D.cur, 0, ic, why, sizeof(why));
+
+		points_apply(&D.cur, 0);
+		if (got < 0)
+			return -1;
+	} else if (ic < D.cur.icount) {
+		reexecute(ic, NULL);
+		size_t k = D.nhist;
+
+		while (k > 0 && D.hist[k - 1].icount >= ic)
+			k--;
+		hist_truncate(k);
+	}
+	if (D.nhist == 0 || D.hist[D.nhist - 1].icount != D.cur.icount)
+		hist_push(D.cur.icount, regs(&D.cur));
+	watch_snapshot(&D.cur);
+	snprintf(D.last_reply, sizeof(D.last_reply), "T05thread:%s;", D.thread);
+	return 0;
+}
+
+/* ---- gdb's monitor commands for bhrr ---- */
+
+static void
+console(const char *s)
+{
+	size_t n = strlen(s);
+	char *hex = malloc(2 * n + 2);
+
+	if (hex == NULL)
+		die("out of memory");
+	hex[0] = 'O';
+	for (size_t i = 0; i < n; i++)
+		snprintf(hex + 1 + 2 * i, 3, "%02x", (unsigned char)s[i]);
+	pkt_sends(D.gdbfd, hex);
+	free(hex);
+}
+
+static int64_t
+target_of(const char *spec, char *err, size_t len);
+
+static void
+monitor(const char *cmd)
+{
+	char buf[512], next[128];
+
+	while (*cmd == ' ')
+		cmd++;
+	if (strcmp(cmd, "when") == 0) {
+		int64_t ic = when(&D.cur, next, sizeof(next));
+		unsigned long long seq;
+		long long nic;
+
+		if (sscanf(next, "%llu %lld", &seq, &nic) == 2)
+			snprintf(buf, sizeof(buf), "icount %lld; next recorded event #%llu at icount %lld\n",
+				 (long long)ic, seq, nic);
+		else
+			snprintf(buf, sizeof(buf), "icount %lld; %s\n", (long long)ic,
+				 strcmp(next, "free") == 0 ? "the replay runs free (past its log)"
+							  : "no recorded event ahead");
+		console(buf);
+		pkt_sends(D.gdbfd, "OK");
+	} else if (strncmp(cmd, "goto ", 5) == 0) {
+		char err[256];
+		int64_t ic = target_of(cmd + 5, err, sizeof(err));
+
+		if (ic < 0) {
+			snprintf(buf, sizeof(buf), "%s\n", err);
+			console(buf);
+			pkt_sends(D.gdbfd, "E01");
+			return;
+		}
+		if (go_to(ic) < 0) {
+			console("the replay ended before it got there\n");
+			pkt_sends(D.gdbfd, "E02");
+			return;
+		}
+		snprintf(buf, sizeof(buf), "icount %lld\n", (long long)D.cur.icount);
+		console(buf);
+		pkt_sends(D.gdbfd, "OK");
+	} else if (strcmp(cmd, "stats") == 0) {
+		snprintf(buf, sizeof(buf), "%u re-executions, %.3f s\n", D.reexecs, D.reverse_s);
+		console(buf);
+		pkt_sends(D.gdbfd, "OK");
+	} else {
+		console("bhrr monitor commands: when, goto ICOUNT|#EVENT, stats\n");
+		pkt_sends(D.gdbfd, "OK");
+	}
+}
+
+/* ---- gdb ---- */
+
+static void
+track_point(const char *p, const char *ans)
+{
+	int type;
+	uint64_t addr;
+	unsigned kind;
+
+	if (strcmp(ans, "OK") != 0 || sscanf(p + 1, "%d,%" SCNx64 ",%x", &type, &addr, &kind) != 3)
+		return;
+	for (int i = 0; i < D.npts; i++)
+		if (D.pts[i].type == type && D.pts[i].addr == addr && D.pts[i].kind == kind) {
+			if (p[0] == 'z')
+				D.pts[i] = D.pts[--D.npts];
+			return;
+		}
+	if (p[0] == 'Z' && D.npts < MAX_POINTS) {
+		D.pts[D.npts] = (struct point){ .type = type, .addr = addr, .kind = kind };
+		if (type >= 2) {
+			char req[64];
+
+			snprintf(req, sizeof(req), "m%" PRIx64 ",%x", addr, kind > 16 ? 16 : kind);
+			snprintf(D.pts[D.npts].old, sizeof(D.pts[D.npts].old), "%s", stub(&D.cur, req));
+		}
+		D.npts++;
+	}
+}
+
+static int
+unhex(const char *h, char *out, size_t len)
+{
+	size_t n = 0;
+	unsigned v;
+
+	for (; h[0] && h[1] && n + 1 < len; h += 2) {
+		if (sscanf(h, "%2x", &v) != 1)
+			return -1;
+		out[n++] = (char)v;
+	}
+	out[n] = 0;
+	return 0;
+}
+
+/* One packet from gdb; 0 to go on, 1 when gdb is done. */
+static int
+handle(char *p)
+{
+	if (strcmp(p, "?") == 0) {
+		/* QEMU's gdbstub would also remove every breakpoint here */
+		pkt_sends(D.gdbfd, D.last_reply);
+	} else if (strcmp(p, "QStartNoAckMode") == 0) {
+		pkt_sends(D.gdbfd, "OK");
+		D.gdb_acks = 0;
+	} else if (strncmp(p, "qSupported", 10) == 0) {
+		char r[1024];
+
+		free(D.qsupported);
+		D.qsupported = xstrdup(p);
+		snprintf(r, sizeof(r), "%.900s;ReverseStep+;ReverseContinue+", stub(&D.cur, p));
+		pkt_sends(D.gdbfd, r);
+	} else if (strcmp(p, "vCont?") == 0) {
+		pkt_sends(D.gdbfd, "vCont;c;C;s;S");
+	} else if (p[0] == 'c' || p[0] == 'C') {
+		forward(0);
+	} else if (p[0] == 's' || p[0] == 'S') {
+		forward(1);
+	} else if (strncmp(p, "vCont;", 6) == 0) {
+		forward(p[6] == 's' || p[6] == 'S');
+	} else if (strcmp(p, "bs") == 0) {
+		reverse_step();
+	} else if (strcmp(p, "bc") == 0) {
+		reverse_continue();
+	} else if (p[0] == 'Z' || p[0] == 'z') {
+		char *req = xstrdup(p);
+		const char *ans = stub(&D.cur, req);
+
+		track_point(req, ans);
+		pkt_sends(D.gdbfd, ans);
+		free(req);
+	} else if (strncmp(p, "qRcmd,", 6) == 0) {
+		char cmd[512];
+
+		if (unhex(p + 6, cmd, sizeof(cmd)) == 0 && strncmp(cmd, "bhrr", 4) == 0 &&
+		    (cmd[4] == ' ' || cmd[4] == 0))
+			monitor(cmd + 4);
+		else
+			pkt_sends(D.gdbfd, stub(&D.cur, p));
+	} else if (p[0] == 'k') {
+		inst_kill(&D.cur);
+		return 1;
+	} else if (p[0] == 'D') {
+		pkt_sends(D.gdbfd, "OK");
+		return 1;
+	} else {
+		pkt_sends(D.gdbfd, stub(&D.cur, p));
+	}
+	return 0;
+}
+
+/* ---- start ---- */
+
+/* "ICOUNT" or "#EVENT" of the log: the icount to stop at, or -1 with @err. */
+static int64_t
+target_of(const char *spec, char *err, size_t len)
+{
+	char *end;
+
+	if (spec[0] != '#') {
+		errno = 0;
+		long long v = strtoll(spec, &end, 0);
+
+		if (errno || *end || v < 0 || end == spec) {
+			snprintf(err, len, "'%s' is neither an icount nor #EVENT", spec);
+			return -1;
+		}
+		return v;
+	}
+	unsigned long long seq = strtoull(spec + 1, &end, 10);
+
+	if (*end || end == spec + 1) {
+		snprintf(err, len, "'%s': expected #EVENT, an event number as bhrr dump prints it", spec);
+		return -1;
+	}
+	struct action_list al;
+
+	if (action_list_load(&al, D.log, "debug", 0) < 0) {
+		snprintf(err, len, "cannot read %s", D.log);
+		return -1;
+	}
+	int64_t ic = -1;
+
+	for (size_t i = 0; i < al.n; i++)
+		if (al.v[i].a.seq == seq) {
+			/* after it has run: one landed at an I/O access runs inside the next instruction */
+			ic = al.v[i].a.icount + (al.v[i].a.at_io ? 1 : 0);
+			break;
+		}
+	action_list_free(&al);
+	if (ic < 0)
+		snprintf(err, len, "event #%llu of %s is not one the replay delivers (bhrr dump lists "
+				   "the events; bhrr export --actions those it does)", seq, D.log);
+	return ic;
+}
+
+static int
+listen_gdb(const char *spec, char *where, size_t len)
+{
+	if (strncmp(spec, "unix:", 5) == 0) {
+		snprintf(where, len, "%s", spec + 5);
+		return listen_unix(spec + 5);
+	}
+	char *end;
+	long port = strtol(spec, &end, 10);
+
+	if (*end || port <= 0 || port > 65535)
+		usage_error("replay: --gdb=%s: expected a TCP port or unix:PATH", spec);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(fd, 1) < 0)
+		die("replay: --gdb: cannot listen on 127.0.0.1:%ld: %s", port, strerror(errno));
+	snprintf(where, len, "127.0.0.1:%ld", port);
+	return fd;
+}
+
+static void
+cleanup(void)
+{
+	char path[128];
+
+	inst_kill(&D.cur);
+	for (int d = 0; d < D.ndisks; d++)
+		unlink(D.orig[d]);
+	for (int i = 1; i < D.insts; i++) {
+		snprintf(path, sizeof(path), "%s/replay.%d.bhlog", D.dir, i);
+		unlink(path);
+		snprintf(path, sizeof(path), "%s/out.%d", D.dir, i);
+		unlink(path);
+		snprintf(path, sizeof(path), "%s/err.%d", D.dir, i);
+		unlink(path);
+	}
+	rmdir(D.dir);
+}
+
+int
+debug_session(const char *exe, char **qargv, const char *log, const char *out, int force,
+	      const char *gdb, const char *stop_at)
+{
+	char where[256], err[256];
+	static char pkt[PKT_MAX];
+
+	D.exe = exe;
+	D.qargv = qargv;
+	D.log = log;
+	D.out = out;
+	D.force = force;
+	int64_t at = 0;
+
+	if (stop_at != NULL && (at = target_of(stop_at, err, sizeof(err))) < 0)
+		usage_error("replay: --stop-at=%s: %s", stop_at, err);
+	snprintf(D.dir, sizeof(D.dir), "/tmp/bhrr-debug.XXXXXX");
+	if (mkdtemp(D.dir) == NULL)
+		die("debug: cannot make a directory in /tmp: %s", strerror(errno));
+	signal(SIGPIPE, SIG_IGN);
+	int lfd = listen_gdb(gdb, where, sizeof(where));
+
+	disks_keep();
+	inst_start(&D.cur);
+	snprintf(D.thread, sizeof(D.thread), "01");
+	const char *qc = stub(&D.cur, "qC");
+
+	if (strncmp(qc, "QC", 2) == 0)
+		snprintf(D.thread, sizeof(D.thread), "%s", qc + 2);
+	if (at > 0) {
+		char why[32];
+
+		if (run(&D.cur, 0, at, why, sizeof(why)) != at) {
+			cleanup();
+			die("replay: --stop-at=%s: the replay ended (%s) before icount %lld", stop_at,
+			    why, (long long)at);
+		}
+	}
+	hist_push(D.cur.icount, regs(&D.cur));
+	snprintf(D.last_reply, sizeof(D.last_reply), "T05thread:%s;", D.thread);
+	fprintf(stderr, "bhrr: replay: held at icount %lld; waiting for gdb on %s "
+			"(gdb -ex 'target remote %s')\n",
+		(long long)D.cur.icount, where, where);
+	D.gdbfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	close(lfd);
+	if (strncmp(gdb, "unix:", 5) == 0)
+		unlink(gdb + 5);
+	if (D.gdbfd < 0) {
+		cleanup();
+		die("replay: --gdb: accept: %s", strerror(errno));
+	}
+	int one = 1;
+
+	setsockopt(D.gdbfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	for (;;) {
+		int n = pkt_recv(D.gdbfd, pkt, D.gdb_acks);
+
+		if (n == -2)
+			continue; /* an interrupt while stopped */
+		if (n < 0 || handle(pkt))
+			break;
+	}
+	fprintf(stderr, "bhrr: replay: gdb left; %u re-executions took %.3f s\n", D.reexecs,
+		D.reverse_s);
+	int st = 0;
+
+	if (D.cur.alive && D.cur.cp.pid > 0) {
+		/* detached or gone: the replay runs on to its end */
+		order(&D.cur, "cont", NULL, 0);
+		close(D.cur.ctl);
+		D.cur.ctl = -1;
+		close(D.cur.gdb);
+		D.cur.gdb = -1;
+		st = finish_command(&D.cur.cp);
+		D.cur.cp.pid = 0;
+	}
+	cleanup();
+	return st;
+}
