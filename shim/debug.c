@@ -2,7 +2,9 @@
  * debug.c - a replay held for a debugger (see debug.h).
  */
 #define _GNU_SOURCE
+#include <dlfcn.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -24,6 +26,7 @@ typedef void io_handler(void *opaque);
 typedef void set_fd_handler_fn(int fd, io_handler *rd, io_handler *wr, void *opaque);
 
 static void (*real_debug_request)(void);
+static int (*real_vm_stop)(int state);
 
 static atomic_int fd = -1;      /* the control socket; set by the constructor, -1 once it failed */
 static int started;             /* BQL: debug_vm_running ran */
@@ -32,6 +35,7 @@ static int64_t stop_at = -1;    /* BQL: the icount the stop timer is for, -1 non
 static const char *stop_why;    /* BQL: the reason the stop at stop_at reports */
 static unsigned defers;         /* BQL: the stop timer gave way this many times at one time */
 static void *stop_timer;        /* set once by debug_vm_running; BQL */
+static int fake_stop = -1;      /* BQL: the run state (RUNNING) to restore after a gdbstub pause, -1 none */
 static char in[256];            /* main thread: a partial order */
 static size_t in_len;
 
@@ -86,7 +90,7 @@ debug_start(char *why, size_t len)
 			 sizeof(a.sun_path) - 1);
 		return -1;
 	}
-	for (int i = QS_QEMU_SYSTEM_DEBUG_REQUEST; i <= QS_VM_START; i++)
+	for (int i = QS_QEMU_SYSTEM_DEBUG_REQUEST; i <= QS_RUNSTATE_SET; i++)
 		if (sym((enum qsym_id)i) == NULL) {
 			snprintf(why, len, "a replay for a debugger needs QEMU's %s, which this build lacks",
 				 qsym_name(&shim_qemu, (enum qsym_id)i));
@@ -179,7 +183,11 @@ resume(int step)
 
 	((void (*)(CPUState *, int))sym(QS_CPU_SINGLE_STEP))(cpu, step ? 1 /* SSTEP_ENABLE */ : 0);
 	holding = 0;
-	/* stopped by QEMU's gdbstub when bhrr connected to it: start it again, at the same icount */
+	if (fake_stop >= 0) {
+		((void (*)(int))sym(QS_RUNSTATE_SET))(fake_stop);
+		fake_stop = -1;
+	}
+	/* stopped by QEMU's gdbstub before bhrr held the vCPU: start it again, at the same icount */
 	if (!qrt.runstate_is_running())
 		((void (*)(void))sym(QS_VM_START))();
 	else
@@ -292,13 +300,64 @@ hk_debug_request(void)
 	say("stop trap %lld", (long long)ic);
 }
 
+/* QEMU's RunState RUNNING, found by asking while it runs; -1 unknown */
+static int
+running_state(void)
+{
+	static int rs = -1; /* BQL */
+	void *get = dlsym(RTLD_DEFAULT, "runstate_get"), *check = dlsym(RTLD_DEFAULT, "runstate_check");
+
+	if (rs >= 0 || !qrt.runstate_is_running())
+		return rs;
+	if (get != NULL)
+		rs = ((int (*)(void))get)();
+	for (int k = 0; rs < 0 && check != NULL && k < 32; k++)
+		if (((bool (*)(int))check)(k))
+			rs = k;
+	return rs;
+}
+
+/*
+ * QEMU's gdbstub stops the VM when gdb connects and whenever a byte comes
+ * while it runs (it then reads packets only with the VM stopped).  A real
+ * stop notifies every device and drains the block layer, which would wait
+ * for completions the replay keeps for later; with the vCPU held by bhrr
+ * the run state alone changes, and the first order that runs the vCPU
+ * again restores it.  Main thread, BQL.
+ */
+static int
+hk_vm_stop(int state)
+{
+	if (!debug_active() || !holding || qrt.in_vcpu_thread() || !qrt.runstate_is_running()) {
+		vlog("debug: vm_stop(%d) goes through (holding %d, running %d)", state, holding,
+		     (int)qrt.runstate_is_running());
+		return real_vm_stop(state);
+	}
+	int rs = running_state();
+
+	if (rs < 0) {
+		vlog_error("debug: QEMU's RUNNING run state not found; the VM stops for the debugger");
+		return real_vm_stop(state);
+	}
+	fake_stop = rs;
+	((void (*)(int))sym(QS_RUNSTATE_SET))(state);
+	return 0;
+}
+
+int
+debug_vm_running_or_held(void)
+{
+	return qrt.runstate_is_running() || fake_stop >= 0;
+}
+
 static const struct hook_spec hooks[] = {
 	{ QS_QEMU_SYSTEM_DEBUG_REQUEST, (void *)hk_debug_request, (void **)&real_debug_request },
+	{ QS_VM_STOP, (void *)hk_vm_stop, (void **)&real_vm_stop },
 };
 
 const struct hook_spec *
 debug_hooks(size_t *n)
 {
-	*n = bhrr_cfg.debug_sock != NULL ? 1 : 0;
+	*n = bhrr_cfg.debug_sock != NULL ? 2 : 0;
 	return hooks;
 }

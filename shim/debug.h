@@ -47,7 +47,13 @@ int debug_active(void);
 void debug_vm_running(void);
 /* Whether bhrr holds the vCPU stopped for the debugger: no warp, no idle check.  BQL. */
 int debug_holding(void);
-/* The hook on qemu_system_debug_request; @n set. */
+/*
+ * Whether the VM runs for bhrr's purposes: running, or only marked paused
+ * by QEMU's gdbstub while bhrr holds the vCPU (the gate keeps holding
+ * what arrives).  BQL.
+ */
+int debug_vm_running_or_held(void);
+/* The hooks on qemu_system_debug_request and vm_stop; @n set. */
 const struct hook_spec *debug_hooks(size_t *n);
 
 #endif

@@ -12,6 +12,7 @@
 #define UNW_LOCAL_ONLY
 #include <libunwind.h>
 
+#include "debug.h"
 #include "emit.h"
 #include "executor.h"
 #include "gate.h"
@@ -247,7 +248,7 @@ hk_aio_bh_call(QEMUBH *bh)
 	qrt_assert_bql("the gate");
 	struct held h = gated(bh, cb, name);
 
-	if (gate_poll_depth > 0 || !qrt.runstate_is_running()) {
+	if (gate_poll_depth > 0 || !debug_vm_running_or_held()) {
 		/* outside recorded control: a nested poll, or a stopped VM */
 		gate_run_now(bh, &h, LOG_F_AT_ONCE);
 		return;
@@ -316,7 +317,7 @@ hold_at_schedule(QEMUBH *bh)
 {
 	if (bh == NULL || !qrt.exact || qrt_role() != QRT_ROLE_VCPU || gate_poll_depth > 0 ||
 	    !session_active() || __atomic_load_n(&qrt.timer, __ATOMIC_ACQUIRE) == NULL ||
-	    qrt.bql_locked == NULL || !qrt.bql_locked() || !qrt.runstate_is_running())
+	    qrt.bql_locked == NULL || !qrt.bql_locked() || !debug_vm_running_or_held())
 		return 0;
 	AioContext *ctx = qrt_field(bh, qrt.off_ctx);
 	const char *name = qrt_field(bh, qrt.off_name);

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "debug.h"
 #include "emit.h"
 #include "gate.h"
 #include "ident.h"
@@ -31,7 +32,7 @@ gate_complete_now(struct req *r, int ret)
 	/* in an I/O access (gate_land_flags), qemu_icount lags: the TB is still running */
 	int64_t ic = exact && gate_land_flags ? qrt_icount_here(&how, qrt_role())
 					      : qrt_icount_now(&how, exact);
-	uint64_t flags = gate_poll_depth > 0 || !qrt.runstate_is_running() ? LOG_F_AT_ONCE : 0;
+	uint64_t flags = gate_poll_depth > 0 || !debug_vm_running_or_held() ? LOG_F_AT_ONCE : 0;
 
 	if (exact)
 		flags |= gate_land_flags;

@@ -113,7 +113,7 @@ park_fn(CPUState *cpu, run_on_cpu_data data)
 	for (;; waited = 1) {
 		const struct replay_action *a = replay_due();
 
-		if (replay_is_free() || a == NULL || !qrt.runstate_is_running()) {
+		if (replay_is_free() || a == NULL || !debug_vm_running_or_held()) {
 			parked = 0;
 			return;
 		}
@@ -222,7 +222,7 @@ replay_io(void)
 	while (!replay_is_free()) {
 		const struct replay_action *a = replay_due();
 
-		if (a == NULL || !a->a.at_io || a->a.icount != ic || !qrt.runstate_is_running())
+		if (a == NULL || !a->a.at_io || a->a.icount != ic || !debug_vm_running_or_held())
 			break;
 		/* test-only (BHRR_TEST_PARK): wait once for every action, as if it came late */
 		if (bhrr_cfg.test.park && forced != replay.next) {
@@ -298,7 +298,7 @@ static int
 idle_short(int64_t ic, const struct replay_action *a)
 {
 	if (a == NULL || a->a.icount <= ic || qrt_outside_tb() != 1 || !qrt.all_idle() ||
-	    !qrt.runstate_is_running()) {
+	    !debug_vm_running_or_held()) {
 		idle_ic = -1;
 		return 0;
 	}
@@ -413,7 +413,7 @@ replay_bh(QEMUBH *bh, struct held *h, const char *name)
 static void
 replay_complete(struct req *r, int ret)
 {
-	if (gate_in_executor || !qrt.runstate_is_running() ||
+	if (gate_in_executor || !debug_vm_running_or_held() ||
 	    __atomic_load_n(&qrt.timer, __ATOMIC_ACQUIRE) == NULL) {
 		gate_complete_now(r, ret);
 		return;

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "debug.h"
 #include "emit.h"
 #include "gate.h"
 #include "gate_chr.h"
@@ -457,11 +458,11 @@ replay_nested_poll(void)
 	 * later action.  (Before the VM first runs, nothing is kept.)
 	 */
 	if (qrt_role() == QRT_ROLE_MAIN) {
-		if (qrt.runstate_is_running() || held_count(0) > 0)
+		if (debug_vm_running_or_held() || held_count(0) > 0)
 			replay_free("the main loop waits in a nested aio_poll");
 		return;
 	}
-	if (!qrt.runstate_is_running())
+	if (!debug_vm_running_or_held())
 		return;
 	/*
 	 * The vCPU thread: a device waits here, at the same instruction as in

@@ -94,6 +94,8 @@ static const struct qsym sym_table[QS_COUNT] = {
 	[QS_CPU_SINGLE_STEP] = { { "cpu_single_step" } },
 	[QS_QEMU_SET_FD_HANDLER] = { { "qemu_set_fd_handler" } },
 	[QS_VM_START] = { { "vm_start" } },
+	[QS_VM_STOP] = { { "vm_stop" } },
+	[QS_RUNSTATE_SET] = { { "runstate_set" } },
 };
 
 const char *const qemu_known_builds[] = {
@@ -267,7 +269,7 @@ qemu_build_probe(struct qemu_build *b)
 				s->found = s->names[k];
 		}
 		/* the debugger's symbols are not required (debug.h) */
-		missing += s->addr == NULL && !(i >= QS_QEMU_SYSTEM_DEBUG_REQUEST && i <= QS_VM_START);
+		missing += s->addr == NULL && !(i >= QS_QEMU_SYSTEM_DEBUG_REQUEST && i <= QS_RUNSTATE_SET);
 	}
 	return missing;
 }

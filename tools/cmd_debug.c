@@ -208,6 +208,12 @@ static char reply[PKT_MAX];
 static const char *
 stub(struct inst *in, const char *req)
 {
+	/*
+	 * QEMU's gdbstub spends the first byte that comes while the VM runs on
+	 * stopping it (shim/debug.c makes that stop a mark only); an ack is
+	 * that byte, and is ignored when it is stopped already.
+	 */
+	write_all(in->gdb, "+", 1);
 	pkt_sends(in->gdb, req);
 	if (pkt_recv(in->gdb, reply, 1) < 0)
 		die("debug: QEMU's gdbstub closed the connection (replay %d)", in->n);
@@ -511,6 +517,7 @@ inst_start(struct inst *in)
 	 * QEMU stops the VM when gdb connects and says so (T02) if it ran;
 	 * QEMU 7.2 knows no QStartNoAckMode, so bhrr acks each packet.
 	 */
+	write_all(in->gdb, "+", 1);
 	pkt_sends(in->gdb, "qAttached");
 	for (int k = 0;; k++) {
 		if (pkt_recv(in->gdb, reply, 1) < 0 || k > 4)
