@@ -5,6 +5,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -35,6 +36,7 @@ static int64_t stop_at = -1;    /* BQL: the icount the stop timer is for, -1 non
 static const char *stop_why;    /* BQL: the reason the stop at stop_at reports */
 static unsigned defers;         /* BQL: the stop timer gave way this many times at one time */
 static void *stop_timer;        /* set once by debug_vm_running; BQL */
+static long wp_hit_off = -1;    /* set once by debug_vm_running: CPUState's watchpoint_hit, -1 unknown */
 static int fake_stop = -1;      /* BQL: the run state (RUNNING) to restore after a gdbstub pause, -1 none */
 static char in[256];            /* main thread: a partial order */
 static size_t in_len;
@@ -90,7 +92,7 @@ debug_start(char *why, size_t len)
 			 sizeof(a.sun_path) - 1);
 		return -1;
 	}
-	for (int i = QS_QEMU_SYSTEM_DEBUG_REQUEST; i <= QS_RUNSTATE_SET; i++)
+	for (int i = QS_QEMU_SYSTEM_DEBUG_REQUEST; i <= QS_CPU_WATCHPOINT_REMOVE_BY_REF; i++)
 		if (sym((enum qsym_id)i) == NULL) {
 			snprintf(why, len, "a replay for a debugger needs QEMU's %s, which this build lacks",
 				 qsym_name(&shim_qemu, (enum qsym_id)i));
@@ -267,6 +269,44 @@ readable(void *opaque)
 		in_len = 0; /* no order is that long */
 }
 
+typedef int wp_insert_fn(CPUState *cpu, uint64_t addr, uint64_t len, int flags, void **wp);
+typedef void wp_remove_fn(CPUState *cpu, void *wp);
+
+/*
+ * Where CPUState keeps watchpoint_hit: QEMU's gdbstub clears it when it
+ * reports a watchpoint, and a vCPU resumed with it set re-enters its
+ * watchpoint check wrongly (7.2 then takes the BQL it holds, and aborts).
+ * bhrr reports stops itself, so it must clear it too.  Found by a probe:
+ * a watchpoint inserted into an empty list is its head's first element,
+ * and the field follows the head (include/hw/core/cpu.h: breakpoints,
+ * watchpoints, watchpoint_hit).  Main thread, before the vCPU runs.
+ */
+static void
+find_watchpoint_hit(void)
+{
+	CPUState *cpu = qrt.get_cpu(0);
+	void *wp = NULL;
+
+	if (cpu == NULL ||
+	    ((wp_insert_fn *)sym(QS_CPU_WATCHPOINT_INSERT))(cpu, 0x1000, 4, 2 /* BP_MEM_WRITE */, &wp) != 0 ||
+	    wp == NULL)
+		return;
+	for (long off = 0; off + 24 <= 16384; off += 8) {
+		void *v, *next;
+
+		memcpy(&v, (char *)cpu + off, sizeof(v));
+		memcpy(&next, (char *)cpu + off + 16, sizeof(next));
+		if (v == wp && next == NULL) {
+			wp_hit_off = off + 16;
+			break;
+		}
+	}
+	((wp_remove_fn *)sym(QS_CPU_WATCHPOINT_REMOVE_BY_REF))(cpu, wp);
+	if (wp_hit_off < 0)
+		vlog_error("debug: CPUState's watchpoint_hit not found; a watchpoint's stop may "
+			   "confuse QEMU");
+}
+
 void
 debug_vm_running(void)
 {
@@ -281,6 +321,7 @@ debug_vm_running(void)
 	qrt.timer_init_full(stop_timer, NULL, QRT_CLOCK_VIRTUAL, QRT_SCALE_NS,
 			    QRT_TIMER_ATTR_EXTERNAL, stop_cb, NULL);
 	((set_fd_handler_fn *)sym(QS_QEMU_SET_FD_HANDLER))(atomic_load(&fd), readable, NULL, NULL);
+	find_watchpoint_hit();
 	arm_stop(0, "start");
 }
 
@@ -297,6 +338,19 @@ hk_debug_request(void)
 
 	/* QEMU sets cpu->stopped after this: the vCPU waits, the VM runs on */
 	holding = 1;
+	CPUState *cpu = qrt_current_cpu();
+	void *hit = NULL;
+
+	if (cpu != NULL && wp_hit_off >= 0)
+		memcpy(&hit, (char *)cpu + wp_hit_off, sizeof(hit));
+	if (hit != NULL) {
+		uint64_t addr;
+
+		memcpy(&addr, hit, sizeof(addr)); /* CPUWatchpoint's first field: vaddr */
+		memset((char *)cpu + wp_hit_off, 0, sizeof(hit));
+		say("stop trap %lld watch %llx", (long long)ic, (unsigned long long)addr);
+		return;
+	}
 	say("stop trap %lld", (long long)ic);
 }
 

@@ -96,6 +96,8 @@ static const struct qsym sym_table[QS_COUNT] = {
 	[QS_VM_START] = { { "vm_start" } },
 	[QS_VM_STOP] = { { "vm_stop" } },
 	[QS_RUNSTATE_SET] = { { "runstate_set" } },
+	[QS_CPU_WATCHPOINT_INSERT] = { { "cpu_watchpoint_insert" } },
+	[QS_CPU_WATCHPOINT_REMOVE_BY_REF] = { { "cpu_watchpoint_remove_by_ref" } },
 };
 
 const char *const qemu_known_builds[] = {
@@ -269,7 +271,7 @@ qemu_build_probe(struct qemu_build *b)
 				s->found = s->names[k];
 		}
 		/* the debugger's symbols are not required (debug.h) */
-		missing += s->addr == NULL && !(i >= QS_QEMU_SYSTEM_DEBUG_REQUEST && i <= QS_RUNSTATE_SET);
+		missing += s->addr == NULL && !(i >= QS_QEMU_SYSTEM_DEBUG_REQUEST && i <= QS_CPU_WATCHPOINT_REMOVE_BY_REF);
 	}
 	return missing;
 }

@@ -56,6 +56,8 @@ struct inst {
 	char ctlbuf[1024];
 	size_t ctllen;
 	int64_t icount;         /* at its last stop */
+	uint64_t watch;         /* the watchpoint that stopped it last, or 0 */
+	int watched;            /* the shim reported watch (the last stop was one) */
 	int alive;
 	char **args;            /* its QEMU arguments (owned when its disks are copies) */
 	char *copies[FP_MAX];   /* its copies of the guest's disks, removed with it */
@@ -165,19 +167,61 @@ pkt_sends(int fd, const char *s)
  * its length returned; -1 at EOF.  Acks are skipped; an interrupt byte
  * (0x03) outside a packet returns -2.  @ack: answer '+' for each packet.
  */
+/* Buffered reads, one buffer per descriptor (bhrr has a handful open). */
+#define RBUF_FDS 256
+static struct rbuf {
+	char b[8192];
+	size_t pos, len;
+} *rbufs[RBUF_FDS];
+
+/* The next byte of @fd: 0..255, or -1 at EOF or error. */
+static int
+next_byte(int fd)
+{
+	struct rbuf *r = fd >= 0 && fd < RBUF_FDS ? rbufs[fd] : NULL;
+
+	if (r == NULL) {
+		if (fd < 0 || fd >= RBUF_FDS || (r = rbufs[fd] = calloc(1, sizeof(*r))) == NULL)
+			die("debug: descriptor %d out of range", fd);
+	}
+	while (r->pos == r->len) {
+		ssize_t n = read(fd, r->b, sizeof(r->b));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		r->pos = 0;
+		r->len = (size_t)n;
+	}
+	return (unsigned char)r->b[r->pos++];
+}
+
+/* Whether bytes of @fd wait in its buffer. */
+static int
+buffered(int fd)
+{
+	return fd >= 0 && fd < RBUF_FDS && rbufs[fd] != NULL && rbufs[fd]->pos < rbufs[fd]->len;
+}
+
+/* Forget what @fd had buffered: it is closed. */
+static void
+unbuffer(int fd)
+{
+	if (fd >= 0 && fd < RBUF_FDS && rbufs[fd] != NULL)
+		rbufs[fd]->pos = rbufs[fd]->len = 0;
+}
+
 static int
 pkt_recv(int fd, char *out, int ack)
 {
 	int st = 0;
 	size_t n = 0;
-	char c;
 
 	for (;;) {
-		ssize_t r = read(fd, &c, 1);
+		int c = next_byte(fd);
 
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
+		if (c < 0)
 			return -1;
 		if (st == 0) {
 			if (c == '$')
@@ -188,7 +232,7 @@ pkt_recv(int fd, char *out, int ack)
 			if (c == '#')
 				st = 2;
 			else if (n < PKT_MAX - 1)
-				out[n++] = c;
+				out[n++] = (char)c;
 		} else if (st == 2) {
 			st = 3;
 		} else {
@@ -261,6 +305,8 @@ ctl_line(struct inst *in, char *line, size_t len)
 	}
 }
 
+static int order(struct inst *in, const char *o, char *ans, size_t len);
+
 /* Wait for the shim's next stop; its icount, or -1 if QEMU ended.  @why gets the reason. */
 static int64_t
 wait_stop(struct inst *in, char *why, size_t len)
@@ -270,8 +316,26 @@ wait_stop(struct inst *in, char *why, size_t len)
 
 	while (ctl_line(in, line, sizeof(line)) == 0)
 		if (sscanf(line, "stop %31s %lld", w, &ic) == 2) {
+			unsigned long long wa;
+			const char *wp = strstr(line, " watch ");
+
 			snprintf(why, len, "%s", w);
 			in->icount = ic;
+			in->watched = wp != NULL && sscanf(wp, " watch %llx", &wa) == 1;
+			in->watch = in->watched ? (uint64_t)wa : 0;
+			/*
+			 * A trap's icount as the main loop reads it with the vCPU held,
+			 * as every later question reads it: read in the vCPU thread just
+			 * after a watchpoint's single-instruction TB, it is one ahead.
+			 */
+			if (strcmp(w, "trap") == 0) {
+				char ans[128];
+				long long ic2;
+
+				if (order(in, "when", ans, sizeof(ans)) == 0 &&
+				    sscanf(ans, "ok icount %lld", &ic2) == 1)
+					in->icount = ic = ic2;
+			}
 			return ic;
 		}
 	snprintf(why, len, "exit");
@@ -435,8 +499,10 @@ inst_kill(struct inst *in)
 	in->cp.pid = 0;
 	if (in->ctl >= 0)
 		close(in->ctl);
-	if (in->gdb >= 0)
+	if (in->gdb >= 0) {
+		unbuffer(in->gdb);
 		close(in->gdb);
+	}
 	in->ctl = in->gdb = -1;
 	in->alive = 0;
 }
@@ -632,7 +698,16 @@ stop_reply(struct inst *in, const char *why, const char *g, char *out, size_t le
 {
 	char watch[80] = "";
 
-	if (strcmp(why, "trap") == 0 && !D.stepping) {
+	if (strcmp(why, "trap") == 0 && in->watched) {
+		int type = 2;
+
+		for (int i = 0; i < D.npts; i++)
+			if (D.pts[i].type >= 2 && D.pts[i].addr == in->watch)
+				type = D.pts[i].type;
+		snprintf(watch, sizeof(watch), "%swatch:%" PRIx64 ";",
+			 type == 3 ? "r" : type == 4 ? "a" : "", in->watch);
+	} else if (strcmp(why, "trap") == 0 && !D.stepping) {
+		/* a shim that could not say: the watchpoint whose memory changed */
 		uint64_t pc = pc_of(g);
 		int at_bp = 0;
 
@@ -653,6 +728,39 @@ stop_reply(struct inst *in, const char *why, const char *g, char *out, size_t le
 	}
 	watch_snapshot(in);
 	snprintf(out, len, "T%02xthread:%s;%s", strcmp(why, "pause") == 0 ? 2 : 5, D.thread, watch);
+}
+
+enum trap { TRAP_NONE, TRAP_BREAK, TRAP_WATCH };
+
+/*
+ * What a trap that was not a step stopped for, as gdb would see it: a
+ * watchpoint the shim named (a write one only if the memory changed: gdb
+ * goes on silently otherwise), a breakpoint at the PC, or nothing (a
+ * debug interrupt left pending by a watchpoint hit during a step).
+ * Compares with the watchpoints' memory at the last watch_snapshot().
+ */
+static enum trap
+trap_kind(struct inst *in, const char *g)
+{
+	uint64_t pc = pc_of(g);
+
+	if (in->watched) {
+		for (int i = 0; i < D.npts; i++) {
+			char req[64];
+
+			if (D.pts[i].type < 2 || D.pts[i].addr != in->watch)
+				continue;
+			if (D.pts[i].type > 2)
+				return TRAP_WATCH;
+			snprintf(req, sizeof(req), "m%" PRIx64 ",%x", D.pts[i].addr,
+				 D.pts[i].kind > 16 ? 16 : D.pts[i].kind);
+			return strcmp(stub(in, req), D.pts[i].old) != 0 ? TRAP_WATCH : TRAP_NONE;
+		}
+	}
+	for (int i = 0; i < D.npts; i++)
+		if (D.pts[i].type < 2 && D.pts[i].addr == pc)
+			return TRAP_BREAK;
+	return TRAP_NONE;
 }
 
 /* ---- moving ---- */
@@ -700,6 +808,14 @@ reexecute(int64_t ic, const char *g)
 		char *r = regs(&in);
 		int same = strcmp(r, g) == 0;
 
+		if (!same && getenv("BHRR_DEBUG_TRACE")) {
+			size_t d = 0;
+
+			while (r[d] && r[d] == g[d])
+				d++;
+			say("at icount %lld: registers differ from char %zu: %.24s vs %.24s",
+			    (long long)in.icount, d, r + d, g + d);
+		}
 		free(r);
 		if (same)
 			break;
@@ -745,8 +861,10 @@ forward(int step)
 		struct pollfd p[2] = { { .fd = D.cur.ctl, .events = POLLIN },
 				       { .fd = D.gdbfd, .events = POLLIN } };
 
-		if (D.cur.ctllen == 0 && poll(p, 2, -1) < 0 && errno == EINTR)
+		if (D.cur.ctllen == 0 && !buffered(D.gdbfd) && poll(p, 2, -1) < 0 && errno == EINTR)
 			continue;
+		if (buffered(D.gdbfd))
+			p[1].revents |= POLLIN;
 		if (D.cur.ctllen > 0 || (p[0].revents & (POLLIN | POLLHUP))) {
 			if (wait_stop(&D.cur, why, sizeof(why)) < 0) {
 				int st = finish_command(&D.cur.cp);
@@ -756,14 +874,30 @@ forward(int step)
 				pkt_sends(D.gdbfd, D.last_reply);
 				return;
 			}
+			if (!step && strcmp(why, "trap") == 0 && !D.cur.watched) {
+				char *g = regs(&D.cur);
+				enum trap t = trap_kind(&D.cur, g);
+
+				free(g);
+				if (t == TRAP_NONE) {
+					/* a debug interrupt left over from a watchpoint hit: not a stop for gdb */
+					if (order(&D.cur, "cont", ans, sizeof(ans)) < 0) {
+						pkt_sends(D.gdbfd, "E01");
+						return;
+					}
+					continue;
+				}
+			}
 			stopped(why);
 			return;
 		}
 		if (p[1].revents & POLLIN) {
-			char c;
+			int c = next_byte(D.gdbfd);
 
-			if (read(D.gdbfd, &c, 1) == 1 && c == 3)
+			if (c == 3)
 				order(&D.cur, "pause", NULL, 0);
+			else if (c < 0)
+				return;
 		} else if (p[1].revents & POLLHUP) {
 			return;
 		}
@@ -811,6 +945,7 @@ reverse_continue(void)
 	double t0 = now_s();
 	int64_t here = D.cur.icount, hit = -1;
 	char *hit_regs = NULL, hit_reply[256] = "", why[32];
+	int hit_watch = 0;
 	struct inst scan;
 
 	inst_start(&scan);
@@ -820,13 +955,20 @@ reverse_continue(void)
 
 	while (ic >= 0 && ic < here && strcmp(why, "trap") == 0) {
 		char *g = regs(&scan);
-
-		free(hit_regs);
-		hit = ic;
-		hit_regs = g;
-		stop_reply(&scan, why, g, hit_reply, sizeof(hit_reply));
-		/* past a breakpoint at the PC: out, one step, back in */
 		uint64_t pc = pc_of(g);
+
+		enum trap t = trap_kind(&scan, g);
+
+		if (t != TRAP_NONE) {
+			free(hit_regs);
+			hit = ic;
+			hit_regs = g;
+			hit_watch = t == TRAP_WATCH;
+			stop_reply(&scan, why, g, hit_reply, sizeof(hit_reply));
+		} else {
+			free(g);
+		}
+		/* past a breakpoint at the PC: out, one step, back in; the step may hit a watchpoint */
 		char req[80];
 
 		for (int i = 0; i < D.npts; i++)
@@ -835,15 +977,36 @@ reverse_continue(void)
 					 D.pts[i].kind);
 				stub(&scan, req);
 			}
+		watch_snapshot(&scan);
 		D.stepping = 1;
 		ic = run(&scan, 1, -1, why, sizeof(why));
 		D.stepping = 0;
-		points_apply(&scan, 0);
+		for (int i = 0; i < D.npts; i++)
+			if (D.pts[i].type < 2 && D.pts[i].addr == pc) {
+				snprintf(req, sizeof(req), "Z%d,%" PRIx64 ",%x", D.pts[i].type, pc,
+					 D.pts[i].kind);
+				stub(&scan, req);
+			}
 		if (ic < 0 || ic >= here)
 			break;
+		if (scan.watched) {
+			g = regs(&scan);
+			if (trap_kind(&scan, g) == TRAP_WATCH) {
+				free(hit_regs);
+				hit = ic;
+				hit_regs = g;
+				hit_watch = 1;
+				stop_reply(&scan, why, g, hit_reply, sizeof(hit_reply));
+			} else {
+				free(g);
+			}
+		}
 		watch_snapshot(&scan);
 		ic = run(&scan, 0, -1, why, sizeof(why));
 	}
+	if (getenv("BHRR_DEBUG_TRACE"))
+		say("reverse-continue: the last stop before icount %lld is at %lld", (long long)here,
+		    (long long)hit);
 	inst_kill(&scan);
 	D.reverse_s += now_s() - t0;
 	if (hit < 0) {
@@ -856,6 +1019,16 @@ reverse_continue(void)
 		free(hit_regs);
 		return;
 	}
+	/*
+	 * Backwards, a watchpoint stops gdb at the instruction that wrote, before
+	 * it ran (gdb then sees the value change, as QEMU's reverse debugging
+	 * shows it): the position one instruction before the hit.
+	 */
+	if (hit_watch) {
+		free(hit_regs);
+		hit_regs = NULL;
+		hit--;
+	}
 	reexecute(hit, hit_regs);
 	/* the timeline now ends at the hit */
 	size_t k = D.nhist;
@@ -863,7 +1036,7 @@ reverse_continue(void)
 	while (k > 0 && D.hist[k - 1].icount > hit)
 		k--;
 	hist_truncate(k);
-	hist_push(hit, hit_regs);
+	hist_push(hit, hit_regs ? hit_regs : regs(&D.cur));
 	watch_snapshot(&D.cur);
 	snprintf(D.last_reply, sizeof(D.last_reply), "%s", hit_reply);
 	pkt_sends(D.gdbfd, D.last_reply);

@@ -164,7 +164,8 @@ printf(const char *fmt, ...)
 	va_end(ap);
 }
 
-static void __attribute__((noreturn))
+/* not inlined: gdb breaks here (tests/shell/85-debug.bats) */
+static void __attribute__((noreturn, noinline))
 leave(uint8_t code)
 {
 	outb(0xf4, code);
