@@ -11,7 +11,7 @@ if [ "$(id -u)" -eq 0 ]; then SUDO=; else SUDO=sudo; fi
 PACKAGES="
 autoconf automake libtool pkg-config make gcc clang binutils
 libcapstone-dev libxxhash-dev libunwind-dev
-bats valgrind jq stress-ng python3 iproute2
+bats valgrind jq stress-ng python3 iproute2 gdb
 qemu-system-x86 qemu-utils qemu-system-arm qemu-system-misc
 gcc-aarch64-linux-gnu gcc-riscv64-linux-gnu
 libaio1 libbpf1 libfuse3-3 libibverbs1 libnuma1 libpmem1 librdmacm1

@@ -367,16 +367,23 @@ order(struct inst *in, const char *o, char *ans, size_t len)
 /* ---- instances ---- */
 
 static int
-listen_unix(const char *path)
+bind_unix(const char *path, int and_listen)
 {
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
 	snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
 	unlink(path);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(fd, 1) < 0)
+	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
+	    (and_listen && listen(fd, 1) < 0))
 		die("debug: cannot listen on %s: %s", path, strerror(errno));
 	return fd;
+}
+
+static int
+listen_unix(const char *path)
+{
+	return bind_unix(path, 1);
 }
 
 static int
@@ -1227,8 +1234,11 @@ handle(char *p)
 			monitor(cmd + 4);
 		else
 			pkt_sends(D.gdbfd, stub(&D.cur, p));
-	} else if (p[0] == 'k') {
+	} else if (p[0] == 'k' || strncmp(p, "vKill", 5) == 0) {
+		/* not QEMU's gdbstub: it would exit QEMU from under the held vCPU */
 		inst_kill(&D.cur);
+		if (p[0] == 'v')
+			pkt_sends(D.gdbfd, "OK");
 		return 1;
 	} else if (p[0] == 'D') {
 		pkt_sends(D.gdbfd, "OK");
@@ -1289,7 +1299,7 @@ listen_gdb(const char *spec, char *where, size_t len)
 {
 	if (strncmp(spec, "unix:", 5) == 0) {
 		snprintf(where, len, "%s", spec + 5);
-		return listen_unix(spec + 5);
+		return bind_unix(spec + 5, 0);
 	}
 	char *end;
 	long port = strtol(spec, &end, 10);
@@ -1301,7 +1311,7 @@ listen_gdb(const char *spec, char *where, size_t len)
 				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(fd, 1) < 0)
+	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0)
 		die("replay: --gdb: cannot listen on 127.0.0.1:%ld: %s", port, strerror(errno));
 	snprintf(where, len, "127.0.0.1:%ld", port);
 	return fd;
@@ -1346,6 +1356,7 @@ debug_session(const char *exe, char **qargv, const char *log, const char *out, i
 	if (mkdtemp(D.dir) == NULL)
 		die("debug: cannot make a directory in /tmp: %s", strerror(errno));
 	signal(SIGPIPE, SIG_IGN);
+	/* bound now, so a port in use fails before QEMU starts; listening once the replay is there */
 	int lfd = listen_gdb(gdb, where, sizeof(where));
 
 	disks_keep();
@@ -1366,6 +1377,10 @@ debug_session(const char *exe, char **qargv, const char *log, const char *out, i
 	}
 	hist_push(D.cur.icount, regs(&D.cur));
 	snprintf(D.last_reply, sizeof(D.last_reply), "T05thread:%s;", D.thread);
+	if (listen(lfd, 1) < 0) {
+		cleanup();
+		die("replay: --gdb: cannot listen on %s: %s", where, strerror(errno));
+	}
 	fprintf(stderr, "bhrr: replay: held at icount %lld; waiting for gdb on %s "
 			"(gdb -ex 'target remote %s')\n",
 		(long long)D.cur.icount, where, where);

@@ -713,6 +713,16 @@ cmd_replay(int argc, char **argv)
 		usage_error("replay: no log given (usage: bhrr replay LOG [-o OUT] [--force] [--on-diverge=stop|continue] [--gdb[=PORT|unix:PATH]] [--stop-at=ICOUNT|#EVENT] [-- QEMU ARGS...])");
 	struct log_reader *r = open_log_or_exit(log, "replay", 1);
 	const struct log_header *h = log_reader_header(r);
+
+	if (stop_at != NULL && gdb == NULL)
+		gdb = "1234"; /* a stop is for a debugger */
+	if (gdb != NULL && !log_header_exact(h)) {
+		fprintf(stderr, "bhrr: replay: --gdb needs an exact-mode log; %s is an ordering-mode "
+				"log (recorded without an exact -icount): it has no icount to stop at or "
+				"to go back to\n", log);
+		log_reader_close(r);
+		return EXIT_USAGE;
+	}
 	char **qargv = replay_qargv(log, h, i < argc ? argv + i + 1 : NULL, argc - i - 1);
 
 	find_qemu("replay", qargv[0], exe, sizeof(exe), id, sizeof(id));
@@ -734,16 +744,6 @@ cmd_replay(int argc, char **argv)
 	}
 	qargv = replay_rtc_base(qargv, rtc);
 	int ordering = !log_header_exact(h);
-
-	if (stop_at != NULL && gdb == NULL)
-		gdb = "1234"; /* a stop is for a debugger */
-	if (gdb != NULL && ordering) {
-		fprintf(stderr, "bhrr: replay: --gdb needs an exact-mode log; %s is an ordering-mode "
-				"log (recorded without an exact -icount): it has no icount to stop at or "
-				"to go back to\n", log);
-		log_reader_close(r);
-		return EXIT_USAGE;
-	}
 	/*
 	 * What the doctor names on the command line replayed (what bhrr record
 	 * could not fix, or all of it with --as-is or the shim preloaded by

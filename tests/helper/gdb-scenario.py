@@ -111,6 +111,8 @@ def main():
     gdb.execute("set pagination off")
     gdb.execute("set confirm off")
     gdb.execute("set architecture i386:x86-64")
+    # a reverse motion replays the run again: seconds on a long run
+    gdb.execute("set remotetimeout 600")
     gdb.execute("target remote " + os.environ["TARGET"])
     globals()["scenario_" + os.environ["SCENARIO"]]()
     print("RESULT stats " + run("monitor bhrr stats").strip())

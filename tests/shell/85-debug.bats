@@ -1,0 +1,172 @@
+#!/usr/bin/env bats
+# bhrr replay --gdb (doc/debug.md) on the real QEMU 7.2 and 10.0 with
+# Debian's gdb: a failing run of the flaky guest, debugged forwards and
+# backwards.  gdb runs tests/helper/gdb-scenario.py, which prints RESULT
+# lines of guest state (registers, memory, icounts); nothing here depends on
+# how long anything takes.
+
+load helper
+
+setup() {
+	# shellcheck source=tests/guest/guest.sh
+	. "$BHRR_SRCDIR/tests/guest/guest.sh"
+	cd "$BATS_TEST_TMPDIR"
+}
+
+# failing_log VERSION: fail.bhlog, a recording of the flaky guest failing.
+# It fails with a rate inside [0.3, 0.7] (40-guest.bats): 30 tries all pass
+# with probability at most 0.7^30 = 2e-5.
+failing_log() {
+	use_qemu "$1"
+	local k st
+	for k in $(seq 30); do
+		guest_argv flaky "$BATS_TEST_TMPDIR"
+		st=0
+		# shellcheck disable=SC2086
+		"$BHRR" record --force -o fail.bhlog -- "$QEMU_BIN" $QEMU_FW "${GUEST_ARGV[@]}" \
+			>rec.out 2>rec.err || st=$?
+		if [ "$st" -eq "$GUEST_FLAKY" ]; then
+			echo "a failing recording after $k tries"
+			return 0
+		fi
+	done
+	echo "the flaky guest passed 30 times" >&2
+	return 1
+}
+
+# debug SCENARIO [REPLAY OPTIONS...]: gdb runs SCENARIO against
+# bhrr replay --gdb on fail.bhlog; its RESULT lines in $output.
+debug() {
+	local scenario=$1 k pid
+	shift
+	guest_argv flaky "$BATS_TEST_TMPDIR" # the disks as the recording found them
+	rm -f g.sock gdb.out
+	"$BHRR" replay fail.bhlog --gdb="unix:$BATS_TEST_TMPDIR/g.sock" "$@" >rep.out 2>rep.err &
+	pid=$!
+	# it says so once it listens (a wait for a message, not a verdict)
+	for k in $(seq 600); do
+		grep -q "waiting for gdb" rep.err && break
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	SCENARIO=$scenario TARGET="$BATS_TEST_TMPDIR/g.sock" \
+		gdb -batch -nx -x "$BHRR_SRCDIR/tests/helper/gdb-scenario.py" "$GUEST_DIR/guest.elf" \
+		>gdb.out 2>&1 || true
+	wait "$pid" || true
+	sed 's/^/replay: /' rep.err
+	grep -iE 'error|traceback' gdb.out | grep -v '^RESULT' | head -5 || true
+	run grep '^RESULT' gdb.out
+	echo "$output"
+	[ "$status" -eq 0 ]
+}
+
+# the value of KEY=N in the RESULT lines
+val() {
+	sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$output" | head -n 1
+}
+
+revcont() {
+	failing_log "$1"
+	debug revcont
+	[ "$(val hits)" -eq 32 ]                    # a completion per command, then leave()
+	[[ "$output" == *"revcont hits=32 at=cmd_complete "* ]]
+	[ "$(val back_icount)" -eq "$(val hit_icount)" ]
+	[ "$(val back_icount)" -lt "$(val leave_icount)" ]
+	[ "$(val regs_same)" -eq 1 ]
+	[ "$(val memory_same)" -eq 1 ]
+}
+
+@test "7.2: on a failing log, reverse-continue from the failure to the last completion: registers and the command table as the forward run saw them" {
+	revcont 7.2
+}
+
+@test "10.0: on a failing log, reverse-continue from the failure to the last completion: registers and the command table as the forward run saw them" {
+	revcont 10.0
+}
+
+stepi() {
+	failing_log "$1"
+	STEPS=200 debug stepi --stop-at=100000
+	[ "$(val n)" -eq 200 ]
+	[ "$(val from)" -eq 100000 ]
+	[ "$(val to)" -eq 100200 ]
+	[ "$(val distinct)" -gt 1 ]                  # the steps moved the guest
+	[ "$(val differ)" -eq 0 ]                    # reverse-stepi: the same 201 states, reversed
+	[[ "$output" == *"stats 200 re-executions"* ]]
+}
+
+@test "7.2: stepi 200 times, then reverse-stepi 200 times: the same states in reverse order" {
+	stepi 7.2
+}
+
+@test "10.0: stepi 200 times, then reverse-stepi 200 times: the same states in reverse order" {
+	stepi 10.0
+}
+
+watch() {
+	failing_log "$1"
+	debug watch
+	[ "$(val writes)" -ge 1 ]                    # the forward run saw the latency written
+	# backwards, gdb stops at the writing instruction, before it runs ...
+	[ "$(val back_icount)" -eq $(($(val last_icount) - 1)) ]
+	[[ "$output" == *" in=cmd_complete "* ]]
+	# ... and one stepi on is the forward run's stop after the write
+	[ "$(val stepped_icount)" -eq "$(val last_icount)" ]
+	[ "$(val stepped_pc)" = "$(val last_pc)" ]
+	grep -q "Old value = " gdb.out
+}
+
+@test "7.2: a watchpoint on what the failing check reads; reverse-continue from the failure stops at the last write of the forward run" {
+	watch 7.2
+}
+
+@test "10.0: a watchpoint on what the failing check reads; reverse-continue from the failure stops at the last write of the forward run" {
+	watch 10.0
+}
+
+stop_at() {
+	failing_log "$1"
+	debug when --stop-at=5000000
+	[ "$(val icount)" -eq 5000000 ]
+	# an event: the first completion at an exact icount; the stop is after it ran
+	local ev ic
+	read -r ev ic < <("$BHRR" dump fail.bhlog |
+		awk '$2 == "io_complete" && $3 ~ /^icount=[0-9]+$/ && NF == 5 { sub("icount=", "", $3); print $1, $3; exit }')
+	[ -n "$ev" ] && [ -n "$ic" ]
+	debug when "--stop-at=#$ev"
+	[ "$(val icount)" -eq "$ic" ]
+	next=$(sed -n 's/.*next recorded event #\([0-9]*\) at icount.*/\1/p' <<<"$output")
+	[ "$next" -gt "$ev" ]
+	# not an event the replay delivers: said, and nothing runs
+	run "$BHRR" replay fail.bhlog --gdb=unix:"$BATS_TEST_TMPDIR/x.sock" --stop-at=#1
+	echo "$output"
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"event #1 of fail.bhlog is not one the replay delivers"* ]]
+}
+
+@test "7.2: --stop-at an icount and an event number: the guest is there, the event has run" {
+	stop_at 7.2
+}
+
+@test "10.0: --stop-at an icount and an event number: the guest is there, the event has run" {
+	stop_at 10.0
+}
+
+@test "--gdb refuses an ordering-mode log, naming why" {
+	use_qemu 7.2
+	guest_argv flaky "$BATS_TEST_TMPDIR"
+	local argv=()
+	for a in "${GUEST_ARGV[@]}"; do
+		[ "$a" = "-icount" ] && { skip_next=1; continue; }
+		[ -n "${skip_next:-}" ] && { skip_next=; continue; }
+		argv+=("$a")
+	done
+	"$BHRR" record --as-is -o ord.bhlog -- "$QEMU_BIN" "${argv[@]}" >/dev/null 2>&1 || true
+	[ -s ord.bhlog ]
+	run "$BHRR" replay ord.bhlog --gdb
+	echo "$output"
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"--gdb needs an exact-mode log"*"ordering-mode log"*"no icount to stop at"* ]]
+	run "$BHRR" debug ord.bhlog
+	[ "$status" -eq 2 ]
+}
