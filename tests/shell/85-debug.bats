@@ -170,3 +170,63 @@ stop_at() {
 	run "$BHRR" debug ord.bhlog
 	[ "$status" -eq 2 ]
 }
+
+# native_argv: the flaky guest under QEMU's own record/replay (MODE record or
+# replay): its disk through blkreplay on a qcow2, snapshots in rr.qcow2.
+native_argv() {
+	local mode=$1 append
+	append=$(guest_append flaky)
+	NATIVE_ARGV=(-nodefaults -display none -accel tcg
+		-icount "shift=0,rr=$mode,rrfile=native.rr,rrsnapshot=init"
+		-rtc clock=vm,base=2020-01-01T00:00:00 -seed 1
+		-kernel "$GUEST_DIR/guest.elf" -append "$append"
+		-device isa-debug-exit,iobase=0xf4,iosize=1 -debugcon stdio
+		-drive file=disk0.qcow2,if=none,id=img-direct
+		-drive driver=blkreplay,if=none,image=img-direct,id=img-blkreplay
+		-device virtio-blk-pci,drive=img-blkreplay,disable-modern=on
+		-drive file=rr.qcow2,if=none,id=rr -net none)
+}
+
+pcs_native() {
+	failing_log "$1"
+	STEPS=50 debug pcs
+	local ours
+	ours=$(sed -n 's/^RESULT pcs //p' <<<"$output")
+	[ -n "$ours" ]
+	# bhrr's walk back is its walk forward, reversed
+	fw=$(sed -n 's/.*fw=\([^ ]*\).*/\1/p' <<<"$ours")
+	bw=$(sed -n 's/.*bw=\([^ ]*\).*/\1/p' <<<"$ours")
+	[ "$(tr ',' '\n' <<<"$bw" | tac | paste -sd,)" = "$fw" ]
+	[ "$(tr ',' '\n' <<<"$fw" | sort -u | wc -l)" -gt 10 ]
+	# QEMU's own: record, then replay under gdb from its initial snapshot
+	qemu-img convert -O qcow2 "$GUEST_DIR/disk.img" disk0.qcow2
+	qemu-img create -q -f qcow2 rr.qcow2 64M
+	native_argv record
+	# shellcheck disable=SC2086
+	"$QEMU_BIN" $QEMU_FW "${NATIVE_ARGV[@]}" >native-rec.out 2>&1 || true
+	[ -s native.rr ]
+	native_argv replay
+	rm -f n.sock
+	# shellcheck disable=SC2086
+	"$QEMU_BIN" $QEMU_FW "${NATIVE_ARGV[@]}" -gdb "unix:$BATS_TEST_TMPDIR/n.sock,server=on,wait=off" \
+		-S >native-rep.out 2>&1 &
+	local pid=$! k
+	for k in $(seq 600); do [ -S n.sock ] && break; sleep 0.1; done
+	NATIVE=1 STEPS=50 SCENARIO=pcs TARGET="$BATS_TEST_TMPDIR/n.sock" \
+		gdb -batch -nx -x "$BHRR_SRCDIR/tests/helper/gdb-scenario.py" "$GUEST_DIR/guest.elf" \
+		>native-gdb.out 2>&1 || true
+	kill "$pid" 2>/dev/null || true
+	wait "$pid" || true
+	native=$(sed -n 's/^RESULT pcs //p' native-gdb.out)
+	echo "native: $native"
+	echo "bhrr:   $ours"
+	[ "$native" = "$ours" ]
+}
+
+@test "7.2: the same PCs for 50 stepi and 50 reverse-stepi as QEMU's native reverse debugging" {
+	pcs_native 7.2
+}
+
+@test "10.0: the same PCs for 50 stepi and 50 reverse-stepi as QEMU's native reverse debugging" {
+	pcs_native 10.0
+}
