@@ -694,6 +694,23 @@ pc_of(const char *g)
 	return pc;
 }
 
+/* The PC of @in, register 16 (x86-64's rip) read alone. */
+static uint64_t
+read_pc(struct inst *in)
+{
+	const char *r = stub(in, "p10");
+	uint64_t pc = 0;
+
+	for (int b = 7; b >= 0; b--) {
+		unsigned v = 0;
+
+		if (strlen(r) >= 16)
+			sscanf(r + 2 * b, "%2x", &v);
+		pc = pc << 8 | v;
+	}
+	return pc;
+}
+
 /*
  * The stop reply for a stop of @why at the instance's position: SIGTRAP,
  * with the watchpoint whose memory changed (or the only access watchpoint)
@@ -747,10 +764,8 @@ enum trap { TRAP_NONE, TRAP_BREAK, TRAP_WATCH };
  * Compares with the watchpoints' memory at the last watch_snapshot().
  */
 static enum trap
-trap_kind(struct inst *in, const char *g)
+trap_kind(struct inst *in, uint64_t pc)
 {
-	uint64_t pc = pc_of(g);
-
 	if (in->watched) {
 		for (int i = 0; i < D.npts; i++) {
 			char req[64];
@@ -800,19 +815,21 @@ run(struct inst *in, int step, int64_t to, char *why, size_t len)
  * icount stays.  No point is inserted on the way; all are once there.
  * Replaces the current replay.
  */
+static uint64_t read_pc(struct inst *in);
+
+/*
+ * As reexecute(), to the stop at @ic whose PC is @pc: a breakpoint's hit
+ * comes after what was delivered at its icount, so after the stop at the
+ * icount, step while the PC differs and the icount stays.
+ */
+static void reexecute_at_pc(int64_t ic, uint64_t pc);
+
 static void
 reexecute(int64_t ic, const char *g)
 {
-	double t0 = now_s();
-	struct inst in;
-	char why[64];
-
-	inst_start(&in);
-	if (ic > 0 && run(&in, 0, ic, why, sizeof(why)) != ic)
-		say("the re-execution stopped at icount %lld (%s), not at %lld",
-		    (long long)in.icount, why, (long long)ic);
+	reexecute_at_pc(ic, 0);
 	for (int k = 0; g != NULL && k < 16; k++) {
-		char *r = regs(&in);
+		char *r = regs(&D.cur), why[64];
 		int same = strcmp(r, g) == 0;
 
 		if (!same && getenv("BHRR_DEBUG_TRACE")) {
@@ -821,14 +838,42 @@ reexecute(int64_t ic, const char *g)
 			while (r[d] && r[d] == g[d])
 				d++;
 			say("at icount %lld: registers differ from char %zu: %.24s vs %.24s",
-			    (long long)in.icount, d, r + d, g + d);
+			    (long long)D.cur.icount, d, r + d, g + d);
 		}
 		free(r);
 		if (same)
 			break;
+		points_apply(&D.cur, 1);
+		D.stepping = 1;
+		int64_t got = run(&D.cur, 1, -1, why, sizeof(why));
+
+		D.stepping = 0;
+		points_apply(&D.cur, 0);
+		if (got != ic) {
+			say("position at icount %lld not found again", (long long)ic);
+			break;
+		}
+	}
+}
+
+static void
+reexecute_at_pc(int64_t ic, uint64_t pc)
+{
+	double t0 = now_s();
+	struct inst in;
+	char why[64];
+	const char *g = NULL;
+
+	inst_start(&in);
+	if (ic > 0 && run(&in, 0, ic, why, sizeof(why)) != ic)
+		say("the re-execution stopped at icount %lld (%s), not at %lld",
+		    (long long)in.icount, why, (long long)ic);
+	(void)g;
+	for (int k = 0; pc != 0 && k < 16 && read_pc(&in) != pc; k++) {
 		D.stepping = 1;
 		if (run(&in, 1, -1, why, sizeof(why)) != ic) {
-			say("position at icount %lld not found again", (long long)ic);
+			say("the stop at pc %#llx at icount %lld not found again", (unsigned long long)pc,
+			    (long long)ic);
 			break;
 		}
 	}
@@ -882,10 +927,8 @@ forward(int step)
 				return;
 			}
 			if (!step && strcmp(why, "trap") == 0 && !D.cur.watched) {
-				char *g = regs(&D.cur);
-				enum trap t = trap_kind(&D.cur, g);
+				enum trap t = trap_kind(&D.cur, read_pc(&D.cur));
 
-				free(g);
 				if (t == TRAP_NONE) {
 					/* a debug interrupt left over from a watchpoint hit: not a stop for gdb */
 					if (order(&D.cur, "cont", ans, sizeof(ans)) < 0) {
@@ -951,8 +994,9 @@ reverse_continue(void)
 {
 	double t0 = now_s();
 	int64_t here = D.cur.icount, hit = -1;
-	char *hit_regs = NULL, hit_reply[256] = "", why[32];
+	uint64_t hit_pc = 0, hit_waddr = 0;
 	int hit_watch = 0;
+	char why[32];
 	struct inst scan;
 
 	inst_start(&scan);
@@ -960,35 +1004,33 @@ reverse_continue(void)
 	watch_snapshot(&scan);
 	int64_t ic = here > 0 ? run(&scan, 0, here, why, sizeof(why)) : 0;
 
+	/* per stop: its icount, PC and watchpoint only; the registers once there */
 	while (ic >= 0 && ic < here && strcmp(why, "trap") == 0) {
-		char *g = regs(&scan);
-		uint64_t pc = pc_of(g);
-
-		enum trap t = trap_kind(&scan, g);
+		uint64_t pc = read_pc(&scan);
+		enum trap t = trap_kind(&scan, pc);
 
 		if (t != TRAP_NONE) {
-			free(hit_regs);
 			hit = ic;
-			hit_regs = g;
+			hit_pc = pc;
 			hit_watch = t == TRAP_WATCH;
-			stop_reply(&scan, why, g, hit_reply, sizeof(hit_reply));
-		} else {
-			free(g);
+			hit_waddr = scan.watch;
 		}
 		/* past a breakpoint at the PC: out, one step, back in; the step may hit a watchpoint */
+		int at_bp = t == TRAP_BREAK;
 		char req[80];
 
-		for (int i = 0; i < D.npts; i++)
+		for (int i = 0; at_bp && i < D.npts; i++)
 			if (D.pts[i].type < 2 && D.pts[i].addr == pc) {
 				snprintf(req, sizeof(req), "z%d,%" PRIx64 ",%x", D.pts[i].type, pc,
 					 D.pts[i].kind);
 				stub(&scan, req);
 			}
-		watch_snapshot(&scan);
+		if (t == TRAP_WATCH)
+			watch_snapshot(&scan);
 		D.stepping = 1;
 		ic = run(&scan, 1, -1, why, sizeof(why));
 		D.stepping = 0;
-		for (int i = 0; i < D.npts; i++)
+		for (int i = 0; at_bp && i < D.npts; i++)
 			if (D.pts[i].type < 2 && D.pts[i].addr == pc) {
 				snprintf(req, sizeof(req), "Z%d,%" PRIx64 ",%x", D.pts[i].type, pc,
 					 D.pts[i].kind);
@@ -996,26 +1038,21 @@ reverse_continue(void)
 			}
 		if (ic < 0 || ic >= here)
 			break;
-		if (scan.watched) {
-			g = regs(&scan);
-			if (trap_kind(&scan, g) == TRAP_WATCH) {
-				free(hit_regs);
-				hit = ic;
-				hit_regs = g;
-				hit_watch = 1;
-				stop_reply(&scan, why, g, hit_reply, sizeof(hit_reply));
-			} else {
-				free(g);
-			}
+		if (scan.watched && trap_kind(&scan, read_pc(&scan)) == TRAP_WATCH) {
+			hit = ic;
+			hit_pc = read_pc(&scan);
+			hit_watch = 1;
+			hit_waddr = scan.watch;
 		}
-		watch_snapshot(&scan);
+		if (scan.watched)
+			watch_snapshot(&scan);
 		ic = run(&scan, 0, -1, why, sizeof(why));
 	}
+	inst_kill(&scan);
+	D.reverse_s += now_s() - t0;
 	if (getenv("BHRR_DEBUG_TRACE"))
 		say("reverse-continue: the last stop before icount %lld is at %lld", (long long)here,
 		    (long long)hit);
-	inst_kill(&scan);
-	D.reverse_s += now_s() - t0;
 	if (hit < 0) {
 		reexecute(0, NULL);
 		hist_truncate(0);
@@ -1023,7 +1060,6 @@ reverse_continue(void)
 		watch_snapshot(&D.cur);
 		snprintf(D.last_reply, sizeof(D.last_reply), "T05replaylog:begin;");
 		pkt_sends(D.gdbfd, D.last_reply);
-		free(hit_regs);
 		return;
 	}
 	/*
@@ -1031,21 +1067,30 @@ reverse_continue(void)
 	 * it ran (gdb then sees the value change, as QEMU's reverse debugging
 	 * shows it): the position one instruction before the hit.
 	 */
-	if (hit_watch) {
-		free(hit_regs);
-		hit_regs = NULL;
-		hit--;
-	}
-	reexecute(hit, hit_regs);
-	/* the timeline now ends at the hit */
+	if (hit_watch)
+		reexecute_at_pc(hit - 1, 0);
+	else
+		reexecute_at_pc(hit, hit_pc);
+	/* the timeline now ends here */
 	size_t k = D.nhist;
 
-	while (k > 0 && D.hist[k - 1].icount > hit)
+	while (k > 0 && D.hist[k - 1].icount > D.cur.icount)
 		k--;
 	hist_truncate(k);
-	hist_push(hit, hit_regs ? hit_regs : regs(&D.cur));
+	hist_push(D.cur.icount, regs(&D.cur));
 	watch_snapshot(&D.cur);
-	snprintf(D.last_reply, sizeof(D.last_reply), "%s", hit_reply);
+	char watch[80] = "";
+
+	if (hit_watch) {
+		int type = 2;
+
+		for (int i = 0; i < D.npts; i++)
+			if (D.pts[i].type >= 2 && D.pts[i].addr == hit_waddr)
+				type = D.pts[i].type;
+		snprintf(watch, sizeof(watch), "%swatch:%" PRIx64 ";",
+			 type == 3 ? "r" : type == 4 ? "a" : "", hit_waddr);
+	}
+	snprintf(D.last_reply, sizeof(D.last_reply), "T05thread:%s;%s", D.thread, watch);
 	pkt_sends(D.gdbfd, D.last_reply);
 }
 

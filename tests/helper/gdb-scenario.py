@@ -122,6 +122,28 @@ def scenario_pcs():
                                          ",".join("%x" % p for p in bw)))
 
 
+def scenario_timing():
+    """make bench: the cost of one reverse-stepi and one reverse-continue
+    (to the last cmd_complete hit) at icount $AT, bhrr or native."""
+    import time
+    at = int(os.environ["AT"])
+    if os.environ.get("NATIVE"):
+        run("monitor replay_break %d" % at)
+        run("continue")
+    else:
+        run("monitor bhrr goto %d" % at)
+    run("stepi")
+    t0 = time.time()
+    run("reverse-stepi")
+    t1 = time.time()
+    run("break cmd_complete")
+    t2 = time.time()
+    run("reverse-continue")
+    t3 = time.time()
+    print("RESULT timing at=%d reverse_stepi=%.3f reverse_continue=%.3f in=%s" % (
+        at, t1 - t0, t3 - t2, gdb.selected_frame().name()))
+
+
 def scenario_when():
     print("RESULT when icount=%d pc=%#x" % (when(), pc()))
     print("RESULT " + run("monitor bhrr when").strip())
