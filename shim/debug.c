@@ -23,6 +23,9 @@
 #include "symbols.h"
 #include "vlog.h"
 
+#define BP_GDB 0x10 /* include/hw/core/cpu.h: inserted by the gdbstub */
+#define RUN_STATE_PAUSED 4 /* qapi/run-state.json's RunState, the same order since 2.x */
+
 typedef void io_handler(void *opaque);
 typedef void set_fd_handler_fn(int fd, io_handler *rd, io_handler *wr, void *opaque);
 
@@ -30,6 +33,7 @@ static void (*real_debug_request)(void);
 static int (*real_vm_stop)(int state);
 
 static atomic_int fd = -1;      /* the control socket; set by the constructor, -1 once it failed */
+static int real_fd = -1;        /* the socket itself, to unregister and close; BQL after the constructor */
 static int started;             /* BQL: debug_vm_running ran */
 static int holding;             /* BQL: the vCPU is stopped for the debugger */
 static int64_t stop_at = -1;    /* BQL: the icount the stop timer is for, -1 none */
@@ -67,7 +71,7 @@ say(const char *fmt, ...)
 		n = sizeof(buf) - 2;
 	buf[n++] = '\n';
 	for (int off = 0; off < n;) {
-		ssize_t w = write(f, buf + off, (size_t)(n - off));
+		ssize_t w = send(f, buf + off, (size_t)(n - off), MSG_NOSIGNAL);
 
 		if (w < 0 && errno == EINTR)
 			continue;
@@ -92,7 +96,7 @@ debug_start(char *why, size_t len)
 			 sizeof(a.sun_path) - 1);
 		return -1;
 	}
-	for (int i = QS_QEMU_SYSTEM_DEBUG_REQUEST; i <= QS_CPU_WATCHPOINT_REMOVE_BY_REF; i++)
+	for (int i = QS_QEMU_SYSTEM_DEBUG_REQUEST; i <= QS_CPU_WATCHPOINT_REMOVE_ALL; i++)
 		if (sym((enum qsym_id)i) == NULL) {
 			snprintf(why, len, "a replay for a debugger needs QEMU's %s, which this build lacks",
 				 qsym_name(&shim_qemu, (enum qsym_id)i));
@@ -109,8 +113,21 @@ debug_start(char *why, size_t len)
 		return -1;
 	}
 	atomic_store(&fd, f);
-	say("hello %d", (int)getpid());
+	real_fd = f;
 	return 0;
+}
+
+void
+debug_refused(void)
+{
+	int f = atomic_load(&fd);
+
+	if (f < 0)
+		return;
+	say("refused");
+	atomic_store(&fd, -1);
+	close(f);
+	real_fd = -1;
 }
 
 int
@@ -178,6 +195,17 @@ arm_stop(int64_t ic, const char *why)
 	qrt.timer_mod_ns(stop_timer, qrt_deadline_of(ic));
 }
 
+/* Whether the run state is still RUN_STATE_PAUSED; BQL. */
+static int
+still_paused(void)
+{
+	void *get = dlsym(RTLD_DEFAULT, "runstate_get"), *check = dlsym(RTLD_DEFAULT, "runstate_check");
+
+	if (get != NULL)
+		return ((int (*)(void))get)() == RUN_STATE_PAUSED;
+	return check != NULL && ((bool (*)(int))check)(RUN_STATE_PAUSED);
+}
+
 static void
 resume(int step)
 {
@@ -186,7 +214,9 @@ resume(int step)
 	((void (*)(CPUState *, int))sym(QS_CPU_SINGLE_STEP))(cpu, step ? 1 /* SSTEP_ENABLE */ : 0);
 	holding = 0;
 	if (fake_stop >= 0) {
-		((void (*)(int))sym(QS_RUNSTATE_SET))(fake_stop);
+		/* still the gdbstub's mark (nothing else stops the VM while bhrr holds the vCPU) */
+		if (still_paused())
+			((void (*)(int))sym(QS_RUNSTATE_SET))(fake_stop);
 		fake_stop = -1;
 	}
 	/* stopped by QEMU's gdbstub before bhrr held the vCPU: start it again, at the same icount */
@@ -243,18 +273,31 @@ static void
 readable(void *opaque)
 {
 	(void)opaque;
-	int f = atomic_load(&fd);
-	ssize_t r = f < 0 ? 0 : read(f, in + in_len, sizeof(in) - 1 - in_len);
+	ssize_t r = real_fd < 0 ? 0 : read(real_fd, in + in_len, sizeof(in) - 1 - in_len);
 
 	if (r < 0 && (errno == EINTR || errno == EAGAIN))
 		return;
 	if (r <= 0) {
-		/* the debugger left: let the replay run on, as after gdb's detach */
-		((set_fd_handler_fn *)sym(QS_QEMU_SET_FD_HANDLER))(f, NULL, NULL, NULL);
+		/*
+		 * The debugger left: let the replay run on, as after gdb's detach,
+		 * without the points it set (a breakpoint with no debugger would
+		 * stop the VM for good).
+		 */
+		CPUState *cpu = qrt.get_cpu(0);
+
+		((set_fd_handler_fn *)sym(QS_QEMU_SET_FD_HANDLER))(real_fd, NULL, NULL, NULL);
 		atomic_store(&fd, -1);
+		close(real_fd);
+		real_fd = -1;
 		stop_at = -1;
+		if (cpu != NULL) {
+			((void (*)(CPUState *, int))sym(QS_CPU_BREAKPOINT_REMOVE_ALL))(cpu, BP_GDB);
+			((void (*)(CPUState *, int))sym(QS_CPU_WATCHPOINT_REMOVE_ALL))(cpu, BP_GDB);
+		}
 		if (holding)
 			resume(0);
+		else if (cpu != NULL)
+			((void (*)(CPUState *, int))sym(QS_CPU_SINGLE_STEP))(cpu, 0);
 		vlog("debug: the debugger closed its socket; the replay runs on");
 		return;
 	}
@@ -303,8 +346,7 @@ find_watchpoint_hit(void)
 	}
 	((wp_remove_fn *)sym(QS_CPU_WATCHPOINT_REMOVE_BY_REF))(cpu, wp);
 	if (wp_hit_off < 0)
-		vlog_error("debug: CPUState's watchpoint_hit not found; a watchpoint's stop may "
-			   "confuse QEMU");
+		vlog_error("debug: CPUState's watchpoint_hit not found; watchpoints are refused");
 }
 
 void
@@ -320,8 +362,9 @@ debug_vm_running(void)
 	}
 	qrt.timer_init_full(stop_timer, NULL, QRT_CLOCK_VIRTUAL, QRT_SCALE_NS,
 			    QRT_TIMER_ATTR_EXTERNAL, stop_cb, NULL);
-	((set_fd_handler_fn *)sym(QS_QEMU_SET_FD_HANDLER))(atomic_load(&fd), readable, NULL, NULL);
 	find_watchpoint_hit();
+	say("hello %d%s", (int)getpid(), wp_hit_off < 0 ? " nowatch" : "");
+	((set_fd_handler_fn *)sym(QS_QEMU_SET_FD_HANDLER))(real_fd, readable, NULL, NULL);
 	arm_stop(0, "start");
 }
 
@@ -338,6 +381,8 @@ hk_debug_request(void)
 
 	/* QEMU sets cpu->stopped after this: the vCPU waits, the VM runs on */
 	holding = 1;
+	if (stop_at >= 0 && stop_why != NULL && strcmp(stop_why, "pause") == 0)
+		stop_at = -1; /* a pause asked for is this stop */
 	CPUState *cpu = qrt_current_cpu();
 	void *hit = NULL;
 
@@ -382,7 +427,8 @@ running_state(void)
 static int
 hk_vm_stop(int state)
 {
-	if (!debug_active() || !holding || qrt.in_vcpu_thread() || !qrt.runstate_is_running()) {
+	if (!debug_active() || !holding || state != RUN_STATE_PAUSED || qrt.in_vcpu_thread() ||
+	    !qrt.runstate_is_running()) {
 		vlog("debug: vm_stop(%d) goes through (holding %d, running %d)", state, holding,
 		     (int)qrt.runstate_is_running());
 		return real_vm_stop(state);

@@ -28,6 +28,12 @@
  * icount N every event recorded at N has run, except one landed at an I/O
  * access (it runs inside the instruction after N).
  *
+ * The first line is "hello PID" (with " nowatch" if watchpoints cannot be
+ * reported, see find_watchpoint_hit), or "refused" when the session did not
+ * start (the reason went to QEMU's stderr): the endpoint then ends QEMU.
+ * When the endpoint goes away, every gdb breakpoint and watchpoint is
+ * removed and single-stepping is off, and the replay runs on.
+ *
  * Threads: the orders are read by the main loop (a QEMU fd handler), with
  * the BQL; stops happen in the vCPU thread, with the BQL.  The socket is
  * written under the BQL only.
@@ -41,6 +47,8 @@
 
 /* Connect to BHRR_DEBUG's socket; constructor.  0, or -1 with @why. */
 int debug_start(char *why, size_t len);
+/* The session refused to start: tell the endpoint, and leave.  Constructor. */
+void debug_refused(void);
 /* Whether a debugger drives this run (BHRR_DEBUG, connected); any thread. */
 int debug_active(void);
 /* The VM runs (its first start): take orders, hold at icount 0.  Main thread, BQL. */

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "debug.h"
 #include "emit.h"
 #include "gate_clock.h"
 #include "gate_mon.h"
@@ -450,7 +451,7 @@ run_due(void)
 	if (stop_asked && (replay_is_free() || due == NULL || due->a.kind != LOG_ACT_MONITOR)) {
 		/* recorded control ended meanwhile: the vCPU stopped for nothing goes on */
 		stop_asked = 0;
-		if (qrt.runstate_is_running())
+		if (qrt.runstate_is_running() && !debug_holding())
 			((void (*)(void))sym(QS_RESUME_ALL_VCPUS))();
 	}
 	while (!replay_is_free()) {
@@ -507,7 +508,8 @@ hk_main_loop_wait(int nonblocking)
 		/* after the last turn's main_loop_should_exit: QEMU has acted on any request */
 		if (resume_pending && !cmd_running) {
 			resume_pending = 0;
-			if (qrt.runstate_is_running())
+			/* not a vCPU a debugger holds (debug.h) */
+			if (qrt.runstate_is_running() && !debug_holding())
 				((void (*)(void))sym(QS_RESUME_ALL_VCPUS))();
 		}
 		if (mode == MON_REPLAY)

@@ -323,8 +323,27 @@ say_started(const char *path, enum icount_mode mode)
 	     qrt.bh_size, qrt.off_ctx, qrt.off_name, qrt.off_cb, qrt.off_opaque);
 }
 
+static int start(void);
+
 int
 session_start(void)
+{
+	char why[512];
+
+	/* a debugger's endpoint hears first, and hears of a refusal (debug.h) */
+	if (bhrr_cfg.debug_sock != NULL && debug_start(why, sizeof(why)) < 0) {
+		vlog_error("%s; not replaying", why);
+		return -1;
+	}
+	int rc = start();
+
+	if (rc < 0)
+		debug_refused();
+	return rc;
+}
+
+static int
+start(void)
 {
 	struct hook_spec hooks[HOOKS_MAX];
 	struct log_header h;
@@ -345,15 +364,9 @@ session_start(void)
 		vlog_error("%s", why);
 		return -1;
 	}
-	if (bhrr_cfg.debug_sock != NULL) {
-		if (p != &policy_replay) {
-			vlog_error("a debugger needs an exact replay (-icount shift=N,sleep=off); not replaying");
-			return -1;
-		}
-		if (debug_start(why, sizeof(why)) < 0) {
-			vlog_error("%s; not replaying", why);
-			return -1;
-		}
+	if (bhrr_cfg.debug_sock != NULL && p != &policy_replay) {
+		vlog_error("a debugger needs an exact replay (-icount shift=N,sleep=off); not replaying");
+		return -1;
 	}
 	io_land_start();
 	/* the log first: if it cannot be created, nothing is hooked */

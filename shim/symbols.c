@@ -98,6 +98,8 @@ static const struct qsym sym_table[QS_COUNT] = {
 	[QS_RUNSTATE_SET] = { { "runstate_set" } },
 	[QS_CPU_WATCHPOINT_INSERT] = { { "cpu_watchpoint_insert" } },
 	[QS_CPU_WATCHPOINT_REMOVE_BY_REF] = { { "cpu_watchpoint_remove_by_ref" } },
+	[QS_CPU_BREAKPOINT_REMOVE_ALL] = { { "cpu_breakpoint_remove_all" } },
+	[QS_CPU_WATCHPOINT_REMOVE_ALL] = { { "cpu_watchpoint_remove_all" } },
 };
 
 const char *const qemu_known_builds[] = {
@@ -271,7 +273,7 @@ qemu_build_probe(struct qemu_build *b)
 				s->found = s->names[k];
 		}
 		/* the debugger's symbols are not required (debug.h) */
-		missing += s->addr == NULL && !(i >= QS_QEMU_SYSTEM_DEBUG_REQUEST && i <= QS_CPU_WATCHPOINT_REMOVE_BY_REF);
+		missing += s->addr == NULL && !(i >= QS_QEMU_SYSTEM_DEBUG_REQUEST && i <= QS_CPU_WATCHPOINT_REMOVE_ALL);
 	}
 	return missing;
 }

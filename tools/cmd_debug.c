@@ -57,6 +57,7 @@ struct inst {
 	size_t ctllen;
 	int64_t icount;         /* at its last stop */
 	uint64_t watch;         /* the watchpoint that stopped it last, or 0 */
+	char pending[256];      /* a stop line that came while an order waited for its answer */
 	int watched;            /* the shim reported watch (the last stop was one) */
 	int alive;
 	char **args;            /* its QEMU arguments (owned when its disks are copies) */
@@ -99,7 +100,76 @@ static struct {
 	int ndisks;
 	unsigned reexecs;
 	char *qsupported;       /* gdb's qSupported, which sets how QEMU's gdbstub lays out 'g' */
+	int nowatch;            /* the shim cannot report watchpoints: refuse them */
 } D = { .gdbfd = -1, .gdb_acks = 1 };
+
+/*
+ * What must not outlive bhrr: the QEMUs it started (reaped ones are taken
+ * out) and the disk copies beside the user's images.  Cleaned by
+ * kill_all() at exit and on a signal; only async-signal-safe calls there.
+ */
+#define LIVE_MAX 64
+static volatile pid_t live_pid[LIVE_MAX];
+static char *live_copy[LIVE_MAX * 4];
+
+static void
+live_add_pid(pid_t p)
+{
+	for (int i = 0; i < LIVE_MAX; i++)
+		if (live_pid[i] == 0) {
+			live_pid[i] = p;
+			return;
+		}
+}
+
+static void
+live_del_pid(pid_t p)
+{
+	for (int i = 0; i < LIVE_MAX; i++)
+		if (live_pid[i] == p)
+			live_pid[i] = 0;
+}
+
+static void
+live_add_copy(char *path)
+{
+	for (int i = 0; i < LIVE_MAX * 4; i++)
+		if (live_copy[i] == NULL) {
+			live_copy[i] = path;
+			return;
+		}
+}
+
+static void
+live_del_copy(const char *path)
+{
+	for (int i = 0; i < LIVE_MAX * 4; i++)
+		if (live_copy[i] == path)
+			live_copy[i] = NULL;
+}
+
+static void
+kill_all(void)
+{
+	for (int i = 0; i < LIVE_MAX; i++)
+		if (live_pid[i] > 0)
+			kill(live_pid[i], SIGKILL);
+	for (int i = 0; i < LIVE_MAX * 4; i++)
+		if (live_copy[i] != NULL)
+			unlink(live_copy[i]);
+	for (int d = 0; d < D.ndisks; d++)
+		unlink(D.orig[d]);
+	if (D.dir[0])
+		rmdir(D.dir); /* empty unless a re-execution's files remain: kept to read */
+}
+
+static void
+on_signal(int sig)
+{
+	kill_all();
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
 
 static void
 say(const char *fmt, ...)
@@ -314,7 +384,13 @@ wait_stop(struct inst *in, char *why, size_t len)
 	char line[256], w[32];
 	long long ic;
 
-	while (ctl_line(in, line, sizeof(line)) == 0)
+	for (;;) {
+		if (in->pending[0]) {
+			snprintf(line, sizeof(line), "%s", in->pending);
+			in->pending[0] = 0;
+		} else if (ctl_line(in, line, sizeof(line)) < 0) {
+			break;
+		}
 		if (sscanf(line, "stop %31s %lld", w, &ic) == 2) {
 			unsigned long long wa;
 			const char *wp = strstr(line, " watch ");
@@ -338,6 +414,7 @@ wait_stop(struct inst *in, char *why, size_t len)
 			}
 			return ic;
 		}
+	}
 	snprintf(why, len, "exit");
 	return -1;
 }
@@ -353,6 +430,11 @@ order(struct inst *in, const char *o, char *ans, size_t len)
 	snprintf(buf, sizeof(buf), "%s\n", o);
 	write_all(in->ctl, buf, l + 1);
 	while (ctl_line(in, line, sizeof(line)) == 0) {
+		if (strncmp(line, "stop ", 5) == 0) {
+			/* a stop that came first: wait_stop's, after this answer */
+			snprintf(in->pending, sizeof(in->pending), "%s", line);
+			continue;
+		}
 		if (strncmp(line, "ok", 2) == 0 || strncmp(line, "err", 3) == 0) {
 			if (ans)
 				snprintf(ans, len, "%s", line);
@@ -482,12 +564,20 @@ disks_for(struct inst *in)
 			die("out of memory");
 		copy_file(D.orig[d], copy);
 		in->copies[in->ncopies++] = copy;
+		live_add_copy(copy);
+		int used = 0;
+
 		for (int i = 0; i < n; i++) {
 			char *r = subst(in->args[i], D.disk[d], copy);
 
+			used |= strcmp(r, in->args[i]) != 0;
 			free(in->args[i]);
 			in->args[i] = r;
 		}
+		/* a replay writing the disk the first one writes would read what it wrote */
+		if (!used)
+			die("debug: cannot give a re-execution its own copy of %s: the command line does "
+			    "not name it as file=%s", D.disk[d], D.disk[d]);
 	}
 }
 
@@ -496,9 +586,27 @@ inst_kill(struct inst *in)
 {
 	for (int i = 0; i < in->ncopies; i++) {
 		unlink(in->copies[i]);
+		live_del_copy(in->copies[i]);
 		free(in->copies[i]);
 	}
 	in->ncopies = 0;
+	if (in->args != NULL) {
+		for (int i = 0; in->args[i]; i++)
+			free(in->args[i]);
+		free(in->args);
+		in->args = NULL;
+	}
+	if (in->cp.pid <= 0) {
+		if (in->ctl >= 0)
+			close(in->ctl);
+		if (in->gdb >= 0) {
+			unbuffer(in->gdb);
+			close(in->gdb);
+		}
+		in->ctl = in->gdb = -1;
+		return;
+	}
+	live_del_pid(in->cp.pid);
 	if (in->cp.pid <= 0)
 		return;
 	kill(in->cp.pid, SIGKILL);
@@ -562,22 +670,35 @@ inst_start(struct inst *in)
 		die("debug: cannot fork: %s", strerror(errno));
 	in->cp = cp;
 	in->ctl = in->gdb = -1;
+	live_add_pid(cp.pid);
 
 	struct pollfd p = { .fd = lfd, .events = POLLIN };
 
 	for (int waited = 0; poll(&p, 1, 100) == 0; waited += 100) {
-		if (waitpid(in->cp.pid, NULL, WNOHANG) == in->cp.pid || waited > 60000) {
+		int gone = waitpid(in->cp.pid, NULL, WNOHANG) == in->cp.pid;
+
+		if (gone || waited > 60000) {
+			if (!gone)
+				kill(in->cp.pid, SIGKILL);
+			live_del_pid(in->cp.pid);
 			in->cp.pid = 0;
-			die("debug: the replaying QEMU ended before it connected (%s)",
-			    in->n ? errp : "see above");
+			die("debug: the replaying QEMU %s before its shim connected (%s)",
+			    gone ? "ended" : "took a minute", in->n ? errp : "see above");
 		}
 	}
 	in->ctl = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 	close(lfd);
 	unlink(ctlpath);
+	if (in->ctl < 0)
+		die("debug: accept: %s", strerror(errno));
 	in->alive = 1;
-	if (ctl_line(in, buf, sizeof(buf)) < 0 || strncmp(buf, "hello", 5) != 0)
-		die("debug: the shim did not greet (%s)", buf);
+	buf[0] = 0;
+	if (ctl_line(in, buf, sizeof(buf)) < 0 || strncmp(buf, "hello", 5) != 0) {
+		inst_kill(in);
+		die("debug: the replay did not start (%s): %s", buf[0] ? buf : "QEMU ended",
+		    in->n ? "see the message above it" : "see above");
+	}
+	D.nowatch = strstr(buf, "nowatch") != NULL;
 	if (wait_stop(in, why, sizeof(why)) != 0 || strcmp(why, "start") != 0)
 		die("debug: the replay did not hold at icount 0 (%s)", why);
 	for (int k = 0; (in->gdb = connect_unix(gdbpath)) < 0; k++) {
@@ -913,16 +1034,22 @@ forward(int step)
 		struct pollfd p[2] = { { .fd = D.cur.ctl, .events = POLLIN },
 				       { .fd = D.gdbfd, .events = POLLIN } };
 
-		if (D.cur.ctllen == 0 && !buffered(D.gdbfd) && poll(p, 2, -1) < 0 && errno == EINTR)
+		if (D.cur.ctllen == 0 && !D.cur.pending[0] && !buffered(D.gdbfd) && poll(p, 2, -1) < 0 &&
+		    errno == EINTR)
 			continue;
 		if (buffered(D.gdbfd))
 			p[1].revents |= POLLIN;
-		if (D.cur.ctllen > 0 || (p[0].revents & (POLLIN | POLLHUP))) {
+		if (D.cur.ctllen > 0 || D.cur.pending[0] || (p[0].revents & (POLLIN | POLLHUP))) {
 			if (wait_stop(&D.cur, why, sizeof(why)) < 0) {
 				int st = finish_command(&D.cur.cp);
 
 				D.cur.cp.pid = 0;
-				snprintf(D.last_reply, sizeof(D.last_reply), "W%02x", st & 0xff);
+				if (D.cur.cp.signal)
+					snprintf(D.last_reply, sizeof(D.last_reply), "X%02x",
+						 D.cur.cp.signal & 0xff);
+				else
+					snprintf(D.last_reply, sizeof(D.last_reply), "W%02x", st & 0xff);
+				live_del_pid(D.cur.cp.pid);
 				pkt_sends(D.gdbfd, D.last_reply);
 				return;
 			}
@@ -1074,7 +1201,7 @@ reverse_continue(void)
 	/* the timeline now ends here */
 	size_t k = D.nhist;
 
-	while (k > 0 && D.hist[k - 1].icount > D.cur.icount)
+	while (k > 0 && D.hist[k - 1].icount >= D.cur.icount)
 		k--;
 	hist_truncate(k);
 	hist_push(D.cur.icount, regs(&D.cur));
@@ -1105,7 +1232,7 @@ go_to(int64_t ic)
 		int64_t got = run(&D.cur, 0, ic, why, sizeof(why));
 
 		points_apply(&D.cur, 0);
-		if (got < 0)
+		if (got != ic)
 			return -1;
 	} else if (ic < D.cur.icount) {
 		reexecute(ic, NULL);
@@ -1191,6 +1318,24 @@ monitor(const char *cmd)
 	}
 }
 
+/*
+ * A monitor command for QEMU: its output comes as O packets before the
+ * answer, all of which go to gdb.
+ */
+static void
+monitor_qemu(const char *p)
+{
+	const char *r = stub(&D.cur, p);
+
+	while (r[0] == 'O' && strcmp(r, "OK") != 0) {
+		pkt_sends(D.gdbfd, r);
+		if (pkt_recv(D.cur.gdb, reply, 1) < 0)
+			die("debug: QEMU's gdbstub closed the connection");
+		r = reply;
+	}
+	pkt_sends(D.gdbfd, r);
+}
+
 /* ---- gdb ---- */
 
 static void
@@ -1264,6 +1409,8 @@ handle(char *p)
 		reverse_step();
 	} else if (strcmp(p, "bc") == 0) {
 		reverse_continue();
+	} else if (p[0] == 'Z' && p[1] >= '2' && p[1] <= '4' && D.nowatch) {
+		pkt_sends(D.gdbfd, "E22"); /* the shim could not find how to report them */
 	} else if (p[0] == 'Z' || p[0] == 'z') {
 		char *req = xstrdup(p);
 		const char *ans = stub(&D.cur, req);
@@ -1278,7 +1425,7 @@ handle(char *p)
 		    (cmd[4] == ' ' || cmd[4] == 0))
 			monitor(cmd + 4);
 		else
-			pkt_sends(D.gdbfd, stub(&D.cur, p));
+			monitor_qemu(p);
 	} else if (p[0] == 'k' || strncmp(p, "vKill", 5) == 0) {
 		/* not QEMU's gdbstub: it would exit QEMU from under the held vCPU */
 		inst_kill(&D.cur);
@@ -1401,6 +1548,10 @@ debug_session(const char *exe, char **qargv, const char *log, const char *out, i
 	if (mkdtemp(D.dir) == NULL)
 		die("debug: cannot make a directory in /tmp: %s", strerror(errno));
 	signal(SIGPIPE, SIG_IGN);
+	atexit(kill_all);
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	signal(SIGHUP, on_signal);
 	/* bound now, so a port in use fails before QEMU starts; listening once the replay is there */
 	int lfd = listen_gdb(gdb, where, sizeof(where));
 

@@ -13,7 +13,9 @@
 #   6b. bhrr beside QEMU's native record/replay on the same guests;
 #   7. the compatibility matrix's QEMUs (make check-compat's chroots, where
 #      they exist) and the aarch64 and riscv64 emulators: self-check, record
-#      and replay vs plain, replays identical.
+#      and replay vs plain, replays identical;
+#   8. reverse debugging: reverse-stepi and reverse-continue at icount 10 M and
+#      100 M, bhrr beside QEMU's native reverse debugging.
 set -eu
 : "${BHRR_BUILDDIR:=$(pwd)}"
 b=$BHRR_BUILDDIR
@@ -25,7 +27,7 @@ if [ -n "$base" ] && [ ! -f "$base/.libs/libbhrr.so" ]; then
 	echo "BHRR_BENCH_BASELINE=$base: no $base/.libs/libbhrr.so" >&2
 	exit 2
 fi
-# BHRR_BENCH_ONLY="5 6": only those sections (1 1b 2 5 6 6b 5b 5c 5d 7; 2 stands for 2-4)
+# BHRR_BENCH_ONLY="5 6": only those sections (1 1b 2 5 6 6b 5b 5c 5d 7 8; 2 stands for 2-4)
 want() { [ -z "${BHRR_BENCH_ONLY:-}" ] || [[ " $BHRR_BENCH_ONLY " == *" $1 "* ]]; }
 mkdir -p "$out"
 
@@ -478,5 +480,69 @@ if want 7; then
 			[ -x "$qa" ] && [ -f "$b/tests/guest/mmio/$g.elf" ] || continue
 			rr3 "QEMU $v $g" "$qa" virt_args "$g"
 		done
+	done
+fi
+
+# ---- 8. reverse debugging (bhrr replay --gdb, issue 15)
+# gdb_timing KIND AT SOCK: gdb runs tests/helper/gdb-scenario.py's timing
+# scenario (one reverse-stepi, one reverse-continue to the last cmd_complete,
+# each timed by gdb itself) at icount AT; "reverse_stepi=S reverse_continue=S",
+# or "no answer in 60 s" when gdb gave up.
+gdb_timing() {
+	local kind=$1 at=$2 sock=$3 r
+	r=$( { [ "$kind" = native ] && export NATIVE=1; AT=$at SCENARIO=timing TARGET=$sock \
+		timeout 60 gdb -batch -nx -x "$(dirname "$0")/../helper/gdb-scenario.py" \
+		"$b/tests/guest/guest.elf" 2>&1; } | sed -n 's/^RESULT timing at=[0-9]* \(reverse_stepi=[0-9.]* reverse_continue=[0-9.]*\).*/\1/p')
+	echo "${r:-no answer in 60 s}"
+}
+if want 8; then
+	echo "== 8. reverse debugging: one reverse-stepi and one reverse-continue (to the last cmd_complete"
+	echo "   hit) at icount 10 M and 100 M of the virtio guest at n=1000 (about 125 M instructions), timed by gdb;"
+	echo "   bhrr replays the log again to get there, QEMU's native reverse debugging loads its snapshot"
+	echo "   at icount 0 (rrsnapshot=init) and replays from it"
+	for v in 7.2 10.0; do
+		select_qemu "$v"
+		guest_argv virtio "$out"
+		args=("${GUEST_ARGV[@]/ n=64/ n=1000}")
+		# shellcheck disable=SC2086
+		"$b/tools/bhrr" record --force -o "$out/rev.bhlog" -- "$qemu" $fw "${args[@]}" >/dev/null 2>&1 || true
+		for at in 10000000 100000000; do
+			guest_argv virtio "$out" # the disks as the recording found them
+			rm -f "$out/rev.sock" "$out/rev.err"
+			"$b/tools/bhrr" replay "$out/rev.bhlog" --gdb="unix:$out/rev.sock" \
+				>/dev/null 2>"$out/rev.err" &
+			pid=$!
+			for _ in $(seq 600); do grep -q "waiting for gdb" "$out/rev.err" && break; sleep 0.1; done
+			r=$(gdb_timing bhrr "$at" "$out/rev.sock")
+			kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
+			echo "  QEMU $v at icount $at: bhrr   $r"
+		done
+		# QEMU's own record/replay of the same guest: blkreplay on a qcow2, snapshots in rr.qcow2
+		qemu-img convert -O qcow2 "$b/tests/guest/disk.img" "$out/nat.qcow2"
+		qemu-img create -q -f qcow2 "$out/natrr.qcow2" 64M
+		nat=(-nodefaults -display none -accel tcg -rtc "clock=vm,base=2020-01-01T00:00:00" -seed 1
+			-kernel "$b/tests/guest/guest.elf" -append "dev=virtio depth=8 n=1000"
+			-device "isa-debug-exit,iobase=0xf4,iosize=1" -debugcon stdio
+			-drive "file=$out/nat.qcow2,if=none,id=img-direct"
+			-drive "driver=blkreplay,if=none,image=img-direct,id=img-blkreplay"
+			-device "virtio-blk-pci,drive=img-blkreplay,disable-modern=on"
+			-drive "file=$out/natrr.qcow2,if=none,id=rr" -net none)
+		t0=$(date +%s.%N)
+		# shellcheck disable=SC2086
+		"$qemu" $fw "${nat[@]}" -icount "shift=0,rr=record,rrfile=$out/nat.rr,rrsnapshot=init" \
+			>/dev/null 2>&1 || true
+		t1=$(date +%s.%N)
+		for at in 10000000 100000000; do
+			rm -f "$out/nat.sock"
+			# shellcheck disable=SC2086
+			"$qemu" $fw "${nat[@]}" -icount "shift=0,rr=replay,rrfile=$out/nat.rr,rrsnapshot=init" \
+				-gdb "unix:$out/nat.sock,server=on,wait=off" -S >/dev/null 2>&1 &
+			pid=$!
+			for _ in $(seq 600); do [ -S "$out/nat.sock" ] && break; sleep 0.1; done
+			r=$(gdb_timing native "$at" "$out/nat.sock")
+			kill -9 "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
+			echo "  QEMU $v at icount $at: native $r"
+		done
+		awk -v a="$t0" -v c="$t1" 'BEGIN { printf "  (QEMU'"'"'s native record of that run took %.1f s)\n", c - a }'
 	done
 fi
