@@ -454,8 +454,14 @@ bind_unix(const char *path, int and_listen)
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
-	snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
-	unlink(path);
+	struct stat st;
+
+	if (strlen(path) >= sizeof(a.sun_path))
+		die("debug: the socket path %s is longer than %zu bytes", path, sizeof(a.sun_path) - 1);
+	memcpy(a.sun_path, path, strlen(path) + 1);
+	/* a socket left by an earlier run goes; any other file stays, and bind says so */
+	if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+		unlink(path);
 	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
 	    (and_listen && listen(fd, 1) < 0))
 		die("debug: cannot listen on %s: %s", path, strerror(errno));
@@ -474,7 +480,12 @@ connect_unix(const char *path)
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
-	snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
+	if (strlen(path) >= sizeof(a.sun_path)) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	memcpy(a.sun_path, path, strlen(path) + 1);
 	if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0)
 		return fd;
 	if (fd >= 0)
@@ -924,7 +935,7 @@ run(struct inst *in, int step, int64_t to, char *why, size_t len)
 	else
 		snprintf(o, sizeof(o), "cont");
 	if (order(in, o, ans, sizeof(ans)) < 0) {
-		snprintf(why, len, "%s", ans);
+		snprintf(why, len, "%.*s", (int)(len > 0 ? len - 1 : 0), ans);
 		return -2;
 	}
 	return wait_stop(in, why, len);
