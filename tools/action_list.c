@@ -24,16 +24,6 @@ struct sites {
 	size_t n, cap;
 };
 
-static char *
-xstrdup(const char *s)
-{
-	char *d = strdup(s);
-
-	if (d == NULL)
-		die("out of memory");
-	return d;
-}
-
 /* The entry of @ident in @ss, or NULL; with @add, one is made. */
 static struct site_by_ident *
 site_of(struct sites *ss, uint64_t ident, int add)

@@ -45,6 +45,16 @@ usage_error(const char *fmt, ...)
 	vdie(EXIT_USAGE, fmt, ap);
 }
 
+char *
+xstrdup(const char *s)
+{
+	char *d = strdup(s);
+
+	if (d == NULL)
+		die("out of memory");
+	return d;
+}
+
 /* Exit with @status after "bhrr: MESSAGE". */
 __attribute__((noreturn, format(printf, 2, 3))) static void
 die_status(int status, const char *fmt, ...)

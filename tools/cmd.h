@@ -12,6 +12,8 @@
 
 /* Print "bhrr: MESSAGE" and exit 1. */
 void die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+/* strdup, or die "out of memory". */
+char *xstrdup(const char *s);
 /* Print "bhrr: MESSAGE" and exit EXIT_USAGE. */
 void usage_error(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 

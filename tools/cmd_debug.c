@@ -334,16 +334,6 @@ stub(struct inst *in, const char *req)
 	return reply;
 }
 
-static char *
-xstrdup(const char *s)
-{
-	char *d = strdup(s);
-
-	if (d == NULL)
-		die("out of memory");
-	return d;
-}
-
 /* ---- the shim's orders ---- */
 
 /* The next line from the shim into @line; 0, or -1 when QEMU is gone. */
@@ -607,22 +597,12 @@ inst_kill(struct inst *in)
 		free(in->args);
 		in->args = NULL;
 	}
-	if (in->cp.pid <= 0) {
-		if (in->ctl >= 0)
-			close(in->ctl);
-		if (in->gdb >= 0) {
-			unbuffer(in->gdb);
-			close(in->gdb);
-		}
-		in->ctl = in->gdb = -1;
-		return;
+	if (in->cp.pid > 0) {
+		live_del_pid(in->cp.pid);
+		kill(in->cp.pid, SIGKILL);
+		finish_command(&in->cp);
+		in->cp.pid = 0;
 	}
-	live_del_pid(in->cp.pid);
-	if (in->cp.pid <= 0)
-		return;
-	kill(in->cp.pid, SIGKILL);
-	finish_command(&in->cp);
-	in->cp.pid = 0;
 	if (in->ctl >= 0)
 		close(in->ctl);
 	if (in->gdb >= 0) {
