@@ -211,7 +211,8 @@ resume(int step)
 {
 	CPUState *cpu = qrt.get_cpu(0);
 
-	((void (*)(CPUState *, int))sym(QS_CPU_SINGLE_STEP))(cpu, step ? 1 /* SSTEP_ENABLE */ : 0);
+	if (cpu != NULL)
+		((void (*)(CPUState *, int))sym(QS_CPU_SINGLE_STEP))(cpu, step ? 1 /* SSTEP_ENABLE */ : 0);
 	holding = 0;
 	if (fake_stop >= 0) {
 		/* still the gdbstub's mark (nothing else stops the VM while bhrr holds the vCPU) */
