@@ -195,15 +195,31 @@ arm_stop(int64_t ic, const char *why)
 	qrt.timer_mod_ns(stop_timer, qrt_deadline_of(ic));
 }
 
+/*
+ * Whether QEMU's run state is @state: 1 or 0, -1 if this build cannot say
+ * (runstate_get is newer than 7.2, runstate_check gone from 10.0's
+ * exports).  BQL.
+ */
+static int
+state_is(int state)
+{
+	static int looked;                /* BQL */
+	static int (*get)(void);
+	static bool (*check)(int);
+
+	if (!looked) {
+		looked = 1;
+		get = (int (*)(void))dlsym(RTLD_DEFAULT, "runstate_get");
+		check = (bool (*)(int))dlsym(RTLD_DEFAULT, "runstate_check");
+	}
+	return get != NULL ? get() == state : check != NULL ? check(state) : -1;
+}
+
 /* Whether the run state is still RUN_STATE_PAUSED; BQL. */
 static int
 still_paused(void)
 {
-	void *get = dlsym(RTLD_DEFAULT, "runstate_get"), *check = dlsym(RTLD_DEFAULT, "runstate_check");
-
-	if (get != NULL)
-		return ((int (*)(void))get)() == RUN_STATE_PAUSED;
-	return check != NULL && ((bool (*)(int))check)(RUN_STATE_PAUSED);
+	return state_is(RUN_STATE_PAUSED) == 1;
 }
 
 static void
@@ -405,14 +421,9 @@ static int
 running_state(void)
 {
 	static int rs = -1; /* BQL */
-	void *get = dlsym(RTLD_DEFAULT, "runstate_get"), *check = dlsym(RTLD_DEFAULT, "runstate_check");
 
-	if (rs >= 0 || !qrt.runstate_is_running())
-		return rs;
-	if (get != NULL)
-		rs = ((int (*)(void))get)();
-	for (int k = 0; rs < 0 && check != NULL && k < 32; k++)
-		if (((bool (*)(int))check)(k))
+	for (int k = 0; rs < 0 && qrt.runstate_is_running() && k < 32; k++)
+		if (state_is(k) == 1)
 			rs = k;
 	return rs;
 }
