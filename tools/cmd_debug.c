@@ -93,7 +93,6 @@ static struct {
 	struct pos *hist;       /* the positions of this timeline's stops, oldest first */
 	size_t nhist;
 	char last_reply[256];   /* the last stop reply sent to gdb */
-	int stepping;           /* the run in progress is a step */
 	double reverse_s;       /* time spent in re-executions */
 	char *disk[FP_MAX];     /* the guest's writable disks as the command line names them */
 	char *orig[FP_MAX];     /* and their contents before the first replay wrote them */
@@ -775,35 +774,48 @@ points_apply(struct inst *in, int remove)
 	}
 }
 
-static void
-watch_snapshot(struct inst *in)
+/* The memory watched by point @p (its first 16 bytes), as @in's gdbstub reads it (hex). */
+static const char *
+watch_mem(struct inst *in, const struct point *p)
 {
 	char req[64];
 
-	for (int i = 0; i < D.npts; i++) {
-		if (D.pts[i].type < 2)
-			continue;
-		snprintf(req, sizeof(req), "m%" PRIx64 ",%x", D.pts[i].addr,
-			 D.pts[i].kind > 16 ? 16 : D.pts[i].kind);
-		snprintf(D.pts[i].old, sizeof(D.pts[i].old), "%s", stub(in, req));
-	}
+	snprintf(req, sizeof(req), "m%" PRIx64 ",%x", p->addr, p->kind > 16 ? 16 : p->kind);
+	return stub(in, req);
 }
 
-/* The PC in a 'g' reply: x86-64's rip, register 16, 8 bytes little-endian. */
-static uint64_t
-pc_of(const char *g)
+static void
+watch_snapshot(struct inst *in)
 {
-	uint64_t pc = 0;
+	for (int i = 0; i < D.npts; i++)
+		if (D.pts[i].type >= 2)
+			snprintf(D.pts[i].old, sizeof(D.pts[i].old), "%s", watch_mem(in, &D.pts[i]));
+}
 
-	if (strlen(g) < 17 * 16)
-		return 0;
-	for (int b = 7; b >= 0; b--) {
-		unsigned v;
+/* Take out (@op 'z') or put back ('Z') in @in the breakpoints gdb set at @pc. */
+static void
+breakpoints_at(struct inst *in, uint64_t pc, char op)
+{
+	char req[80];
 
-		sscanf(g + 16 * 16 + 2 * b, "%2x", &v);
-		pc = pc << 8 | v;
-	}
-	return pc;
+	for (int i = 0; i < D.npts; i++)
+		if (D.pts[i].type < 2 && D.pts[i].addr == pc) {
+			snprintf(req, sizeof(req), "%c%d,%" PRIx64 ",%x", op, D.pts[i].type, pc,
+				 D.pts[i].kind);
+			stub(in, req);
+		}
+}
+
+/* A stop reply's reason for watchpoint @addr: "watch:ADDR;", "rwatch:" or "awatch:" by its type. */
+static void
+watch_reason(uint64_t addr, char *out, size_t len)
+{
+	int type = 2;
+
+	for (int i = 0; i < D.npts; i++)
+		if (D.pts[i].type >= 2 && D.pts[i].addr == addr)
+			type = D.pts[i].type;
+	snprintf(out, len, "%swatch:%" PRIx64 ";", type == 3 ? "r" : type == 4 ? "a" : "", addr);
 }
 
 /* The PC of @in, register 16 (x86-64's rip) read alone. */
@@ -824,44 +836,17 @@ read_pc(struct inst *in)
 }
 
 /*
- * The stop reply for a stop of @why at the instance's position: SIGTRAP,
- * with the watchpoint whose memory changed (or the only access watchpoint)
- * when a trap is neither a step nor at a breakpoint.  Refreshes the
+ * The stop reply for a stop of @why at @in's position: SIGINT for a pause,
+ * else SIGTRAP, with the watchpoint the shim named.  Refreshes the
  * watchpoints' memory.
  */
 static void
-stop_reply(struct inst *in, const char *why, const char *g, char *out, size_t len)
+stop_reply(struct inst *in, const char *why, char *out, size_t len)
 {
 	char watch[80] = "";
 
-	if (strcmp(why, "trap") == 0 && in->watched) {
-		int type = 2;
-
-		for (int i = 0; i < D.npts; i++)
-			if (D.pts[i].type >= 2 && D.pts[i].addr == in->watch)
-				type = D.pts[i].type;
-		snprintf(watch, sizeof(watch), "%swatch:%" PRIx64 ";",
-			 type == 3 ? "r" : type == 4 ? "a" : "", in->watch);
-	} else if (strcmp(why, "trap") == 0 && !D.stepping) {
-		/* a shim that could not say: the watchpoint whose memory changed */
-		uint64_t pc = pc_of(g);
-		int at_bp = 0;
-
-		for (int i = 0; i < D.npts; i++)
-			at_bp |= D.pts[i].type < 2 && D.pts[i].addr == pc;
-		for (int i = 0; !at_bp && i < D.npts && !watch[0]; i++) {
-			char req[64];
-
-			if (D.pts[i].type < 2)
-				continue;
-			snprintf(req, sizeof(req), "m%" PRIx64 ",%x", D.pts[i].addr,
-				 D.pts[i].kind > 16 ? 16 : D.pts[i].kind);
-			if (strcmp(stub(in, req), D.pts[i].old) != 0 || D.pts[i].type > 2)
-				snprintf(watch, sizeof(watch), "%swatch:%" PRIx64 ";",
-					 D.pts[i].type == 3 ? "r" : D.pts[i].type == 4 ? "a" : "",
-					 D.pts[i].addr);
-		}
-	}
+	if (strcmp(why, "trap") == 0 && in->watched)
+		watch_reason(in->watch, watch, sizeof(watch));
 	watch_snapshot(in);
 	snprintf(out, len, "T%02xthread:%s;%s", strcmp(why, "pause") == 0 ? 2 : 5, D.thread, watch);
 }
@@ -880,15 +865,11 @@ trap_kind(struct inst *in, uint64_t pc)
 {
 	if (in->watched) {
 		for (int i = 0; i < D.npts; i++) {
-			char req[64];
-
 			if (D.pts[i].type < 2 || D.pts[i].addr != in->watch)
 				continue;
 			if (D.pts[i].type > 2)
 				return TRAP_WATCH;
-			snprintf(req, sizeof(req), "m%" PRIx64 ",%x", D.pts[i].addr,
-				 D.pts[i].kind > 16 ? 16 : D.pts[i].kind);
-			return strcmp(stub(in, req), D.pts[i].old) != 0 ? TRAP_WATCH : TRAP_NONE;
+			return strcmp(watch_mem(in, &D.pts[i]), D.pts[i].old) != 0 ? TRAP_WATCH : TRAP_NONE;
 		}
 	}
 	for (int i = 0; i < D.npts; i++)
@@ -922,20 +903,41 @@ run(struct inst *in, int step, int64_t to, char *why, size_t len)
 }
 
 /*
- * A fresh replay at position (@ic, @g) (@g NULL: the first stop at @ic):
- * a stop at the icount, then steps while the registers differ and the
- * icount stays.  No point is inserted on the way; all are once there.
- * Replaces the current replay.
+ * A fresh replay, replacing the current one, at the stop at @ic whose PC
+ * is @pc (0: the first stop there): a breakpoint's hit comes after what
+ * was delivered at its icount, so after the stop at the icount, step
+ * while the PC differs and the icount stays.  No point is inserted on the
+ * way; all are once there.
  */
-static uint64_t read_pc(struct inst *in);
+static void
+reexecute_at_pc(int64_t ic, uint64_t pc)
+{
+	double t0 = now_s();
+	struct inst in;
+	char why[64];
+
+	inst_start(&in);
+	if (ic > 0 && run(&in, 0, ic, why, sizeof(why)) != ic)
+		say("the re-execution stopped at icount %lld (%s), not at %lld",
+		    (long long)in.icount, why, (long long)ic);
+	for (int k = 0; pc != 0 && k < 16 && read_pc(&in) != pc; k++) {
+		if (run(&in, 1, -1, why, sizeof(why)) != ic) {
+			say("the stop at pc %#llx at icount %lld not found again", (unsigned long long)pc,
+			    (long long)ic);
+			break;
+		}
+	}
+	points_apply(&in, 0);
+	inst_kill(&D.cur);
+	D.cur = in;
+	D.reexecs++;
+	D.reverse_s += now_s() - t0;
+}
 
 /*
- * As reexecute(), to the stop at @ic whose PC is @pc: a breakpoint's hit
- * comes after what was delivered at its icount, so after the stop at the
- * icount, step while the PC differs and the icount stays.
+ * As reexecute_at_pc(), at position (@ic, @g) (@g NULL: the first stop at
+ * @ic): steps while the registers differ and the icount stays.
  */
-static void reexecute_at_pc(int64_t ic, uint64_t pc);
-
 static void
 reexecute(int64_t ic, const char *g)
 {
@@ -956,10 +958,8 @@ reexecute(int64_t ic, const char *g)
 		if (same)
 			break;
 		points_apply(&D.cur, 1);
-		D.stepping = 1;
 		int64_t got = run(&D.cur, 1, -1, why, sizeof(why));
 
-		D.stepping = 0;
 		points_apply(&D.cur, 0);
 		if (got != ic) {
 			say("position at icount %lld not found again", (long long)ic);
@@ -968,44 +968,12 @@ reexecute(int64_t ic, const char *g)
 	}
 }
 
-static void
-reexecute_at_pc(int64_t ic, uint64_t pc)
-{
-	double t0 = now_s();
-	struct inst in;
-	char why[64];
-	const char *g = NULL;
-
-	inst_start(&in);
-	if (ic > 0 && run(&in, 0, ic, why, sizeof(why)) != ic)
-		say("the re-execution stopped at icount %lld (%s), not at %lld",
-		    (long long)in.icount, why, (long long)ic);
-	(void)g;
-	for (int k = 0; pc != 0 && k < 16 && read_pc(&in) != pc; k++) {
-		D.stepping = 1;
-		if (run(&in, 1, -1, why, sizeof(why)) != ic) {
-			say("the stop at pc %#llx at icount %lld not found again", (unsigned long long)pc,
-			    (long long)ic);
-			break;
-		}
-	}
-	D.stepping = 0;
-	points_apply(&in, 0);
-	inst_kill(&D.cur);
-	D.cur = in;
-	D.reexecs++;
-	D.reverse_s += now_s() - t0;
-}
-
 /* After a stop of @why: record the position, answer gdb. */
 static void
 stopped(const char *why)
 {
-	char *g = regs(&D.cur);
-
-	stop_reply(&D.cur, why, g, D.last_reply, sizeof(D.last_reply));
-	hist_push(D.cur.icount, g);
-	D.stepping = 0;
+	stop_reply(&D.cur, why, D.last_reply, sizeof(D.last_reply));
+	hist_push(D.cur.icount, regs(&D.cur));
 	pkt_sends(D.gdbfd, D.last_reply);
 }
 
@@ -1015,7 +983,6 @@ forward(int step)
 {
 	char o[16], ans[128], why[32];
 
-	D.stepping = step;
 	snprintf(o, sizeof(o), "%s", step ? "step" : "cont");
 	if (order(&D.cur, o, ans, sizeof(ans)) < 0) {
 		pkt_sends(D.gdbfd, "E01");
@@ -1084,12 +1051,7 @@ reverse_step(void)
 
 		reexecute(p.icount, p.regs);
 		hist_truncate(D.nhist - 1); /* the current one goes; p stays */
-		D.stepping = 1;
-		char *g = regs(&D.cur);
-
-		stop_reply(&D.cur, "trap", g, D.last_reply, sizeof(D.last_reply));
-		free(g);
-		D.stepping = 0;
+		stop_reply(&D.cur, "trap", D.last_reply, sizeof(D.last_reply));
 		pkt_sends(D.gdbfd, D.last_reply);
 		return;
 	}
@@ -1099,7 +1061,6 @@ reverse_step(void)
 	}
 	reexecute(ic - 1, NULL);
 	hist_truncate(D.nhist ? D.nhist - 1 : 0);
-	D.stepping = 1;
 	stopped("trap");
 }
 
@@ -1134,26 +1095,13 @@ reverse_continue(void)
 			hit_waddr = scan.watch;
 		}
 		/* past a breakpoint at the PC: out, one step, back in; the step may hit a watchpoint */
-		int at_bp = t == TRAP_BREAK;
-		char req[80];
-
-		for (int i = 0; at_bp && i < D.npts; i++)
-			if (D.pts[i].type < 2 && D.pts[i].addr == pc) {
-				snprintf(req, sizeof(req), "z%d,%" PRIx64 ",%x", D.pts[i].type, pc,
-					 D.pts[i].kind);
-				stub(&scan, req);
-			}
+		if (t == TRAP_BREAK)
+			breakpoints_at(&scan, pc, 'z');
 		if (t == TRAP_WATCH)
 			watch_snapshot(&scan);
-		D.stepping = 1;
 		ic = run(&scan, 1, -1, why, sizeof(why));
-		D.stepping = 0;
-		for (int i = 0; at_bp && i < D.npts; i++)
-			if (D.pts[i].type < 2 && D.pts[i].addr == pc) {
-				snprintf(req, sizeof(req), "Z%d,%" PRIx64 ",%x", D.pts[i].type, pc,
-					 D.pts[i].kind);
-				stub(&scan, req);
-			}
+		if (t == TRAP_BREAK)
+			breakpoints_at(&scan, pc, 'Z');
 		if (ic < 0 || ic >= here)
 			break;
 		if (scan.watched && trap_kind(&scan, read_pc(&scan)) == TRAP_WATCH) {
@@ -1199,15 +1147,8 @@ reverse_continue(void)
 	watch_snapshot(&D.cur);
 	char watch[80] = "";
 
-	if (hit_watch) {
-		int type = 2;
-
-		for (int i = 0; i < D.npts; i++)
-			if (D.pts[i].type >= 2 && D.pts[i].addr == hit_waddr)
-				type = D.pts[i].type;
-		snprintf(watch, sizeof(watch), "%swatch:%" PRIx64 ";",
-			 type == 3 ? "r" : type == 4 ? "a" : "", hit_waddr);
-	}
+	if (hit_watch)
+		watch_reason(hit_waddr, watch, sizeof(watch));
 	snprintf(D.last_reply, sizeof(D.last_reply), "T05thread:%s;%s", D.thread, watch);
 	pkt_sends(D.gdbfd, D.last_reply);
 }
@@ -1346,12 +1287,9 @@ track_point(const char *p, const char *ans)
 		}
 	if (p[0] == 'Z' && D.npts < MAX_POINTS) {
 		D.pts[D.npts] = (struct point){ .type = type, .addr = addr, .kind = kind };
-		if (type >= 2) {
-			char req[64];
-
-			snprintf(req, sizeof(req), "m%" PRIx64 ",%x", addr, kind > 16 ? 16 : kind);
-			snprintf(D.pts[D.npts].old, sizeof(D.pts[D.npts].old), "%s", stub(&D.cur, req));
-		}
+		if (type >= 2)
+			snprintf(D.pts[D.npts].old, sizeof(D.pts[D.npts].old), "%s",
+				 watch_mem(&D.cur, &D.pts[D.npts]));
 		D.npts++;
 	}
 }
