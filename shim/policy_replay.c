@@ -12,8 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "emit.h"
 #include "debug.h"
+#include "emit.h"
 #include "executor.h"
 #include "gate.h"
 #include "gate_mon.h"
@@ -470,9 +470,6 @@ replay_vm_change(int running)
 
 		if (n)
 			vlog("replay: a recorded stop ran %zu kept items at once", n);
-	} else if (debug_active()) {
-		/* QEMU's gdbstub stops the VM when bhrr's endpoint connects to it */
-		vlog("replay: the VM stopped for the debugger; the replay holds");
 	} else {
 		size_t n = take_at_stop();
 

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "debug.h"
 #include "discover.h"
 #include "emit.h"
 #include "executor.h"
@@ -19,7 +20,6 @@
 #include "gate_clock.h"
 #include "gate_mon.h"
 #include "gate_net.h"
-#include "debug.h"
 #include "gate_power.h"
 #include "gate_rng.h"
 #include "held.h"
