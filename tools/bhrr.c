@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -43,6 +44,38 @@ usage_error(const char *fmt, ...)
 
 	va_start(ap, fmt);
 	vdie(EXIT_USAGE, fmt, ap);
+}
+
+double
+now_s(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+int
+copy_file(const char *from, const char *to)
+{
+	FILE *a = fopen(from, "rb"), *b;
+	char buf[65536];
+	size_t n;
+	int ok = 1;
+
+	if (a == NULL)
+		return -1;
+	b = fopen(to, "wb");
+	if (b == NULL) {
+		fclose(a);
+		return -1;
+	}
+	while ((n = fread(buf, 1, sizeof(buf), a)) > 0)
+		ok &= fwrite(buf, 1, n, b) == n;
+	ok &= !ferror(a);
+	fclose(a);
+	ok &= fclose(b) == 0;
+	return ok ? 0 : -1;
 }
 
 char *

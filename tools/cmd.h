@@ -12,6 +12,10 @@
 
 /* Print "bhrr: MESSAGE" and exit 1. */
 void die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+/* Seconds on the monotonic clock. */
+double now_s(void);
+/* Copy file @from to @to (created or truncated): 0, or -1 with errno set. */
+int copy_file(const char *from, const char *to);
 /* strdup, or die "out of memory". */
 char *xstrdup(const char *s);
 /* Print "bhrr: MESSAGE" and exit EXIT_USAGE. */
@@ -27,6 +31,14 @@ void json_cstr(FILE *f, const char *s);
  * malloc'd.  Exits if the shim cannot be found.
  */
 char *shim_ld_preload(void);
+
+struct strvec;
+/*
+ * The environment that runs QEMU under the shim in @mode ("record",
+ * "replay"), logging to @out, replaying @replay (NULL when recording), with
+ * BHRR_FORCE if @force (cmd_record.c).
+ */
+void shim_env(struct strvec *env, const char *mode, const char *out, const char *replay, int force);
 
 /* Whether QEMU argument @a is option @opt (e.g. "-icount", also as "--icount"). */
 int qemu_is_opt(const char *a, const char *opt);

@@ -182,15 +182,6 @@ say(const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
-static double
-now_s(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
 static void
 write_all(int fd, const char *p, size_t n)
 {
@@ -437,20 +428,33 @@ order(struct inst *in, const char *o, char *ans, size_t len)
 
 /* ---- instances ---- */
 
+/* @a for the unix socket @path: 0, or -1 when the path does not fit. */
+static int
+unix_addr(struct sockaddr_un *a, const char *path)
+{
+	size_t n = strlen(path);
+
+	memset(a, 0, sizeof(*a));
+	a->sun_family = AF_UNIX;
+	if (n >= sizeof(a->sun_path))
+		return -1;
+	memcpy(a->sun_path, path, n + 1);
+	return 0;
+}
+
 static int
 bind_unix(const char *path, int and_listen)
 {
-	struct sockaddr_un a = { .sun_family = AF_UNIX };
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
+	struct sockaddr_un a;
 	struct stat st;
 
-	if (strlen(path) >= sizeof(a.sun_path))
+	if (unix_addr(&a, path) < 0)
 		die("debug: the socket path %s is longer than %zu bytes", path, sizeof(a.sun_path) - 1);
-	memcpy(a.sun_path, path, strlen(path) + 1);
 	/* a socket left by an earlier run goes; any other file stays, and bind says so */
 	if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
 		unlink(path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
 	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
 	    (and_listen && listen(fd, 1) < 0))
 		die("debug: cannot listen on %s: %s", path, strerror(errno));
@@ -466,15 +470,12 @@ listen_unix(const char *path)
 static int
 connect_unix(const char *path)
 {
-	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	struct sockaddr_un a;
+
+	if (unix_addr(&a, path) < 0)
+		return -1;
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
-	if (strlen(path) >= sizeof(a.sun_path)) {
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	memcpy(a.sun_path, path, strlen(path) + 1);
 	if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0)
 		return fd;
 	if (fd >= 0)
@@ -483,19 +484,9 @@ connect_unix(const char *path)
 }
 
 static void
-copy_file(const char *from, const char *to)
+copy_or_die(const char *from, const char *to)
 {
-	char buf[65536];
-	FILE *a = fopen(from, "rb"), *b = a ? fopen(to, "wb") : NULL;
-	size_t n;
-
-	if (a == NULL || b == NULL)
-		die("debug: cannot copy %s to %s: %s", from, to, strerror(errno));
-	while ((n = fread(buf, 1, sizeof(buf), a)) > 0)
-		if (fwrite(buf, 1, n, b) != n)
-			die("debug: cannot copy %s to %s: %s", from, to, strerror(errno));
-	fclose(a);
-	if (fclose(b) != 0)
+	if (copy_file(from, to) < 0)
 		die("debug: cannot copy %s to %s: %s", from, to, strerror(errno));
 }
 
@@ -524,7 +515,7 @@ disks_keep(void)
 		D.disk[D.ndisks] = xstrdup(im[i].path);
 		if (asprintf(&D.orig[D.ndisks], "%s/orig.%d", D.dir, D.ndisks) < 0)
 			die("out of memory");
-		copy_file(im[i].path, D.orig[D.ndisks]);
+		copy_or_die(im[i].path, D.orig[D.ndisks]);
 		D.ndisks++;
 	}
 }
@@ -562,7 +553,7 @@ disks_for(struct inst *in)
 
 		if (asprintf(&copy, "%s.bhrr-debug-%d-%d", D.disk[d], (int)getpid(), in->n) < 0)
 			die("out of memory");
-		copy_file(D.orig[d], copy);
+		copy_or_die(D.orig[d], copy);
 		in->copies[in->ncopies++] = copy;
 		live_add_copy(copy);
 		int used = 0;
@@ -622,7 +613,6 @@ inst_start(struct inst *in)
 {
 	char ctlpath[128], gdbpath[128], buf[256], why[32];
 	struct child_process cp = CHILD_PROCESS_INIT;
-	char *preload = shim_ld_preload();
 
 	memset(in, 0, sizeof(*in));
 	in->n = D.insts++;
@@ -636,20 +626,12 @@ inst_start(struct inst *in)
 	strvec_pushv(&cp.args, in->n > 0 ? in->args : D.qargv);
 	strvec_push(&cp.args, "-gdb");
 	strvec_pushf(&cp.args, "unix:%s,server=on,wait=off", gdbpath);
-	strvec_pushf(&cp.env, "LD_PRELOAD=%s", preload);
-	free(preload);
-	strvec_push(&cp.env, "BHRR_MODE=replay");
-	strvec_pushf(&cp.env, "BHRR_REPLAY=%s", D.log);
-	strvec_pushf(&cp.env, "BHRR_DEBUG=%s", ctlpath);
-	strvec_push(&cp.env, "BHRR_LOG_OVERWRITE=1");
-	if (D.force)
-		strvec_push(&cp.env, "BHRR_FORCE=1");
-	char outp[128], errp[128];
+	char outp[128], errp[128], logp[128];
 
-	if (in->n == 0) {
-		strvec_pushf(&cp.env, "BHRR_LOG=%s", D.out);
-	} else {
-		strvec_pushf(&cp.env, "BHRR_LOG=%s/replay.%d.bhlog", D.dir, in->n);
+	snprintf(logp, sizeof(logp), "%s/replay.%d.bhlog", D.dir, in->n);
+	shim_env(&cp.env, "replay", in->n == 0 ? D.out : logp, D.log, D.force);
+	strvec_pushf(&cp.env, "BHRR_DEBUG=%s", ctlpath);
+	if (in->n > 0) {
 		snprintf(outp, sizeof(outp), "%s/out.%d", D.dir, in->n);
 		snprintf(errp, sizeof(errp), "%s/err.%d", D.dir, in->n);
 		cp.out = outp;

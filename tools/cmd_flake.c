@@ -51,15 +51,6 @@ struct flake {
 	double lo, hi, wall;     /* the failure rate's interval, the wall time */
 };
 
-static double
-now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* Wilson score interval, 95%. */
 static void
 wilson(unsigned k, unsigned n, double *lo, double *hi)
@@ -78,29 +69,6 @@ wilson(unsigned k, unsigned n, double *lo, double *hi)
 		*lo = 0;
 	if (*hi > 1)
 		*hi = 1;
-}
-
-static int
-copy_file(const char *from, const char *to)
-{
-	FILE *a = fopen(from, "rb"), *b;
-	char buf[65536];
-	size_t n;
-	int ok = 1;
-
-	if (a == NULL)
-		return -1;
-	b = fopen(to, "wb");
-	if (b == NULL) {
-		fclose(a);
-		return -1;
-	}
-	while ((n = fread(buf, 1, sizeof(buf), a)) > 0)
-		ok &= fwrite(buf, 1, n, b) == n;
-	ok &= !ferror(a);
-	fclose(a);
-	ok &= fclose(b) == 0;
-	return ok ? 0 : -1;
 }
 
 static void

@@ -19,11 +19,11 @@
 #include <unistd.h>
 
 #include "cmd.h"
+#include "cmd_debug.h"
 #include "fingerprint.h"
 #include "log.h"
 #include "log_action.h"
 #include "open_log.h"
-#include "cmd_debug.h"
 #include "run_command.h"
 #include "symbols.h"
 
@@ -260,32 +260,51 @@ check_log_path(const char *mode, const char *out, int overwrite)
  * Run @qargv (its executable already resolved to @exe) with the shim in
  * @mode writing @out; forward signals; summarise the log; QEMU's status.
  */
+void
+shim_env(struct strvec *env, const char *mode, const char *out, const char *replay, int force)
+{
+	char *preload = shim_ld_preload();
+
+	strvec_pushf(env, "LD_PRELOAD=%s", preload);
+	free(preload);
+	strvec_pushf(env, "BHRR_MODE=%s", mode);
+	strvec_pushf(env, "BHRR_LOG=%s", out);
+	if (replay)
+		strvec_pushf(env, "BHRR_REPLAY=%s", replay);
+	if (force)
+		strvec_push(env, "BHRR_FORCE=1");
+	/* a replay's output is derived and made again each replay; a record's only with --force */
+	if (force || replay)
+		strvec_push(env, "BHRR_LOG_OVERWRITE=1");
+}
+
+/*
+ * The log path @out as QEMU will be given it: absolute (in @abs, 4096
+ * bytes), and checked by check_log_path().
+ */
+static const char *
+out_path(const char *mode, const char *out, char *abs, int overwrite)
+{
+	if (out[0] != '/' && getcwd(abs, 4096 - strlen(out) - 2)) {
+		strcat(abs, "/");
+		strcat(abs, out);
+		out = abs;
+	}
+	check_log_path(mode, out, overwrite);
+	return out;
+}
+
 static int
 run_with_shim(const char *mode, const char *exe, char **qargv, const char *out,
 	      const char *replay, int force, unsigned long long *diverged)
 {
 	struct child_process cp = CHILD_PROCESS_INIT;
-	char abs[4096], *preload = shim_ld_preload();
+	char abs[4096];
 
-	if (out[0] != '/' && getcwd(abs, sizeof(abs) - strlen(out) - 2)) {
-		strcat(abs, "/");
-		strcat(abs, out);
-		out = abs;
-	}
-	check_log_path(mode, out, force || replay);
+	out = out_path(mode, out, abs, force || replay);
 	cp.program = exe;
 	strvec_pushv(&cp.args, qargv);
-	strvec_pushf(&cp.env, "LD_PRELOAD=%s", preload);
-	free(preload);
-	strvec_pushf(&cp.env, "BHRR_MODE=%s", mode);
-	strvec_pushf(&cp.env, "BHRR_LOG=%s", out);
-	if (replay)
-		strvec_pushf(&cp.env, "BHRR_REPLAY=%s", replay);
-	if (force)
-		strvec_push(&cp.env, "BHRR_FORCE=1");
-	/* a replay's output is derived and made again each replay; a record's only with --force */
-	if (force || replay)
-		strvec_push(&cp.env, "BHRR_LOG_OVERWRITE=1");
+	shim_env(&cp.env, mode, out, replay, force);
 	if (start_command(&cp) < 0)
 		die("%s: cannot fork: %s", mode, strerror(errno));
 	child = cp.pid;
@@ -771,12 +790,7 @@ cmd_replay(int argc, char **argv)
 	if (gdb != NULL) {
 		char abs[4096];
 
-		if (out[0] != '/' && getcwd(abs, sizeof(abs) - strlen(out) - 2)) {
-			strcat(abs, "/");
-			strcat(abs, out);
-			out = abs;
-		}
-		check_log_path("replay", out, 1);
+		out = out_path("replay", out, abs, 1);
 		st = debug_session(exe, qargv, log, out, force, gdb, stop_at);
 		summarise_log("replay", out, &diverged);
 	} else {
