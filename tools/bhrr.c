@@ -231,9 +231,10 @@ static const struct command commands[] = {
 	{ "check", cmd_check, "check [--all] [--] QEMU ARGS...   hook every target, report, run QEMU" },
 	{ "record", cmd_record, "record [-o LOG] [--force] [--] QEMU ARGS...  record a run" },
 	{ "replay", cmd_replay, "replay LOG [-o OUT] [--force] [--on-diverge=stop|continue]\n"
-				"       [--gdb[=PORT|unix:PATH]] [--stop-at=ICOUNT|#EVENT] [-- QEMU ARGS...]" },
-	{ "debug", cmd_debug, "debug LOG [--gdb=PORT|unix:PATH] [--stop-at=ICOUNT|#EVENT]  the replay, for gdb\n"
-			      "                                      (replay --gdb; reverse-stepi, reverse-continue)" },
+				"       [--gdb[=PORT|unix:PATH]] [--stop-at=ICOUNT|#EVENT] [--gdb-arch=auto|i386|qemu]\n"
+				"       [-- QEMU ARGS...]" },
+	{ "debug", cmd_debug, "debug LOG [--gdb=PORT|unix:PATH] [--stop-at=ICOUNT|#EVENT] [--gdb-arch=auto|i386|qemu]\n"
+			      "                                      the replay, for gdb (replay --gdb; forwards and backwards)" },
 	{ "doctor", cmd_doctor, "doctor [--] QEMU ARGS...            list what bhrr cannot make repeatable" },
 	{ "flake", cmd_flake, "flake [-n N] [-j J] [--chaos[=SEED]] [--expect-status S | --fail-if CMD] -o LOG -- QEMU ARGS...\n"
 			      "                                      record runs until one fails" },

@@ -42,6 +42,7 @@
 #include "../shim/fingerprint.h"
 #include "cmd.h"
 #include "cmd_debug.h"
+#include "gdb_regs.h"
 #include "run_command.h"
 
 #define PKT_MAX 65536
@@ -63,6 +64,9 @@ struct inst {
 	char **args;            /* its QEMU arguments (owned when its disks are copies) */
 	char *copies[FP_MAX];   /* its copies of the guest's disks, removed with it */
 	int ncopies;
+	int lfd;                /* listening for its shim, until it connects */
+	char ctlpath[128], gdbpath[128];
+	char errp[128];         /* where its messages go */
 };
 
 /* A breakpoint or watchpoint gdb inserted: its Z packet's type, address and kind. */
@@ -100,6 +104,11 @@ static struct {
 	unsigned reexecs;
 	char *qsupported;       /* gdb's qSupported, which sets how QEMU's gdbstub lays out 'g' */
 	int nowatch;            /* the shim cannot report watchpoints: refuse them */
+	const char *arch;       /* --gdb-arch: "auto", "i386" or "qemu" */
+	struct gdb_layout lay;  /* QEMU's registers, as its target.xml describes them */
+	int pc;                 /* the program counter's index in lay, or -1 */
+	int view;               /* gdb sees the i386 view of QEMU's x86-64 registers */
+	struct gdb_view V;
 } D = { .gdbfd = -1, .gdb_acks = 1 };
 
 /*
@@ -593,6 +602,12 @@ inst_kill(struct inst *in)
 		finish_command(&in->cp);
 		in->cp.pid = 0;
 	}
+	if (in->lfd > 0) {
+		close(in->lfd);
+		unlink(in->ctlpath);
+		unlink(in->gdbpath);
+	}
+	in->lfd = -1;
 	if (in->ctl >= 0)
 		close(in->ctl);
 	if (in->gdb >= 0) {
@@ -604,38 +619,38 @@ inst_kill(struct inst *in)
 }
 
 /*
- * Start replay number D.insts, held at icount 0, its gdbstub connected in
- * no-ack mode.  The first one's output is the user's; the others' go to
- * files in D.dir.
+ * Start replay number D.insts: QEMU runs up to its hold at icount 0
+ * while bhrr goes on; inst_attach() waits for it.  The first one's output
+ * is the user's; the others' go to files in D.dir.
  */
 static void
-inst_start(struct inst *in)
+inst_spawn(struct inst *in)
 {
-	char ctlpath[128], gdbpath[128], buf[256], why[32];
 	struct child_process cp = CHILD_PROCESS_INIT;
 
 	memset(in, 0, sizeof(*in));
 	in->n = D.insts++;
-	snprintf(ctlpath, sizeof(ctlpath), "%s/ctl", D.dir);
-	snprintf(gdbpath, sizeof(gdbpath), "%s/gdb.%d", D.dir, in->n);
-	int lfd = listen_unix(ctlpath);
+	snprintf(in->ctlpath, sizeof(in->ctlpath), "%s/ctl.%d", D.dir, in->n);
+	snprintf(in->gdbpath, sizeof(in->gdbpath), "%s/gdb.%d", D.dir, in->n);
+	in->lfd = listen_unix(in->ctlpath);
 
 	cp.program = D.exe;
 	if (in->n > 0)
 		disks_for(in);
 	strvec_pushv(&cp.args, in->n > 0 ? in->args : D.qargv);
 	strvec_push(&cp.args, "-gdb");
-	strvec_pushf(&cp.args, "unix:%s,server=on,wait=off", gdbpath);
-	char outp[128], errp[128], logp[128];
+	strvec_pushf(&cp.args, "unix:%s,server=on,wait=off", in->gdbpath);
+	char outp[128], logp[128];
 
 	snprintf(logp, sizeof(logp), "%s/replay.%d.bhlog", D.dir, in->n);
 	shim_env(&cp.env, "replay", in->n == 0 ? D.out : logp, D.log, D.force);
-	strvec_pushf(&cp.env, "BHRR_DEBUG=%s", ctlpath);
+	strvec_pushf(&cp.env, "BHRR_DEBUG=%s", in->ctlpath);
+	snprintf(in->errp, sizeof(in->errp), "see above");
 	if (in->n > 0) {
 		snprintf(outp, sizeof(outp), "%s/out.%d", D.dir, in->n);
-		snprintf(errp, sizeof(errp), "%s/err.%d", D.dir, in->n);
+		snprintf(in->errp, sizeof(in->errp), "%s/err.%d", D.dir, in->n);
 		cp.out = outp;
-		cp.err = errp;
+		cp.err = in->errp;
 		cp.in = "/dev/null";
 	}
 	if (start_command(&cp) < 0)
@@ -643,8 +658,14 @@ inst_start(struct inst *in)
 	in->cp = cp;
 	in->ctl = in->gdb = -1;
 	live_add_pid(cp.pid);
+}
 
-	struct pollfd p = { .fd = lfd, .events = POLLIN };
+/* Wait for a spawned replay to hold at icount 0; connect to its gdbstub. */
+static void
+inst_attach(struct inst *in)
+{
+	char buf[256], why[32];
+	struct pollfd p = { .fd = in->lfd, .events = POLLIN };
 
 	for (int waited = 0; poll(&p, 1, 100) == 0; waited += 100) {
 		int gone = waitpid(in->cp.pid, NULL, WNOHANG) == in->cp.pid;
@@ -655,12 +676,13 @@ inst_start(struct inst *in)
 			live_del_pid(in->cp.pid);
 			in->cp.pid = 0;
 			die("debug: the replaying QEMU %s before its shim connected (%s)",
-			    gone ? "ended" : "took a minute", in->n ? errp : "see above");
+			    gone ? "ended" : "took a minute", in->errp);
 		}
 	}
-	in->ctl = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-	close(lfd);
-	unlink(ctlpath);
+	in->ctl = accept4(in->lfd, NULL, NULL, SOCK_CLOEXEC);
+	close(in->lfd);
+	in->lfd = -1;
+	unlink(in->ctlpath);
 	if (in->ctl < 0)
 		die("debug: accept: %s", strerror(errno));
 	in->alive = 1;
@@ -673,12 +695,12 @@ inst_start(struct inst *in)
 	D.nowatch = strstr(buf, "nowatch") != NULL;
 	if (wait_stop(in, why, sizeof(why)) != 0 || strcmp(why, "start") != 0)
 		die("debug: the replay did not hold at icount 0 (%s)", why);
-	for (int k = 0; (in->gdb = connect_unix(gdbpath)) < 0; k++) {
+	for (int k = 0; (in->gdb = connect_unix(in->gdbpath)) < 0; k++) {
 		if (k > 600)
-			die("debug: cannot reach QEMU's gdbstub at %s", gdbpath);
+			die("debug: cannot reach QEMU's gdbstub at %s", in->gdbpath);
 		usleep(10000);
 	}
-	unlink(gdbpath);
+	unlink(in->gdbpath);
 	/*
 	 * QEMU stops the VM when gdb connects and says so (T02) if it ran;
 	 * QEMU 7.2 knows no QStartNoAckMode, so bhrr acks each packet.
@@ -692,10 +714,43 @@ inst_start(struct inst *in)
 			break;
 	}
 	/* a re-execution's gdbstub must answer as the first one does: the same features, target.xml read */
-	if (D.qsupported != NULL) {
+	if (D.qsupported != NULL)
 		stub(in, D.qsupported);
-		stub(in, "qXfer:features:read:target.xml:0,ffb");
+	stub(in, "qXfer:features:read:target.xml:0,ffb");
+}
+
+/*
+ * A re-execution spends most of a short trip on QEMU's start-up: one is
+ * kept started and held at icount 0 in reserve (the spare), and each
+ * re-execution takes it and starts the next.  BHRR_DEBUG_SPARE=0: none.
+ */
+static struct inst spare;
+static int have_spare;
+
+static void
+spare_spawn(void)
+{
+	const char *e = getenv("BHRR_DEBUG_SPARE");
+
+	if (have_spare || (e != NULL && strcmp(e, "0") == 0))
+		return;
+	inst_spawn(&spare);
+	have_spare = 1;
+}
+
+/* A replay held at icount 0, its gdbstub connected: the spare if there is one. */
+static void
+inst_start(struct inst *in)
+{
+	if (have_spare) {
+		*in = spare;
+		have_spare = 0;
+	} else {
+		inst_spawn(in);
 	}
+	inst_attach(in);
+	if (in->n > 0)
+		spare_spawn();
 }
 
 /* ---- positions, points, stop replies ---- */
@@ -800,18 +855,23 @@ watch_reason(uint64_t addr, char *out, size_t len)
 	snprintf(out, len, "%swatch:%" PRIx64 ";", type == 3 ? "r" : type == 4 ? "a" : "", addr);
 }
 
-/* The PC of @in, register 16 (x86-64's rip) read alone. */
+/* The PC of @in, read alone (x86-64's rip without a description). */
 static uint64_t
 read_pc(struct inst *in)
 {
-	const char *r = stub(in, "p10");
+	char req[16];
+	int num = D.pc >= 0 ? D.lay.r[D.pc].regnum : 16, bytes = D.pc >= 0 ? D.lay.r[D.pc].bytes : 8;
+
+	snprintf(req, sizeof(req), "p%x", num);
+	const char *r = stub(in, req);
 	uint64_t pc = 0;
 
-	for (int b = 7; b >= 0; b--) {
+	if (bytes > 8 || strlen(r) < (size_t)bytes * 2)
+		return 0;
+	for (int b = bytes - 1; b >= 0; b--) {
 		unsigned v = 0;
 
-		if (strlen(r) >= 16)
-			sscanf(r + 2 * b, "%2x", &v);
+		sscanf(r + 2 * b, "%2x", &v);
 		pc = pc << 8 | v;
 	}
 	return pc;
@@ -1250,6 +1310,213 @@ monitor_qemu(const char *p)
 	pkt_sends(D.gdbfd, r);
 }
 
+/* ---- register descriptions ---- */
+
+/*
+ * The qXfer document @annex of @in's gdbstub, whole (malloc'd, the
+ * protocol's '}' escapes undone), or NULL if it has none.
+ */
+static char *
+stub_xfer(struct inst *in, const char *annex)
+{
+	char *doc = NULL, req[192];
+	size_t n = 0;
+
+	for (;;) {
+		snprintf(req, sizeof(req), "qXfer:features:read:%s:%zx,ffb", annex, n);
+		const char *r = stub(in, req);
+		size_t l = strlen(r);
+
+		if (r[0] != 'm' && r[0] != 'l') {
+			free(doc);
+			return NULL;
+		}
+		char *d = realloc(doc, n + l + 1);
+
+		if (d == NULL)
+			die("out of memory");
+		doc = d;
+		for (size_t i = 1; i < l; i++)
+			doc[n++] = r[i] == '}' && i + 1 < l ? (char)(r[++i] ^ 0x20) : r[i];
+		doc[n] = 0;
+		if (r[0] == 'l' || l == 1)
+			return doc;
+	}
+}
+
+/* QEMU's register description, read from @in: D.lay and D.pc (-1 if it has none). */
+static void
+layout_load(struct inst *in)
+{
+	char *top = stub_xfer(in, "target.xml"), href[128];
+	int ok = top != NULL && gdb_layout_add(&D.lay, top) == 0;
+
+	for (int k = 0; ok && gdb_xml_include(top, k, href, sizeof(href)) == 0; k++) {
+		char *doc = stub_xfer(in, href);
+
+		ok = doc != NULL && gdb_layout_add(&D.lay, doc) == 0;
+		free(doc);
+	}
+	free(top);
+	if (!ok || D.lay.n == 0) {
+		memset(&D.lay, 0, sizeof(D.lay));
+		D.pc = -1;
+		return;
+	}
+	gdb_layout_finish(&D.lay);
+	D.pc = gdb_layout_pc(&D.lay);
+}
+
+/* Whether the guest's -kernel is a 32-bit x86 ELF (a multiboot kernel, as the test guests are). */
+static int
+kernel_is_elf_i386(void)
+{
+	for (int i = 0; D.qargv[i] && D.qargv[i + 1]; i++) {
+		if (!qemu_is_opt(D.qargv[i], "-kernel"))
+			continue;
+		unsigned char h[20];
+		FILE *f = fopen(D.qargv[i + 1], "rb");
+		int ok = f != NULL && fread(h, 1, sizeof(h), f) == sizeof(h) &&
+			 memcmp(h, "\177ELF", 4) == 0 && h[4] == 1 /* ELFCLASS32 */ &&
+			 h[18] == 3 && h[19] == 0 /* EM_386 */;
+
+		if (f != NULL)
+			fclose(f);
+		return ok;
+	}
+	return 0;
+}
+
+/*
+ * Which description gdb gets: QEMU's own, or the i386 view of an x86-64
+ * one (--gdb-arch=i386; by default when the guest's -kernel is a 32-bit
+ * ELF).  Said once, with how to choose the other.
+ */
+static void
+view_choose(void)
+{
+	char missing[32];
+	int forced = strcmp(D.arch, "i386") == 0;
+
+	if (strcmp(D.arch, "qemu") == 0 || (!forced && !kernel_is_elf_i386()))
+		return;
+	if (strcmp(D.lay.arch, "i386:x86-64") != 0) {
+		if (forced && strcmp(D.lay.arch, "i386") != 0)
+			die("replay: --gdb-arch=i386: QEMU describes its vCPU as '%s', not as x86-64",
+			    D.lay.arch[0] ? D.lay.arch : "(no description)");
+		return; /* an i386 QEMU describes itself so already */
+	}
+	if (gdb_view_i386(&D.V, &D.lay, missing, sizeof(missing)) < 0) {
+		if (forced)
+			die("replay: --gdb-arch=i386: QEMU's description has no register '%s'", missing);
+		say("QEMU's description has no register '%s': gdb gets it as it is (x86-64)", missing);
+		return;
+	}
+	D.view = 1;
+	say("gdb sees the vCPU as i386, %s (--gdb-arch=qemu: as QEMU describes it, x86-64)",
+	    forced ? "as asked" : "as the guest's kernel is a 32-bit ELF");
+}
+
+/* qXfer:features:read:ANNEX:OFF,LEN, the view's description in place of QEMU's. */
+static void
+view_xfer(const char *args)
+{
+	const char *xml = gdb_view_i386_xml();
+	size_t total = strlen(xml);
+	unsigned long off, len;
+	char *buf;
+
+	if (strncmp(args, "target.xml:", 11) != 0 || sscanf(args + 11, "%lx,%lx", &off, &len) != 2) {
+		pkt_sends(D.gdbfd, "E00");
+		return;
+	}
+	if (off >= total) {
+		pkt_sends(D.gdbfd, "l");
+		return;
+	}
+	size_t n = total - off < len ? total - off : len;
+
+	if (asprintf(&buf, "%c%.*s", off + n < total ? 'm' : 'l', (int)n, xml + off) < 0)
+		die("out of memory");
+	pkt_sends(D.gdbfd, buf);
+	free(buf);
+}
+
+/* 'p', 'P', 'g' and 'G' of the view, each as QEMU's register(s). */
+static void
+view_regs(const char *p)
+{
+	static char out[PKT_MAX];
+	char req[640];
+	unsigned long n;
+	int i = -1;
+
+	if (p[0] == 'g') {
+		const char *r = stub(&D.cur, "g");
+
+		if (strlen(r) <= 3 || gdb_view_g(&D.V, &D.lay, r, out, sizeof(out)) < 0)
+			pkt_sends(D.gdbfd, r); /* an error */
+		else
+			pkt_sends(D.gdbfd, out);
+		return;
+	}
+	if (p[0] == 'G') {
+		size_t at = 1, have = strlen(p);
+
+		for (i = 0; i < D.V.v.n; i++) {
+			size_t w = (size_t)D.V.v.r[i].bytes * 2;
+			char v[64], wide[64];
+
+			if (at + w > have || w >= sizeof(v))
+				break;
+			snprintf(v, sizeof(v), "%.*s", (int)w, p + at);
+			at += w;
+			if (gdb_view_widen(&D.V, &D.lay, i, v, wide, sizeof(wide)) < 0)
+				break;
+			snprintf(req, sizeof(req), "P%x=%s", D.lay.r[D.V.from[i]].regnum, wide);
+			const char *r = stub(&D.cur, req);
+
+			if (strcmp(r, "OK") != 0) {
+				pkt_sends(D.gdbfd, r);
+				return;
+			}
+		}
+		pkt_sends(D.gdbfd, "OK");
+		return;
+	}
+	char *end;
+
+	n = strtoul(p + 1, &end, 16);
+	if (end != p + 1)
+		i = gdb_layout_num(&D.V.v, (int)n);
+	if (i < 0 || (p[0] == 'P' && *end != '=') || (p[0] == 'p' && *end != 0)) {
+		pkt_sends(D.gdbfd, "E14"); /* as QEMU answers a register it does not have */
+		return;
+	}
+	const struct gdb_reg *q = &D.lay.r[D.V.from[i]];
+
+	if (p[0] == 'p') {
+		snprintf(req, sizeof(req), "p%x", q->regnum);
+		const char *r = stub(&D.cur, req);
+		size_t w = (size_t)D.V.v.r[i].bytes * 2;
+
+		if (strlen(r) >= w && strlen(r) > 3)
+			snprintf(out, sizeof(out), "%.*s", (int)w, r);
+		else
+			snprintf(out, sizeof(out), "%s", r);
+		pkt_sends(D.gdbfd, out);
+		return;
+	}
+	char wide[512];
+
+	if (gdb_view_widen(&D.V, &D.lay, i, end + 1, wide, sizeof(wide)) < 0) {
+		pkt_sends(D.gdbfd, "E22");
+		return;
+	}
+	snprintf(req, sizeof(req), "P%x=%s", q->regnum, wide);
+	pkt_sends(D.gdbfd, stub(&D.cur, req));
+}
+
 /* ---- gdb ---- */
 
 static void
@@ -1308,6 +1575,11 @@ handle(char *p)
 		D.qsupported = xstrdup(p);
 		snprintf(r, sizeof(r), "%.900s;ReverseStep+;ReverseContinue+", stub(&D.cur, p));
 		pkt_sends(D.gdbfd, r);
+	} else if (D.view && strncmp(p, "qXfer:features:read:", 20) == 0) {
+		view_xfer(p + 20);
+	} else if (D.view && (p[0] == 'g' || p[0] == 'G' || p[0] == 'p' || p[0] == 'P') &&
+		   (p[1] == 0 || isxdigit((unsigned char)p[1]))) {
+		view_regs(p);
 	} else if (strcmp(p, "vCont?") == 0) {
 		pkt_sends(D.gdbfd, "vCont;c;C;s;S");
 	} else if (p[0] == 'c' || p[0] == 'C') {
@@ -1426,6 +1698,9 @@ cleanup(void)
 	char path[128];
 
 	inst_kill(&D.cur);
+	if (have_spare)
+		inst_kill(&spare);
+	have_spare = 0;
 	for (int d = 0; d < D.ndisks; d++)
 		unlink(D.orig[d]);
 	for (int i = 1; i < D.insts; i++) {
@@ -1441,7 +1716,7 @@ cleanup(void)
 
 int
 debug_session(const char *exe, char **qargv, const char *log, const char *out, int force,
-	      const char *gdb, const char *stop_at)
+	      const char *gdb, const char *stop_at, const char *arch)
 {
 	char where[256], err[256];
 	static char pkt[PKT_MAX];
@@ -1451,6 +1726,8 @@ debug_session(const char *exe, char **qargv, const char *log, const char *out, i
 	D.log = log;
 	D.out = out;
 	D.force = force;
+	D.arch = arch;
+	D.pc = -1;
 	int64_t at = 0;
 
 	if (stop_at != NULL && (at = target_of(stop_at, err, sizeof(err))) < 0)
@@ -1473,6 +1750,8 @@ debug_session(const char *exe, char **qargv, const char *log, const char *out, i
 
 	if (strncmp(qc, "QC", 2) == 0)
 		snprintf(D.thread, sizeof(D.thread), "%s", qc + 2);
+	layout_load(&D.cur);
+	view_choose();
 	if (at > 0) {
 		char why[32];
 
@@ -1502,6 +1781,7 @@ debug_session(const char *exe, char **qargv, const char *log, const char *out, i
 	int one = 1;
 
 	setsockopt(D.gdbfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	spare_spawn(); /* for the first move backwards */
 	for (;;) {
 		int n = pkt_recv(D.gdbfd, pkt, D.gdb_acks);
 

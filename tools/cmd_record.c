@@ -701,7 +701,7 @@ check_images(const struct log_header *h, char **qargv, const char *log, int forc
 int
 cmd_replay(int argc, char **argv)
 {
-	const char *out = NULL, *log = NULL, *gdb = NULL, *stop_at = NULL;
+	const char *out = NULL, *log = NULL, *gdb = NULL, *stop_at = NULL, *arch = NULL;
 	int i = 1, force = 0;
 	char exe[4096], id[64], outbuf[4096];
 
@@ -716,6 +716,11 @@ cmd_replay(int argc, char **argv)
 			gdb = argv[i] + 6;
 		else if (strncmp(argv[i], "--stop-at=", 10) == 0)
 			stop_at = argv[i] + 10;
+		else if (strcmp(argv[i], "--gdb-arch=auto") == 0 || strcmp(argv[i], "--gdb-arch=i386") == 0 ||
+			 strcmp(argv[i], "--gdb-arch=qemu") == 0)
+			arch = argv[i] + 11;
+		else if (strncmp(argv[i], "--gdb-arch", 10) == 0)
+			usage_error("replay: %s: expected --gdb-arch=auto, i386 or qemu", argv[i]);
 		else if (strcmp(argv[i], "--on-diverge=stop") == 0 ||
 			 strcmp(argv[i], "--on-diverge=continue") == 0)
 			setenv("BHRR_ON_DIVERGE", argv[i] + 13, 1);
@@ -725,16 +730,16 @@ cmd_replay(int argc, char **argv)
 		else if (argv[i][0] != '-' && log == NULL)
 			log = argv[i];
 		else
-			usage_error("replay: unexpected '%s' (usage: bhrr replay LOG [-o OUT] [--force] [--on-diverge=stop|continue] [--gdb[=PORT|unix:PATH]] [--stop-at=ICOUNT|#EVENT] [-- QEMU ARGS...])",
+			usage_error("replay: unexpected '%s' (usage: bhrr replay LOG [-o OUT] [--force] [--on-diverge=stop|continue] [--gdb[=PORT|unix:PATH]] [--stop-at=ICOUNT|#EVENT] [--gdb-arch=auto|i386|qemu] [-- QEMU ARGS...])",
 				    argv[i]);
 	}
 	if (log == NULL)
-		usage_error("replay: no log given (usage: bhrr replay LOG [-o OUT] [--force] [--on-diverge=stop|continue] [--gdb[=PORT|unix:PATH]] [--stop-at=ICOUNT|#EVENT] [-- QEMU ARGS...])");
+		usage_error("replay: no log given (usage: bhrr replay LOG [-o OUT] [--force] [--on-diverge=stop|continue] [--gdb[=PORT|unix:PATH]] [--stop-at=ICOUNT|#EVENT] [--gdb-arch=auto|i386|qemu] [-- QEMU ARGS...])");
 	struct log_reader *r = open_log_or_exit(log, "replay", 1);
 	const struct log_header *h = log_reader_header(r);
 
-	if (stop_at != NULL && gdb == NULL)
-		gdb = "1234"; /* a stop is for a debugger */
+	if ((stop_at != NULL || arch != NULL) && gdb == NULL)
+		gdb = "1234"; /* a stop, a description: for a debugger */
 	if (gdb != NULL && !log_header_exact(h)) {
 		fprintf(stderr, "bhrr: replay: --gdb needs an exact-mode log; %s is an ordering-mode "
 				"log (recorded without an exact -icount): it has no icount to stop at or "
@@ -791,7 +796,7 @@ cmd_replay(int argc, char **argv)
 		char abs[4096];
 
 		out = out_path("replay", out, abs, 1);
-		st = debug_session(exe, qargv, log, out, force, gdb, stop_at);
+		st = debug_session(exe, qargv, log, out, force, gdb, stop_at, arch ? arch : "auto");
 		summarise_log("replay", out, &diverged);
 	} else {
 		st = run_with_shim("replay", exe, qargv, out, log, force, &diverged);
@@ -820,7 +825,7 @@ cmd_debug(int argc, char **argv)
 		die("out of memory");
 	v[n++] = "replay";
 	for (int i = 1; i < argc; i++) {
-		has |= strncmp(argv[i], "--gdb", 5) == 0;
+		has |= strcmp(argv[i], "--gdb") == 0 || strncmp(argv[i], "--gdb=", 6) == 0;
 		v[n++] = argv[i];
 	}
 	if (!has)

@@ -144,15 +144,112 @@ def scenario_timing():
         at, t1 - t0, t3 - t2, gdb.selected_frame().name()))
 
 
+def position():
+    """Where the guest is, as gdb shows it: icount, pc, function and line,
+    and every register."""
+    sal = gdb.selected_frame().find_sal()
+    return (when(), pc(), gdb.selected_frame().name(), sal.line, regs())
+
+
+def scenario_finish():
+    """At the Nth hit of cmd_complete, step into its body, then
+    reverse-finish: back in the caller, at the call; one stepi forward is
+    the breakpoint hit again, with its registers.  Then finish, and
+    reverse-next over the whole call (thousands of instructions, printf's
+    included): back in the caller before the call, from where stepi comes
+    to the breakpoint hit again."""
+    run("break cmd_complete")
+    for _ in range(int(os.environ.get("HIT", "3"))):
+        run("continue")
+    entry = position()
+    caller = gdb.selected_frame().older().name()
+    bt = run("backtrace")
+    run("delete")
+    for _ in range(4):
+        run("next")
+    inside = position()
+    run("reverse-finish")
+    back = position()
+    insn = run("x/i $pc")
+    run("stepi")
+    again = position()
+    run("finish")
+    returned = position()
+    run("reverse-next")
+    over = position()
+    walk = 0
+    while when() < entry[0] and walk < 100:
+        run("stepi")
+        walk += 1
+    print("RESULT finish caller=%s bt_frames=%d inside_line=%d back_in=%s entry_icount=%d "
+          "back_icount=%d is_call=%d again_same=%d returned_in=%s returned_icount=%d "
+          "over_in=%s over_icount=%d over_to_entry=%d walk_same=%d" % (
+              caller, bt.count("\n#") + 1, inside[3], back[2], entry[0], back[0],
+              int("call" in insn and "cmd_complete" in insn), int(again == entry),
+              returned[2], returned[0], over[2], over[0], walk, int(position() == entry)))
+
+
+def scenario_lines():
+    """From the Nth hit of cmd_complete, MOTION (next or step) N times,
+    then reverse-MOTION N times.  The guest is built with -O2, whose lines
+    interleave, so gdb's backward walk need not stop where the forward one
+    did; what must hold is that every stop either walk makes is a state
+    the run passed through: a stepi walk over the same stretch (after a
+    goto back to its start) sees each one, registers and all."""
+    motion = os.environ.get("MOTION", "next")
+    n = int(os.environ.get("STEPS", "8"))
+    run("break cmd_complete")
+    for _ in range(int(os.environ.get("HIT", "3"))):
+        run("continue")
+    run("delete")
+    fw = [position()]
+    for _ in range(n):
+        run(motion)
+        fw.append(position())
+    bw = [position()]
+    for _ in range(n):
+        run("reverse-" + motion)
+        bw.append(position())
+    first = min(p[0] for p in fw + bw)
+    last = max(p[0] for p in fw + bw)
+    run("monitor bhrr goto %d" % first)
+    run("maint flush register-cache")  # gdb does not know the target moved
+    seen = {(p[0], p[1], p[4]) for p in [position()]}
+    walk = 0
+    while when() <= last:
+        run("stepi")
+        p = position()
+        seen.add((p[0], p[1], p[4]))
+        walk += 1
+    unseen = [p for p in fw + bw if (p[0], p[1], p[4]) not in seen]
+    backwards = all(a[0] >= b[0] for a, b in zip(bw, bw[1:]))
+    print("RESULT lines motion=%s n=%d stepi_walk=%d unseen=%d backwards=%d moved=%d "
+          "fw_funcs=%s bw_funcs=%s" % (
+              motion, n, walk, len(unseen), int(backwards), int(bw[-1][0] < bw[0][0]),
+              ",".join(sorted(set(p[2] for p in fw))), ",".join(sorted(set(p[2] for p in bw)))))
+    print("unseen " + " ".join("%d:%x:%s:%d" % p[:4] for p in unseen))
+    print("fw " + " ".join("%d:%x:%s:%d" % p[:4] for p in fw))
+    print("bw " + " ".join("%d:%x:%s:%d" % p[:4] for p in bw))
+
+
 def scenario_when():
-    print("RESULT when icount=%d pc=%#x" % (when(), pc()))
+    arch = gdb.selected_frame().architecture().name()
+    # a register written through the endpoint reads back ('P', then 'g')
+    run("set var $ecx = 0x5a5a1234")
+    run("maint flush register-cache")
+    ecx = int(gdb.parse_and_eval("$ecx")) & 0xFFFFFFFF
+    print("RESULT when icount=%d pc=%#x arch=%s ecx=%#x" % (when(), pc(), arch, ecx))
     print("RESULT " + run("monitor bhrr when").strip())
 
 
 def main():
     gdb.execute("set pagination off")
     gdb.execute("set confirm off")
-    gdb.execute("set architecture i386:x86-64")
+    if os.environ.get("NATIVE") or os.environ.get("X86_64"):
+        # QEMU describes its vCPU as x86-64; bhrr gives gdb the i386 view
+        # of this 32-bit guest (unless --gdb-arch=qemu), so gdb unwinds its
+        # frames
+        gdb.execute("set architecture i386:x86-64")
     # a reverse motion replays the run again: seconds on a long run
     gdb.execute("set remotetimeout 600")
     gdb.execute("target remote " + os.environ["TARGET"])

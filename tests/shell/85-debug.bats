@@ -152,6 +152,75 @@ stop_at() {
 	stop_at 10.0
 }
 
+# gdb unwinds the 32-bit guest's frames through bhrr's i386 view of QEMU's
+# x86-64 registers (doc/debug.md): reverse-finish and reverse-next over a call.
+finish() {
+	failing_log "$1"
+	debug finish
+	[ "$(val caller)" = vio_poll ]
+	[ "$(val bt_frames)" -ge 3 ]                 # cmd_complete, vio_poll, ..., kmain
+	# reverse-finish: in the caller, at the call, one instruction before the hit ...
+	[ "$(val back_in)" = vio_poll ]
+	[ "$(val is_call)" -eq 1 ]
+	[ "$(val back_icount)" -eq $(($(val entry_icount) - 1)) ]
+	# ... and stepi from there is the hit, registers and all
+	[ "$(val again_same)" -eq 1 ]
+	# reverse-next from after the call goes back over all of it, to before the call
+	[ "$(val returned_in)" = vio_poll ]
+	[ "$(val returned_icount)" -gt $(($(val entry_icount) + 1000)) ]
+	[ "$(val over_in)" = vio_poll ]
+	[ "$(val over_icount)" -lt "$(val entry_icount)" ]
+	[ "$(val walk_same)" -eq 1 ]
+}
+
+@test "7.2: reverse-finish out of a completion handler, reverse-next back over the whole call: the states of the forward run" {
+	finish 7.2
+}
+
+@test "10.0: reverse-finish out of a completion handler, reverse-next back over the whole call: the states of the forward run" {
+	finish 10.0
+}
+
+# MOTION N times, reverse-MOTION N times: every stop of both walks is a
+# state a stepi walk over the stretch passes through (gdb's backward walk in
+# -O2 code need not stop where the forward one did, so that is what is asked).
+lines() {
+	failing_log "$1"
+	MOTION=$2 STEPS=$3 debug lines
+	[ "$(val unseen)" -eq 0 ]
+	[ "$(val backwards)" -eq 1 ]
+	[ "$(val moved)" -eq 1 ]
+	[ "$(val stepi_walk)" -ge "$3" ]
+}
+
+@test "7.2: next 8 lines and reverse-next 8, step 12 and reverse-step 12: every stop is a state of the run" {
+	lines 7.2 next 8
+	lines 7.2 step 12
+	[[ "$(val bw_funcs)" == *pattern* ]]         # reverse-step went back into a callee
+}
+
+@test "10.0: next 8 lines and reverse-next 8, step 12 and reverse-step 12: every stop is a state of the run" {
+	lines 10.0 next 8
+	lines 10.0 step 12
+	[[ "$(val bw_funcs)" == *pattern* ]]
+}
+
+@test "7.2: gdb sees the 32-bit guest as i386; --gdb-arch=qemu gives QEMU's x86-64 description; both write registers" {
+	failing_log 7.2
+	debug when --stop-at=5000000
+	[ "$(val arch)" = i386 ]
+	[ "$(val ecx)" = 0x5a5a1234 ]
+	local pc
+	pc=$(val pc)
+	X86_64=1 debug when --stop-at=5000000 --gdb-arch=qemu
+	[ "$(val arch)" = i386:x86-64 ]
+	[ "$(val pc)" = "$pc" ]
+	[ "$(val ecx)" = 0x5a5a1234 ]
+	run "$BHRR" replay fail.bhlog --gdb-arch=arm
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"expected --gdb-arch=auto, i386 or qemu"* ]]
+}
+
 @test "--gdb refuses an ordering-mode log, naming why" {
 	use_qemu 7.2
 	guest_argv flaky "$BATS_TEST_TMPDIR"
