@@ -67,6 +67,16 @@ const struct hook_spec *gate_bh_hooks(size_t *n);
  * the code), or not.
  */
 const struct hook_spec *gate_io_hook(int takes_pool);
+/*
+ * A request of @op (ident.h's REQ_OP_*) at @offset for @bytes, completing
+ * through @cb(@opaque): its io_submit logged, its struct req returned to
+ * pass to QEMU with gate_req_complete as the callback; NULL when memory
+ * runs out (then pass @cb and @opaque as they are).
+ */
+struct req *gate_req_new(BlockCompletionFunc *cb, void *opaque, uint64_t op, uint64_t offset,
+			 uint64_t bytes);
+/* The callback of a gate_req_new request: hands the completion to the policy. */
+void gate_req_complete(void *opaque, int ret);
 
 /* ---- for the policies (BQL held) ---- */
 

@@ -16,6 +16,7 @@
 #include "emit.h"
 #include "executor.h"
 #include "gate.h"
+#include "gate_blk.h"
 #include "gate_chr.h"
 #include "gate_net.h"
 #include "gate_clock.h"
@@ -224,6 +225,27 @@ gated(QEMUBH *bh, void *cb, const char *name)
 	return h;
 }
 
+/*
+ * Whether a oneshot BH only hands a block request's completion to the gate
+ * (gate_blk.h): blk_aio_prwv's blk_aio_complete_bh, scheduled through
+ * replay_bh_schedule_oneshot_event (so named "cb") when a request completed
+ * during its submission, with its BlockAIOCB as @opaque.  Whether a request
+ * completes then or later is host timing (io_uring completes what it can at
+ * once), so the BH is no event of its own: the gate keeps the completion
+ * inside it, as for the thread pool's BH.  Only a "cb" BH's opaque is read:
+ * BlockAIOCB's cb (offset 16) lies within any heap object's first 24 bytes.
+ */
+static int
+carries_completion(const char *name, void *opaque)
+{
+	BlockCompletionFunc *cb;
+
+	if (!gate_blk_on || opaque == NULL || name == NULL || strcmp(name, "cb") != 0)
+		return 0;
+	memcpy(&cb, (char *)opaque + 16, sizeof(cb));
+	return cb == gate_req_complete;
+}
+
 static void
 hk_aio_bh_call(QEMUBH *bh)
 {
@@ -237,7 +259,8 @@ hk_aio_bh_call(QEMUBH *bh)
 		main_ctx = qrt.get_aio_context();
 		__atomic_store_n(&qrt.main_ctx, main_ctx, __ATOMIC_RELEASE);
 	}
-	if (ctx != main_ctx || main_ctx == NULL || allow_listed(name) || gate_in_executor) {
+	if (ctx != main_ctx || main_ctx == NULL || allow_listed(name) || gate_in_executor ||
+	    carries_completion(name, qrt_field(bh, qrt.off_opaque))) {
 		atomic_fetch_add(&gate_passed, 1);
 		real_aio_bh_call(bh);
 		return;

@@ -16,6 +16,7 @@
 #include "debug.h"
 #include "emit.h"
 #include "gate.h"
+#include "gate_blk.h"
 #include "ident.h"
 #include "log.h"
 #include "policy.h"
@@ -44,8 +45,8 @@ gate_complete_now(struct req *r, int ret)
 	cb(op, ret);
 }
 
-static void
-req_complete(void *opaque, int ret)
+void
+gate_req_complete(void *opaque, int ret)
 {
 	struct req *r = opaque;
 
@@ -92,11 +93,10 @@ req_content(const void *arg, uint64_t *op, uint64_t *offset, uint64_t *bytes)
 	*bytes = d.nbytes;
 }
 
-static struct req *
-req_new(BlockCompletionFunc *cb, void *opaque, const void *arg)
+struct req *
+gate_req_new(BlockCompletionFunc *cb, void *opaque, uint64_t op, uint64_t offset, uint64_t bytes)
 {
 	struct req *r = malloc(sizeof(*r));
-	uint64_t op, offset, bytes;
 	unsigned how;
 
 	if (r == NULL)
@@ -106,9 +106,23 @@ req_new(BlockCompletionFunc *cb, void *opaque, const void *arg)
 	r->id = atomic_fetch_add(&next_req, 1);
 	int64_t ic = qrt_icount_here(&how, qrt_role());
 
-	req_content(arg, &op, &offset, &bytes);
 	r->key = emit_io_submit(r->id, op, offset, bytes, how, ic);
 	return r;
+}
+
+/*
+ * A thread-pool request of @arg, wrapped; NULL when the block backend's
+ * gate is on (gate_blk.h: one level only) or memory runs out.
+ */
+static struct req *
+req_new(BlockCompletionFunc *cb, void *opaque, const void *arg)
+{
+	uint64_t op, offset, bytes;
+
+	if (gate_blk_on)
+		return NULL;
+	req_content(arg, &op, &offset, &bytes);
+	return gate_req_new(cb, opaque, op, offset, bytes);
 }
 
 static void *real_thread_pool_submit_aio;
@@ -155,7 +169,7 @@ hk_submit_v7(ThreadPool *pool, ThreadPoolFunc *func, void *arg, BlockCompletionF
 	struct req *r = cb ? req_new(cb, opaque, arg) : NULL;
 
 	func = maybe_slow(func, &arg);
-	return r ? real(pool, func, arg, req_complete, r) : real(pool, func, arg, cb, opaque);
+	return r ? real(pool, func, arg, gate_req_complete, r) : real(pool, func, arg, cb, opaque);
 }
 
 /* QEMU >= 8.0: thread_pool_submit_aio(func, arg, cb, opaque) */
@@ -167,7 +181,7 @@ hk_submit_v8(ThreadPoolFunc *func, void *arg, BlockCompletionFunc *cb, void *opa
 	struct req *r = cb ? req_new(cb, opaque, arg) : NULL;
 
 	func = maybe_slow(func, &arg);
-	return r ? real(func, arg, req_complete, r) : real(func, arg, cb, opaque);
+	return r ? real(func, arg, gate_req_complete, r) : real(func, arg, cb, opaque);
 }
 
 const struct hook_spec *

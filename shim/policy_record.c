@@ -118,10 +118,38 @@ policy_record_nested_poll(void)
 	executor_drain(LOG_IC_LOWER);
 }
 
+/*
+ * A completion: inside held work (a thread pool's BH the executor lands)
+ * it runs now, exact; one that comes by itself (an io_uring or Linux AIO
+ * completion, gate_blk.h: in the main loop, or in the vCPU thread when a
+ * guest's write submitted it and the ring had it done at once) is held
+ * for the executor like a BH, so that it too lands at an exact icount.
+ * Not in an iothread.
+ */
+static void
+record_complete(struct req *r, int ret)
+{
+	enum qrt_role role = qrt_role();
+
+	if (gate_in_executor || !qrt.exact || (role != QRT_ROLE_MAIN && role != QRT_ROLE_VCPU) ||
+	    !qrt.runstate_is_running() || __atomic_load_n(&qrt.timer, __ATOMIC_ACQUIRE) == NULL) {
+		gate_complete_now(r, ret); /* (an iothread's stays in its thread) */
+		return;
+	}
+	struct held h = { .kind = HELD_REQ, .req = r, .ret = ret };
+
+	if (held_add(&h) < 0) {
+		executor_drain(LOG_IC_LOWER); /* the queue is full: keep the order */
+		gate_complete_now(r, ret);
+		return;
+	}
+	policy_record_arm_held();
+}
+
 const struct policy policy_record = {
 	.name = "record",
 	.bh = policy_record_bh,
-	.complete = gate_complete_now,
+	.complete = record_complete,
 	.execute = record_execute,
 	.warp = warp_record,
 	.warp_due = policy_never,

@@ -16,6 +16,7 @@
 #include "executor.h"
 #include "fingerprint.h"
 #include "gate.h"
+#include "gate_blk.h"
 #include "gate_chr.h"
 #include "gate_clock.h"
 #include "gate_mon.h"
@@ -131,7 +132,7 @@ session_hook_table(struct hook_spec *t)
 	 */
 	static const struct hook_spec *(*const inputs[])(size_t *) = {
 		gate_chr_hooks, gate_rng_hooks, gate_net_hooks, gate_mon_hooks, gate_clock_hooks,
-		gate_power_hooks, debug_hooks,
+		gate_power_hooks, debug_hooks, gate_blk_hooks,
 	};
 
 	for (size_t g = 0; g < sizeof(inputs) / sizeof(inputs[0]); g++) {

@@ -100,6 +100,11 @@ static const struct qsym sym_table[QS_COUNT] = {
 	[QS_CPU_WATCHPOINT_REMOVE_BY_REF] = { { "cpu_watchpoint_remove_by_ref" } },
 	[QS_CPU_BREAKPOINT_REMOVE_ALL] = { { "cpu_breakpoint_remove_all" } },
 	[QS_CPU_WATCHPOINT_REMOVE_ALL] = { { "cpu_watchpoint_remove_all" } },
+	[QS_BLK_AIO_PREADV] = { { "blk_aio_preadv" } },
+	[QS_BLK_AIO_PWRITEV] = { { "blk_aio_pwritev" } },
+	[QS_BLK_AIO_FLUSH] = { { "blk_aio_flush" } },
+	[QS_BLK_AIO_PDISCARD] = { { "blk_aio_pdiscard" } },
+	[QS_BLK_AIO_PWRITE_ZEROES] = { { "blk_aio_pwrite_zeroes" } },
 };
 
 const char *const qemu_known_builds[] = {
@@ -273,7 +278,7 @@ qemu_build_probe(struct qemu_build *b)
 				s->found = s->names[k];
 		}
 		/* the debugger's symbols are not required (debug.h) */
-		missing += s->addr == NULL && !(i >= QS_QEMU_SYSTEM_DEBUG_REQUEST && i <= QS_CPU_WATCHPOINT_REMOVE_ALL);
+		missing += s->addr == NULL && !qsym_optional(i);
 	}
 	return missing;
 }

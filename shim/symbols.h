@@ -98,8 +98,25 @@ enum qsym_id {
 	QS_CPU_WATCHPOINT_REMOVE_BY_REF,
 	QS_CPU_BREAKPOINT_REMOVE_ALL,
 	QS_CPU_WATCHPOINT_REMOVE_ALL,
+	/* block requests at the block backend, for io_uring and Linux AIO drives (gate_blk.h) */
+	QS_BLK_AIO_PREADV,
+	QS_BLK_AIO_PWRITEV,
+	QS_BLK_AIO_FLUSH,
+	QS_BLK_AIO_PDISCARD,
+	QS_BLK_AIO_PWRITE_ZEROES,
 	QS_COUNT
 };
+
+/*
+ * Symbols only some runs need, left out of the self-check's count: a
+ * replay for a debugger's (debug_start says what it lacks) and the block
+ * backend's (gate_blk_hooks says so when a drive needs them).
+ */
+static inline int
+qsym_optional(int id)
+{
+	return id >= QS_QEMU_SYSTEM_DEBUG_REQUEST && id <= QS_BLK_AIO_PWRITE_ZEROES;
+}
 
 struct qsym {
 	const char *names[3]; /* spellings, newest first; NULL-terminated */

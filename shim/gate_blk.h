@@ -1,0 +1,43 @@
+/*
+ * gate_blk.h - block requests gated where the device gets them back, for
+ * drives whose completions never pass the thread pool (aio=io_uring,
+ * aio=native).
+ *
+ * With aio=threads, every host request of a drive is a thread-pool request
+ * and its completion comes in the pool's BH, which the gate holds
+ * (gate_io.c).  io_uring and Linux AIO complete in a file-descriptor
+ * handler of the main loop, at host timing, and wake the request's
+ * coroutine there: the device's completion callback runs inside it.  So
+ * for a command line with such a drive bhrr gates one level up, at the
+ * block backend: blk_aio_preadv, _pwritev, _flush, _pdiscard and
+ * _pwrite_zeroes, the calls every emulated disk (virtio-blk, IDE, AHCI,
+ * SCSI) makes, get their callback wrapped; each is an io_submit, and each
+ * completion an io_complete held and landed at an exact icount like a
+ * thread-pool one.  Its identity is the guest's request (operation,
+ * device offset, bytes), however many host requests a format driver made
+ * of it.  The thread pool's own requests then pass unwrapped: one level
+ * only.
+ *
+ * Threads: the hooks run in the submitting thread (the vCPU thread in an
+ * I/O access, or the main loop), completions where the backend completes
+ * (the main loop, BQL).  gate_blk_on is written once, in the constructor.
+ */
+#ifndef BHRR_GATE_BLK_H
+#define BHRR_GATE_BLK_H
+
+#include <stddef.h>
+
+#include "shim.h"
+
+/* Gating at the block backend is on (the hooks are in the table): set once, constructor. */
+extern int gate_blk_on;
+
+/*
+ * The block-backend hooks, when QEMU's command line has a drive that
+ * completes outside the thread pool and the build has the functions; @n
+ * set (0: none, the thread pool's gate stays).  Sets gate_blk_on.
+ * Constructor only.
+ */
+const struct hook_spec *gate_blk_hooks(size_t *n);
+
+#endif
