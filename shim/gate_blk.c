@@ -96,7 +96,7 @@ static const struct hook_spec hooks[] = {
 	{ QS_BLK_AIO_PWRITE_ZEROES, (void *)hk_pwrite_zeroes, &real_pwrite_zeroes },
 };
 
-/* Whether an argument of QEMU's command line asks for io_uring or Linux AIO. */
+/* Whether an argument of QEMU's command line asks for io_uring, Linux AIO, qcow2 or -snapshot. */
 static int
 cmdline_wants(void)
 {
@@ -112,7 +112,9 @@ cmdline_wants(void)
 	for (size_t i = 0; i < n; i += strlen(buf + i) + 1) {
 		const char *a = buf + i;
 
-		if (strstr(a, "aio=io_uring") || strstr(a, "aio=native") ||
+		if (strstr(a, "aio=io_uring") || strstr(a, "aio=native") || strstr(a, "qcow2") ||
+		    strcmp(a, "-snapshot") == 0 || strcmp(a, "--snapshot") == 0 ||
+		    strstr(a, "snapshot=on") ||
 		    (strstr(a, "\"aio\"") && (strstr(a, "io_uring") || strstr(a, "\"native\""))))
 			return 1;
 	}

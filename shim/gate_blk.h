@@ -1,14 +1,15 @@
 /*
  * gate_blk.h - block requests gated where the device gets them back, for
  * drives whose completions never pass the thread pool (aio=io_uring,
- * aio=native).
+ * aio=native) and for format drivers that fan requests out (qcow2).
  *
  * With aio=threads, every host request of a drive is a thread-pool request
  * and its completion comes in the pool's BH, which the gate holds
  * (gate_io.c).  io_uring and Linux AIO complete in a file-descriptor
  * handler of the main loop, at host timing, and wake the request's
  * coroutine there: the device's completion callback runs inside it.  So
- * for a command line with such a drive bhrr gates one level up, at the
+ * for a command line with such a drive (or a qcow2 image, or -snapshot,
+ * whose overlay is one) bhrr gates one level up, at the
  * block backend: blk_aio_preadv, _pwritev, _flush, _pdiscard and
  * _pwrite_zeroes, the calls every emulated disk (virtio-blk, IDE, AHCI,
  * SCSI) makes, get their callback wrapped; each is an io_submit, and each
@@ -17,6 +18,11 @@
  * device offset, bytes), however many host requests a format driver made
  * of it.  The thread pool's own requests then pass unwrapped: one level
  * only.
+ *
+ * qcow2 images and -snapshot are gated here too: one guest request can
+ * become several host requests (metadata, a cluster's copy-on-write),
+ * and how many can change with host timing (the qcow2 cache-clean timer
+ * runs on the host's clock), so the guest's request is the identity.
  *
  * Threads: the hooks run in the submitting thread (the vCPU thread in an
  * I/O access, or the main loop), completions where the backend completes
