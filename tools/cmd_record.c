@@ -503,6 +503,50 @@ make_deterministic(struct strvec *v)
 	return changes;
 }
 
+/*
+ * A device of @qargv that runs in an iothread, into @what ("virtio-blk-pci
+ * (id d0) in iothread io0"); 1 if there is one.  Its requests complete in
+ * the iothread's AioContext, which the gate does not see (doc/record.md,
+ * "Iothreads"): -device DRIVER,...,iothread=X, -global DRIVER.iothread=X,
+ * -set device.ID.iothread=X.
+ */
+static int
+iothread_user(char **qargv, char *what, size_t len)
+{
+	for (int i = 0; qargv[i] && qargv[i + 1]; i++) {
+		const char *v = qargv[i + 1], *io = strstr(v, "iothread=");
+
+		if (io == NULL || (io != v && io[-1] != ',' && io[-1] != '.'))
+			continue;
+		int iol = (int)strcspn(io + 9, ",");
+
+		if (qemu_is_opt(qargv[i], "-device")) {
+			const char *id = strstr(v, "id=");
+			int dl = (int)strcspn(v, ",");
+
+			while (id != NULL && id != v && id[-1] != ',')
+				id = strstr(id + 1, "id=");
+			if (id != NULL)
+				snprintf(what, len, "device %.*s (id %.*s) in iothread %.*s", dl, v,
+					 (int)strcspn(id + 3, ","), id + 3, iol, io + 9);
+			else
+				snprintf(what, len, "device %.*s in iothread %.*s", dl, v, iol, io + 9);
+			return 1;
+		}
+		if (qemu_is_opt(qargv[i], "-global")) {
+			snprintf(what, len, "every %.*s (-global) in iothread %.*s", (int)(io - v - 1), v,
+				 iol, io + 9);
+			return 1;
+		}
+		if (qemu_is_opt(qargv[i], "-set") && strncmp(v, "device.", 7) == 0) {
+			snprintf(what, len, "device %.*s (-set) in iothread %.*s", (int)(io - v - 8),
+				 v + 7, iol, io + 9);
+			return 1;
+		}
+	}
+	return 0;
+}
+
 int
 cmd_record(int argc, char **argv)
 {
@@ -539,6 +583,16 @@ cmd_record(int argc, char **argv)
 
 		if (st != 0)
 			return st;
+	}
+	char io[256];
+
+	if (!force && iothread_user(qargv, io, sizeof(io))) {
+		fprintf(stderr, "bhrr: record: %s: its requests complete in that iothread, outside "
+				"bhrr's gate, so no replay could follow them (a replay would run free "
+				"from the first one, and report no divergence); refusing (remove "
+				"iothread= from it, or --force to record anyway; doc/record.md, "
+				"\"Iothreads\")\n", io);
+		return 2;
 	}
 	int n = doctor_findings(qargc, qargv, f, DOCTOR_MAX);
 

@@ -301,6 +301,28 @@ qmp_quit() {
 	[ ! -e "$LOG" ]
 }
 
+# An iothread's requests complete outside the gate (doc/record.md,
+# "Iothreads"): a record of the virtio guest with one logged its completions
+# but gave the replay nothing to hold them to.  Refused, naming the device.
+@test "record refuses a device in an iothread, naming it; --force records anyway" {
+	use_qemu 7.2
+	guest_argv virtio "$BATS_TEST_TMPDIR"
+	local argv=("${GUEST_ARGV[@]/virtio-blk-pci,/virtio-blk-pci,id=vd0,iothread=io0,}" -object iothread,id=io0)
+	run "$BHRR" record -o "$LOG" -- "$QEMU_BIN" "${argv[@]}"
+	echo "$output"
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"device virtio-blk-pci (id vd0) in iothread io0: its requests complete in that iothread, outside bhrr's gate"*"refusing"* ]]
+	[ ! -e "$LOG" ]
+	run "$BHRR" record -o "$LOG" -- "$QEMU_BIN" "${GUEST_ARGV[@]}" -global virtio-blk-pci.iothread=io0 -object iothread,id=io0
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"every virtio-blk-pci (-global) in iothread io0"* ]]
+	# --force: recorded, with the doctor's warning
+	run "$BHRR" record --force -o "$LOG" -- "$QEMU_BIN" "${argv[@]}"
+	[ "$status" -eq "$GUEST_PASS" ]
+	[[ "$output" == *"warning: an iothread"* ]]
+	[ -s "$LOG" ]
+}
+
 @test "bhrr doctor flags each source of nondeterminism on a crafted command line" {
 	run "$BHRR" doctor -- qemu-system-x86_64 -smp 2 -icount shift=auto -rtc base=localtime \
 		-device virtio-blk-pci,drive=d -netdev user,id=n -drive file=x.qcow2,if=none,id=d \
