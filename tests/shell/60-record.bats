@@ -323,6 +323,20 @@ qmp_quit() {
 	[ -s "$LOG" ]
 }
 
+@test "bhrr doctor says, for QEMU 7.2 only, that it does not boot a Linux guest's second vCPU under -icount" {
+	use_qemu 7.2
+	run "$BHRR" doctor -- "$QEMU_BIN" -nodefaults -display none -icount shift=0,sleep=off -seed 1 \
+		-rtc clock=vm,base=2020-01-01T00:00:00 -smp 2
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"-smp with several vCPUs: their interleaving is host timing, and QEMU 7.2 itself"*"Booting SMP configuration"* ]]
+	use_qemu 10.0
+	run "$BHRR" doctor -- "$QEMU_BIN" -nodefaults -display none -icount shift=0,sleep=off -seed 1 \
+		-rtc clock=vm,base=2020-01-01T00:00:00 -smp cpus=4
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"-smp with several vCPUs: their interleaving is host timing"* ]]
+	[[ "$output" != *"QEMU 7.2"* ]]
+}
+
 @test "bhrr doctor flags each source of nondeterminism on a crafted command line" {
 	run "$BHRR" doctor -- qemu-system-x86_64 -smp 2 -icount shift=auto -rtc base=localtime \
 		-device virtio-blk-pci,drive=d -netdev user,id=n -drive file=x.qcow2,if=none,id=d \
