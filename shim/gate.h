@@ -29,6 +29,7 @@ struct req {
 	void *opaque;
 	uint64_t id;   /* submission ordinal in this run */
 	uint64_t key;  /* content key (ident.h), 0 when unknown */
+	void *blk;     /* the BlockBackend kept in flight while it is held (gate_blk.h), or NULL */
 };
 
 /* This thread is running held work or a BH outside the gate: nested BHs pass. */

@@ -174,13 +174,14 @@ gate_run_held(struct held *h, unsigned how, int64_t icount, uint64_t flags)
 	if (h->kind == HELD_REQ) {
 		struct req *r = h->req;
 		BlockCompletionFunc *cb = r->cb;
-		void *op = r->opaque;
+		void *op = r->opaque, *blk = r->blk;
 
 		emit_io_complete(r->id, h->ret, how, icount, flags);
 		free(r);
 		gate_in_executor++;
 		cb(op, h->ret);
 		gate_in_executor--;
+		gate_blk_done(blk);
 		return;
 	}
 	emit_bh_run(h, how, icount, flags);

@@ -32,15 +32,36 @@ qiov_bytes(const void *qiov)
 	return n;
 }
 
+static void (*blk_inc)(void *blk), (*blk_dec)(void *blk); /* set once, constructor */
+
+void
+gate_blk_done(void *blk)
+{
+	if (blk != NULL && blk_dec != NULL)
+		blk_dec(blk);
+}
+
+/* gate_req_new, with @blk kept in flight until the device's callback has run. */
+static struct req *
+req_of(void *blk, BlockCompletionFunc *cb, void *opaque, uint64_t op, uint64_t offset, uint64_t bytes)
+{
+	struct req *r = cb ? gate_req_new(cb, opaque, op, offset, bytes) : NULL;
+
+	if (r != NULL) {
+		r->blk = blk;
+		blk_inc(blk);
+	}
+	return r;
+}
+
 typedef BlockAIOCB *rw_fn(void *blk, int64_t offset, void *qiov, int flags, BlockCompletionFunc *cb,
 			  void *opaque);
-static void *real_preadv, *real_pwritev, *real_flush, *real_pdiscard, *real_pwrite_zeroes;
+static void *real_preadv, *real_pwritev, *real_flush, *real_pdiscard, *real_pwrite_zeroes, *real_ioctl;
 
 static BlockAIOCB *
 hk_preadv(void *blk, int64_t offset, void *qiov, int flags, BlockCompletionFunc *cb, void *opaque)
 {
-	struct req *r = cb ? gate_req_new(cb, opaque, REQ_OP_READ, (uint64_t)offset, qiov_bytes(qiov))
-			   : NULL;
+	struct req *r = req_of(blk, cb, opaque, REQ_OP_READ, (uint64_t)offset, qiov_bytes(qiov));
 
 	return ((rw_fn *)real_preadv)(blk, offset, qiov, flags, r ? gate_req_complete : cb,
 				      r ? (void *)r : opaque);
@@ -49,8 +70,7 @@ hk_preadv(void *blk, int64_t offset, void *qiov, int flags, BlockCompletionFunc 
 static BlockAIOCB *
 hk_pwritev(void *blk, int64_t offset, void *qiov, int flags, BlockCompletionFunc *cb, void *opaque)
 {
-	struct req *r = cb ? gate_req_new(cb, opaque, REQ_OP_WRITE, (uint64_t)offset, qiov_bytes(qiov))
-			   : NULL;
+	struct req *r = req_of(blk, cb, opaque, REQ_OP_WRITE, (uint64_t)offset, qiov_bytes(qiov));
 
 	return ((rw_fn *)real_pwritev)(blk, offset, qiov, flags, r ? gate_req_complete : cb,
 				       r ? (void *)r : opaque);
@@ -60,7 +80,7 @@ static BlockAIOCB *
 hk_flush(void *blk, BlockCompletionFunc *cb, void *opaque)
 {
 	BlockAIOCB *(*real)(void *, BlockCompletionFunc *, void *) = real_flush;
-	struct req *r = cb ? gate_req_new(cb, opaque, REQ_OP_FLUSH, 0, 0) : NULL;
+	struct req *r = req_of(blk, cb, opaque, REQ_OP_FLUSH, 0, 0);
 
 	return real(blk, r ? gate_req_complete : cb, r ? (void *)r : opaque);
 }
@@ -69,8 +89,7 @@ static BlockAIOCB *
 hk_pdiscard(void *blk, int64_t offset, int64_t bytes, BlockCompletionFunc *cb, void *opaque)
 {
 	BlockAIOCB *(*real)(void *, int64_t, int64_t, BlockCompletionFunc *, void *) = real_pdiscard;
-	struct req *r = cb ? gate_req_new(cb, opaque, REQ_OP_DISCARD, (uint64_t)offset, (uint64_t)bytes)
-			   : NULL;
+	struct req *r = req_of(blk, cb, opaque, REQ_OP_DISCARD, (uint64_t)offset, (uint64_t)bytes);
 
 	return real(blk, offset, bytes, r ? gate_req_complete : cb, r ? (void *)r : opaque);
 }
@@ -82,10 +101,19 @@ hk_pwrite_zeroes(void *blk, int64_t offset, int64_t bytes, int flags, BlockCompl
 {
 	BlockAIOCB *(*real)(void *, int64_t, int64_t, int, BlockCompletionFunc *, void *) =
 		real_pwrite_zeroes;
-	struct req *r = cb ? gate_req_new(cb, opaque, REQ_OP_WRITE, (uint64_t)offset, (uint64_t)bytes)
-			   : NULL;
+	struct req *r = req_of(blk, cb, opaque, REQ_OP_WRITE, (uint64_t)offset, (uint64_t)bytes);
 
 	return real(blk, offset, bytes, flags, r ? gate_req_complete : cb, r ? (void *)r : opaque);
+}
+
+/* blk_aio_ioctl(blk, req, buf, cb, opaque): SCSI passthrough (scsi-block, scsi-generic) */
+static BlockAIOCB *
+hk_ioctl(void *blk, unsigned long req, void *buf, BlockCompletionFunc *cb, void *opaque)
+{
+	BlockAIOCB *(*real)(void *, unsigned long, void *, BlockCompletionFunc *, void *) = real_ioctl;
+	struct req *r = req_of(blk, cb, opaque, REQ_OP_OTHER, (uint64_t)req, 0);
+
+	return real(blk, req, buf, r ? gate_req_complete : cb, r ? (void *)r : opaque);
 }
 
 static const struct hook_spec hooks[] = {
@@ -94,6 +122,7 @@ static const struct hook_spec hooks[] = {
 	{ QS_BLK_AIO_FLUSH, (void *)hk_flush, &real_flush },
 	{ QS_BLK_AIO_PDISCARD, (void *)hk_pdiscard, &real_pdiscard },
 	{ QS_BLK_AIO_PWRITE_ZEROES, (void *)hk_pwrite_zeroes, &real_pwrite_zeroes },
+	{ QS_BLK_AIO_IOCTL, (void *)hk_ioctl, &real_ioctl },
 };
 
 /* Whether an argument of QEMU's command line asks for io_uring, Linux AIO, qcow2 or -snapshot. */
@@ -129,10 +158,19 @@ gate_blk_hooks(size_t *n)
 		return hooks;
 	for (size_t i = 0; i < sizeof(hooks) / sizeof(hooks[0]); i++) {
 		if (shim_qemu.sym[hooks[i].id].addr == NULL) {
-			vlog_error("aio=io_uring/native: this QEMU has no %s; its completions reach the "
-				   "guest at host timing", qsym_name(&shim_qemu, hooks[i].id));
+			vlog_error("gating block requests at the block backend (aio=io_uring/native, "
+				   "qcow2, -snapshot): this QEMU has no %s; the thread pool's gate stays, "
+				   "and io_uring or Linux AIO completions reach the guest at host timing",
+				   qsym_name(&shim_qemu, hooks[i].id));
 			return hooks;
 		}
+	}
+	blk_inc = shim_qemu.sym[QS_BLK_INC_IN_FLIGHT].addr;
+	blk_dec = shim_qemu.sym[QS_BLK_DEC_IN_FLIGHT].addr;
+	if (blk_inc == NULL || blk_dec == NULL) {
+		vlog_error("gating block requests at the block backend: this QEMU has no "
+			   "blk_inc_in_flight/blk_dec_in_flight; the thread pool's gate stays");
+		return hooks;
 	}
 	gate_blk_on = 1;
 	*n = sizeof(hooks) / sizeof(hooks[0]);

@@ -35,6 +35,16 @@
 
 #include "shim.h"
 
+/*
+ * A held completion keeps its BlockBackend in flight (blk_inc_in_flight at
+ * submission), as the coroutine a thread-pool hold blocks did: a drain
+ * (a reset's cancel, a VM stop) then polls, and the nested poll lands
+ * what is held, instead of returning while the device still waits for
+ * it.  Called once the device's callback has run, with the request's blk
+ * (NULL: nothing to do); any thread.
+ */
+void gate_blk_done(void *blk);
+
 /* Gating at the block backend is on (the hooks are in the table): set once, constructor. */
 extern int gate_blk_on;
 

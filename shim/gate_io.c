@@ -38,11 +38,12 @@ gate_complete_now(struct req *r, int ret)
 	if (exact)
 		flags |= gate_land_flags;
 	BlockCompletionFunc *cb = r->cb;
-	void *op = r->opaque;
+	void *op = r->opaque, *blk = r->blk;
 
 	emit_io_complete(r->id, ret, how, ic, flags);
 	free(r);
 	cb(op, ret);
+	gate_blk_done(blk);
 }
 
 void
@@ -63,7 +64,7 @@ gate_req_complete(void *opaque, int ret)
  * 10.0).  Checked, never trusted: an open descriptor and a known type, or
  * the request stays REQ_OP_OTHER.
  */
-static void
+static int
 req_content(const void *arg, uint64_t *op, uint64_t *offset, uint64_t *bytes)
 {
 	struct {
@@ -77,20 +78,21 @@ req_content(const void *arg, uint64_t *op, uint64_t *offset, uint64_t *bytes)
 	*op = REQ_OP_OTHER;
 	*offset = *bytes = 0;
 	if (arg == NULL)
-		return;
+		return 0;
 	memcpy(&d, arg, sizeof(d));
 	if (d.bs == NULL || d.fd < 0 || d.offset < 0 || d.nbytes > (1ull << 32) ||
 	    fcntl(d.fd, F_GETFD) < 0)
-		return;
+		return 0;
 	switch (d.type & 0xff) { /* QEMU_AIO_READ, _WRITE, _FLUSH, _DISCARD */
 	case 0x01: *op = REQ_OP_READ; break;
 	case 0x02: *op = REQ_OP_WRITE; break;
 	case 0x08: *op = REQ_OP_FLUSH; break;
 	case 0x10: *op = REQ_OP_DISCARD; break;
-	default: return;
+	default: return 1; /* file-posix's, of another kind (write zeroes, ioctl, ...) */
 	}
 	*offset = (uint64_t)d.offset;
 	*bytes = d.nbytes;
+	return 1;
 }
 
 struct req *
@@ -103,6 +105,7 @@ gate_req_new(BlockCompletionFunc *cb, void *opaque, uint64_t op, uint64_t offset
 		return NULL;
 	r->cb = cb;
 	r->opaque = opaque;
+	r->blk = NULL;
 	r->id = atomic_fetch_add(&next_req, 1);
 	int64_t ic = qrt_icount_here(&how, qrt_role());
 
@@ -111,17 +114,18 @@ gate_req_new(BlockCompletionFunc *cb, void *opaque, uint64_t op, uint64_t offset
 }
 
 /*
- * A thread-pool request of @arg, wrapped; NULL when the block backend's
- * gate is on (gate_blk.h: one level only) or memory runs out.
+ * A thread-pool request of @arg, wrapped; NULL when memory runs out, or
+ * when it is file-posix's and the block backend's gate is on (gate_blk.h:
+ * the guest's request is gated there, once).  Other pool work (9p's, a
+ * device's own) stays gated here.
  */
 static struct req *
 req_new(BlockCompletionFunc *cb, void *opaque, const void *arg)
 {
 	uint64_t op, offset, bytes;
 
-	if (gate_blk_on)
+	if (req_content(arg, &op, &offset, &bytes) && gate_blk_on)
 		return NULL;
-	req_content(arg, &op, &offset, &bytes);
 	return gate_req_new(cb, opaque, op, offset, bytes);
 }
 

@@ -76,6 +76,12 @@ extern const struct policy policy_record, policy_chaos, policy_replay, policy_or
  * it - one instruction on from the vCPU thread, else at the guest's next
  * device access with the fallback behind it, else now.
  */
+/*
+ * Record's completion: run now inside held work, else held for the
+ * executor (an io_uring or Linux AIO completion, gate_blk.h); chaos's too
+ * when it does not delay one.
+ */
+void policy_record_complete(struct req *r, int ret);
 void policy_record_arm_held(void);
 
 /* Replay: arm the executor for the next recorded action (BQL, any thread). */

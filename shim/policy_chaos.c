@@ -176,8 +176,10 @@ chaos_complete(struct req *r, int ret)
 				return;
 			}
 		}
+		gate_complete_now(r, ret);
+		return;
 	}
-	gate_complete_now(r, ret);
+	policy_record_complete(r, ret); /* outside held work: held to an exact icount, as record does */
 }
 
 void

@@ -126,8 +126,8 @@ policy_record_nested_poll(void)
  * for the executor like a BH, so that it too lands at an exact icount.
  * Not in an iothread.
  */
-static void
-record_complete(struct req *r, int ret)
+void
+policy_record_complete(struct req *r, int ret)
 {
 	enum qrt_role role = qrt_role();
 
@@ -149,7 +149,7 @@ record_complete(struct req *r, int ret)
 const struct policy policy_record = {
 	.name = "record",
 	.bh = policy_record_bh,
-	.complete = record_complete,
+	.complete = policy_record_complete,
 	.execute = record_execute,
 	.warp = warp_record,
 	.warp_due = policy_never,

@@ -105,6 +105,9 @@ static const struct qsym sym_table[QS_COUNT] = {
 	[QS_BLK_AIO_FLUSH] = { { "blk_aio_flush" } },
 	[QS_BLK_AIO_PDISCARD] = { { "blk_aio_pdiscard" } },
 	[QS_BLK_AIO_PWRITE_ZEROES] = { { "blk_aio_pwrite_zeroes" } },
+	[QS_BLK_AIO_IOCTL] = { { "blk_aio_ioctl" } },
+	[QS_BLK_INC_IN_FLIGHT] = { { "blk_inc_in_flight" } },
+	[QS_BLK_DEC_IN_FLIGHT] = { { "blk_dec_in_flight" } },
 };
 
 const char *const qemu_known_builds[] = {

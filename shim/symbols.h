@@ -104,6 +104,9 @@ enum qsym_id {
 	QS_BLK_AIO_FLUSH,
 	QS_BLK_AIO_PDISCARD,
 	QS_BLK_AIO_PWRITE_ZEROES,
+	QS_BLK_AIO_IOCTL,
+	QS_BLK_INC_IN_FLIGHT, /* called, not hooked */
+	QS_BLK_DEC_IN_FLIGHT,
 	QS_COUNT
 };
 
@@ -115,7 +118,7 @@ enum qsym_id {
 static inline int
 qsym_optional(int id)
 {
-	return id >= QS_QEMU_SYSTEM_DEBUG_REQUEST && id <= QS_BLK_AIO_PWRITE_ZEROES;
+	return id >= QS_QEMU_SYSTEM_DEBUG_REQUEST && id <= QS_BLK_DEC_IN_FLIGHT;
 }
 
 struct qsym {

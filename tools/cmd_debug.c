@@ -727,13 +727,48 @@ inst_attach(struct inst *in)
 static struct inst spare;
 static int have_spare;
 
+static int no_spare; /* the command line rules a spare out (said once) */
+
+/*
+ * Whether a spare may run beside the replay gdb sees: not when the command
+ * line has a listening socket (QEMU would re-bind its path, and a client
+ * would reach the idle spare), nor when a disk cannot get a copy of its
+ * own (disks_for would refuse).
+ */
+static int
+spare_ok(void)
+{
+	for (int i = 0; D.qargv[i]; i++)
+		if (strstr(D.qargv[i], "server"))
+			return 0;
+	for (int d = 0; d < D.ndisks; d++) {
+		int used = 0;
+
+		for (int i = 0; D.qargv[i] && !used; i++) {
+			char *r = subst(D.qargv[i], D.disk[d], "x");
+
+			used = strcmp(r, D.qargv[i]) != 0;
+			free(r);
+		}
+		if (!used)
+			return 0;
+	}
+	return 1;
+}
+
 static void
 spare_spawn(void)
 {
 	const char *e = getenv("BHRR_DEBUG_SPARE");
 
-	if (have_spare || (e != NULL && strcmp(e, "0") == 0))
+	if (have_spare || no_spare || (e != NULL && strcmp(e, "0") == 0))
 		return;
+	if (!spare_ok()) {
+		no_spare = 1;
+		if (getenv("BHRR_DEBUG_TRACE"))
+			say("no spare replay: the command line has a server socket or a disk bhrr cannot copy");
+		return;
+	}
 	inst_spawn(&spare);
 	have_spare = 1;
 }
@@ -1041,15 +1076,16 @@ forward(int step)
 			p[1].revents |= POLLIN;
 		if (D.cur.ctllen > 0 || D.cur.pending[0] || (p[0].revents & (POLLIN | POLLHUP))) {
 			if (wait_stop(&D.cur, why, sizeof(why)) < 0) {
+				pid_t pid = D.cur.cp.pid;
 				int st = finish_command(&D.cur.cp);
 
+				live_del_pid(pid);
 				D.cur.cp.pid = 0;
 				if (D.cur.cp.signal)
 					snprintf(D.last_reply, sizeof(D.last_reply), "X%02x",
 						 D.cur.cp.signal & 0xff);
 				else
 					snprintf(D.last_reply, sizeof(D.last_reply), "W%02x", st & 0xff);
-				live_del_pid(D.cur.cp.pid);
 				pkt_sends(D.gdbfd, D.last_reply);
 				return;
 			}
@@ -1266,6 +1302,8 @@ monitor(const char *cmd)
 		pkt_sends(D.gdbfd, "OK");
 	} else if (strncmp(cmd, "goto ", 5) == 0) {
 		char err[256];
+
+		spare_spawn();
 		int64_t ic = target_of(cmd + 5, err, sizeof(err));
 
 		if (ic < 0) {
@@ -1398,8 +1436,13 @@ view_choose(void)
 	char missing[32];
 	int forced = strcmp(D.arch, "i386") == 0;
 
-	if (strcmp(D.arch, "qemu") == 0 || (!forced && !kernel_is_elf_i386()))
+	if (strcmp(D.arch, "qemu") == 0 || (!forced && !kernel_is_elf_i386())) {
+		say("gdb sees the vCPU as QEMU describes it (%s)%s", D.lay.arch[0] ? D.lay.arch : "?",
+		    strcmp(D.lay.arch, "i386:x86-64") == 0 && strcmp(D.arch, "qemu") != 0
+			    ? "; --gdb-arch=i386 for a guest in 32-bit code"
+			    : "");
 		return;
+	}
 	if (strcmp(D.lay.arch, "i386:x86-64") != 0) {
 		if (forced && strcmp(D.lay.arch, "i386") != 0)
 			die("replay: --gdb-arch=i386: QEMU describes its vCPU as '%s', not as x86-64",
@@ -1461,18 +1504,28 @@ view_regs(const char *p)
 		return;
 	}
 	if (p[0] == 'G') {
-		size_t at = 1, have = strlen(p);
+		size_t at = 1, have = strlen(p), want = 0;
 
+		for (i = 0; i < D.V.v.n; i++)
+			want += (size_t)D.V.v.r[i].bytes * 2;
+		if (have != want + 1) {
+			pkt_sends(D.gdbfd, "E22"); /* not the view's registers: nothing written */
+			return;
+		}
 		for (i = 0; i < D.V.v.n; i++) {
 			size_t w = (size_t)D.V.v.r[i].bytes * 2;
 			char v[64], wide[64];
 
-			if (at + w > have || w >= sizeof(v))
-				break;
+			if (at + w > have || w >= sizeof(v)) {
+				pkt_sends(D.gdbfd, "E22");
+				return;
+			}
 			snprintf(v, sizeof(v), "%.*s", (int)w, p + at);
 			at += w;
-			if (gdb_view_widen(&D.V, &D.lay, i, v, wide, sizeof(wide)) < 0)
-				break;
+			if (gdb_view_widen(&D.V, &D.lay, i, v, wide, sizeof(wide)) < 0) {
+				pkt_sends(D.gdbfd, "E22");
+				return;
+			}
 			snprintf(req, sizeof(req), "P%x=%s", D.lay.r[D.V.from[i]].regnum, wide);
 			const char *r = stub(&D.cur, req);
 
@@ -1583,10 +1636,13 @@ handle(char *p)
 	} else if (strcmp(p, "vCont?") == 0) {
 		pkt_sends(D.gdbfd, "vCont;c;C;s;S");
 	} else if (p[0] == 'c' || p[0] == 'C') {
+		spare_spawn(); /* gdb's handshake is over: ready for the first move backwards */
 		forward(0);
 	} else if (p[0] == 's' || p[0] == 'S') {
+		spare_spawn();
 		forward(1);
 	} else if (strncmp(p, "vCont;", 6) == 0) {
+		spare_spawn();
 		forward(p[6] == 's' || p[6] == 'S');
 	} else if (strcmp(p, "bs") == 0) {
 		reverse_step();
@@ -1781,7 +1837,6 @@ debug_session(const char *exe, char **qargv, const char *log, const char *out, i
 	int one = 1;
 
 	setsockopt(D.gdbfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	spare_spawn(); /* for the first move backwards */
 	for (;;) {
 		int n = pkt_recv(D.gdbfd, pkt, D.gdb_acks);
 
@@ -1794,6 +1849,9 @@ debug_session(const char *exe, char **qargv, const char *log, const char *out, i
 		D.reverse_s);
 	int st = 0;
 
+	if (have_spare)
+		inst_kill(&spare); /* not kept while the replay runs on */
+	have_spare = 0;
 	if (D.cur.alive && D.cur.cp.pid > 0) {
 		/* detached or gone: the replay runs on to its end */
 		order(&D.cur, "cont", NULL, 0);

@@ -516,7 +516,15 @@ iothread_user(char **qargv, char *what, size_t len)
 	for (int i = 0; qargv[i] && qargv[i + 1]; i++) {
 		const char *v = qargv[i + 1], *io = strstr(v, "iothread=");
 
-		if (io == NULL || (io != v && io[-1] != ',' && io[-1] != '.'))
+		if (io != NULL && io != v && io[-1] != ',' && io[-1] != '.')
+			io = NULL;
+		if (io == NULL && strstr(v, "iothread") != NULL &&
+		    (qemu_is_opt(qargv[i], "-device") || qemu_is_opt(qargv[i], "-global"))) {
+			/* JSON (-device '{"driver":...,"iothread":...}'), iothread-vq-mapping, driver=,property= */
+			snprintf(what, len, "%s %.60s (an iothread)", qargv[i], v);
+			return 1;
+		}
+		if (io == NULL)
 			continue;
 		int iol = (int)strcspn(io + 9, ",");
 

@@ -167,8 +167,9 @@ linux_qcow2_argv() {
 	qemu-img create -q -f qcow2 -F raw -b "$d/vda.img" "$d/vda.qcow2"
 	# the cache-clean timer fires each second of host time, wherever the guest is:
 	# a guest request after it takes more host requests (the tables read again)
-	QEMU_ARGV=("${QEMU_ARGV[@]/file=$d\/sda.img,format=raw/file=$d/sda.qcow2,format=qcow2,cache-clean-interval=1}")
-	QEMU_ARGV=("${QEMU_ARGV[@]/file=$d\/vda.img,format=raw/file=$d/vda.qcow2,format=qcow2,cache-clean-interval=1}")
+	# and the cache modes and zero handling CI command lines use
+	QEMU_ARGV=("${QEMU_ARGV[@]/file=$d\/sda.img,format=raw/file=$d/sda.qcow2,format=qcow2,cache-clean-interval=1,cache=unsafe,discard=unmap,detect-zeroes=unmap}")
+	QEMU_ARGV=("${QEMU_ARGV[@]/file=$d\/vda.img,format=raw/file=$d/vda.qcow2,format=qcow2,cache-clean-interval=1,cache=writethrough}")
 	QEMU_ARGV+=(-snapshot -rtc clock=vm,base=2020-01-01T00:00:00 -seed 1)
 }
 
