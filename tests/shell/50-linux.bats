@@ -153,6 +153,17 @@ linux_host_rtc() {
 	linux_host_rtc 10.0
 }
 
+# record_linux_as_is: record QEMU_ARGV as it is into linux.bhlog (rec.out,
+# rec.err); the run did its readers and writers
+record_linux_as_is() {
+	status=0
+	timeout 300 "$BHRR" record --as-is -o "$BATS_TEST_TMPDIR/linux.bhlog" -- "${QEMU_ARGV[@]}" \
+		>"$BATS_TEST_TMPDIR/rec.out" 2>"$BATS_TEST_TMPDIR/rec.err" || status=$?
+	cat "$BATS_TEST_TMPDIR/rec.err"
+	output=$(cat "$BATS_TEST_TMPDIR/rec.out")
+	assert_linux_run 30
+}
+
 # linux_qcow2 VERSION: the Linux guest's two disks are qcow2 overlays over
 # raw bases, run with -snapshot (QEMU puts a temporary qcow2 overlay on top
 # of each), virtio-blk with its default ioeventfd: the guest's concurrent
@@ -177,12 +188,7 @@ linux_qcow2() {
 	linux_qcow2_argv "$1"
 	echo "${QEMU_ARGV[*]}"
 	[[ "${QEMU_ARGV[*]}" == *"sda.qcow2,format=qcow2"*"vda.qcow2,format=qcow2"* ]]
-	status=0
-	timeout 300 "$BHRR" record --as-is -o "$BATS_TEST_TMPDIR/linux.bhlog" -- "${QEMU_ARGV[@]}" \
-		>"$BATS_TEST_TMPDIR/rec.out" 2>"$BATS_TEST_TMPDIR/rec.err" || status=$?
-	cat "$BATS_TEST_TMPDIR/rec.err"
-	output=$(cat "$BATS_TEST_TMPDIR/rec.out")
-	assert_linux_run 30
+	record_linux_as_is
 	for k in 1 2 3; do
 		linux_qcow2_argv "$1"
 		replay_linux "$k"
@@ -221,12 +227,7 @@ linux_aio() {
 	run "$BHRR" doctor -- "${QEMU_ARGV[@]}"
 	! grep -q 'aio=' <<<"$output" || false
 	linux_aio_argv "$1"
-	status=0
-	timeout 300 "$BHRR" record --as-is -o "$BATS_TEST_TMPDIR/linux.bhlog" -- "${QEMU_ARGV[@]}" \
-		>"$BATS_TEST_TMPDIR/rec.out" 2>"$BATS_TEST_TMPDIR/rec.err" || status=$?
-	cat "$BATS_TEST_TMPDIR/rec.err"
-	output=$(cat "$BATS_TEST_TMPDIR/rec.out")
-	assert_linux_run 30
+	record_linux_as_is
 	# every guest request is one io_submit and one io_complete, at an exact icount
 	local n
 	n=$("$BHRR" dump --json "$BATS_TEST_TMPDIR/linux.bhlog" | jq -s '[.[] | select(.kind == "io_complete")] | length')
