@@ -27,7 +27,7 @@ if [ -n "$base" ] && [ ! -f "$base/.libs/libbhrr.so" ]; then
 	echo "BHRR_BENCH_BASELINE=$base: no $base/.libs/libbhrr.so" >&2
 	exit 2
 fi
-# BHRR_BENCH_ONLY="5 6": only those sections (1 1b 2 5 6 6b 5b 5c 5d 7 8; 2 stands for 2-4)
+# BHRR_BENCH_ONLY="5 6": only those sections (1 1b 2 5 6 6b 5b 5c 5d 5e 7 8; 2 stands for 2-4)
 want() { [ -z "${BHRR_BENCH_ONLY:-}" ] || [[ " $BHRR_BENCH_ONLY " == *" $1 "* ]]; }
 mkdir -p "$out"
 
@@ -324,6 +324,47 @@ if want 5b && [ -f "$b/guest-linux/.stamp" ]; then
 		awk -v a="$t0" -v b="$t1" -v c="$t2" -v d="$t3" -v s="$same" -v k="$parks" 'BEGIN {
 			printf "  plain %.1f s, record %.1f s (%.3fx), replay %.1f s (%.3fx plain, %.3fx record), %s parks, replay output identical: %s\n",
 				b - a, c - b, (c - b) / (b - a), d - c, (d - c) / (b - a), (d - c) / (c - b), k, s }'
+	done
+fi
+if want 5e && [ -f "$b/guest-linux/.stamp" ]; then
+	# the disks CI uses (issue 13), as tests/shell/50-linux.bats runs them:
+	# qcow2 overlays under -snapshot, and aio=native + aio=io_uring (gated at
+	# the block backend); three rounds of plain, record and replay each
+	disk_args() {
+		linux_argv "bhrr.ops=30"
+		args=("${LINUX_ARGV[@]:1}")
+		case $1 in
+		qcow2)
+			qemu-img create -q -f qcow2 -F raw -b "$out/sda.img" "$out/sda.qcow2"
+			qemu-img create -q -f qcow2 -F raw -b "$out/vda.img" "$out/vda.qcow2"
+			args=("${args[@]/file=$out\/sda.img,format=raw/file=$out/sda.qcow2,format=qcow2}")
+			args=("${args[@]/file=$out\/vda.img,format=raw/file=$out/vda.qcow2,format=qcow2}" -snapshot) ;;
+		aio)
+			args=("${args[@]/file=$out\/sda.img,format=raw/file=$out/sda.img,format=raw,aio=native,cache.direct=on}")
+			args=("${args[@]/file=$out\/vda.img,format=raw/file=$out/vda.img,format=raw,aio=io_uring}") ;;
+		esac
+	}
+	for v in 7.2 10.0; do
+		select_qemu "$v"
+		echo "== 5e. Linux tier (QEMU $v), the disks CI uses: record and replay vs plain, medians of 3"
+		for c in qcow2 aio; do
+			tp=() tr=() tq=() same=0
+			for _ in 1 2 3; do
+				disk_args "$c"; t0=$(now_s); "$qemu" "${args[@]}" </dev/null >/dev/null 2>&1 || true; t1=$(now_s)
+				disk_args "$c"; rm -f "$out/d.bhlog"
+				"$b/tools/bhrr" record --as-is -o "$out/d.bhlog" -- "$qemu" "${args[@]}" </dev/null >"$out/d.rec" 2>/dev/null || true
+				t2=$(now_s)
+				disk_args "$c"
+				"$b/tools/bhrr" replay "$out/d.bhlog" -o "$out/d2.bhlog" -- "$qemu" "${args[@]}" </dev/null >"$out/d.rep" 2>/dev/null || true
+				t3=$(now_s)
+				grep -q '^linux-guest: done' "$out/d.rec" && cmp -s "$out/d.rec" "$out/d.rep" && same=$((same + 1))
+				tp+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')")
+				tr+=("$(awk -v a="$t1" -v b="$t2" 'BEGIN { print b - a }')")
+				tq+=("$(awk -v a="$t2" -v b="$t3" 'BEGIN { print b - a }')")
+			done
+			awk -v c="$c" -v p="$(median "${tp[@]}")" -v r="$(median "${tr[@]}")" -v q="$(median "${tq[@]}")" -v s="$same" 'BEGIN {
+				printf "    %-6s plain %.1f s, record %.3fx, replay %.3fx, replays identical %d/3\n", c, p, r / p, q / p, s }'
+		done
 	done
 fi
 if want 5d && [ -f "$b/guest-linux/.stamp" ]; then
