@@ -320,3 +320,20 @@ pcs_native() {
 	[ "$(val to)" -eq 7000050 ]
 	[ "$(val differ)" -eq 0 ]
 }
+
+@test "7.2: a log recorded with -icount shift=3 debugs the same way: reverse-stepi and reverse-finish give the forward run's states" {
+	use_qemu 7.2
+	guest_argv flaky "$BATS_TEST_TMPDIR"
+	local argv=("${GUEST_ARGV[@]/shift=0,sleep=off/shift=3,sleep=off}")
+	[[ "${argv[*]}" == *"-icount shift=3,sleep=off"* ]]
+	"$BHRR" record --force -o fail.bhlog -- "$QEMU_BIN" "${argv[@]}" >rec.out 2>rec.err || true
+	"$BHRR" dump fail.bhlog | grep -q 'shift=3,sleep=off'
+	STEPS=20 debug stepi --stop-at=100000
+	[ "$(val to)" -eq 100020 ]
+	[ "$(val differ)" -eq 0 ]
+	debug finish
+	[ "$(val is_call)" -eq 1 ]
+	[ "$(val back_icount)" -eq $(($(val entry_icount) - 1)) ]
+	[ "$(val again_same)" -eq 1 ]
+	[ "$(val walk_same)" -eq 1 ]
+}
