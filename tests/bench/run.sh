@@ -532,7 +532,7 @@ fi
 gdb_timing() {
 	local kind=$1 at=$2 sock=$3 r
 	r=$( { [ "$kind" = native ] && export NATIVE=1; AT=$at SCENARIO=timing TARGET=$sock \
-		timeout 60 gdb -batch -nx -x "$(dirname "$0")/../helper/gdb-scenario.py" \
+		timeout -k 5 60 gdb -batch -nx -x "$(dirname "$0")/../helper/gdb-scenario.py" \
 		"$b/tests/guest/guest.elf" 2>&1; } | sed -n 's/^RESULT timing at=[0-9]* \(reverse_stepi=[0-9.]* reverse_continue=[0-9.]*\).*/\1/p')
 	echo "${r:-no answer in 60 s}"
 }

@@ -49,7 +49,8 @@ debug() {
 		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.1
 	done
-	SCENARIO=$scenario TARGET="$BATS_TEST_TMPDIR/g.sock" \
+	# a hang bound only (a scenario takes seconds); gdb can sit out a SIGTERM, hence -k
+	SCENARIO=$scenario TARGET="$BATS_TEST_TMPDIR/g.sock" timeout -k 10 600 \
 		gdb -batch -nx -x "$BHRR_SRCDIR/tests/helper/gdb-scenario.py" "$GUEST_DIR/guest.elf" \
 		>gdb.out 2>&1 || true
 	wait "$pid" || true
@@ -282,9 +283,11 @@ pcs_native() {
 	local pid=$! k
 	for k in $(seq 600); do [ -S n.sock ] && break; sleep 0.1; done
 	# QEMU's own reverse debugging does not always answer (QEMU sits idle, gdb
-	# waits: doc/debug.md); bounded, and compared where it answers
+	# waits: doc/debug.md); bounded, and compared where it answers.  gdb waiting
+	# on a remote can sit out timeout's SIGTERM (seen: 16 minutes), so -k kills it
+	# 5 s later
 	NATIVE=1 STEPS=50 SCENARIO=pcs TARGET="$BATS_TEST_TMPDIR/n.sock" \
-		timeout 60 gdb -batch -nx -x "$BHRR_SRCDIR/tests/helper/gdb-scenario.py" \
+		timeout -k 5 60 gdb -batch -nx -x "$BHRR_SRCDIR/tests/helper/gdb-scenario.py" \
 		"$GUEST_DIR/guest.elf" >native-gdb.out 2>&1 || true
 	kill -9 "$pid" 2>/dev/null || true
 	wait "$pid" || true
