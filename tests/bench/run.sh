@@ -326,6 +326,35 @@ if want 5b && [ -f "$b/guest-linux/.stamp" ]; then
 				b - a, c - b, (c - b) / (b - a), d - c, (d - c) / (b - a), (d - c) / (c - b), k, s }'
 	done
 fi
+# rr3 LABEL QEMU SETUP...: three rounds of a plain run, a record and a replay
+# (the bhrr command, with the options in rr_rec and rr_rep) of the command
+# line SETUP sets in args (with fresh disks) before each; prints LABEL with
+# the medians and how many replays were identical to a record that got to
+# its end (a line matching rr_done)
+rr_defaults() { rr_rec=(--force) rr_rep=(--force) rr_done='^done:'; }
+rr_defaults
+rr3() {
+	local label=$1 q=$2 tp=() tr=() tq=() same=0 p r q2
+	shift 2
+	for _ in 1 2 3; do
+		"$@"
+		t0=$(now_s); "$q" "${args[@]}" </dev/null >/dev/null 2>&1 || true; t1=$(now_s)
+		"$@"; rm -f "$out/c.bhlog"
+		"$b/tools/bhrr" record "${rr_rec[@]}" -o "$out/c.bhlog" -- "$q" "${args[@]}" </dev/null >"$out/c.rec" 2>/dev/null || true
+		t2=$(now_s)
+		"$@"
+		"$b/tools/bhrr" replay "${rr_rep[@]}" "$out/c.bhlog" -o "$out/c2.bhlog" -- "$q" "${args[@]}" </dev/null >"$out/c.rep" 2>/dev/null || true
+		t3=$(now_s)
+		# identical, and a run that got to its end: two runs that never booted are "identical" too
+		grep -q "$rr_done" "$out/c.rec" && cmp -s "$out/c.rec" "$out/c.rep" && same=$((same + 1))
+		tp+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')")
+		tr+=("$(awk -v a="$t1" -v b="$t2" 'BEGIN { print b - a }')")
+		tq+=("$(awk -v a="$t2" -v b="$t3" 'BEGIN { print b - a }')")
+	done
+	p=$(median "${tp[@]}"); r=$(median "${tr[@]}"); q2=$(median "${tq[@]}")
+	awk -v c="$label" -v p="$p" -v r="$r" -v q="$q2" -v s="$same" 'BEGIN {
+		printf "    %-22s plain %.3f s, record %.3fx, replay %.3fx, replays identical %d/3\n", c, p, r / p, q / p, s }'
+}
 if want 5e && [ -f "$b/guest-linux/.stamp" ]; then
 	# the disks CI uses (issue 13), as tests/shell/50-linux.bats runs them:
 	# qcow2 overlays under -snapshot, and aio=native + aio=io_uring (gated at
@@ -347,24 +376,11 @@ if want 5e && [ -f "$b/guest-linux/.stamp" ]; then
 	for v in 7.2 10.0; do
 		select_qemu "$v"
 		echo "== 5e. Linux tier (QEMU $v), the disks CI uses: record and replay vs plain, medians of 3"
+		rr_rec=(--as-is) rr_rep=() rr_done='^linux-guest: done'
 		for c in qcow2 aio; do
-			tp=() tr=() tq=() same=0
-			for _ in 1 2 3; do
-				disk_args "$c"; t0=$(now_s); "$qemu" "${args[@]}" </dev/null >/dev/null 2>&1 || true; t1=$(now_s)
-				disk_args "$c"; rm -f "$out/d.bhlog"
-				"$b/tools/bhrr" record --as-is -o "$out/d.bhlog" -- "$qemu" "${args[@]}" </dev/null >"$out/d.rec" 2>/dev/null || true
-				t2=$(now_s)
-				disk_args "$c"
-				"$b/tools/bhrr" replay "$out/d.bhlog" -o "$out/d2.bhlog" -- "$qemu" "${args[@]}" </dev/null >"$out/d.rep" 2>/dev/null || true
-				t3=$(now_s)
-				grep -q '^linux-guest: done' "$out/d.rec" && cmp -s "$out/d.rec" "$out/d.rep" && same=$((same + 1))
-				tp+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')")
-				tr+=("$(awk -v a="$t1" -v b="$t2" 'BEGIN { print b - a }')")
-				tq+=("$(awk -v a="$t2" -v b="$t3" 'BEGIN { print b - a }')")
-			done
-			awk -v c="$c" -v p="$(median "${tp[@]}")" -v r="$(median "${tr[@]}")" -v q="$(median "${tq[@]}")" -v s="$same" 'BEGIN {
-				printf "    %-6s plain %.1f s, record %.3fx, replay %.3fx, replays identical %d/3\n", c, p, r / p, q / p, s }'
+			rr3 "$c" "$qemu" disk_args "$c"
 		done
+		rr_defaults
 	done
 fi
 if want 5d && [ -f "$b/guest-linux/.stamp" ]; then
@@ -447,32 +463,6 @@ if want 5c && command -v valgrind >/dev/null && command -v callgrind_annotate >/
 fi
 
 # ---- 7. the compatibility matrix (issue 16)
-# rr3 LABEL QEMU SETUP...: three rounds of a plain run, a record and a replay
-# (the bhrr command, --force) of the command line SETUP sets in args (with
-# fresh disks) before each; prints LABEL with the medians and how many
-# replays were identical to a record that got to its end ("done:")
-rr3() {
-	local label=$1 q=$2 tp=() tr=() tq=() same=0 p r q2
-	shift 2
-	for _ in 1 2 3; do
-		"$@"
-		t0=$(now_s); "$q" "${args[@]}" </dev/null >/dev/null 2>&1 || true; t1=$(now_s)
-		"$@"; rm -f "$out/c.bhlog"
-		"$b/tools/bhrr" record --force -o "$out/c.bhlog" -- "$q" "${args[@]}" </dev/null >"$out/c.rec" 2>/dev/null || true
-		t2=$(now_s)
-		"$@"
-		"$b/tools/bhrr" replay --force "$out/c.bhlog" -o "$out/c2.bhlog" -- "$q" "${args[@]}" </dev/null >"$out/c.rep" 2>/dev/null || true
-		t3=$(now_s)
-		# identical, and a run that got to its end: two runs that never booted are "identical" too
-		grep -q '^done:' "$out/c.rec" && cmp -s "$out/c.rec" "$out/c.rep" && same=$((same + 1))
-		tp+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')")
-		tr+=("$(awk -v a="$t1" -v b="$t2" 'BEGIN { print b - a }')")
-		tq+=("$(awk -v a="$t2" -v b="$t3" 'BEGIN { print b - a }')")
-	done
-	p=$(median "${tp[@]}"); r=$(median "${tr[@]}"); q2=$(median "${tq[@]}")
-	awk -v c="$label" -v p="$p" -v r="$r" -v q="$q2" -v s="$same" 'BEGIN {
-		printf "    %-22s plain %.3f s, record %.3fx, replay %.3fx, replays identical %d/3\n", c, p, r / p, q / p, s }'
-}
 # x86_args CONFIG: args = the firmware options and CONFIG's command line at 8x its commands
 x86_args() {
 	local n
