@@ -11,6 +11,7 @@
 
 #include "discover.h"
 #include "hook_decode.h"
+#include "hook_symsize.h"
 #include "qemu_rt.h"
 #include "shim.h"
 
@@ -23,16 +24,23 @@ probe_cb(void *opaque)
 	(void)opaque;
 }
 
-/* A BH made by QEMU's own aio_bh_new_full with these values; NULL with @why. */
+/*
+ * A BH made by QEMU's own aio_bh_new_full with these values, or by
+ * aio_bh_new (before 6.2: no name); NULL with @why.
+ */
 static void *
 probe_bh(void *ctx, QEMUBHFunc *cb, void *opaque, const char *name, char *why, size_t len)
 {
-	QEMUBH *(*new_full)(void *, QEMUBHFunc *, void *, const char *, void *) =
-		shim_qemu.sym[QS_AIO_BH_NEW_FULL].addr;
-	void *bh = new_full(ctx, cb, opaque, name, NULL);
+	void *f = shim_qemu.sym[QS_AIO_BH_NEW_FULL].addr;
+	void *bh;
 
+	if (qrt.bh_named)
+		bh = ((QEMUBH *(*)(void *, QEMUBHFunc *, void *, const char *, void *))f)(ctx, cb, opaque,
+											name, NULL);
+	else
+		bh = ((QEMUBH *(*)(void *, QEMUBHFunc *, void *))f)(ctx, cb, opaque);
 	if (bh == NULL)
-		snprintf(why, len, "aio_bh_new_full returned NULL");
+		snprintf(why, len, "%s returned NULL", qsym_name(&shim_qemu, QS_AIO_BH_NEW_FULL));
 	return bh;
 }
 
@@ -41,8 +49,11 @@ discover_bh_layout(char *why, size_t len)
 {
 	void *const ctx = (void *)0x6268727201010101ull, *const opaque = (void *)0x6268727202020202ull;
 	static const char name[] = "bhrr-probe";
+	const char *spelling = shim_qemu.sym[QS_AIO_BH_NEW_FULL].found;
+
+	qrt.bh_named = spelling != NULL && strcmp(spelling, "aio_bh_new_full") == 0;
 	void *bh = probe_bh(ctx, probe_cb, opaque, name, why, len);
-	int found = 0;
+	int found = qrt.bh_named ? 0 : 8, off_name = 0;
 
 	if (bh == NULL)
 		return -1;
@@ -56,10 +67,12 @@ discover_bh_layout(char *why, size_t len)
 			qrt.off_cb = off, found |= 2;
 		else if (v == opaque)
 			qrt.off_opaque = off, found |= 4;
-		else if (v == (void *)name)
-			qrt.off_name = off, found |= 8;
+		else if (qrt.bh_named && v == (void *)name)
+			qrt.off_name = off, found |= 8, off_name = 1;
 	}
 	free(bh); /* g_free is free() with glib's default allocator */
+	if (!off_name)
+		qrt.off_name = 0; /* no name field: qrt_bh_name() never reads it */
 	if (found != 15) {
 		snprintf(why, len, "the QEMUBH probe found only fields %#x of 0xf in %zu bytes", found,
 			 qrt.bh_size);
@@ -94,9 +107,10 @@ discover_bh_verify(char *why, size_t len)
 		{ "opaque", qrt.off_opaque, opaque },
 		{ "name", qrt.off_name, (void *)name },
 	};
+	size_t nf = sizeof(f) / sizeof(f[0]) - !qrt.bh_named; /* "name" is last */
 	int rc = 0;
 
-	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]) && rc == 0; i++) {
+	for (size_t i = 0; i < nf && rc == 0; i++) {
 		void *v = f[i].off + sizeof(void *) <= size ? qrt_field(bh, f[i].off) : NULL;
 
 		if (v != f[i].want) {
@@ -109,6 +123,45 @@ discover_bh_verify(char *why, size_t len)
 	return rc;
 }
 
+/*
+ * The offsets into timers_state (@ts) of the 8-byte loads "mov REG, qword
+ * ptr [rip + d]" in @fn's first 64 instructions and, with @follow, in the
+ * first function it calls directly: icount_get_raw's seqlock loop calls
+ * the function that reads qemu_icount.  Up to @max; their number.
+ */
+static int
+timers_loads(const void *fn, int follow, const char *ts, int64_t *offs, int max)
+{
+	uint64_t at = (uint64_t)(uintptr_t)fn, callee = 0;
+	int n = 0;
+
+	for (int pass = 0; pass < 2; pass++) {
+		for (int i = 0; i < 64; i++) {
+			struct insn in;
+
+			if (insn_decode((const uint8_t *)(uintptr_t)at, 15, at, &in) < 0)
+				break;
+			at += in.len;
+			if (in.cls == INSN_CALL_REL && callee == 0)
+				callee = in.target;
+			if (in.cls == INSN_RIPREL && strncmp(in.text, "mov r", 5) == 0 &&
+			    strstr(in.text, ", qword ptr [rip") != NULL) {
+				int64_t off = (int64_t)(at + (uint64_t)in.disp) - (int64_t)(uintptr_t)ts;
+
+				if (off >= 0 && off < 256 && off % 8 == 0 && n < max)
+					offs[n++] = off;
+			}
+			if (in.terminator)
+				break;
+		}
+		if (!follow || callee == 0)
+			break;
+		at = callee;
+		follow = 0;
+	}
+	return n;
+}
+
 int
 discover_timers(char *why, size_t len)
 {
@@ -116,37 +169,53 @@ discover_timers(char *why, size_t len)
 	int64_t (*get_raw)(void) = shim_qemu.sym[QS_ICOUNT_GET_RAW].addr;
 	int64_t (*get)(void) = shim_qemu.sym[QS_ICOUNT_GET].addr;
 	int64_t (*to_ns)(int64_t) = shim_qemu.sym[QS_ICOUNT_TO_NS].addr;
+	/* where 7.2 to 11.1 keep them; 5.2 keeps the bias at +0x20 */
+	int64_t ic_offs[8] = { TIMERS_ICOUNT_OFF }, bias_offs[8] = { TIMERS_BIAS_OFF };
+	int n_ic = 1, n_bias = 1;
 
 	if (ts == NULL || get_raw == NULL || get == NULL || to_ns == NULL) {
 		snprintf(why, len, "timers_state or QEMU's icount getters are not exported");
 		return -1;
 	}
-	volatile int64_t *ic = (volatile int64_t *)(ts + TIMERS_ICOUNT_OFF);
-	volatile int64_t *bias = (volatile int64_t *)(ts + TIMERS_BIAS_OFF);
-	int64_t ic0 = *ic, bias0 = *bias;
+	/* and where QEMU's own getters read them (the first to prove itself wins) */
+	if (insn_decoder_open() == 0) {
+		n_ic += timers_loads((const void *)get_raw, 1, ts, ic_offs + 1, 7);
+		n_bias += timers_loads((const void *)get, 0, ts, bias_offs + 1, 7);
+	}
 	/*
 	 * Before main(): no vCPU runs and current_cpu is NULL, so QEMU's getters
 	 * just read the fields.  Sentinels in, QEMU's own answer out, the fields
-	 * restored (they are zero: cpu_timers_init has not run yet).
+	 * restored (they are zero: cpu_timers_init has not run yet).  Only
+	 * 8-byte fields QEMU's getters load are written (never the seqlock).
 	 */
 	const int64_t s_ic = 0x1234567, s_bias = 0x7654321000ll;
+	int64_t raw = 0, clock = 0, want = 0;
 
-	*ic = s_ic;
-	*bias = s_bias;
-	int64_t raw = get_raw(), clock = get(), want = s_bias + to_ns(s_ic);
+	for (int i = 0; i < n_ic; i++)
+		for (int k = 0; k < n_bias; k++) {
+			if (ic_offs[i] == bias_offs[k])
+				continue;
+			volatile int64_t *ic = (volatile int64_t *)(ts + ic_offs[i]);
+			volatile int64_t *bias = (volatile int64_t *)(ts + bias_offs[k]);
+			int64_t ic0 = *ic, bias0 = *bias;
 
-	*ic = ic0;
-	*bias = bias0;
-	if (raw != s_ic || clock != want) {
-		snprintf(why, len, "timers_state does not hold qemu_icount at +%#x and the bias at "
-			 "+%#x (icount_get_raw() read %#llx for %#llx, icount_get() %#llx for %#llx)",
-			 TIMERS_ICOUNT_OFF, TIMERS_BIAS_OFF, (unsigned long long)raw,
-			 (unsigned long long)s_ic, (unsigned long long)clock, (unsigned long long)want);
-		return -1;
-	}
-	qrt.qemu_icount = ic;
-	qrt.icount_bias = bias;
-	return 0;
+			*ic = s_ic;
+			*bias = s_bias;
+			raw = get_raw(), clock = get(), want = s_bias + to_ns(s_ic);
+			*ic = ic0;
+			*bias = bias0;
+			if (raw == s_ic && clock == want) {
+				qrt.qemu_icount = ic;
+				qrt.icount_bias = bias;
+				return 0;
+			}
+		}
+	snprintf(why, len, "timers_state does not hold qemu_icount at +%#x and the bias at +%#x, nor "
+		 "where QEMU's getters read them (%d and %d places; icount_get_raw() read %#llx for "
+		 "%#llx, icount_get() %#llx for %#llx)", TIMERS_ICOUNT_OFF, TIMERS_BIAS_OFF, n_ic - 1,
+		 n_bias - 1, (unsigned long long)raw, (unsigned long long)s_ic,
+		 (unsigned long long)clock, (unsigned long long)want);
+	return -1;
 }
 
 /*
@@ -274,5 +343,162 @@ discover_notifier_takes_external(void)
 			return zeroed; /* io_write, always NULL: its register says where the arguments are */
 		at += in.len;
 	}
+	return -1;
+}
+
+/* ---- BH callbacks by name, where QEMUBH has none (before 6.2) ---- */
+
+/* The general-purpose registers, 64- and 32-bit spellings, by slot. */
+static const char *const gpr64[16] = { "rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp",
+				       "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15" };
+static const char *const gpr32[16] = { "eax", "ebx", "ecx", "edx", "esi", "edi", "ebp", "esp",
+				       "r8d", "r9d", "r10d", "r11d", "r12d", "r13d", "r14d", "r15d" };
+
+/* The slot of register @s (a whole operand, ended by @end), or -1. */
+static int
+gpr_slot(const char *s, size_t n)
+{
+	for (int i = 0; i < 16; i++)
+		if ((strlen(gpr64[i]) == n && strncmp(s, gpr64[i], n) == 0) ||
+		    (strlen(gpr32[i]) == n && strncmp(s, gpr32[i], n) == 0))
+			return i;
+	return -1;
+}
+
+/*
+ * The callbacks function @fn gives the BHs it makes, in the order of its
+ * code: a code address loaded with "lea REG, [rip + d]" and then passed in
+ * the callback's register to aio_bh_new (rsi), qemu_bh_new (rdi) or
+ * aio_bh_schedule_oneshot (rsi), by call or tail jump; or stored into a
+ * QEMUBH's cb field where aio_bh_new was inlined (async.c's own BHs).  A
+ * register written any other way, or by a call, no longer holds it.
+ * Linear over the function's bytes (its dynamic symbol's size).  The
+ * number found (at most @max), or -1 when @fn cannot be read.
+ */
+static int
+bh_cbs_in(const char *fn, const void **cbs, int max)
+{
+	static const struct {
+		const char *sym;
+		int slot; /* the callback's argument register */
+	} makers[] = { { "aio_bh_new", 4 }, { "qemu_bh_new", 5 }, { "aio_bh_schedule_oneshot", 4 } };
+	const void *maker[3];
+	const uint8_t *f = dlsym(RTLD_DEFAULT, fn);
+	size_t size = f ? hook_symbol_size(f) : 0;
+	uint64_t held[16] = { 0 }; /* the code address each register holds, 0 for none */
+	Dl_info di;
+	int n = 0;
+
+	if (f == NULL || size == 0 || size > 65536)
+		return -1;
+	for (int m = 0; m < 3; m++)
+		maker[m] = dlsym(RTLD_DEFAULT, makers[m].sym);
+	for (uint64_t at = (uint64_t)(uintptr_t)f; at < (uint64_t)(uintptr_t)f + size;) {
+		struct insn in;
+		const char *ops, *comma;
+		int d, s;
+		uint64_t cb = 0;
+
+		if (insn_decode((const uint8_t *)(uintptr_t)at, 15, at, &in) < 0)
+			return n;
+		at += in.len;
+		ops = strchr(in.text, ' ');
+		ops = ops ? ops + 1 : in.text + strlen(in.text);
+		comma = strstr(ops, ", ");
+		d = comma ? gpr_slot(ops, (size_t)(comma - ops)) : -1;
+		if (in.cls == INSN_CALL_REL || in.cls == INSN_JMP_REL) {
+			for (int m = 0; m < 3; m++)
+				if (maker[m] && in.target == (uint64_t)(uintptr_t)maker[m])
+					cb = held[makers[m].slot];
+			memset(held, 0, sizeof(held));
+		} else if (strncmp(in.text, "call ", 5) == 0) {
+			memset(held, 0, sizeof(held));
+		} else if (strncmp(in.text, "lea ", 4) == 0 && in.cls == INSN_RIPREL && d >= 0) {
+			held[d] = at + (uint64_t)in.disp;
+			continue;
+		} else if (strncmp(in.text, "mov qword ptr [", 15) == 0 && comma && in.mem_reg != 0 &&
+			   in.mem_disp == (int64_t)qrt.off_cb &&
+			   (s = gpr_slot(comma + 2, strlen(comma + 2))) >= 0) {
+			cb = held[s];
+		}
+		if (d >= 0)
+			held[d] = 0;
+		/* a callback is code of the executable itself */
+		if (cb && n < max && dladdr((void *)(uintptr_t)cb, &di) && di.dli_fbase == shim_qemu.exe_base)
+			cbs[n++] = (const void *)(uintptr_t)cb;
+	}
+	return n;
+}
+
+int
+discover_bh_names(char *why, size_t len)
+{
+	/* the callbacks gate_bh.c treats by name, and where QEMU makes their BHs */
+	static const struct {
+		const char *name, *in;
+		int nth;
+	} sites[] = {
+		{ "notify_event_cb", "qemu_init_main_loop", 0 },
+		{ "co_schedule_bh_cb", "aio_context_new", 0 },
+		{ "dummy_bh_cb", "aio_wait_kick", 0 },
+		{ "aio_wait_bh", "aio_wait_bh_oneshot", 0 },
+		{ "thread_pool_completion_bh", "thread_pool_new", 0 }, /* completion_bh, then */
+		{ "spawn_thread_bh_fn", "thread_pool_new", 1 },        /* new_thread_bh */
+		{ "monitor_accept_input", "monitor_resume", 0 },
+		{ "do_qmp_dispatch_bh", "qmp_dispatch", 0 },
+	};
+
+	qrt.n_cb_names = 0;
+	if (insn_decoder_open() < 0) {
+		snprintf(why, len, "the instruction decoder did not open");
+		return -1;
+	}
+	for (size_t i = 0; i < sizeof(sites) / sizeof(sites[0]); i++) {
+		const void *cbs[4];
+		int n = bh_cbs_in(sites[i].in, cbs, 4);
+
+		if (n <= sites[i].nth) {
+			snprintf(why, len, "%s: %s (where QEMUBH has no name, bhrr finds its callback in "
+				 "the code of %s, which gives %d)", sites[i].name,
+				 n < 0 ? "not readable" : "not found", sites[i].in, n < 0 ? 0 : n);
+			return -1;
+		}
+		for (unsigned k = 0; k < qrt.n_cb_names; k++)
+			if (qrt.cb_names[k].cb == cbs[sites[i].nth]) {
+				snprintf(why, len, "%s and %s: the same callback %p, found in %s",
+					 qrt.cb_names[k].name, sites[i].name, cbs[sites[i].nth],
+					 sites[i].in);
+				return -1;
+			}
+		qrt.cb_names[qrt.n_cb_names].cb = cbs[sites[i].nth];
+		qrt.cb_names[qrt.n_cb_names++].name = sites[i].name;
+	}
+	return 0;
+}
+
+int
+discover_vm_handlers_ready(void)
+{
+	const uint8_t *f = dlsym(RTLD_DEFAULT, "qemu_add_vm_change_state_handler_prio");
+	size_t size = f ? hook_symbol_size(f) : 0;
+	uint64_t t[16];
+	int n = 0;
+
+	if (f == NULL || size == 0 || size > 4096 || insn_decoder_open() < 0)
+		return -1;
+	for (uint64_t at = (uint64_t)(uintptr_t)f; at < (uint64_t)(uintptr_t)f + size && n < 16;) {
+		struct insn in;
+
+		if (insn_decode((const uint8_t *)(uintptr_t)at, 15, at, &in) < 0)
+			break;
+		at += in.len;
+		if (in.cls == INSN_RIPREL)
+			t[n++] = at + (uint64_t)in.disp;
+	}
+	/* the list head: a field T and its tql_prev at T + 8, both used */
+	for (int i = 0; i < n; i++)
+		for (int k = 0; k < n; k++)
+			if (t[k] == t[i] + 8)
+				return *(void *const *)(uintptr_t)t[k] != NULL;
 	return -1;
 }

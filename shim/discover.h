@@ -25,9 +25,10 @@ int discover_bh_layout(char *why, size_t len);
 int discover_bh_verify(char *why, size_t len);
 
 /*
- * timers_state.qemu_icount (+0x40) and .qemu_icount_bias (+0x28), proven by
- * a probe: sentinels written there must come back through QEMU's own
- * icount_get_raw() and icount_get().  0, or -1 with @why (then qrt's
+ * timers_state.qemu_icount and .qemu_icount_bias (+0x40 and +0x28 from 7.2
+ * on; otherwise where QEMU's icount_get_raw() and icount_get() load them,
+ * read from their code: the bias is at +0x20 in 5.2), proven by a probe:
+ * sentinels written there must come back through QEMU's own getters.  0, or -1 with @why (then qrt's
  * pointers stay NULL and the run can only record the order of events).
  */
 int discover_timers(char *why, size_t len);
@@ -55,5 +56,22 @@ int discover_submit_takes_pool(void);
  * zeroed) after.  1, 0, or -1 when the code has neither shape.
  */
 int discover_notifier_takes_external(void);
+
+/*
+ * Where QEMUBH has no name (before 6.2): the callbacks bhrr treats by name
+ * (notify_event_cb, co_schedule_bh_cb, the thread pool's, ...), each found
+ * in the code of the exported function that makes its BH, into
+ * qrt.cb_names.  0, or -1 with @why naming the first one not found.  Needs
+ * qrt.off_cb (discover_bh_layout).
+ */
+int discover_bh_names(char *why, size_t len);
+
+/*
+ * Whether QEMU's VM state handler list can take a handler now, before
+ * main(): 1 where it is statically initialised (7.2 on), 0 where it is
+ * still zero (5.2 initialises it in qemu_init), -1 when the list head
+ * was not found in qemu_add_vm_change_state_handler_prio's code.
+ */
+int discover_vm_handlers_ready(void);
 
 #endif

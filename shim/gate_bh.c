@@ -251,7 +251,7 @@ static void
 hk_aio_bh_call(QEMUBH *bh)
 {
 	AioContext *ctx = qrt_field(bh, qrt.off_ctx);
-	const char *name = qrt_field(bh, qrt.off_name);
+	const char *name = qrt_bh_name(bh);
 	void *cb = qrt_field(bh, qrt.off_cb);
 	AioContext *main_ctx = __atomic_load_n(&qrt.main_ctx, __ATOMIC_ACQUIRE);
 
@@ -344,7 +344,7 @@ hold_at_schedule(QEMUBH *bh)
 	    qrt.bql_locked == NULL || !qrt.bql_locked() || !debug_vm_running_or_held())
 		return 0;
 	AioContext *ctx = qrt_field(bh, qrt.off_ctx);
-	const char *name = qrt_field(bh, qrt.off_name);
+	const char *name = qrt_bh_name(bh);
 	void *cb = qrt_field(bh, qrt.off_cb);
 
 	if (ctx == NULL || ctx != __atomic_load_n(&qrt.main_ctx, __ATOMIC_ACQUIRE) ||
@@ -367,12 +367,12 @@ static void
 hk_qemu_bh_schedule(QEMUBH *bh)
 {
 	if (gate_quiet_notify) {
-		const char *name = qrt_field(bh, qrt.off_name);
+		const char *name = qrt_bh_name(bh);
 
 		if (name != NULL && strcmp(name, notify_bh_name) == 0)
 			return; /* see gate_quiet_notify */
 	}
-	log_schedule(qrt_field(bh, qrt.off_cb), qrt_field(bh, qrt.off_name));
+	log_schedule(qrt_field(bh, qrt.off_cb), qrt_bh_name(bh));
 	if (bh != NULL && bh == self_orig) {
 		self_deferred = 1;
 		return;
@@ -408,7 +408,7 @@ hk_qemu_bh_cancel(QEMUBH *bh)
 static void
 hk_qemu_bh_schedule_idle(QEMUBH *bh)
 {
-	log_schedule(qrt_field(bh, qrt.off_cb), qrt_field(bh, qrt.off_name));
+	log_schedule(qrt_field(bh, qrt.off_cb), qrt_bh_name(bh));
 	real_qemu_bh_schedule_idle(bh);
 }
 
@@ -416,7 +416,7 @@ static void
 hk_aio_bh_schedule_oneshot_full(AioContext *ctx, QEMUBHFunc *cb, void *opaque, const char *name)
 {
 	/* before 6.2 there was no name argument: it is garbage there */
-	log_schedule((void *)cb, shim_qemu.major >= 7 ? name : NULL);
+	log_schedule((void *)cb, qrt_cb_name(cb, name));
 	real_aio_bh_schedule_oneshot_full(ctx, cb, opaque, name);
 }
 
@@ -424,8 +424,9 @@ hk_aio_bh_schedule_oneshot_full(AioContext *ctx, QEMUBHFunc *cb, void *opaque, c
  * Creation ordinals: the Nth BH made with this callback.  Every BH a device
  * owns comes from aio_bh_new_full (qemu_bh_new_full is a wrapper), so
  * (ident, instance) names it across runs, where its address does not.
- * 7.2 has four arguments, 10.0 a fifth (the reentrancy guard): the fifth
- * register is passed on either way.
+ * 7.2 has four arguments, 10.0 a fifth (the reentrancy guard), and 5.2's
+ * aio_bh_new three (no name): the fourth and fifth registers are passed on
+ * either way, and read only where QEMUBH has a name.
  */
 static QEMUBH *
 hk_aio_bh_new_full(AioContext *ctx, QEMUBHFunc *cb, void *opaque, const char *name, void *guard)
@@ -433,7 +434,7 @@ hk_aio_bh_new_full(AioContext *ctx, QEMUBHFunc *cb, void *opaque, const char *na
 	QEMUBH *bh = real_aio_bh_new_full(ctx, cb, opaque, name, guard);
 
 	if (bh != NULL && session_active())
-		emit_bh_new(bh, (void *)cb, name);
+		emit_bh_new(bh, (void *)cb, qrt_cb_name(cb, name));
 	return bh;
 }
 

@@ -90,6 +90,19 @@ gate_clock_bind(void)
 		qrt.timer_mod_ns = real_timer_mod_ns;
 	if (!gating)
 		return;
+	/*
+	 * Without configure_rtc (static in 5.2) bhrr cannot tell when the
+	 * machine is made or which clock the RTC runs on, so it leaves the
+	 * host's clock alone: a guest that reads it (an RTC without clock=vm
+	 * and a fixed base) replays differently.
+	 */
+	if (shim_qemu.sym[QS_CONFIGURE_RTC].addr == NULL) {
+		gating = 0;
+		vlog_say("clock: this QEMU has no configure_rtc to hook (static in 5.2), so host "
+			 "clocks are not recorded: a guest that reads its RTC replays only with "
+			 "-rtc clock=vm,base=<a fixed date>");
+		return;
+	}
 	/* a probe: QEMU's timer_init_full writes expire_time -1, cb and opaque */
 	static unsigned char probe[QRT_TIMER_BYTES];
 
@@ -541,5 +554,9 @@ const struct hook_spec *
 gate_clock_hooks(size_t *n)
 {
 	*n = sizeof(hooks) / sizeof(hooks[0]);
+	if (shim_qemu.sym[QS_CONFIGURE_RTC].addr == NULL) { /* 5.2: static; gate_clock_bind says so */
+		--*n;
+		return hooks + 1;
+	}
 	return hooks;
 }

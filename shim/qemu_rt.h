@@ -18,6 +18,9 @@
 
 #include "qemu_types.h"
 
+/* callbacks named by discovery where QEMUBH has no name (qemu_rt.cb_names) */
+#define QRT_CB_NAMES_MAX 16
+
 /* QEMU's clock and timer constants (include/qemu/timer.h), checked by name. */
 enum {
 	QRT_CLOCK_REALTIME = 0,
@@ -57,6 +60,17 @@ struct qemu_rt {
 
 	/* QEMUBH, from a probe (discover_bh_layout) */
 	size_t bh_size, off_ctx, off_name, off_cb, off_opaque;
+	/*
+	 * Whether QEMUBH has a name (aio_bh_new_full, 6.2 on).  Without one
+	 * (5.2), the callbacks bhrr treats by name are found in QEMU's code
+	 * (discover_bh_names) and named from this table.
+	 */
+	int bh_named;
+	unsigned n_cb_names;
+	struct qrt_cb_name {
+		const void *cb;
+		const char *name;
+	} cb_names[QRT_CB_NAMES_MAX];
 	/* timers_state.qemu_icount and .qemu_icount_bias (discover_timers); NULL without */
 	volatile int64_t *qemu_icount, *icount_bias;
 	/* CPUState's running and can_do_io (discover_cpu_fields) */
@@ -85,6 +99,31 @@ qrt_field(const void *obj, size_t off)
 
 	__builtin_memcpy(&v, (const char *)obj + off, sizeof(v));
 	return v;
+}
+
+/*
+ * The name of BH callback @cb where QEMUBH has none: the name discovery
+ * gave it, or NULL.  @name is what QEMU passed or holds (meaningless
+ * without names).  Any thread (the table is read-only).
+ */
+static inline const char *
+qrt_cb_name(const void *cb, const char *name)
+{
+	if (qrt.bh_named)
+		return name;
+	for (unsigned i = 0; i < qrt.n_cb_names; i++)
+		if (qrt.cb_names[i].cb == cb)
+			return qrt.cb_names[i].name;
+	return NULL;
+}
+
+/* The name of @bh, with or without a name field (qrt_cb_name); any thread. */
+static inline const char *
+qrt_bh_name(const void *bh)
+{
+	if (qrt.bh_named)
+		return qrt_field(bh, qrt.off_name);
+	return qrt_cb_name(qrt_field(bh, qrt.off_cb), NULL);
 }
 
 /* This thread's role; any thread. */

@@ -134,7 +134,7 @@ check_bh_layout(struct selfcheck *sc)
 
 	if (discover_bh_layout(why, sizeof(why)) < 0) {
 		fail(sc, SC_BH_LAYOUT, "a BH made by aio_bh_new_full to hold its ctx, cb, opaque and "
-		     "name", "%s", why);
+		     "name (aio_bh_new: no name)", "%s", why);
 		return;
 	}
 	if (bhrr_cfg.test.break_check && strcmp(bhrr_cfg.test.break_check, "bh-layout") == 0)
@@ -142,6 +142,17 @@ check_bh_layout(struct selfcheck *sc)
 	if (discover_bh_verify(why, sizeof(why)) < 0) {
 		fail(sc, SC_BH_LAYOUT, "every offset the first probe found to hold, in a second BH, "
 		     "what that BH was made with", "%s", why);
+		return;
+	}
+	if (!qrt.bh_named) {
+		if (discover_bh_names(why, sizeof(why)) < 0) {
+			fail(sc, SC_BH_LAYOUT, "where QEMUBH has no name, each callback bhrr treats by "
+			     "name found in the code that makes its BH", "%s", why);
+			return;
+		}
+		pass(sc, SC_BH_LAYOUT, "QEMUBH %zu bytes: ctx@%zu cb@%zu opaque@%zu, no name (aio_bh_new), "
+		     "found by one probe and verified by a second; %u callbacks named from QEMU's code",
+		     qrt.bh_size, qrt.off_ctx, qrt.off_cb, qrt.off_opaque, qrt.n_cb_names);
 		return;
 	}
 	pass(sc, SC_BH_LAYOUT, "QEMUBH %zu bytes: ctx@%zu cb@%zu opaque@%zu name@%zu, found by one "
@@ -158,8 +169,12 @@ check_icount(struct selfcheck *sc)
 		fail(sc, SC_ICOUNT, "sentinels written to timers_state to come back through QEMU's "
 		     "icount_get_raw() and icount_get()", "%s", why);
 	else
-		pass(sc, SC_ICOUNT, "timers_state's qemu_icount and bias, proven by sentinels read "
-		     "back through icount_get_raw() and icount_get()");
+		pass(sc, SC_ICOUNT, "timers_state's qemu_icount (+%#lx) and bias (+%#lx), proven by "
+		     "sentinels read back through icount_get_raw() and icount_get()",
+		     (unsigned long)((const char *)qrt.qemu_icount -
+				     (const char *)shim_qemu.sym[QS_TIMERS_STATE].addr),
+		     (unsigned long)((const char *)qrt.icount_bias -
+				     (const char *)shim_qemu.sym[QS_TIMERS_STATE].addr));
 }
 
 static void

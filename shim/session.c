@@ -102,6 +102,22 @@ vm_change(void *opaque, bool running, int state)
 	emit_vm_change(running, state, how, ic);
 }
 
+/* vm_change waits for qemu_init_main_loop (session_start): main thread */
+static int vm_handler_deferred;
+static int (*real_init_main_loop)(void *errp);
+
+static int
+hk_init_main_loop(void *errp)
+{
+	int r = real_init_main_loop(errp); /* int, or void later: the caller ignores it then */
+
+	if (vm_handler_deferred) {
+		vm_handler_deferred = 0;
+		qrt.add_vm_change_state_handler(vm_change, NULL);
+	}
+	return r;
+}
+
 int
 session_submit_takes_pool(void)
 {
@@ -141,6 +157,11 @@ session_hook_table(struct hook_spec *t)
 		for (size_t i = 0; i < k2; i++)
 			t[k++] = h[i];
 	}
+	static const struct hook_spec init_main_loop = { QS_QEMU_INIT_MAIN_LOOP,
+							 (void *)hk_init_main_loop,
+							 (void **)&real_init_main_loop };
+
+	t[k++] = init_main_loop;
 	return k;
 }
 
@@ -407,8 +428,15 @@ start(void)
 	if (log_writer_start_flusher(w, 50) < 0)
 		vlog_error("cannot start the log flusher thread; the log is written at exit only");
 	__atomic_store_n(&active, 1, __ATOMIC_RELEASE);
-	/* before main: the handler list is statically initialised */
-	qrt.add_vm_change_state_handler(vm_change, NULL);
+	/*
+	 * Before main where the handler list is statically initialised;
+	 * otherwise (5.2) once qemu_init has made it: qemu_init_main_loop
+	 * comes after that and before the machine, in every version.
+	 */
+	if (discover_vm_handlers_ready() == 1)
+		qrt.add_vm_change_state_handler(vm_change, NULL);
+	else
+		vm_handler_deferred = 1;
 	say_started(path, mode);
 	return 0;
 }

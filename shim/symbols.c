@@ -20,7 +20,8 @@ static const struct qsym sym_table[QS_COUNT] = {
 	[QS_AIO_BH_SCHEDULE_ONESHOT] = { { "aio_bh_schedule_oneshot_full", "aio_bh_schedule_oneshot" } },
 	[QS_QEMU_BH_SCHEDULE] = { { "qemu_bh_schedule" } },
 	[QS_QEMU_BH_SCHEDULE_IDLE] = { { "qemu_bh_schedule_idle" } },
-	[QS_AIO_BH_NEW_FULL] = { { "aio_bh_new_full" } },
+	/* before 6.2, aio_bh_new, and BHs have no name (discover_bh_names) */
+	[QS_AIO_BH_NEW_FULL] = { { "aio_bh_new_full", "aio_bh_new" } },
 	[QS_AIO_POLL] = { { "aio_poll" } },
 	[QS_ICOUNT_START_WARP_TIMER] = { { "icount_start_warp_timer" } },
 	[QS_THREAD_POOL_SUBMIT_AIO] = { { "thread_pool_submit_aio" } },
@@ -78,6 +79,7 @@ static const struct qsym sym_table[QS_COUNT] = {
 	[QS_QDICT_PUT_STR] = { { "qdict_put_str" } },
 	[QS_MONITOR_PRINTF] = { { "monitor_printf" } },
 	[QS_ERROR_FREE] = { { "error_free" } },
+	/* static in 5.2 (softmmu/vl.c): optional (gate_clock.c) */
 	[QS_CONFIGURE_RTC] = { { "configure_rtc" } },
 	[QS_NEW_NET_QUEUE] = { { "qemu_new_net_queue" } },
 	[QS_NET_QUEUE_SEND] = { { "qemu_net_queue_send" } },
@@ -90,6 +92,7 @@ static const struct qsym sym_table[QS_COUNT] = {
 	[QS_RTC_CLOCK] = { { "rtc_clock" } },
 	[QS_TIMER_MOD_ANTICIPATE_NS] = { { "timer_mod_anticipate_ns" } },
 	[QS_QEMU_SYSTEM_RESET] = { { "qemu_system_reset" } },
+	[QS_QEMU_INIT_MAIN_LOOP] = { { "qemu_init_main_loop" } },
 	[QS_QEMU_SYSTEM_DEBUG_REQUEST] = { { "qemu_system_debug_request" } },
 	[QS_CPU_SINGLE_STEP] = { { "cpu_single_step" } },
 	[QS_QEMU_SET_FD_HANDLER] = { { "qemu_set_fd_handler" } },

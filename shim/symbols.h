@@ -87,6 +87,7 @@ enum qsym_id {
 	QS_RTC_CLOCK,     /* data: the clock the guest's RTC runs on */
 	QS_TIMER_MOD_ANTICIPATE_NS,
 	QS_QEMU_SYSTEM_RESET,
+	QS_QEMU_INIT_MAIN_LOOP,
 	/* a replay held for a debugger (debug.h) */
 	QS_QEMU_SYSTEM_DEBUG_REQUEST,
 	QS_CPU_SINGLE_STEP,
@@ -112,13 +113,16 @@ enum qsym_id {
 
 /*
  * Symbols only some runs need, left out of the self-check's count: a
- * replay for a debugger's (debug_start says what it lacks) and the block
- * backend's (gate_blk_hooks says so when a drive needs them).
+ * replay for a debugger's (debug_start says what it lacks), the block
+ * backend's (gate_blk_hooks says so when a drive needs them), and
+ * configure_rtc, without which the host's clock is not gated (gate_clock.c
+ * says so).
  */
 static inline int
 qsym_optional(int id)
 {
-	return id >= QS_QEMU_SYSTEM_DEBUG_REQUEST && id <= QS_BLK_DEC_IN_FLIGHT;
+	return (id >= QS_QEMU_SYSTEM_DEBUG_REQUEST && id <= QS_BLK_DEC_IN_FLIGHT) ||
+	       id == QS_CONFIGURE_RTC;
 }
 
 struct qsym {
