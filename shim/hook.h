@@ -83,6 +83,20 @@ int hook_install(void *target, void *replacement, void **original);
 int hook_install_ex(void *target, void *replacement, void **original,
 		    unsigned flags, struct hook_info *info);
 
+/*
+ * hook_call_site - inside a function, replace the @len bytes of whole
+ * instructions at @at, which end in an indirect call, by @keep (@keep_len
+ * bytes of position-independent instructions the caller copied out of the
+ * window, run first as before), then "call rel32" to a stub near @at that
+ * moves register @r (x86 number: rbx 3, rbp 5, r12..r15 12..15) into rdi
+ * and jumps to @fn, then nops.  So @fn(reg) is called where the indirect
+ * call was, with the same stack.  The caller proves the window: whole
+ * instructions, no branch into it, @keep neither reading nor writing rdi
+ * or @r, the call's own argument set up by an instruction it drops.
+ * Constructor only (one thread); 0 or a negative HOOK_E_* code.
+ */
+int hook_call_site(void *at, size_t len, const uint8_t *keep, size_t keep_len, int r, void *fn);
+
 /* Look @name up with dlsym(RTLD_DEFAULT) and hook it. */
 int hook_install_sym(const char *name, void *replacement, void **original);
 

@@ -554,6 +554,57 @@ out:
 }
 
 int
+hook_call_site(void *at, size_t len, const uint8_t *keep, size_t keep_len, int r, void *fn)
+{
+	uintptr_t a = (uintptr_t)at;
+	uint8_t stub[32], patch[64];
+	size_t k = 0;
+	int err;
+
+	if (at == NULL || fn == NULL || r < 0 || r > 15 || len > sizeof(patch) ||
+	    keep_len + PATCH_LEN > len)
+		return HOOK_E_ARG;
+	if (hook_thread_count() != 1)
+		return HOOK_E_THREADS;
+	if ((err = hook_maps_get()) < 0)
+		return err;
+	const struct map_ent *m = hook_maps_find(a);
+	uint8_t *slot = NULL;
+
+	if (m == NULL || !(m->prot & PROT_EXEC)) {
+		err = HOOK_E_NOT_EXEC;
+		goto out;
+	}
+	if ((slot = hook_slot_alloc(a)) == NULL) {
+		err = HOOK_E_NEAR_ALLOC;
+		goto out;
+	}
+	/* mov rdi, REG; jmp [rip + 0]; .quad fn */
+	stub[k++] = (uint8_t)(0x48 | (r >= 8 ? 0x04 : 0));
+	stub[k++] = 0x89;
+	stub[k++] = (uint8_t)(0xc0 | ((r & 7) << 3) | 7);
+	stub[k++] = 0xff;
+	stub[k++] = 0x25;
+	memset(stub + k, 0, 4);
+	k += 4;
+	memcpy(stub + k, &fn, 8);
+	k += 8;
+	if ((err = hook_slot_write(slot, stub, k)) < 0)
+		goto out;
+	/* the kept instructions, the call, then one-byte nops to the window's end */
+	int32_t rel = (int32_t)((intptr_t)slot - (intptr_t)(a + keep_len + PATCH_LEN));
+
+	memcpy(patch, keep, keep_len);
+	patch[keep_len] = 0xe8;
+	memcpy(patch + keep_len + 1, &rel, 4);
+	memset(patch + keep_len + PATCH_LEN, 0x90, len - keep_len - PATCH_LEN);
+	err = hook_text_write(a, patch, len);
+out:
+	hook_maps_put();
+	return err;
+}
+
+int
 hook_install(void *target, void *replacement, void **original)
 {
 	return hook_install_ex(target, replacement, original, 0, NULL);
