@@ -502,3 +502,135 @@ discover_vm_handlers_ready(void)
 				return *(void *const *)(uintptr_t)t[k] != NULL;
 	return -1;
 }
+
+/* Whether @text mentions register token @tok (whole word). */
+static int
+mentions(const char *text, const char *tok)
+{
+	size_t n = strlen(tok);
+
+	for (const char *p = strstr(text, tok); p; p = strstr(p + 1, tok)) {
+		int before = p == text || !((p[-1] >= 'a' && p[-1] <= 'z') || (p[-1] >= '0' && p[-1] <= '9'));
+		char c = p[n];
+		int after = !((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'));
+
+		if (before && after)
+			return 1;
+	}
+	return 0;
+}
+
+int
+discover_bh_call_site(struct bh_call_site *site, char *why, size_t len)
+{
+	/* the callee-saved registers a caller keeps the BH in, with their x86 numbers and names */
+	static const struct {
+		const char *names[4];
+		int num;
+	} saved[] = {
+		{ { "rbx", "ebx", "bx", "bl" }, 3 },   { { "rbp", "ebp", "bp", "bpl" }, 5 },
+		{ { "r12", "r12d", "r12w", "r12b" }, 12 }, { { "r13", "r13d", "r13w", "r13b" }, 13 },
+		{ { "r14", "r14d", "r14w", "r14b" }, 14 }, { { "r15", "r15d", "r15w", "r15b" }, 15 },
+	};
+	enum { MAXI = 256 };
+	static struct {
+		uint64_t at;
+		struct insn in;
+	} v[MAXI];
+	const uint8_t *f = dlsym(RTLD_DEFAULT, "aio_bh_poll");
+	void *call = shim_qemu.sym[QS_AIO_BH_CALL].addr;
+	size_t size = f ? hook_symbol_size(f) : 0;
+	int n = 0, j = -1;
+
+	memset(site, 0, sizeof(*site));
+	if (f == NULL || size == 0 || insn_decoder_open() < 0) {
+		snprintf(why, len, "aio_bh_poll is not exported with a size, or the decoder did not open");
+		return -1;
+	}
+	for (uint64_t at = (uint64_t)(uintptr_t)f; at < (uint64_t)(uintptr_t)f + size && n < MAXI;) {
+		if (insn_decode((const uint8_t *)(uintptr_t)at, 15, at, &v[n].in) < 0)
+			break;
+		v[n].at = at;
+		at += v[n].in.len;
+		if (v[n].in.cls == INSN_CALL_REL && v[n].in.target == (uint64_t)(uintptr_t)call)
+			return 0; /* QEMU's own aio_bh_call runs every BH: its hook sees them */
+		if (j < 0 && strncmp(v[n].in.text, "call qword ptr [", 16) == 0 && v[n].in.mem_reg &&
+		    v[n].in.mem_disp == (int64_t)qrt.off_cb)
+			j = n;
+		n++;
+	}
+	if (j < 0) {
+		snprintf(why, len, "aio_bh_poll neither calls aio_bh_call nor calls a BH's cb (+%zu) "
+			 "itself", qrt.off_cb);
+		return -1;
+	}
+	/* the BH's register */
+	const char *b = strchr(v[j].in.text, '[') + 1;
+	int r = -1;
+
+	for (size_t k = 0; k < sizeof(saved) / sizeof(saved[0]); k++)
+		if (strncmp(b, saved[k].names[0], strlen(saved[k].names[0])) == 0 &&
+		    (b[strlen(saved[k].names[0])] == ' ' || b[strlen(saved[k].names[0])] == ']'))
+			r = (int)k;
+	if (r < 0) {
+		snprintf(why, len, "aio_bh_poll calls a BH's cb through a register a call does not "
+			 "keep (%s)", v[j].in.text);
+		return -1;
+	}
+	/* back to "mov rdi, [REG + opaque]", over at most 3 instructions that touch neither */
+	int i = j - 1;
+
+	for (; i >= 0 && j - i <= 4; i--) {
+		const struct insn *in = &v[i].in;
+
+		if (strncmp(in->text, "mov rdi, qword ptr [", 20) == 0 && in->mem_reg == v[j].in.mem_reg &&
+		    in->mem_disp == (int64_t)qrt.off_opaque)
+			break;
+		int bad = in->cls != INSN_PLAIN || in->terminator || mentions(in->text, "rdi") ||
+			  mentions(in->text, "edi") || mentions(in->text, "di") ||
+			  mentions(in->text, "dil") || mentions(in->text, "rsp") ||
+			  strncmp(in->text, "push", 4) == 0 || strncmp(in->text, "pop", 3) == 0 ||
+			  strncmp(in->text, "call", 4) == 0;
+
+		for (int t = 0; t < 4 && !bad; t++)
+			bad = mentions(in->text, saved[r].names[t]);
+		if (bad) {
+			i = -1;
+			break;
+		}
+	}
+	if (i < 0 || j - i > 4) {
+		snprintf(why, len, "aio_bh_poll's call of a BH's cb (%s) is not preceded by its "
+			 "opaque's load into rdi over instructions bhrr can move", v[j].in.text);
+		return -1;
+	}
+	uint64_t lo = v[i].at, hi = v[j].at + v[j].in.len;
+
+	/* no branch of the function lands inside the window */
+	for (int k = 0; k < n; k++) {
+		const struct insn *in = &v[k].in;
+
+		if ((in->cls == INSN_JMP_REL || in->cls == INSN_JCC_REL || in->cls == INSN_CALL_REL) &&
+		    in->target > lo && in->target < hi) {
+			snprintf(why, len, "a branch of aio_bh_poll (%s) lands inside the BH call's window",
+				 in->text);
+			return -1;
+		}
+	}
+	site->at = (void *)(uintptr_t)lo;
+	site->len = (size_t)(hi - lo);
+	site->reg = saved[r].num;
+	for (int k = i + 1; k < j; k++) {
+		if (site->keep_len + v[k].in.len > sizeof(site->keep)) {
+			snprintf(why, len, "aio_bh_poll's BH call window is too long");
+			return -1;
+		}
+		memcpy(site->keep + site->keep_len, (const void *)(uintptr_t)v[k].at, v[k].in.len);
+		site->keep_len += v[k].in.len;
+	}
+	if (site->keep_len + 5 > site->len) {
+		snprintf(why, len, "aio_bh_poll's BH call window has no room for a call");
+		return -1;
+	}
+	return 1;
+}

@@ -10,6 +10,7 @@
 #define BHRR_DISCOVER_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /*
  * QEMUBH's size and the offsets of ctx, cb, opaque and name: creates a BH
@@ -73,5 +74,25 @@ int discover_bh_names(char *why, size_t len);
  * was not found in qemu_add_vm_change_state_handler_prio's code.
  */
 int discover_vm_handlers_ready(void);
+
+/*
+ * Where aio_bh_poll runs a BH without calling aio_bh_call (5.2 inlines it:
+ * "mov rdi, [REG + opaque]; ...; call [REG + cb]"), the window to patch so
+ * that the BH gate still sees every BH run (hook_call_site).
+ */
+struct bh_call_site {
+	void *at;           /* the window: the load of rdi .. the end of the call */
+	size_t len;
+	int reg;            /* the register holding the BH (x86 number) */
+	uint8_t keep[24];   /* the instructions between, kept */
+	size_t keep_len;
+};
+
+/*
+ * 0 when aio_bh_poll calls aio_bh_call (its hook sees every BH run); 1 with
+ * @site where it calls the callback itself; -1 with @why when neither
+ * shape is found or the window cannot be patched safely.
+ */
+int discover_bh_call_site(struct bh_call_site *site, char *why, size_t len);
 
 #endif

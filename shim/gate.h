@@ -62,6 +62,14 @@ extern atomic_ullong gate_gated, gate_passed, gate_held, gate_schedules;
 
 /* The BH hooks (gate_bh.c): @n set to their number. */
 const struct hook_spec *gate_bh_hooks(size_t *n);
+
+/*
+ * Where aio_bh_poll calls BH callbacks itself (5.2 inlined aio_bh_call),
+ * patch that call to go through the BH gate (discover_bh_call_site): 0 when
+ * nothing needs patching, 1 when patched, -1 with @why.  Constructor, with
+ * the other hooks.
+ */
+int gate_bh_patch_call_site(char *why, size_t len);
 /*
  * The thread pool's submission hook: for a thread_pool_submit_aio that
  * @takes_pool as its first argument (before 8.0; discover.h reads it from

@@ -5,6 +5,7 @@
  * and where the main loop polls.
  */
 #define _GNU_SOURCE
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -13,6 +14,7 @@
 #include <libunwind.h>
 
 #include "debug.h"
+#include "discover.h"
 #include "emit.h"
 #include "executor.h"
 #include "gate.h"
@@ -21,12 +23,14 @@
 #include "gate_net.h"
 #include "gate_clock.h"
 #include "gate_rng.h"
+#include "hook.h"
 #include "log.h"
 #include "log_action.h"
 #include "policy.h"
 #include "qemu_rt.h"
 #include "session.h"
 #include "settings.h"
+#include "vlog.h"
 #include "shim.h"
 
 #define STACK_MAX 16
@@ -533,6 +537,29 @@ hk_aio_poll(AioContext *ctx, bool blocking)
 	r = real_aio_poll(ctx, blocking);
 	gate_poll_depth--;
 	return r;
+}
+
+/* ---- where QEMU runs a BH without aio_bh_call ---- */
+
+int
+gate_bh_patch_call_site(char *why, size_t len)
+{
+	struct bh_call_site site;
+	int r = discover_bh_call_site(&site, why, len);
+
+	if (r <= 0)
+		return r;
+	int err = hook_call_site(site.at, site.len, site.keep, site.keep_len, site.reg,
+				 (void *)hk_aio_bh_call);
+
+	if (err < 0) {
+		snprintf(why, len, "cannot patch aio_bh_poll's BH call at %p: %s", site.at,
+			 hook_errname(err));
+		return -1;
+	}
+	vlog("bh: aio_bh_poll runs BHs itself (aio_bh_call inlined): its call at %p (%zu bytes) "
+	     "now goes through the BH gate", site.at, site.len);
+	return 1;
 }
 
 /* ---- the hook table ---- */

@@ -144,6 +144,14 @@ check_bh_layout(struct selfcheck *sc)
 		     "what that BH was made with", "%s", why);
 		return;
 	}
+	struct bh_call_site site;
+	int inline_call = discover_bh_call_site(&site, why, sizeof(why));
+
+	if (inline_call < 0) {
+		fail(sc, SC_BH_LAYOUT, "aio_bh_poll to run each BH through aio_bh_call, or through "
+		     "a call of its cb bhrr can patch", "%s", why);
+		return;
+	}
 	if (!qrt.bh_named) {
 		if (discover_bh_names(why, sizeof(why)) < 0) {
 			fail(sc, SC_BH_LAYOUT, "where QEMUBH has no name, each callback bhrr treats by "
@@ -151,8 +159,10 @@ check_bh_layout(struct selfcheck *sc)
 			return;
 		}
 		pass(sc, SC_BH_LAYOUT, "QEMUBH %zu bytes: ctx@%zu cb@%zu opaque@%zu, no name (aio_bh_new), "
-		     "found by one probe and verified by a second; %u callbacks named from QEMU's code",
-		     qrt.bh_size, qrt.off_ctx, qrt.off_cb, qrt.off_opaque, qrt.n_cb_names);
+		     "found by one probe and verified by a second; %u callbacks named from QEMU's code; "
+		     "%s", qrt.bh_size, qrt.off_ctx, qrt.off_cb, qrt.off_opaque, qrt.n_cb_names,
+		     inline_call ? "aio_bh_poll calls the cb itself (patched there)"
+				 : "BHs run through aio_bh_call");
 		return;
 	}
 	pass(sc, SC_BH_LAYOUT, "QEMUBH %zu bytes: ctx@%zu cb@%zu opaque@%zu name@%zu, found by one "

@@ -422,6 +422,9 @@ start(void)
 	for (size_t i = 0; i < n_hooks; i++)
 		if (install(&hooks[i], why, sizeof(why)) < 0)
 			vlog_error("%s (after a successful dry run!)", why);
+	/* the self-check's bh-layout found the site, or that there is none */
+	if (gate_bh_patch_call_site(why, sizeof(why)) < 0)
+		vlog_error("%s (after the self-check found it!)", why);
 	hook_batch_end();
 	gate_clock_bind();
 	/* threads only now: hooks are installed single-threaded */
