@@ -1,6 +1,7 @@
 #!/bin/sh
 # Install every Debian 12 package that bhrr's build, tests and benchmarks need.
-# Idempotent; runs as root or through sudo.  Also enables bookworm-backports
+# Idempotent; runs as root or through sudo.  Adds the arm64 architecture
+# (package lists only, for the aarch64 Linux tier's downloads).  Also enables bookworm-backports
 # (at its default low pin, so nothing installed is upgraded from it) because
 # scripts/fetch-qemu.sh downloads QEMU 10.0 from there: from the mirror the
 # machine's apt sources already name, never a hard-coded archive host.
@@ -35,9 +36,20 @@ for p in $PACKAGES; do
 		|| missing="$missing $p"
 done
 
-# Always refresh the lists once: backports must be known to fetch-qemu.sh.
+# The aarch64 Linux tier (scripts/build-linux-guest.sh DEST arm64) downloads
+# Debian's arm64 kernel and busybox-static with 'apt-get download' and
+# unpacks them: apt needs arm64's package lists, so the architecture is
+# added.  Only added: nothing for arm64 is ever installed.
+if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+	echo "setup-debian: adding the arm64 architecture (its package lists only)"
+	$SUDO dpkg --add-architecture arm64
+fi
+
+# Always refresh the lists once: backports must be known to fetch-qemu.sh,
+# and arm64's lists to build-linux-guest.sh.
 stamp=/var/lib/apt/periodic/bhrr-update-stamp
-if [ -n "$missing" ] || [ ! -e "$stamp" ] || ! apt-cache madison qemu-system-x86 | grep -q bpo12; then
+if [ -n "$missing" ] || [ ! -e "$stamp" ] || ! apt-cache madison qemu-system-x86 | grep -q bpo12 ||
+	! apt-cache show busybox-static:arm64 >/dev/null 2>&1; then
 	$SUDO apt-get update -q
 	$SUDO mkdir -p "$(dirname "$stamp")" && $SUDO touch "$stamp"
 fi

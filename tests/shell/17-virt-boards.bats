@@ -14,18 +14,6 @@ setup() {
 	LOG="$BATS_TEST_TMPDIR/run.bhlog"
 }
 
-# qemu_for VERSION GUEST: QEMU_ARCH, QEMU VERSION's (7.2 or 10.0) system emulator for GUEST (virt_argv's)
-qemu_for() {
-	use_qemu "$1"
-	case "$1/${2%-pci}" in
-	7.2/*) QEMU_ARCH=/usr/bin/qemu-system-${2%-pci} ;;
-	10.0/aarch64) QEMU_ARCH=$QEMU_BIN_AARCH64 ;;
-	10.0/riscv64) QEMU_ARCH=$QEMU_BIN_RISCV64 ;;
-	esac
-	[ -x "$QEMU_ARCH" ] || { echo "no $QEMU_ARCH (qemu-system-arm / qemu-system-misc; scripts/setup-debian.sh, scripts/fetch-qemu.sh)" >&2; return 1; }
-	"$QEMU_ARCH" -version | head -n 1 | grep -q "version $1\." || { echo "$QEMU_ARCH is not QEMU $1" >&2; return 1; }
-}
-
 # Each completion line carries its latency by the board's virtual counter,
 # which -icount derives from when the completion arrived: 20 free runs gave
 # 20 different digests on each board and transport here (twice for the

@@ -58,6 +58,19 @@ use_qemu() {
 		|| { echo "$QEMU_BIN is not QEMU $1" >&2; return 1; }
 }
 
+# qemu_for VERSION GUEST: QEMU_ARCH, QEMU VERSION's (7.2 or 10.0) system emulator
+# for GUEST: aarch64, riscv64 (virt_argv's), aarch64-pci (17-virt-boards, 50-linux)
+qemu_for() {
+	use_qemu "$1"
+	case "$1/${2%-pci}" in
+	7.2/*) QEMU_ARCH=/usr/bin/qemu-system-${2%-pci} ;;
+	10.0/aarch64) QEMU_ARCH=$QEMU_BIN_AARCH64 ;;
+	10.0/riscv64) QEMU_ARCH=$QEMU_BIN_RISCV64 ;;
+	esac
+	[ -x "$QEMU_ARCH" ] || { echo "no $QEMU_ARCH (qemu-system-arm / qemu-system-misc; scripts/setup-debian.sh, scripts/fetch-qemu.sh)" >&2; return 1; }
+	"$QEMU_ARCH" -version | head -n 1 | grep -q "version $1\." || { echo "$QEMU_ARCH is not QEMU $1" >&2; return 1; }
+}
+
 # mini_guest_argv [QEMU OPTIONS...]: the command line that boots
 # tests/guest/mini.elf reading its disk; extra options are appended.
 mini_guest_argv() {
