@@ -21,22 +21,20 @@ setup() {
 # a mass m >= 0.3, at most one of 20 runs would hit it with probability
 # 0.7^20 + 20 * 0.3 * 0.7^19 < 1%; so (at 99% confidence) m < 0.3, and 10
 # runs give one digest with probability below m^9 = 2e-5.
+# virt_free_run GUEST: one free run of GUEST on QEMU_ARCH, sound, its DIGEST set
+virt_free_run() {
+	virt_argv "$1" "$BATS_TEST_TMPDIR"
+	run "$QEMU_ARCH" "${GUEST_ARGV[@]}"
+	[ "$status" -eq 0 ]
+	grep -q "^guest-${1%-pci}: virtio-blk " <<<"$output"
+	grep -q '^done: cmds=32 ' <<<"$output"
+	[ "$(grep -c '^cmd=.* st=0 ' <<<"$output")" -eq 32 ]
+	DIGEST=$(sed -n 's/^done:.*digest=//p' <<<"$output")
+}
+
 free_runs_differ() {
 	qemu_for 7.2 "$1"
-	local seen= d
-	for _ in $(seq 1 10); do
-		virt_argv "$1" "$BATS_TEST_TMPDIR"
-		run "$QEMU_ARCH" "${GUEST_ARGV[@]}"
-		[ "$status" -eq 0 ]
-		grep -q "^guest-${1%-pci}: virtio-blk " <<<"$output"
-		grep -q '^done: cmds=32 ' <<<"$output"
-		[ "$(grep -c '^cmd=.* st=0 ' <<<"$output")" -eq 32 ]
-		d=$(sed -n 's/^done:.*digest=//p' <<<"$output")
-		[ -z "$seen" ] || [ "$d" = "$seen" ] || return 0
-		seen=$d
-	done
-	echo "$1: 10 free runs gave one digest: $seen"
-	return 1
+	differs_within 10 virt_free_run "$1"
 }
 
 # record_replays VERSION ARCH: record once (through the self-check), replay 5 times, each identical

@@ -135,3 +135,20 @@ qmp_quit_and_time() {
 note() {
 	echo "# $*" >&3
 }
+
+# differs_within N FN ARGS...: up to N free runs, each "FN ARGS" (which
+# runs the guest, asserts the run is sound and sets DIGEST); succeeds at the
+# second distinct digest, fails if all N agree.  The statistical argument
+# for N = 10 is in 17-virt-boards.bats.
+differs_within() {
+	local n=$1 seen='' k
+	shift
+	for k in $(seq 1 "$n"); do
+		"$@"
+		echo "run $k: $DIGEST"
+		[ -z "$seen" ] || [ "$DIGEST" = "$seen" ] || return 0
+		seen=$DIGEST
+	done
+	echo "$n free runs gave one digest: $seen"
+	return 1
+}
