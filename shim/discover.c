@@ -3,6 +3,7 @@
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <link.h>
 #include <malloc.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -49,9 +50,7 @@ discover_bh_layout(char *why, size_t len)
 {
 	void *const ctx = (void *)0x6268727201010101ull, *const opaque = (void *)0x6268727202020202ull;
 	static const char name[] = "bhrr-probe";
-	const char *spelling = shim_qemu.sym[QS_AIO_BH_NEW_FULL].found;
-
-	qrt.bh_named = spelling != NULL && strcmp(spelling, "aio_bh_new_full") == 0;
+	qrt.bh_named = qsym_bh_named(&shim_qemu);
 	void *bh = probe_bh(ctx, probe_cb, opaque, name, why, len);
 	int found = qrt.bh_named ? 0 : 8, off_name = 0;
 
@@ -130,7 +129,7 @@ discover_bh_verify(char *why, size_t len)
  * the function that reads qemu_icount.  Up to @max; their number.
  */
 static int
-timers_loads(const void *fn, int follow, const char *ts, int64_t *offs, int max)
+timers_loads(const void *fn, int follow, const char *ts, size_t ts_size, int64_t *offs, int max)
 {
 	uint64_t at = (uint64_t)(uintptr_t)fn, callee = 0;
 	int n = 0;
@@ -148,7 +147,7 @@ timers_loads(const void *fn, int follow, const char *ts, int64_t *offs, int max)
 			    strstr(in.text, ", qword ptr [rip") != NULL) {
 				int64_t off = (int64_t)(at + (uint64_t)in.disp) - (int64_t)(uintptr_t)ts;
 
-				if (off >= 0 && off < 256 && off % 8 == 0 && n < max)
+				if (off >= 0 && (size_t)off + 8 <= ts_size && off % 8 == 0 && n < max)
 					offs[n++] = off;
 			}
 			if (in.terminator)
@@ -177,18 +176,23 @@ discover_timers(char *why, size_t len)
 		snprintf(why, len, "timers_state or QEMU's icount getters are not exported");
 		return -1;
 	}
-	/* and where QEMU's own getters read them (the first to prove itself wins) */
-	if (insn_decoder_open() == 0) {
-		n_ic += timers_loads((const void *)get_raw, 1, ts, ic_offs + 1, 7);
-		n_bias += timers_loads((const void *)get, 0, ts, bias_offs + 1, 7);
+	/* and where QEMU's own getters read them (the first to prove itself wins), within timers_state */
+	Dl_info di;
+	const ElfW(Sym) *sym = NULL;
+	size_t ts_size = dladdr1(ts, &di, (void **)&sym, RTLD_DL_SYMENT) && sym ? sym->st_size : 0;
+
+	if (ts_size > 0 && insn_decoder_open() == 0) {
+		n_ic += timers_loads((const void *)get_raw, 1, ts, ts_size, ic_offs + 1, 7);
+		n_bias += timers_loads((const void *)get, 0, ts, ts_size, bias_offs + 1, 7);
 	}
 	/*
 	 * Before main(): no vCPU runs and current_cpu is NULL, so QEMU's getters
 	 * just read the fields.  Sentinels in, QEMU's own answer out, the fields
 	 * restored (they are zero: cpu_timers_init has not run yet).  Only
-	 * 8-byte fields QEMU's getters load are written (never the seqlock).
+	 * 8-byte fields QEMU's getters load are written, with even values: were
+	 * one the seqlock after all, an odd sequence would make its reader spin.
 	 */
-	const int64_t s_ic = 0x1234567, s_bias = 0x7654321000ll;
+	const int64_t s_ic = 0x1234568, s_bias = 0x7654321000ll;
 	int64_t raw = 0, clock = 0, want = 0;
 
 	for (int i = 0; i < n_ic; i++)
@@ -354,7 +358,7 @@ static const char *const gpr64[16] = { "rax", "rbx", "rcx", "rdx", "rsi", "rdi",
 static const char *const gpr32[16] = { "eax", "ebx", "ecx", "edx", "esi", "edi", "ebp", "esp",
 				       "r8d", "r9d", "r10d", "r11d", "r12d", "r13d", "r14d", "r15d" };
 
-/* The slot of register @s (a whole operand, ended by @end), or -1. */
+/* The slot of register @s (a whole operand of @n characters), or -1. */
 static int
 gpr_slot(const char *s, size_t n)
 {
@@ -416,10 +420,13 @@ bh_cbs_in(const char *fn, const void **cbs, int max)
 		} else if (strncmp(in.text, "lea ", 4) == 0 && in.cls == INSN_RIPREL && d >= 0) {
 			held[d] = at + (uint64_t)in.disp;
 			continue;
+		} else if (in.terminator) {
+			memset(held, 0, sizeof(held)); /* ret, an indirect jump: nothing flows on */
 		} else if (strncmp(in.text, "mov qword ptr [", 15) == 0 && comma && in.mem_reg != 0 &&
-			   in.mem_disp == (int64_t)qrt.off_cb &&
+			   in.mem_disp == (int64_t)qrt.off_cb && strncmp(in.text + 15, "rsp", 3) != 0 &&
+			   strncmp(in.text + 15, "rbp", 3) != 0 &&
 			   (s = gpr_slot(comma + 2, strlen(comma + 2))) >= 0) {
-			cb = held[s];
+			cb = held[s]; /* into a heap QEMUBH (aio_bh_new inlined), not a stack struct */
 		}
 		if (d >= 0)
 			held[d] = 0;
@@ -436,16 +443,18 @@ discover_bh_names(char *why, size_t len)
 	/* the callbacks gate_bh.c treats by name, and where QEMU makes their BHs */
 	static const struct {
 		const char *name, *in;
-		int nth;
+		int nth, optional; /* optional: a feature CI runs rarely; unnamed, its BH is gated */
 	} sites[] = {
-		{ "notify_event_cb", "qemu_init_main_loop", 0 },
-		{ "co_schedule_bh_cb", "aio_context_new", 0 },
-		{ "dummy_bh_cb", "aio_wait_kick", 0 },
-		{ "aio_wait_bh", "aio_wait_bh_oneshot", 0 },
-		{ "thread_pool_completion_bh", "thread_pool_new", 0 }, /* completion_bh, then */
-		{ "spawn_thread_bh_fn", "thread_pool_new", 1 },        /* new_thread_bh */
-		{ "monitor_accept_input", "monitor_resume", 0 },
-		{ "do_qmp_dispatch_bh", "qmp_dispatch", 0 },
+		{ "notify_event_cb", "qemu_init_main_loop", 0, 0 },
+		{ "co_schedule_bh_cb", "aio_context_new", 0, 0 },
+		{ "dummy_bh_cb", "aio_wait_kick", 0, 0 },
+		{ "aio_wait_bh", "aio_wait_bh_oneshot", 0, 0 },
+		{ "thread_pool_completion_bh", "thread_pool_new", 0, 0 }, /* completion_bh, then */
+		{ "spawn_thread_bh_fn", "thread_pool_new", 1, 0 },        /* new_thread_bh */
+		{ "monitor_accept_input", "monitor_resume", 0, 0 },
+		{ "do_qmp_dispatch_bh", "qmp_dispatch", 0, 0 },
+		{ "iothread_stop_bh", "iothread_stop", 0, 1 },
+		{ "migrate_fd_cleanup_bh", "migrate_fd_connect", 0, 1 },
 	};
 
 	qrt.n_cb_names = 0;
@@ -457,6 +466,8 @@ discover_bh_names(char *why, size_t len)
 		const void *cbs[4];
 		int n = bh_cbs_in(sites[i].in, cbs, 4);
 
+		if (n <= sites[i].nth && sites[i].optional)
+			continue;
 		if (n <= sites[i].nth) {
 			snprintf(why, len, "%s: %s (where QEMUBH has no name, bhrr finds its callback in "
 				 "the code of %s, which gives %d)", sites[i].name,
@@ -476,15 +487,16 @@ discover_bh_names(char *why, size_t len)
 	return 0;
 }
 
-int
-discover_vm_handlers_ready(void)
+/* discover_vm_handlers_ready's scan of @f; *@tail gets a tail jump's target. */
+static int
+vm_handlers_head(const uint8_t *f, uint64_t *tail)
 {
-	const uint8_t *f = dlsym(RTLD_DEFAULT, "qemu_add_vm_change_state_handler_prio");
 	size_t size = f ? hook_symbol_size(f) : 0;
 	uint64_t t[16];
 	int n = 0;
 
-	if (f == NULL || size == 0 || size > 4096 || insn_decoder_open() < 0)
+	*tail = 0;
+	if (f == NULL || size == 0 || size > 4096)
 		return -1;
 	for (uint64_t at = (uint64_t)(uintptr_t)f; at < (uint64_t)(uintptr_t)f + size && n < 16;) {
 		struct insn in;
@@ -494,6 +506,8 @@ discover_vm_handlers_ready(void)
 		at += in.len;
 		if (in.cls == INSN_RIPREL)
 			t[n++] = at + (uint64_t)in.disp;
+		if (in.cls == INSN_JMP_REL && *tail == 0)
+			*tail = in.target;
 	}
 	/* the list head: a field T and its tql_prev at T + 8, both used */
 	for (int i = 0; i < n; i++)
@@ -501,6 +515,21 @@ discover_vm_handlers_ready(void)
 			if (t[k] == t[i] + 8)
 				return *(void *const *)(uintptr_t)t[k] != NULL;
 	return -1;
+}
+
+int
+discover_vm_handlers_ready(void)
+{
+	uint64_t tail;
+
+	if (insn_decoder_open() < 0)
+		return -1;
+	int r = vm_handlers_head(dlsym(RTLD_DEFAULT, "qemu_add_vm_change_state_handler_prio"), &tail);
+
+	/* 10.0 on: a wrapper that tail-jumps to qemu_add_vm_change_state_handler_prio_full */
+	if (r < 0 && tail != 0)
+		r = vm_handlers_head((const uint8_t *)(uintptr_t)tail, &tail);
+	return r;
 }
 
 /* Whether @text mentions register token @tok (whole word). */
@@ -520,48 +549,84 @@ mentions(const char *text, const char *tok)
 	return 0;
 }
 
+/*
+ * Whether instruction @in may stay in the window before the patched call:
+ * one of a few plain register and flag operations (no implicit register,
+ * no memory write through rdi or REG), whose text was not cut short, that
+ * names neither rdi nor REG (@names) nor the stack pointer.
+ */
+static int
+movable(const struct insn *in, const char *const names[5])
+{
+	static const char *const ok[] = { "mov ", "movzx ", "movsx ", "movsxd ", "lea ", "test ",
+					  "cmp ", "and ", "or ", "xor ", "add ", "sub ", "nop",
+					  "cmov", "set", NULL };
+	static const char *const rdi[] = { "rdi", "edi", "di", "dil", "rsp", "esp", "sp", "spl", NULL };
+	const char *sp = strchr(in->text, ' ');
+	int known = 0;
+
+	if (in->cls != INSN_PLAIN || in->terminator || (sp && strlen(sp + 1) >= 30))
+		return 0; /* the decoder cuts operands at 30 characters: not provably clear */
+	for (int k = 0; ok[k] && !known; k++)
+		known = strncmp(in->text, ok[k], strlen(ok[k])) == 0;
+	for (int k = 0; rdi[k] && known; k++)
+		known = !mentions(in->text, rdi[k]);
+	for (int k = 0; k < 5 && names[k] && known; k++)
+		known = !mentions(in->text, names[k]);
+	return known;
+}
+
 int
 discover_bh_call_site(struct bh_call_site *site, char *why, size_t len)
 {
 	/* the callee-saved registers a caller keeps the BH in, with their x86 numbers and names */
 	static const struct {
-		const char *names[4];
+		const char *names[5];
 		int num;
 	} saved[] = {
-		{ { "rbx", "ebx", "bx", "bl" }, 3 },   { { "rbp", "ebp", "bp", "bpl" }, 5 },
-		{ { "r12", "r12d", "r12w", "r12b" }, 12 }, { { "r13", "r13d", "r13w", "r13b" }, 13 },
-		{ { "r14", "r14d", "r14w", "r14b" }, 14 }, { { "r15", "r15d", "r15w", "r15b" }, 15 },
+		{ { "rbx", "ebx", "bx", "bl", "bh" }, 3 },  { { "rbp", "ebp", "bp", "bpl", NULL }, 5 },
+		{ { "r12", "r12d", "r12w", "r12b", NULL }, 12 }, { { "r13", "r13d", "r13w", "r13b", NULL }, 13 },
+		{ { "r14", "r14d", "r14w", "r14b", NULL }, 14 }, { { "r15", "r15d", "r15w", "r15b", NULL }, 15 },
 	};
-	enum { MAXI = 256 };
+	enum { MAXI = 512 };
 	static struct {
 		uint64_t at;
 		struct insn in;
-	} v[MAXI];
+	} v[MAXI]; /* constructor only */
 	const uint8_t *f = dlsym(RTLD_DEFAULT, "aio_bh_poll");
 	void *call = shim_qemu.sym[QS_AIO_BH_CALL].addr;
 	size_t size = f ? hook_symbol_size(f) : 0;
-	int n = 0, j = -1;
+	uint64_t at = (uint64_t)(uintptr_t)f;
+	int n = 0, j = -1, sites = 0, calls = 0;
 
 	memset(site, 0, sizeof(*site));
 	if (f == NULL || size == 0 || insn_decoder_open() < 0) {
 		snprintf(why, len, "aio_bh_poll is not exported with a size, or the decoder did not open");
 		return -1;
 	}
-	for (uint64_t at = (uint64_t)(uintptr_t)f; at < (uint64_t)(uintptr_t)f + size && n < MAXI;) {
+	/* all of it: a site missed, or a branch not seen, would let BHs past the gate */
+	for (; at < (uint64_t)(uintptr_t)f + size && n < MAXI; n++) {
 		if (insn_decode((const uint8_t *)(uintptr_t)at, 15, at, &v[n].in) < 0)
 			break;
 		v[n].at = at;
 		at += v[n].in.len;
 		if (v[n].in.cls == INSN_CALL_REL && v[n].in.target == (uint64_t)(uintptr_t)call)
-			return 0; /* QEMU's own aio_bh_call runs every BH: its hook sees them */
-		if (j < 0 && strncmp(v[n].in.text, "call qword ptr [", 16) == 0 && v[n].in.mem_reg &&
+			calls++;
+		if (strncmp(v[n].in.text, "call qword ptr [", 16) == 0 && v[n].in.mem_reg &&
 		    v[n].in.mem_disp == (int64_t)qrt.off_cb)
-			j = n;
-		n++;
+			j = n, sites++;
 	}
-	if (j < 0) {
-		snprintf(why, len, "aio_bh_poll neither calls aio_bh_call nor calls a BH's cb (+%zu) "
-			 "itself", qrt.off_cb);
+	if (at < (uint64_t)(uintptr_t)f + size) {
+		snprintf(why, len, "aio_bh_poll could not be read to its end (%s at +%#llx)",
+			 n == MAXI ? "too long" : "an instruction the decoder refuses",
+			 (unsigned long long)(at - (uint64_t)(uintptr_t)f));
+		return -1;
+	}
+	if (sites == 0 && calls > 0)
+		return 0; /* QEMU's own aio_bh_call runs every BH: its hook sees them */
+	if (sites != 1) {
+		snprintf(why, len, "aio_bh_poll calls aio_bh_call %d times and a BH's cb (+%zu) itself "
+			 "%d times; bhrr patches exactly one such call", calls, qrt.off_cb, sites);
 		return -1;
 	}
 	/* the BH's register */
@@ -586,15 +651,7 @@ discover_bh_call_site(struct bh_call_site *site, char *why, size_t len)
 		if (strncmp(in->text, "mov rdi, qword ptr [", 20) == 0 && in->mem_reg == v[j].in.mem_reg &&
 		    in->mem_disp == (int64_t)qrt.off_opaque)
 			break;
-		int bad = in->cls != INSN_PLAIN || in->terminator || mentions(in->text, "rdi") ||
-			  mentions(in->text, "edi") || mentions(in->text, "di") ||
-			  mentions(in->text, "dil") || mentions(in->text, "rsp") ||
-			  strncmp(in->text, "push", 4) == 0 || strncmp(in->text, "pop", 3) == 0 ||
-			  strncmp(in->text, "call", 4) == 0;
-
-		for (int t = 0; t < 4 && !bad; t++)
-			bad = mentions(in->text, saved[r].names[t]);
-		if (bad) {
+		if (!movable(in, saved[r].names)) {
 			i = -1;
 			break;
 		}

@@ -13,8 +13,9 @@
 #include <stdint.h>
 
 /*
- * QEMUBH's size and the offsets of ctx, cb, opaque and name: creates a BH
- * with known values and finds each.  0, or -1 with @why.
+ * QEMUBH's size and the offsets of ctx, cb, opaque and name (none where
+ * BHs have no name: qrt.bh_named): creates a BH with known values and
+ * finds each.  0, or -1 with @why.
  */
 int discover_bh_layout(char *why, size_t len);
 
@@ -71,7 +72,8 @@ int discover_bh_names(char *why, size_t len);
  * Whether QEMU's VM state handler list can take a handler now, before
  * main(): 1 where it is statically initialised (7.2 on), 0 where it is
  * still zero (5.2 initialises it in qemu_init), -1 when the list head
- * was not found in qemu_add_vm_change_state_handler_prio's code.
+ * was not found in the code of qemu_add_vm_change_state_handler_prio (or,
+ * from 10.0, of the _prio_full it tail-jumps to).
  */
 int discover_vm_handlers_ready(void);
 

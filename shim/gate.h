@@ -66,10 +66,10 @@ const struct hook_spec *gate_bh_hooks(size_t *n);
 /*
  * Where aio_bh_poll calls BH callbacks itself (5.2 inlined aio_bh_call),
  * patch that call to go through the BH gate (discover_bh_call_site): 0 when
- * nothing needs patching, 1 when patched, -1 with @why.  Constructor, with
- * the other hooks.
+ * nothing needs patching, 1 when patched (or, @dry_run, patchable), -1
+ * with @why.  Constructor: the self-check's dry run, then with the hooks.
  */
-int gate_bh_patch_call_site(char *why, size_t len);
+int gate_bh_patch_call_site(int dry_run, char *why, size_t len);
 /*
  * The thread pool's submission hook: for a thread_pool_submit_aio that
  * @takes_pool as its first argument (before 8.0; discover.h reads it from

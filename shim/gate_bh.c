@@ -416,11 +416,13 @@ hk_qemu_bh_schedule_idle(QEMUBH *bh)
 	real_qemu_bh_schedule_idle(bh);
 }
 
+/* aio_bh_schedule_oneshot_full (6.2 on) takes a name; before, the register is garbage.  Set once. */
+static int oneshot_named;
+
 static void
 hk_aio_bh_schedule_oneshot_full(AioContext *ctx, QEMUBHFunc *cb, void *opaque, const char *name)
 {
-	/* before 6.2 there was no name argument: it is garbage there */
-	log_schedule((void *)cb, qrt_cb_name(cb, name));
+	log_schedule((void *)cb, oneshot_named ? name : qrt_cb_name(cb, NULL));
 	real_aio_bh_schedule_oneshot_full(ctx, cb, opaque, name);
 }
 
@@ -542,7 +544,7 @@ hk_aio_poll(AioContext *ctx, bool blocking)
 /* ---- where QEMU runs a BH without aio_bh_call ---- */
 
 int
-gate_bh_patch_call_site(char *why, size_t len)
+gate_bh_patch_call_site(int dry_run, char *why, size_t len)
 {
 	struct bh_call_site site;
 	int r = discover_bh_call_site(&site, why, len);
@@ -550,15 +552,16 @@ gate_bh_patch_call_site(char *why, size_t len)
 	if (r <= 0)
 		return r;
 	int err = hook_call_site(site.at, site.len, site.keep, site.keep_len, site.reg,
-				 (void *)hk_aio_bh_call);
+				 (void *)hk_aio_bh_call, dry_run ? HOOK_F_DRY_RUN : 0);
 
 	if (err < 0) {
 		snprintf(why, len, "cannot patch aio_bh_poll's BH call at %p: %s", site.at,
 			 hook_errname(err));
 		return -1;
 	}
-	vlog("bh: aio_bh_poll runs BHs itself (aio_bh_call inlined): its call at %p (%zu bytes) "
-	     "now goes through the BH gate", site.at, site.len);
+	if (!dry_run)
+		vlog("bh: aio_bh_poll runs BHs itself (aio_bh_call inlined): its call at %p (%zu "
+		     "bytes) now goes through the BH gate", site.at, site.len);
 	return 1;
 }
 
@@ -580,6 +583,9 @@ gate_bh_hooks(size_t *n)
 		{ QS_QEMU_BH_CANCEL, (void *)hk_qemu_bh_cancel, (void **)&real_qemu_bh_cancel },
 	};
 
+	const char *f = shim_qemu.sym[QS_AIO_BH_SCHEDULE_ONESHOT].found;
+
+	oneshot_named = f != NULL && strcmp(f, "aio_bh_schedule_oneshot_full") == 0;
 	*n = sizeof(hooks) / sizeof(hooks[0]);
 	return hooks;
 }

@@ -157,12 +157,11 @@ gate_blk_hooks(size_t *n)
 	if (!cmdline_wants())
 		return hooks;
 	/* its completion BH is told by its name ("cb"), which 5.2's BHs lack */
-	const char *bh_new = shim_qemu.sym[QS_AIO_BH_NEW_FULL].found;
-
-	if (bh_new == NULL || strcmp(bh_new, "aio_bh_new_full") != 0) {
-		vlog_say("blk: this QEMU's BHs have no names (aio_bh_new): qcow2, -snapshot, io_uring "
-			 "and Linux AIO drives are recorded at the thread pool, where a replay can "
-			 "depend on how many host requests a guest request became");
+	if (!qsym_bh_named(&shim_qemu)) {
+		vlog_say("blk: this QEMU's BHs have no names (aio_bh_new), so bhrr cannot gate drives "
+			 "at the block backend: qcow2 and -snapshot drives are recorded at the thread "
+			 "pool, where a replay can depend on how many host requests a guest request "
+			 "became, and io_uring and Linux AIO completions reach the guest at host timing");
 		return hooks;
 	}
 	for (size_t i = 0; i < sizeof(hooks) / sizeof(hooks[0]); i++) {

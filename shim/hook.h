@@ -93,9 +93,11 @@ int hook_install_ex(void *target, void *replacement, void **original,
  * call was, with the same stack.  The caller proves the window: whole
  * instructions, no branch into it, @keep neither reading nor writing rdi
  * or @r, the call's own argument set up by an instruction it drops.
- * Constructor only (one thread); 0 or a negative HOOK_E_* code.
+ * Constructor only (one thread); 0 or a negative HOOK_E_* code.  With
+ * HOOK_F_DRY_RUN, only checks what it can without changing anything.
  */
-int hook_call_site(void *at, size_t len, const uint8_t *keep, size_t keep_len, int r, void *fn);
+int hook_call_site(void *at, size_t len, const uint8_t *keep, size_t keep_len, int r, void *fn,
+		   unsigned flags);
 
 /* Look @name up with dlsym(RTLD_DEFAULT) and hook it. */
 int hook_install_sym(const char *name, void *replacement, void **original);

@@ -554,17 +554,19 @@ out:
 }
 
 int
-hook_call_site(void *at, size_t len, const uint8_t *keep, size_t keep_len, int r, void *fn)
+hook_call_site(void *at, size_t len, const uint8_t *keep, size_t keep_len, int r, void *fn,
+	       unsigned flags)
 {
 	uintptr_t a = (uintptr_t)at;
 	uint8_t stub[32], patch[64];
 	size_t k = 0;
 	int err;
 
-	if (at == NULL || fn == NULL || r < 0 || r > 15 || len > sizeof(patch) ||
-	    keep_len + PATCH_LEN > len)
+	/* a register a call keeps: rbx, rbp, r12..r15 */
+	if (at == NULL || fn == NULL || !(r == 3 || r == 5 || (r >= 12 && r <= 15)) ||
+	    len > sizeof(patch) || keep_len + PATCH_LEN > len)
 		return HOOK_E_ARG;
-	if (hook_thread_count() != 1)
+	if (!(flags & HOOK_F_DRY_RUN) && hook_thread_count() != 1)
 		return HOOK_E_THREADS;
 	if ((err = hook_maps_get()) < 0)
 		return err;
@@ -575,6 +577,8 @@ hook_call_site(void *at, size_t len, const uint8_t *keep, size_t keep_len, int r
 		err = HOOK_E_NOT_EXEC;
 		goto out;
 	}
+	if (flags & HOOK_F_DRY_RUN)
+		goto out;
 	if ((slot = hook_slot_alloc(a)) == NULL) {
 		err = HOOK_E_NEAR_ALLOC;
 		goto out;

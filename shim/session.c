@@ -161,7 +161,9 @@ session_hook_table(struct hook_spec *t)
 							 (void *)hk_init_main_loop,
 							 (void **)&real_init_main_loop };
 
-	t[k++] = init_main_loop;
+	/* only where the VM state handler must wait for it (5.2; see start) */
+	if (discover_vm_handlers_ready() == 0)
+		t[k++] = init_main_loop;
 	return k;
 }
 
@@ -339,10 +341,14 @@ say_started(const char *path, enum icount_mode mode)
 		     qrt.can_do_io_size);
 	else
 		vlog("record: CPUState's can_do_io not found; schedule icounts are lower bounds");
-	vlog("record: log %s, %s mode, QEMUBH %zu bytes (ctx@%zu name@%zu cb@%zu opaque@%zu)",
+	char name[32] = "no name";
+
+	if (qrt.bh_named)
+		snprintf(name, sizeof(name), "name@%zu", qrt.off_name);
+	vlog("record: log %s, %s mode, QEMUBH %zu bytes (ctx@%zu %s cb@%zu opaque@%zu)",
 	     path, qrt.exact ? "exact" : mode == ICOUNT_INEXACT ? "ordering (icount not exact)"
 								 : "ordering (no icount)",
-	     qrt.bh_size, qrt.off_ctx, qrt.off_name, qrt.off_cb, qrt.off_opaque);
+	     qrt.bh_size, qrt.off_ctx, name, qrt.off_cb, qrt.off_opaque);
 }
 
 static int start(void);
@@ -423,8 +429,8 @@ start(void)
 		if (install(&hooks[i], why, sizeof(why)) < 0)
 			vlog_error("%s (after a successful dry run!)", why);
 	/* the self-check's bh-layout found the site, or that there is none */
-	if (gate_bh_patch_call_site(why, sizeof(why)) < 0)
-		vlog_error("%s (after the self-check found it!)", why);
+	if (gate_bh_patch_call_site(0, why, sizeof(why)) < 0)
+		vlog_error("%s (after a successful dry run!)", why);
 	hook_batch_end();
 	gate_clock_bind();
 	/* threads only now: hooks are installed single-threaded */
@@ -432,11 +438,12 @@ start(void)
 		vlog_error("cannot start the log flusher thread; the log is written at exit only");
 	__atomic_store_n(&active, 1, __ATOMIC_RELEASE);
 	/*
-	 * Before main where the handler list is statically initialised;
-	 * otherwise (5.2) once qemu_init has made it: qemu_init_main_loop
+	 * Before main where the handler list is statically initialised (or
+	 * where its head was not found, as before 5.2 was known); where it is
+	 * still zero (5.2), once qemu_init has made it: qemu_init_main_loop
 	 * comes after that and before the machine, in every version.
 	 */
-	if (discover_vm_handlers_ready() == 1)
+	if (discover_vm_handlers_ready() != 0)
 		qrt.add_vm_change_state_handler(vm_change, NULL);
 	else
 		vm_handler_deferred = 1;

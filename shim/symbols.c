@@ -134,6 +134,14 @@ qsym_name(const struct qemu_build *b, enum qsym_id id)
 	return b->sym[id].found ? b->sym[id].found : sym_table[id].names[0];
 }
 
+int
+qsym_bh_named(const struct qemu_build *b)
+{
+	const char *f = b->sym[QS_AIO_BH_NEW_FULL].found;
+
+	return f != NULL && strcmp(f, "aio_bh_new_full") == 0;
+}
+
 struct phdr_ctx {
 	struct qemu_build *b;
 };

@@ -113,16 +113,15 @@ enum qsym_id {
 
 /*
  * Symbols only some runs need, left out of the self-check's count: a
- * replay for a debugger's (debug_start says what it lacks), the block
- * backend's (gate_blk_hooks says so when a drive needs them), and
- * configure_rtc, without which the host's clock is not gated (gate_clock.c
- * says so).
+ * replay for a debugger's (debug_start says what it lacks) and the block
+ * backend's (gate_blk_hooks says so when a drive needs them).  Where BHs
+ * have no name (qsym_bh_named), configure_rtc too: static there, and the
+ * host's clock is not gated (gate_clock.c says so).
  */
 static inline int
 qsym_optional(int id)
 {
-	return (id >= QS_QEMU_SYSTEM_DEBUG_REQUEST && id <= QS_BLK_DEC_IN_FLIGHT) ||
-	       id == QS_CONFIGURE_RTC;
+	return id >= QS_QEMU_SYSTEM_DEBUG_REQUEST && id <= QS_BLK_DEC_IN_FLIGHT;
 }
 
 struct qsym {
@@ -167,5 +166,11 @@ int elf_file_build_id(const char *path, char *out, size_t len);
 
 /* Short name of a symbol slot for messages ("aio_bh_call"). */
 const char *qsym_name(const struct qemu_build *b, enum qsym_id id);
+
+/*
+ * Whether @b's BHs have names: its BH constructor is aio_bh_new_full (6.2
+ * on), not 5.2's aio_bh_new.  0 when neither resolved.
+ */
+int qsym_bh_named(const struct qemu_build *b);
 
 #endif
