@@ -33,6 +33,7 @@ enum log_kind {
 	LOG_EV_NET_RECV = 20,
 	LOG_EV_CHR_EVENT = 21,
 	LOG_EV_HOST_TIMER = 22,
+	LOG_EV_FILE_READ = 23,
 	LOG_EV_COUNT
 };
 

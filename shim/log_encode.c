@@ -33,6 +33,7 @@ static const char *const kind_names[LOG_EV_COUNT] = {
 	[LOG_EV_NET_RECV] = "net_recv",
 	[LOG_EV_CHR_EVENT] = "chr_event",
 	[LOG_EV_HOST_TIMER] = "host_timer",
+	[LOG_EV_FILE_READ] = "file_read",
 };
 
 const char *
@@ -140,6 +141,7 @@ log_encode_fields(uint8_t *p, const struct log_event *ev, uint64_t *prev_req)
 	case LOG_EV_HOST_TIMER:
 	case LOG_EV_NET_RECV:
 	case LOG_EV_CHR_EVENT:
+	case LOG_EV_FILE_READ:
 		n += log_put_varint(p + n, ev->id);
 		n += log_put_varint(p + n, ev->flags);
 		n += put_text(p + n, ev->text, ev->text_len);

@@ -373,6 +373,7 @@ decode_fields(struct log_reader *r, const uint8_t *p, const uint8_t *end, struct
 	case LOG_EV_HOST_TIMER:
 	case LOG_EV_NET_RECV:
 	case LOG_EV_CHR_EVENT:
+	case LOG_EV_FILE_READ:
 		GET(ev->id);
 		GET(ev->flags);
 		return get_text(&p, end, &ev->text, &ev->text_len);

@@ -60,6 +60,26 @@ json_str(FILE *f, const char *s, size_t len)
 	fputc('"', f);
 }
 
+/* file_read's four tab-separated fields (share, path, size, xxh3); 0, or -1. */
+static int
+file_read_fields(const struct log_event *ev, const char *f[4], size_t len[4])
+{
+	const char *p = ev->text, *end = ev->text + ev->text_len;
+
+	for (int k = 0; k < 4; k++) {
+		const char *q = p;
+
+		while (q < end && *q != '\t')
+			q++;
+		f[k] = p;
+		len[k] = (size_t)(q - p);
+		if (k < 3 && q == end)
+			return -1;
+		p = q + 1;
+	}
+	return 0;
+}
+
 void
 json_cstr(FILE *f, const char *s)
 {
@@ -240,6 +260,15 @@ dump_text(FILE *f, const struct log_reader *r, const struct log_event *ev)
 		fprintf(f, " timer=%" PRIu64, ev->id);
 		put_flags(f, ev->flags);
 		break;
+	case LOG_EV_FILE_READ: {
+		const char *fld[4];
+		size_t fl[4];
+
+		if (file_read_fields(ev, fld, fl) == 0)
+			fprintf(f, " share=%.*s path=%.*s size=%.*s xxh3=%.*s", (int)fl[0], fld[0],
+				(int)fl[1], fld[1], (int)fl[2], fld[2], (int)fl[3], fld[3]);
+		break;
+	}
 	case LOG_EV_NESTED_POLL:
 		fprintf(f, " role=%s", role_name(ev->role));
 		break;
@@ -355,6 +384,20 @@ dump_json(FILE *f, const struct log_reader *r, const struct log_event *ev)
 		fprintf(f, ",\"timer\":%" PRIu64, ev->id);
 		put_flags_json(f, ev->flags);
 		break;
+	case LOG_EV_FILE_READ: {
+		const char *fld[4];
+		size_t fl[4];
+
+		if (file_read_fields(ev, fld, fl) == 0) {
+			fputs(",\"share\":", f);
+			json_str(f, fld[0], fl[0]);
+			fputs(",\"path\":", f);
+			json_str(f, fld[1], fl[1]);
+			fprintf(f, ",\"size\":%.*s,\"xxh3\":\"%.*s\"", (int)fl[2], fld[2], (int)fl[3],
+				fld[3]);
+		}
+		break;
+	}
 	case LOG_EV_NESTED_POLL:
 		fprintf(f, ",\"role\":\"%s\"", role_name(ev->role));
 		break;

@@ -428,6 +428,7 @@ same_event(const struct log_event *a, const struct log_event *b)
 	case LOG_EV_HOST_TIMER:
 	case LOG_EV_NET_RECV:
 	case LOG_EV_CHR_EVENT:
+	case LOG_EV_FILE_READ:
 		return a->id == b->id && a->flags == b->flags && a->text_len == b->text_len &&
 		       !memcmp(a->text, b->text, a->text_len);
 	default:
