@@ -265,7 +265,8 @@ emit_io_complete(uint64_t req, int64_t ret, unsigned how, int64_t icount, uint64
 
 /*
  * What the host handed the guest, with its bytes (at most LOG_TEXT_MAX
- * kept): chr_read, chr_event, rng_read, net_recv, monitor, host_clock.
+ * kept): chr_read, chr_event, rng_read, net_recv, monitor, host_clock,
+ * file_read.
  */
 static void
 emit_input(unsigned kind, uint64_t id, const uint8_t *data, size_t len, unsigned how,
@@ -314,6 +315,13 @@ emit_net_recv(uint64_t id, const uint8_t *data, size_t len, unsigned how, int64_
 	      uint64_t flags)
 {
 	emit_input(LOG_EV_NET_RECV, id, data, len, how, icount, flags);
+}
+
+void
+emit_file_read(const char *text, size_t len)
+{
+	/* no icount: the file is hashed in bhrr's own thread, at no moment of the guest's */
+	emit_input(LOG_EV_FILE_READ, 0, (const uint8_t *)text, len, LOG_IC_UNKNOWN, 0, 0);
 }
 
 void

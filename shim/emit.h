@@ -72,6 +72,8 @@ void emit_net_recv(uint64_t id, const uint8_t *data, size_t len, unsigned how, i
 void emit_host_clock(unsigned what, const char *value);
 /* A read of a host clock the guest sees (@what: LOG_HC_REALTIME or LOG_HC_HOST) and its @value */
 void emit_host_clock_read(unsigned what, int64_t value, unsigned how, int64_t icount);
+/* A file of a 9p share QEMU opened for the guest: @text "share\tpath\tsize\txxh3" (gate_fs.h) */
+void emit_file_read(const char *text, size_t len);
 /* A timer on a host clock (gate_clock.h's ordinal @timer) fired for the guest */
 void emit_host_timer(unsigned timer, unsigned how, int64_t icount, uint64_t flags);
 void emit_warp(int64_t delta_ns, unsigned how, int64_t icount);

@@ -81,10 +81,13 @@ is_protocol(const char *path)
 	return access(path, F_OK) != 0; /* "a:b.img" that exists is a file */
 }
 
-static int
-hash_file(const char *path, uint64_t *size, uint64_t *hash, char *why, size_t len)
+int
+fp_hash_file(const char *path, uint64_t *size, uint64_t *hash, char *why, size_t len)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOATIME);
+
+	if (fd < 0 && errno == EPERM) /* O_NOATIME: only the owner, or a privileged process */
+		fd = open(path, O_RDONLY | O_CLOEXEC);
 	struct stat st;
 
 	if (fd < 0 || fstat(fd, &st) < 0) {
@@ -202,7 +205,7 @@ add(struct fp_image *out, int n, const char *what, const char *path, uint64_t *b
 			snprintf(im->skip, sizeof(im->skip), "not a local file");
 			break;
 		}
-		im->ok = hash_file(path, &im->size, &im->xxh3, im->skip, sizeof(im->skip)) == 0;
+		im->ok = fp_hash_file(path, &im->size, &im->xxh3, im->skip, sizeof(im->skip)) == 0;
 		if (im->ok && bytes)
 			*bytes += im->size;
 		if (!im->ok || !qcow2_backing(im->path, next, sizeof(next)))
@@ -345,6 +348,97 @@ fp_compare(const struct fp_image *rec, int nrec, const struct fp_image *now, int
 				 r->xxh3);
 			return -1;
 		}
+	}
+	return 0;
+}
+
+int
+fp_shares(int argc, char *const argv[], struct fp_share *out, int max)
+{
+	int n = 0;
+	char drv[32];
+
+	for (int i = 1; i + 1 < argc && n < max; i++) {
+		const char *o = argv[i];
+
+		if (o[0] != '-')
+			continue;
+		o += o[1] == '-' ? 2 : 1;
+		const char *v = argv[i + 1];
+		struct fp_share *sh = &out[n];
+
+		if (strcmp(o, "fsdev") != 0 && strcmp(o, "virtfs") != 0)
+			continue;
+		i++;
+		/* the local backend only: proxy and synth read no host directory of ours */
+		if (!opt_get(v, "fsdriver", "fsdriver", drv, sizeof(drv)) || strcmp(drv, "local") != 0 ||
+		    !opt_get(v, "path", NULL, sh->path, sizeof(sh->path)))
+			continue;
+		/* -fsdev names it by id=; -virtfs by id=, else by its mount_tag= */
+		if (!opt_get(v, "id", NULL, sh->id, sizeof(sh->id)) &&
+		    !opt_get(v, "mount_tag", NULL, sh->id, sizeof(sh->id)))
+			continue;
+		n++;
+	}
+	return n;
+}
+
+size_t
+fp_format_read(const char *share, const char *rel, uint64_t size, uint64_t xxh3, char *buf,
+	       size_t len)
+{
+	int n = snprintf(buf, len, "%s\t%s\t%" PRIu64 "\t%016" PRIx64, share, rel, size, xxh3);
+
+	return n < 0 ? 0 : (size_t)n < len ? (size_t)n : len - 1;
+}
+
+int
+fp_check_read(const char *text, size_t tlen, const struct fp_share *shares, int nshares,
+	      char *why, size_t len)
+{
+	char t[FP_PATH_MAX + 128], path[2 * FP_PATH_MAX + 2], e[160];
+	const char *f[4] = { t };
+	int nf = 1;
+
+	snprintf(t, sizeof(t), "%.*s", (int)tlen, text);
+	for (char *p = t; *p && nf < 4; p++)
+		if (*p == '\t') {
+			*p = 0;
+			f[nf++] = p + 1;
+		}
+	if (nf < 4) {
+		snprintf(why, len, "a file_read event that is not \"share\\tpath\\tsize\\txxh3\"");
+		return -1;
+	}
+	uint64_t size = strtoull(f[2], NULL, 10), xxh3 = strtoull(f[3], NULL, 16), s2, x2;
+	const struct fp_share *sh = NULL;
+
+	for (int k = 0; k < nshares && sh == NULL; k++)
+		if (strcmp(shares[k].id, f[0]) == 0)
+			sh = &shares[k];
+	if (sh == NULL) {
+		snprintf(why, len, "the recording's guest read %s from 9p share %s, which this "
+			 "command line does not have", f[1], f[0]);
+		return -1;
+	}
+	/* a path in the share, never out of it (an altered log) */
+	if (f[1][0] == '/' || strcmp(f[1], "..") == 0 || strncmp(f[1], "../", 3) == 0 ||
+	    strstr(f[1], "/../") != NULL || (strlen(f[1]) >= 3 && strcmp(f[1] + strlen(f[1]) - 3, "/..") == 0)) {
+		snprintf(why, len, "a file_read event names %s, which is not a path inside 9p share %s "
+			 "(an altered log?)", f[1], f[0]);
+		return -1;
+	}
+	snprintf(path, sizeof(path), "%s/%s", sh->path, f[1]);
+	if (fp_hash_file(path, &s2, &x2, e, sizeof(e)) < 0) {
+		snprintf(why, len, "9p share %s (%s): the recording's guest read %s; now %s", f[0],
+			 sh->path, f[1], e);
+		return -1;
+	}
+	if (s2 != size || x2 != xxh3) {
+		snprintf(why, len, "9p share %s (%s): %s is not the file the recording's guest read "
+			 "(%" PRIu64 " bytes, xxh3 %016" PRIx64 "; recorded %" PRIu64 " bytes, xxh3 "
+			 "%016" PRIx64 ")", f[0], sh->path, f[1], s2, x2, size, xxh3);
+		return -1;
 	}
 	return 0;
 }

@@ -53,4 +53,35 @@ int fp_parse(const char *s, struct fp_image *im);
 int fp_compare(const struct fp_image *rec, int nrec, const struct fp_image *now, int nnow,
 	       char *why, size_t len);
 
+/* xxh3 and size of the regular file @path, holes read as zeros; 0, or -1 with @why. */
+int fp_hash_file(const char *path, uint64_t *size, uint64_t *xxh3, char *why, size_t len);
+
+/*
+ * 9p shares: the host directories a command line gives the guest through
+ * the local backend (-fsdev local,id=ID,path=DIR and -virtfs
+ * local,path=DIR,mount_tag=TAG[,id=ID]), named by their fsdev id (for
+ * -virtfs without id=, its mount_tag).  The guest's reads of their files
+ * are recorded as file_read events (shim/gate_fs.c), checked by `bhrr
+ * replay` before QEMU starts.
+ */
+struct fp_share {
+	char id[64];
+	char path[FP_PATH_MAX];
+};
+
+/* The shares of @argv, at most @max into @out; their count. */
+int fp_shares(int argc, char *const argv[], struct fp_share *out, int max);
+
+/* file_read's text: "share\tpath-in-share\tsize\txxh3-hex" into @buf; its length. */
+size_t fp_format_read(const char *share, const char *rel, uint64_t size, uint64_t xxh3, char *buf,
+		      size_t len);
+
+/*
+ * Whether the file a file_read event (@text) names reads the same now, in
+ * the share of that name among @shares: 0, or -1 with @why naming the
+ * share, its directory, the file and both fingerprints.
+ */
+int fp_check_read(const char *text, size_t tlen, const struct fp_share *shares, int nshares,
+		  char *why, size_t len);
+
 #endif

@@ -43,7 +43,7 @@ void gate_notify_write_begin(void);
 /* After it: run the handlers of the ioeventfds the write signalled. */
 void gate_notify_write_end(void);
 
-/* How many kicks ran in the guest's write, and guest notifiers where signalled, so far; any thread. */
+/* How many kicks ran in the guest's write, and guest notifiers were signalled, so far; any thread. */
 unsigned long long gate_notify_kicks(void);
 unsigned long long gate_notify_irqs(void);
 

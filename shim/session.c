@@ -16,6 +16,7 @@
 #include "executor.h"
 #include "fingerprint.h"
 #include "gate.h"
+#include "gate_fs.h"
 #include "gate_blk.h"
 #include "gate_chr.h"
 #include "gate_clock.h"
@@ -418,6 +419,7 @@ start(void)
 	gate_rng_start(p == &policy_record && qrt.exact, p == &policy_replay);
 	gate_mon_start(p == &policy_record && qrt.exact, p == &policy_replay);
 	gate_net_start(p == &policy_record && qrt.exact, p == &policy_replay);
+	gate_fs_start(p == &policy_record || p == &policy_chaos, h.argc, h.argv);
 	gate_clock_start(p == &policy_record || p == &policy_chaos,
 			 p == &policy_replay || p == &policy_order, p == &policy_record && qrt.exact,
 			 /* a log before version 5 has no host clock reads or timers to replay */
@@ -458,6 +460,7 @@ session_finish(void)
 
 	if (!session_active())
 		return;
+	gate_fs_finish(); /* its last fingerprints, before the log is sealed */
 	__atomic_store_n(&active, 0, __ATOMIC_RELEASE);
 	int64_t ic = qrt_icount_now(&how, 0);
 
@@ -475,15 +478,16 @@ session_finish(void)
 	     "%llu schedule calls; %llu warps, %llu handed to the vCPU; "
 	     "%llu executor landings moved one instruction on; %llu guest device accesses; %llu landings at I/O accesses, "
 	     "%llu kicks after none came; %llu ioeventfd kicks run in the guest's write, "
-	     "%llu guest notifiers where signalled; %llu console bytes delivered, "
+	     "%llu guest notifiers were signalled; %llu console bytes delivered, "
 	     "%llu live ones ignored; %llu entropy bytes handed to devices; %llu monitor commands "
 	     "recorded or replayed, %llu live ones refused; %llu network frames handed to NICs, "
-	     "%llu live ones dropped; %llu host clock reads for the guest, %llu host-clock timers landed",
+	     "%llu live ones dropped; %llu host clock reads for the guest, %llu host-clock timers landed; "
+	     "%llu 9p share files fingerprinted",
 	     (unsigned long long)gate_gated, (unsigned long long)gate_held,
 	     (unsigned long long)gate_passed, (unsigned long long)gate_schedules, warp_count(),
 	     warp_handoffs(), executor_landings(), io_land_accesses(), executor_io_landings(),
 	     executor_fallbacks(),
 	     gate_notify_kicks(), gate_notify_irqs(), gate_chr_bytes(), gate_chr_dropped(), gate_rng_bytes(),
 	     gate_mon_commands(), gate_mon_refused(), gate_net_frames(), gate_net_dropped(),
-	     gate_clock_reads(), gate_clock_timers());
+	     gate_clock_reads(), gate_clock_timers(), gate_fs_files());
 }

@@ -656,21 +656,38 @@ replay_qargv(const char *log, const struct log_header *h, char **given, int n)
 /*
  * The order check of an exact-mode log (log_order_check): 0, or -1 after
  * saying which event is out of place.  Also the recorded RTC start
- * (host_clock, gate_clock.h) into @rtc ("" if none).
+ * (host_clock, gate_clock.h) into @rtc ("" if none).  And the files the
+ * recording's guest read from 9p shares (file_read, gate_fs.h) must read
+ * the same in @qargv's shares: else -2 after naming the first that does
+ * not (with @force, a warning).
  */
 static int
-check_action_icounts(struct log_reader *r, const char *log, char *rtc, size_t rtclen)
+check_action_icounts(struct log_reader *r, const char *log, char *rtc, size_t rtclen,
+		     char **qargv, int force)
 {
 	struct log_event ev;
 	struct log_action a;
 	struct log_order_check c = { 0 };
-	char why[256];
-	int exact = log_header_exact(log_reader_header(r));
+	char why[2048];
+	int exact = log_header_exact(log_reader_header(r)), files_ok = 1, nsh = -1;
+	struct fp_share sh[16];
 
 	rtc[0] = 0;
 	while (log_reader_next(r, &ev) == 1) {
 		if (ev.kind == LOG_EV_HOST_CLOCK && ev.id == 0)
 			snprintf(rtc, rtclen, "%.*s", (int)ev.text_len, ev.text);
+		if (ev.kind == LOG_EV_FILE_READ && files_ok) {
+			if (nsh < 0)
+				nsh = fp_shares(argv_len(qargv), qargv, sh, 16);
+			if (fp_check_read(ev.text, ev.text_len, sh, nsh, why, sizeof(why)) < 0) {
+				fprintf(stderr, "bhrr: replay: %s: %s; %s\n", log, why,
+					force ? "replaying anyway (--force)"
+					      : "refusing (the first file that differs; --force tries anyway)");
+				files_ok = 0;
+				if (!force)
+					return -2;
+			}
+		}
 		if (exact && log_order_check(&c, &ev, log_action_of(r, &ev, 1, &a) ? &a : NULL, why,
 					     sizeof(why)) < 0) {
 			fprintf(stderr, "bhrr: replay: %s: %s; refusing (an altered log?)\n", log, why);
@@ -824,9 +841,11 @@ cmd_replay(int argc, char **argv)
 	}
 	char rtc[64];
 
-	if (check_action_icounts(r, log, rtc, sizeof(rtc)) < 0) {
+	int checked = check_action_icounts(r, log, rtc, sizeof(rtc), qargv, force);
+
+	if (checked < 0) {
 		log_reader_close(r);
-		return 1;
+		return checked == -2 ? EXIT_USAGE : 1;
 	}
 	qargv = replay_rtc_base(qargv, rtc);
 	int ordering = !log_header_exact(h);

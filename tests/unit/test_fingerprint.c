@@ -166,6 +166,56 @@ header_form_and_compare(void)
 	   "a missing drive is named: %s", why);
 }
 
+/* 9p shares: which options name one, and the replay's check of a file the guest read */
+static void
+shares(void)
+{
+	char fsdev[512], virtfs[512], virtfs_id[512], rec[512], why[1024];
+	struct fp_share sh[4];
+
+	snprintf(fsdev, sizeof(fsdev), "local,id=fs0,path=%s,security_model=none,readonly=on", dir);
+	snprintf(virtfs, sizeof(virtfs), "local,path=%s,mount_tag=host1,security_model=none", dir);
+	snprintf(virtfs_id, sizeof(virtfs_id), "local,path=%s/sub,mount_tag=t,id=v2,security_model=none", dir);
+	const char *argv[] = { "qemu", "-fsdev", fsdev, "-fsdev", "proxy,id=p,socket=/x",
+			       "--virtfs", virtfs, "-virtfs", virtfs_id, "-fsdev", "synth,id=s", NULL };
+	int argc = 0;
+
+	while (argv[argc])
+		argc++;
+	int n = fp_shares(argc, (char *const *)argv, sh, 4);
+
+	ok(n == 3 && strcmp(sh[0].id, "fs0") == 0 && strcmp(sh[0].path, dir) == 0,
+	   "-fsdev local names its share by id: %d %s", n, n > 0 ? sh[0].id : "");
+	ok(n == 3 && strcmp(sh[1].id, "host1") == 0, "-virtfs without id= by its mount_tag");
+	ok(n == 3 && strcmp(sh[2].id, "v2") == 0, "-virtfs with id= by its id; proxy and synth are no shares");
+
+	write_file("f1", "hello", 5, 0);
+	size_t len = fp_format_read("fs0", "f1", 5, 0, rec, sizeof(rec));
+	uint64_t size, x;
+
+	ok(fp_hash_file(strcat(strcpy(why, dir), "/f1"), &size, &x, why, sizeof(why)) == 0 && size == 5,
+	   "a share's file hashes");
+	len = fp_format_read("fs0", "f1", size, x, rec, sizeof(rec));
+	ok(fp_check_read(rec, len, sh, n, why, sizeof(why)) == 0, "an unchanged file passes: %s", rec);
+	write_file("f1", "HELLO", 5, 0);
+	ok(fp_check_read(rec, len, sh, n, why, sizeof(why)) < 0 &&
+	       strstr(why, "f1 is not the file the recording's guest read (5 bytes") != NULL,
+	   "a changed file is named: %s", why);
+	len = fp_format_read("fs0", "gone", 5, x, rec, sizeof(rec));
+	ok(fp_check_read(rec, len, sh, n, why, sizeof(why)) < 0 &&
+	       strstr(why, "the recording's guest read gone; now cannot read it") != NULL,
+	   "a missing file is named: %s", why);
+	len = fp_format_read("fs9", "f1", 5, x, rec, sizeof(rec));
+	ok(fp_check_read(rec, len, sh, n, why, sizeof(why)) < 0 &&
+	       strstr(why, "9p share fs9, which this command line does not have") != NULL,
+	   "a missing share is named: %s", why);
+	ok(fp_check_read("fs0\tf1", 6, sh, n, why, sizeof(why)) < 0, "a malformed event is refused");
+	len = fp_format_read("fs0", "../etc/passwd", 5, x, rec, sizeof(rec));
+	ok(fp_check_read(rec, len, sh, n, why, sizeof(why)) < 0 &&
+	       strstr(why, "not a path inside 9p share fs0") != NULL,
+	   "a path out of the share is refused: %s", why);
+}
+
 int
 main(void)
 {
@@ -175,6 +225,7 @@ main(void)
 	options();
 	holes();
 	header_form_and_compare();
+	shares();
 	char cmd[128];
 
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
