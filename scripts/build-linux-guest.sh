@@ -60,7 +60,8 @@ add_module() {
 case "$arch" in
 # crc-t10dif (for sd_mod) needs a crct10dif provider loaded first.  The
 # CI-shaped runs add a virtio NIC, a virtio-rng and a virtio-serial port.
-amd64) modules="ata_piix crct10dif_generic sd_mod virtio_pci virtio_blk virtio_net virtio-rng virtio_console" ;;
+# virtio-9p shares: 9pnet_virtio and 9p.
+amd64) modules="ata_piix crct10dif_generic sd_mod virtio_pci virtio_blk virtio_net virtio-rng virtio_console 9pnet_virtio 9p" ;;
 # -M virt's two virtio-blk disks, on virtio-mmio or virtio-pci: Debian's
 # arm64 config has all three as modules (the PCI host, the PL011 console
 # and the PL031 RTC are built in).

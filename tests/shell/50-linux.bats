@@ -1,6 +1,7 @@
 #!/usr/bin/env bats
 # The Linux test guest (a Debian kernel and busybox, tests/guest/linux/init):
-# concurrent O_DIRECT readers and writers on an IDE and a virtio-blk disk.
+# concurrent O_DIRECT readers and writers on an IDE and a virtio-blk disk
+# (and, with bhrr.9p=, a reader of a 9p share beside them).
 # The aarch64 tier (issue 16): Debian's arm64 kernel and busybox on
 # qemu-system-aarch64 -M virt, the same readers and writers on two
 # virtio-blk disks.  Slow tier: run by 'make check-linux'.
@@ -338,6 +339,66 @@ linux_aio() {
 
 @test "the Linux guest with aio=native and aio=io_uring drives replays identically, 5 times, on QEMU 10.0" {
 	linux_aio 10.0
+}
+
+# linux_9p_argv VERSION: QEMU_ARGV for the Linux guest with a third worker
+# reading every file of a read-only 9p share (-fsdev local, virtio-9p-pci,
+# DIR/share) beside its disk workers (tests/guest/linux/init, bhrr.9p=).
+linux_9p_argv() {
+	linux_argv "$1" 30
+	QEMU_ARGV=("${QEMU_ARGV[@]/bhrr.ops=30/bhrr.ops=30 bhrr.9p=host0}"
+		-fsdev "local,id=fs0,path=$BATS_TEST_TMPDIR/share,security_model=none,readonly=on"
+		-device virtio-9p-pci,fsdev=fs0,mount_tag=host0
+		-rtc clock=vm,base=2020-01-01T00:00:00 -seed 1)
+}
+
+# linux_9p VERSION: 9p replies come back from the host's file system
+# through thread-pool workers, at host-timed moments: record once, replay 5
+# times, each identical.  The record fingerprints each file of the share
+# the guest read (file_read events, shim/gate_fs.c); once one file of the
+# share changed, a replay is refused before QEMU starts, naming that file.
+linux_9p() {
+	mkdir "$BATS_TEST_TMPDIR/share"
+	for i in $(seq 1 12); do
+		yes "file $i of the share" | head -c $((i * 3000)) >"$BATS_TEST_TMPDIR/share/f$(printf %02d "$i")"
+	done
+	# Read once, so that the record's reads leave the files' access times as
+	# they are (relatime updates a fresh file's at its first read): the
+	# guest's own relatime sees them, and would ask the server differently
+	# in a replay (doc/record.md, "9p shares").
+	cat "$BATS_TEST_TMPDIR/share"/* >/dev/null
+	linux_9p_argv "$1"
+	rm -f "$BATS_TEST_TMPDIR/linux.bhlog"
+	status=0
+	timeout 300 "$BHRR" record -o "$BATS_TEST_TMPDIR/linux.bhlog" -- "${QEMU_ARGV[@]}" \
+		>"$BATS_TEST_TMPDIR/rec.out" 2>"$BATS_TEST_TMPDIR/rec.err" || status=$?
+	cat "$BATS_TEST_TMPDIR/rec.err"
+	[ "$status" -eq 0 ]
+	# the disks' 60 operations and the share's 12 files, all read whole
+	grep -q '^linux-guest: done 72 ops' "$BATS_TEST_TMPDIR/rec.out"
+	[ "$(grep -cE '^9p [0-9]+ f[0-9]{2} [0-9]+ [0-9a-f]{32} ' "$BATS_TEST_TMPDIR/rec.out")" -eq 12 ]
+	grep -q '^9p 11 f12 36000 ' "$BATS_TEST_TMPDIR/rec.out"
+	! grep -q 'FAIL' "$BATS_TEST_TMPDIR/rec.out" || false
+	[ "$("$BHRR" dump "$BATS_TEST_TMPDIR/linux.bhlog" | grep -c ' file_read .* share=fs0 path=f[0-9][0-9] ')" -eq 12 ]
+	for k in 1 2 3 4 5; do
+		linux_9p_argv "$1"
+		replay_linux "$k"
+	done
+	echo "changed on the host" >>"$BATS_TEST_TMPDIR/share/f05"
+	linux_9p_argv "$1"
+	run "$BHRR" replay "$BATS_TEST_TMPDIR/linux.bhlog" -o "$BATS_TEST_TMPDIR/refused.bhlog" -- "${QEMU_ARGV[@]}"
+	echo "$output"
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"9p share fs0 ($BATS_TEST_TMPDIR/share): f05 is not the file the recording's guest read (15020 bytes, "*"; recorded 15000 bytes, "*"refusing (the first file that differs; --force tries anyway)"* ]]
+	[ ! -e "$BATS_TEST_TMPDIR/refused.bhlog" ] # QEMU never started
+}
+
+@test "the Linux guest reading a 9p share replays identically, 5 times, and a changed file is refused by name, on QEMU 7.2" {
+	linux_9p 7.2
+}
+
+@test "the Linux guest reading a 9p share replays identically, 5 times, and a changed file is refused by name, on QEMU 10.0" {
+	linux_9p 10.0
 }
 
 # linux_console VERSION: the guest's shell on its serial console, driven by an
