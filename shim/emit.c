@@ -320,7 +320,7 @@ emit_net_recv(uint64_t id, const uint8_t *data, size_t len, unsigned how, int64_
 void
 emit_file_read(const char *text, size_t len)
 {
-	/* no icount: the file is hashed in bhrr's own thread, at no moment of the guest's */
+	/* no icount: QEMU's 9p worker opened the file, at no moment of the guest's */
 	emit_input(LOG_EV_FILE_READ, 0, (const uint8_t *)text, len, LOG_IC_UNKNOWN, 0, 0);
 }
 

@@ -84,10 +84,11 @@ is_protocol(const char *path)
 int
 fp_hash_file(const char *path, uint64_t *size, uint64_t *hash, char *why, size_t len)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOATIME);
+	/* O_NONBLOCK: a FIFO put where a file was must not block the open */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOATIME);
 
 	if (fd < 0 && errno == EPERM) /* O_NOATIME: only the owner, or a privileged process */
-		fd = open(path, O_RDONLY | O_CLOEXEC);
+		fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	struct stat st;
 
 	if (fd < 0 || fstat(fd, &st) < 0) {
@@ -396,22 +397,27 @@ int
 fp_check_read(const char *text, size_t tlen, const struct fp_share *shares, int nshares,
 	      char *why, size_t len)
 {
-	char t[FP_PATH_MAX + 128], path[2 * FP_PATH_MAX + 2], e[160];
-	const char *f[4] = { t };
-	int nf = 1;
+	char t[FP_READ_MAX + 1], path[FP_PATH_MAX + FP_READ_MAX + 2], e[160];
+	const char *f[4];
 
+	/* share, then the path (which may hold a tab), then size and xxh3 from the right */
 	snprintf(t, sizeof(t), "%.*s", (int)tlen, text);
-	for (char *p = t; *p && nf < 4; p++)
-		if (*p == '\t') {
-			*p = 0;
-			f[nf++] = p + 1;
-		}
-	if (nf < 4) {
-		snprintf(why, len, "a file_read event that is not \"share\\tpath\\tsize\\txxh3\"");
+	char *t1 = strchr(t, '\t'), *t3 = strrchr(t, '\t'), *t2 = NULL;
+
+	if (t1 != NULL && t3 > t1) {
+		*t3 = 0;
+		t2 = strrchr(t1 + 1, '\t');
+	}
+	if (t2 == NULL) {
+		snprintf(why, len, "a file_read event that is not \"share\\tpath\\tsize\\txxh3\" (an "
+			 "altered log?)");
 		return -1;
 	}
+	*t1 = *t2 = 0;
+	f[0] = t, f[1] = t1 + 1, f[2] = t2 + 1, f[3] = t3 + 1;
 	uint64_t size = strtoull(f[2], NULL, 10), xxh3 = strtoull(f[3], NULL, 16), s2, x2;
 	const struct fp_share *sh = NULL;
+	struct stat st;
 
 	for (int k = 0; k < nshares && sh == NULL; k++)
 		if (strcmp(shares[k].id, f[0]) == 0)
@@ -429,6 +435,12 @@ fp_check_read(const char *text, size_t tlen, const struct fp_share *shares, int 
 		return -1;
 	}
 	snprintf(path, sizeof(path), "%s/%s", sh->path, f[1]);
+	/* QEMU opens a share's files without following a last symlink: so does the check */
+	if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+		snprintf(why, len, "9p share %s (%s): the recording's guest read %s; now it is not a "
+			 "regular file", f[0], sh->path, f[1]);
+		return -1;
+	}
 	if (fp_hash_file(path, &s2, &x2, e, sizeof(e)) < 0) {
 		snprintf(why, len, "9p share %s (%s): the recording's guest read %s; now %s", f[0],
 			 sh->path, f[1], e);

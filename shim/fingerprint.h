@@ -72,6 +72,9 @@ struct fp_share {
 /* The shares of @argv, at most @max into @out; their count. */
 int fp_shares(int argc, char *const argv[], struct fp_share *out, int max);
 
+/* The longest file_read text (log.h's LOG_TEXT_MAX): longer ones are not recorded. */
+#define FP_READ_MAX 4096
+
 /* file_read's text: "share\tpath-in-share\tsize\txxh3-hex" into @buf; its length. */
 size_t fp_format_read(const char *share, const char *rel, uint64_t size, uint64_t xxh3, char *buf,
 		      size_t len);

@@ -9,31 +9,24 @@
  * already lands at an exact icount.  What a replay cannot reproduce is a
  * file that changed on the host since: so while recording, every regular
  * file of a share that QEMU opens (openat64, which libbhrr.so interposes;
- * the local backend opens each file that way) is fingerprinted once, right
- * after its first open, by a thread of bhrr's (never QEMU's worker), as a
- * file_read event ("share\tpath\tsize\txxh3"), and
+ * the local backend opens each file that way) to read is fingerprinted
+ * once, at its first such open, before QEMU reads it, as a file_read event
+ * ("share\tpath\tsize\txxh3"), and
  * `bhrr replay` checks them all before QEMU starts, naming the first file
  * that differs (fingerprint.h's fp_check_read).
  *
  * Threads: gate_fs_start runs in the constructor; the interposed openat64
- * runs in any thread (QEMU opens from its 9p workers) and only queues the
- * file, under fs_mu; the hasher thread, started at the first file, hashes
- * and logs; gate_fs_finish (the session's end) drains and joins it.
+ * runs in any thread (QEMU opens from its 9p workers), hashes there, and
+ * takes fs_mu only for the set of files already fingerprinted.
  */
 #ifndef BHRR_GATE_FS_H
 #define BHRR_GATE_FS_H
 
 /*
  * Start fingerprinting the shares of command line @argv when @recording
- * (exact or ordering); constructor only.
+ * (exact, ordering or chaos); constructor only.
  */
 void gate_fs_start(int recording, int argc, char *const argv[]);
-
-/*
- * At the session's end, before the log is sealed: fingerprint what is still
- * queued, then stop the hasher thread.  Main thread.
- */
-void gate_fs_finish(void);
 
 /* Files fingerprinted so far; any thread. */
 unsigned long long gate_fs_files(void);

@@ -460,7 +460,6 @@ session_finish(void)
 
 	if (!session_active())
 		return;
-	gate_fs_finish(); /* its last fingerprints, before the log is sealed */
 	__atomic_store_n(&active, 0, __ATOMIC_RELEASE);
 	int64_t ic = qrt_icount_now(&how, 0);
 

@@ -60,24 +60,39 @@ json_str(FILE *f, const char *s, size_t len)
 	fputc('"', f);
 }
 
-/* file_read's four tab-separated fields (share, path, size, xxh3); 0, or -1. */
+/*
+ * file_read's four fields (share, path, size, xxh3): the share up to the
+ * first tab, size and xxh3 after the last two, the path (which may hold a
+ * tab) between; 0, or -1.
+ */
 static int
 file_read_fields(const struct log_event *ev, const char *f[4], size_t len[4])
 {
-	const char *p = ev->text, *end = ev->text + ev->text_len;
+	const char *p = ev->text, *end = ev->text + ev->text_len, *t1, *t2 = NULL, *t3 = NULL;
 
-	for (int k = 0; k < 4; k++) {
-		const char *q = p;
-
-		while (q < end && *q != '\t')
-			q++;
-		f[k] = p;
-		len[k] = (size_t)(q - p);
-		if (k < 3 && q == end)
+	t1 = memchr(p, '\t', ev->text_len);
+	for (const char *q = end; q > (t1 ? t1 + 1 : end); q--)
+		if (q[-1] == '\t') {
+			if (t3 == NULL)
+				t3 = q - 1;
+			else {
+				t2 = q - 1;
+				break;
+			}
+		}
+	if (t1 == NULL || t2 == NULL)
+		return -1;
+	f[0] = p, len[0] = (size_t)(t1 - p);
+	f[1] = t1 + 1, len[1] = (size_t)(t2 - t1 - 1);
+	f[2] = t2 + 1, len[2] = (size_t)(t3 - t2 - 1);
+	f[3] = t3 + 1, len[3] = (size_t)(end - t3 - 1);
+	for (size_t k = 0; k < len[2]; k++)
+		if (f[2][k] < '0' || f[2][k] > '9')
+			return -1; /* JSON prints it as a number */
+	for (size_t k = 0; k < len[3]; k++)
+		if (!strchr("0123456789abcdef", f[3][k]) || f[3][k] == 0)
 			return -1;
-		p = q + 1;
-	}
-	return 0;
+	return len[2] && len[3] ? 0 : -1;
 }
 
 void

@@ -22,9 +22,15 @@ load helper
 	[ "$output" = "out" ]
 }
 
-@test "the shim exports no symbols that could shadow QEMU's" {
+# Its one export is libc's openat64 (shim/gate_fs.c: the 9p backend's
+# opens), which no QEMU defines: checked against both QEMUs' own exports.
+@test "the shim exports no symbols that could shadow QEMU's: only libc's openat64" {
 	run sh -c "nm -D --defined-only '$SHIM' | awk '{print \$NF}' | grep -vE '^(_init|_fini)$'"
-	[ -z "$output" ]
+	[ "$output" = "openat64" ]
+	for v in 7.2 10.0; do
+		use_qemu "$v"
+		! nm -D --defined-only "$QEMU_BIN" | awk '{print $NF}' | grep -qx 'openat64' || false
+	done
 }
 
 @test "inside QEMU without BHRR_MODE the shim is silent and the guest unchanged" {

@@ -362,10 +362,12 @@ linux_9p() {
 	for i in $(seq 1 12); do
 		yes "file $i of the share" | head -c $((i * 3000)) >"$BATS_TEST_TMPDIR/share/f$(printf %02d "$i")"
 	done
-	# Read once, so that the record's reads leave the files' access times as
-	# they are (relatime updates a fresh file's at its first read): the
-	# guest's own relatime sees them, and would ask the server differently
-	# in a replay (doc/record.md, "9p shares").
+	# Modified an hour ago and read once since, so that the record's reads
+	# leave the access times as they are (relatime moves them while they
+	# are not past the modification time): the guest's own relatime sees
+	# them, and would ask the server differently in a replay (doc/record.md,
+	# "9p shares").
+	touch -m -d '1 hour ago' "$BATS_TEST_TMPDIR/share" "$BATS_TEST_TMPDIR/share"/*
 	cat "$BATS_TEST_TMPDIR/share"/* >/dev/null
 	linux_9p_argv "$1"
 	rm -f "$BATS_TEST_TMPDIR/linux.bhlog"
