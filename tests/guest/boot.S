@@ -26,6 +26,51 @@ _start:
 1:	hlt
 	jmp 1b
 
+/*
+ * smp=N: where each application processor starts.  smp.c copies
+ * ap_tramp..ap_tramp_end to a page below 1 MiB and sends the AP a STARTUP
+ * IPI for it: the AP runs it in real mode with CS at that page, so the
+ * code refers to nothing but CS-relative offsets and absolute addresses.
+ * It loads a GDT of its own (the loader's lies in its option ROM) with the
+ * BSP's selectors: the IDT's gates, which the APs share, use 0x08.
+ */
+	.code16
+	.globl ap_tramp, ap_tramp_end
+ap_tramp:
+	cli
+	cld
+	mov %cs, %ax
+	mov %ax, %ds
+	lgdtl ap_gdtr - ap_tramp
+	mov %cr0, %eax
+	or $1, %al
+	mov %eax, %cr0
+	ljmpl $0x08, $ap_start32
+	.p2align 2
+ap_gdtr:
+	.word ap_gdt_end - ap_gdt - 1
+	.long ap_gdt
+ap_tramp_end:
+	.code32
+
+/* Protected mode: the stack of the next free slot, then ap_main(slot + 1). */
+ap_start32:
+	mov $0x10, %eax
+	mov %eax, %ds
+	mov %eax, %es
+	mov %eax, %fs
+	mov %eax, %gs
+	mov %eax, %ss
+	mov $1, %eax
+	lock xadd %eax, ap_next
+	mov ap_stack_tops(,%eax,4), %esp
+	inc %eax
+	push %eax
+	call ap_main
+1:	cli
+	hlt
+	jmp 1b
+
 /* Exceptions 0-31: vector number to C, never return. */
 .macro EXC n
 	.globl exc\n
@@ -56,6 +101,14 @@ irq\n:
 .endr
 
 	.section .rodata
+	/* the APs' GDT: flat 32-bit code (0x08) and data (0x10) */
+	.p2align 3
+ap_gdt:
+	.quad 0
+	.quad 0x00cf9a000000ffff
+	.quad 0x00cf92000000ffff
+ap_gdt_end:
+
 	.globl exc_table, irq_table
 	.p2align 2
 exc_table:

@@ -123,6 +123,7 @@ extern struct config {
 	int net;           /* frames to read from an e1000 first, 0 none (needs hz=) */
 	int arp;           /* send an ARP request for 10.0.2.2 first (with net=) */
 	int rtl8139;       /* net= on an RTL8139 in place of the e1000 */
+	int smp;           /* CPUs: 1, or N-1 APs racing the BSP during the I/O (smp.c) */
 } cfg;
 
 /* pci.c */
@@ -135,6 +136,15 @@ int pci_find(uint16_t vendor, uint16_t device, int class, int subclass, struct p
 uint32_t pci_read(const struct pci_dev *d, int off);
 void pci_write(const struct pci_dev *d, int off, uint32_t v);
 void pci_enable(const struct pci_dev *d, int io, int mem, int master);
+
+/*
+ * smp.c: smp_start(N) starts N-1 APs racing on a shared counter; each
+ * race_step() is one CPU's update; smp_finish() stops them and prints the
+ * race.
+ */
+void smp_start(int n);
+void race_step(int id);
+void smp_finish(void);
 
 /* irq.c */
 void irq_init(void);

@@ -7,8 +7,10 @@
 # options (everything after the binary and its firmware options) that boot
 # tests/guest/guest.elf in configuration CONFIG under -icount
 # shift=0,sleep=off, with the debugcon on stdout.  The command lines are
-# clean by 'bhrr doctor': nothing but I/O timing varies between runs.  Needs GUEST_DIR (where
-# guest.elf and disk.img were built).
+# clean by 'bhrr doctor': nothing but I/O timing varies between runs (and,
+# for smp=N, given -smp N, the vCPUs' interleaving, which bhrr records too;
+# doctor flags it on QEMU 7.2 only).  Needs GUEST_DIR (where guest.elf and
+# disk.img were built).
 
 GUEST_CONFIGS="ide-pio ide-dma-irq ide-pio-pit ahci-ncq ahci-ncq-irq virtio virtio-irq flaky"
 
@@ -71,18 +73,30 @@ guest_append() {
 	# sleeps through 8 PIT ticks with nothing in flight first: at least 8
 	# warps in every run, whatever the host does (the warp tests need them)
 	idle)         echo "dev=ide mode=pio wait=irq hz=1000 idle=8 n=16" ;;
+	# an AP races the BSP on a shared counter while the BSP does its I/O
+	# (smp.c): where QEMU switches vCPUs follows the completions, so the
+	# "race:" line differs between free runs.  wait=irq: the BSP halts and
+	# the AP runs while a command is out; hz=1000: a timer deadline ends a
+	# vCPU's turn every millisecond, which QEMU 7.2 needs to stay quick
+	smp-race)     echo "dev=ide mode=pio wait=irq hz=1000 n=16 smp=2" ;;
+	smp-race-virtio) echo "dev=virtio depth=4 wait=irq hz=1000 n=32 smp=2" ;;
 	*) return 1 ;;
 	esac
 }
 
 guest_argv() {
-	local config=$1 dir=$2 append
+	local config=$1 dir=$2 append smp
 	append=$(guest_append "$config") || { echo "guest_argv: unknown configuration '$config'" >&2; return 1; }
 	cp "$GUEST_DIR/disk.img" "$dir/disk0.img"
 	GUEST_ARGV=(-nodefaults -display none -accel tcg -icount shift=0,sleep=off
 		-rtc clock=vm,base=2020-01-01T00:00:00 -seed 1
 		-kernel "$GUEST_DIR/guest.elf" -append "$append"
 		-device isa-debug-exit,iobase=0xf4,iosize=1 -debugcon stdio)
+	case "$append" in
+	*smp=*) # the guest starts N-1 APs: QEMU must have them
+		smp=${append##*smp=}
+		GUEST_ARGV+=(-smp "${smp%% *}") ;;
+	esac
 	case "$append" in
 	*con=*)
 		# a pipe chardev reads PATH.in and writes PATH.out; plain files work

@@ -38,6 +38,8 @@
  *   polls it took and the update flags seen: with -rtc clock=host, host timing)
  *   warm=1 (with con=: keep the polls so far at 8 MiB, which a reset leaves alone, and
  *   print at boot those of the boot before, if it was reset while it polled)
+ *   smp=N (N-1 APs race the BSP on a shared counter while it does its I/O, then one
+ *   "race:" line; needs -smp N; smp.c)
  */
 #include <stdarg.h>
 
@@ -54,6 +56,7 @@
 struct config cfg = {
 	.dev = "ide", .mode = "pio", .n = 64, .count = 8, .depth = 2, .writes = 25,
 	.irq = 0, .hz = 0, .seed = 1, .flaky = 0, .sectors = 2048, .channels = 2, .quiet = 0, .batch = 1,
+	.smp = 1,
 };
 
 static struct cmd cmds[MAX_CMDS];
@@ -282,6 +285,7 @@ parse_cmdline(const char *src)
 		else if (streq(key, "channels")) cfg.channels = (int)parse_num(val);
 		else if (streq(key, "quiet")) cfg.quiet = (int)parse_num(val);
 		else if (streq(key, "batch")) cfg.batch = (int)parse_num(val);
+		else if (streq(key, "smp")) cfg.smp = (int)parse_num(val);
 		else
 			fail("unknown option '%s'", key);
 	}
@@ -693,6 +697,9 @@ kmain(const struct mb_info *mb)
 		console_read(cfg.con);
 	if (cfg.rng > 0)
 		rng_read(cfg.rng);
+	/* smp=N: the APs race from here to the end of the I/O (smp.c) */
+	if (cfg.smp != 1)
+		smp_start(cfg.smp);
 
 	int issued = 0, inflight = 0;
 
@@ -728,6 +735,8 @@ kmain(const struct mb_info *mb)
 		}
 		int before = n_done;
 
+		if (cfg.smp != 1)
+			race_step(0); /* the BSP's update, between its commands */
 		cli();
 		drv->poll();
 		if (n_done == before && cfg.irq)
@@ -737,6 +746,8 @@ kmain(const struct mb_info *mb)
 		inflight -= n_done - before;
 	}
 	cli();
+	if (cfg.smp != 1)
+		smp_finish();
 	int inv = inversions();
 
 	printf("done: dev=%s cmds=%d inversions=%d ticks=%u tsc=%llu\n", drv->name, n_done, inv,
