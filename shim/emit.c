@@ -9,6 +9,7 @@
 #include "held.h"
 #include "ident.h"
 #include "qemu_rt.h"
+#include "vcpu_sched.h"
 
 #define STACK_TEXT_MAX (16 * 24)
 
@@ -145,6 +146,7 @@ emit_bh_run(const struct held *h, unsigned how, int64_t icount, uint64_t flags)
 {
 	struct log_event ev;
 
+	sched_flush(); /* an action: after the vCPU turns before it (vcpu_sched.h) */
 	head(&ev, LOG_EV_BH_RUN, how, icount);
 	ev.flags = flags;
 	ev.ident = h->ident;
@@ -256,6 +258,7 @@ emit_io_complete(uint64_t req, int64_t ret, unsigned how, int64_t icount, uint64
 {
 	struct log_event ev;
 
+	sched_flush();
 	head(&ev, LOG_EV_IO_COMPLETE, how, icount);
 	ev.flags = flags;
 	ev.req = req;
@@ -274,6 +277,8 @@ emit_input(unsigned kind, uint64_t id, const uint8_t *data, size_t len, unsigned
 {
 	struct log_event ev;
 
+	if (kind != LOG_EV_FILE_READ) /* the others are actions, or answered in order */
+		sched_flush();
 	head(&ev, kind, how, icount);
 	ev.id = id;
 	ev.flags = flags;
@@ -353,6 +358,16 @@ emit_warp(int64_t delta_ns, unsigned how, int64_t icount)
 {
 	struct log_event ev = { .kind = LOG_EV_WARP, .icount_how = how, .icount = icount,
 				.delta_ns = delta_ns };
+
+	sched_flush();
+	log_writer_append(writer, &ev);
+}
+
+void
+emit_slice(unsigned cpu, uint64_t ran, unsigned flags, int64_t icount)
+{
+	struct log_event ev = { .kind = LOG_EV_SLICE, .icount_how = LOG_IC_EXACT, .icount = icount,
+				.id = cpu, .bytes = ran, .flags = flags };
 
 	log_writer_append(writer, &ev);
 }

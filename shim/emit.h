@@ -74,6 +74,8 @@ void emit_host_clock(unsigned what, const char *value);
 void emit_host_clock_read(unsigned what, int64_t value, unsigned how, int64_t icount);
 /* A file of a 9p share QEMU opened for the guest: @text "share\tpath\tsize\txxh3" (gate_fs.h) */
 void emit_file_read(const char *text, size_t len);
+/* A turn of vCPU @cpu that ran @ran instructions to the global icount @icount (vcpu_sched.h); flags LOG_F_AFTER_EXC. */
+void emit_slice(unsigned cpu, uint64_t ran, unsigned flags, int64_t icount);
 /* A timer on a host clock (gate_clock.h's ordinal @timer) fired for the guest */
 void emit_host_timer(unsigned timer, unsigned how, int64_t icount, uint64_t flags);
 void emit_warp(int64_t delta_ns, unsigned how, int64_t icount);

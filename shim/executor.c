@@ -11,6 +11,7 @@
 #include "log.h"
 #include "policy.h"
 #include "qemu_rt.h"
+#include "vcpu_sched.h"
 #include "settings.h"
 #include "vlog.h"
 
@@ -101,7 +102,8 @@ land_fn(CPUState *cpu, run_on_cpu_data data)
 	qrt_assert_bql("the executor's landing");
 	unsigned how;
 	int64_t ic = qrt_icount_now(&how, 1);
-	int64_t target = qrt.all_idle() ? ic : ic + 1;
+	/* -smp: a replay ends QEMU's round wherever the record's did (vcpu_sched.h) */
+	int64_t target = qrt.all_idle() || sched_active() ? ic : ic + 1;
 
 	if (armed_ns != -1 && armed_ns <= qrt_deadline_of(target))
 		return;
@@ -357,6 +359,9 @@ executor_landings(void)
  * vCPU thread armed it, move on one instruction, placed by the budget as
  * in replay.  1 if it moved on.  land_fn applies the same rule before the
  * executor fires; this one catches what was armed "now" regardless.
+ * Under -smp there is no such rule: a replay makes the record's turns,
+ * and ends one just after an exception entry where the record's ended
+ * there (vcpu_sched.h).
  */
 static int
 land_later(void)
@@ -364,7 +369,7 @@ land_later(void)
 	unsigned how;
 	int64_t ic = qrt_icount_now(&how, 1);
 
-	if (ic == exec_target || qrt.all_idle())
+	if (ic == exec_target || qrt.all_idle() || sched_active())
 		return 0;
 	landings++;
 	executor_arm_at(ic + 1);

@@ -14,6 +14,7 @@
 #include "qemu_rt.h"
 #include "replay.h"
 #include "symbols.h"
+#include "vcpu_sched.h"
 #include "vlog.h"
 
 enum { QCLK_REALTIME = 0, QCLK_HOST = 2 }; /* QEMUClockType, include/qemu/timer.h */
@@ -457,6 +458,14 @@ hk_timer_init_full(void *ts, void *tlg, int type, int scale, int attrs, QEMUTime
 		old->ts = NULL;
 		old->phantom = 0;
 	}
+	/*
+	 * -smp: QEMU's round-robin kick timer, the one virtual timer the vCPU
+	 * thread makes, is armed and deleted at host-timed moments (whenever
+	 * the vCPUs stop or start being all idle), so a warp must not stop at
+	 * its deadline: it is QEMU's, not the guest's (vcpu_sched.h).
+	 */
+	if (type == QRT_CLOCK_VIRTUAL && opaque == NULL && sched_active() && qrt.in_vcpu_thread())
+		attrs |= QRT_TIMER_ATTR_EXTERNAL;
 	if (!gated_timer(tlg, type)) {
 		real_timer_init_full(ts, tlg, type, scale, attrs, cb, opaque);
 		return;

@@ -34,6 +34,7 @@ enum log_kind {
 	LOG_EV_CHR_EVENT = 21,
 	LOG_EV_HOST_TIMER = 22,
 	LOG_EV_FILE_READ = 23,
+	LOG_EV_SLICE = 24,
 	LOG_EV_COUNT
 };
 
@@ -53,6 +54,12 @@ enum log_icount { LOG_IC_EXACT = 0, LOG_IC_LOWER = 1, LOG_IC_UNKNOWN = 2 };
  * at its icount; the last piece, without this flag, is the action)
  */
 #define LOG_F_MORE 4u
+/*
+ * slice flag: the slice ended just after its vCPU entered an exception
+ * handler for a faulting instruction (which counts no instruction), before
+ * the handler's first instruction (vcpu_sched.h)
+ */
+#define LOG_F_AFTER_EXC 8u
 
 #define LOG_TEXT_MAX 4096 /* longest string a reader accepts */
 
@@ -67,7 +74,7 @@ struct log_event {
 	unsigned kind;         /* enum log_kind; reader: unknown kinds as read */
 	unsigned icount_how;   /* enum log_icount */
 	int64_t icount;
-	uint64_t id;           /* string, ident: the id being defined; chr_read: the frontend; rng_read: the device; monitor: same turn; host_clock: what (0 the RTC's start, 1 a read of QEMU_CLOCK_REALTIME, 2 of QEMU_CLOCK_HOST); host_timer: the timer; net_recv: NIC, QEMU's flags << 32; chr_event: the frontend */
+	uint64_t id;           /* string, ident: the id being defined; chr_read: the frontend; rng_read: the device; monitor: same turn; host_clock: what (0 the RTC's start, 1 a read of QEMU_CLOCK_REALTIME, 2 of QEMU_CLOCK_HOST); host_timer: the timer; net_recv: NIC, QEMU's flags << 32; chr_event: the frontend; slice: the vCPU's index */
 	uint64_t ident;        /* bh_schedule, bh_run */
 	uint64_t cb_off;       /* ident */
 	uint64_t name_id;      /* ident */
@@ -77,7 +84,7 @@ struct log_event {
 	uint64_t flags;        /* bh_run, io_complete, chr_read: LOG_F_* */
 	uint64_t instance;     /* bh_new, bh_delete, bh_run: creation ordinal of the ident, from 1; 0 unknown */
 	uint64_t req;          /* io_submit, io_complete (absolute) */
-	uint64_t op, offset, bytes; /* io_submit */
+	uint64_t op, offset, bytes; /* io_submit; slice: bytes = the instructions it ran */
 	int64_t ret;           /* io_complete */
 	int64_t delta_ns;      /* warp */
 	uint64_t state;        /* vm_stop, vm_resume */

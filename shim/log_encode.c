@@ -34,6 +34,7 @@ static const char *const kind_names[LOG_EV_COUNT] = {
 	[LOG_EV_CHR_EVENT] = "chr_event",
 	[LOG_EV_HOST_TIMER] = "host_timer",
 	[LOG_EV_FILE_READ] = "file_read",
+	[LOG_EV_SLICE] = "slice",
 };
 
 const char *
@@ -148,6 +149,12 @@ log_encode_fields(uint8_t *p, const struct log_event *ev, uint64_t *prev_req)
 		break;
 	case LOG_EV_WARP:
 		n += log_put_varint(p + n, log_zigzag(ev->delta_ns));
+		break;
+	case LOG_EV_SLICE:
+		n += log_put_varint(p + n, ev->id);
+		n += log_put_varint(p + n, ev->bytes);
+		if (ev->flags)
+			n += log_put_varint(p + n, ev->flags);
 		break;
 	case LOG_EV_NESTED_POLL:
 		n += log_put_varint(p + n, ev->role);

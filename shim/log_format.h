@@ -13,7 +13,7 @@
 #define LOG_SEED 0x62687272u
 #define LOG_MAGIC "BHRRLOG\0"
 #define LOG_MAGIC_LEN 8u
-#define LOG_VERSION 6u
+#define LOG_VERSION 7u
 
 enum log_rtype { LOG_ZERO = 0, LOG_FULL = 1, LOG_FIRST = 2, LOG_MIDDLE = 3, LOG_LAST = 4 };
 

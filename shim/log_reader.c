@@ -366,6 +366,12 @@ decode_fields(struct log_reader *r, const uint8_t *p, const uint8_t *end, struct
 		GET(u);
 		ev->delta_ns = log_unzigzag(u);
 		return 0;
+	case LOG_EV_SLICE:
+		GET(ev->id);
+		GET(ev->bytes);
+		if (p < end)
+			GET(ev->flags);
+		return 0;
 	case LOG_EV_CHR_READ:
 	case LOG_EV_RNG_READ:
 	case LOG_EV_MONITOR:

@@ -86,6 +86,13 @@ void policy_record_arm_held(void);
 
 /* Replay: arm the executor for the next recorded action (BQL, any thread). */
 void policy_replay_arm(void);
+/*
+ * -smp (vcpu_sched.h): whether a park holds every vCPU (vCPU thread), and land
+ * what the log has after the turns made so far, at this icount (the outer
+ * iteration: vCPU thread, BQL).
+ */
+int policy_replay_parked(void);
+void policy_replay_land(void);
 
 const struct policy *policy_current(void);
 void policy_switch(const struct policy *p);

@@ -22,6 +22,7 @@
 #include "policy.h"
 #include "qemu_rt.h"
 #include "replay.h"
+#include "vcpu_sched.h"
 #include "settings.h"
 #include "shim.h"
 #include "vlog.h"
@@ -45,7 +46,9 @@ replay_arm_kick(int kick)
 		return;
 	a = replay_due();
 	if (a == NULL) {
-		replay_free("end of the log"); /* nothing (more) to replay: hand over what is held */
+		/* nothing (more) to replay: hand over what is held - after the last vCPU turn */
+		if (!sched_turns_left())
+			replay_free("end of the log");
 		return;
 	}
 	/*
@@ -54,6 +57,13 @@ replay_arm_kick(int kick)
 	 * now would only queue QEMU's kick work for it, once per arrival.
 	 */
 	if (parked && !kick)
+		return;
+	/*
+	 * -smp: the log's vCPU turns stop the guest where an action lands
+	 * (vcpu_sched.h); a deadline here would cut a turn short of the
+	 * record's, one that ends just after an exception entry included.
+	 */
+	if (sched_replaying())
 		return;
 	/*
 	 * VIRTUAL = bias + (icount << shift); the bias moves only by warps.
@@ -149,6 +159,22 @@ park(void)
 	qrt.async_run_on_cpu(cpu, park_fn, (run_on_cpu_data){ .host_ptr = NULL });
 }
 
+int
+policy_replay_parked(void)
+{
+	return parked;
+}
+
+void
+policy_replay_land(void)
+{
+	const struct replay_action *a = replay_due();
+
+	if (a != NULL && !a->a.at_io && a->slice == sched_done() &&
+	    a->a.icount == __atomic_load_n(qrt.qemu_icount, __ATOMIC_ACQUIRE))
+		replay_step();
+}
+
 /* From the executor (vCPU thread, BQL, exact icount): act on the log. */
 static void
 replay_step(void)
@@ -157,7 +183,8 @@ replay_step(void)
 		const struct replay_action *a = replay_due();
 
 		if (a == NULL) {
-			replay_free("end of the log");
+			if (!sched_turns_left())
+				replay_free("end of the log");
 			return;
 		}
 		int64_t ic = __atomic_load_n(qrt.qemu_icount, __ATOMIC_ACQUIRE);
@@ -169,6 +196,14 @@ replay_step(void)
 		if (ic > a->a.icount) {
 			replay_diverge("the guest is already at icount %lld", (long long)ic);
 			return;
+		}
+		/* -smp: at this icount, but after as many vCPU turns as the record had? */
+		if (sched_replaying() && !a->a.at_io && a->slice != sched_done()) {
+			if (a->slice < sched_done())
+				replay_diverge("the vCPUs have had %llu turns by icount %lld, the record %llu",
+					       (unsigned long long)sched_done(), (long long)ic,
+					       (unsigned long long)a->slice);
+			return; /* vcpu_sched.c ends QEMU's round after that turn and lands it then */
 		}
 		if (a->a.kind == LOG_ACT_WARP)
 			return;
@@ -216,7 +251,8 @@ replay_io(void)
 	const struct replay_action *next = replay_due();
 
 	/* the icount is read only when the next action is one at an access */
-	if (replay_is_free() || next == NULL || !next->a.at_io || !io_land_icount(&ic) ||
+	if (replay_is_free() || next == NULL || !next->a.at_io ||
+	    (sched_replaying() && next->slice != sched_done()) || !io_land_icount(&ic) ||
 	    ic != next->a.icount)
 		return;
 	while (!replay_is_free()) {

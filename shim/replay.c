@@ -99,7 +99,7 @@ replay_load(const char *path, char *why, size_t len)
 	int code;
 	struct log_reader *r = log_reader_open(path, &code, err, sizeof(err));
 	struct log_event ev;
-	size_t cap = 0, rcap = 0;
+	size_t cap = 0, rcap = 0, scap = 0;
 	struct keys *keys;
 	struct log_order_check order = { 0 };
 	struct log_pieces pieces = { 0 };
@@ -148,6 +148,28 @@ replay_load(const char *path, char *why, size_t len)
 				.what = (unsigned)ev.id, .value = v };
 			continue;
 		}
+		if (ev.kind == LOG_EV_SLICE && !replay.ordering) {
+			const struct replay_slice *prev =
+				replay.n_slices ? &replay.slices[replay.n_slices - 1] : NULL;
+
+			/* the global icount moves only in the vCPUs' turns */
+			if (ev.icount_how != LOG_IC_EXACT || ev.icount < 0 ||
+			    (prev && (uint64_t)(ev.icount - prev->icount) != ev.bytes)) {
+				snprintf(why, len, "%s: slice event #%llu ends at icount %lld after %llu "
+					 "instructions, but the turn before ended at %lld (an altered log?)",
+					 path, (unsigned long long)ev.seq, (long long)ev.icount,
+					 (unsigned long long)ev.bytes, prev ? (long long)prev->icount : -1ll);
+				goto refuse;
+			}
+			if (GROW(replay.slices, replay.n_slices, scap) < 0) {
+				snprintf(why, len, "out of memory reading %s", path);
+				goto refuse;
+			}
+			replay.slices[replay.n_slices++] = (struct replay_slice){
+				.icount = ev.icount, .ran = ev.bytes, .cpu = (unsigned)ev.id,
+				.flags = (unsigned)ev.flags };
+			continue;
+		}
 		if (ev.kind == LOG_EV_HOST_CLOCK && ev.id == 0) {
 			snprintf(replay.rtc_start, sizeof(replay.rtc_start), "%.*s", (int)ev.text_len,
 				 ev.text);
@@ -170,6 +192,7 @@ replay_load(const char *path, char *why, size_t len)
 			snprintf(why, len, "out of memory reading %s", path);
 			goto refuse;
 		}
+		ra.slice = replay.n_slices;
 		if (ra.a.kind == LOG_ACT_RUN)
 			snprintf(ra.name, sizeof(ra.name), "%s", ra.a.name);
 		else if (ra.a.kind == LOG_ACT_COMPLETE)

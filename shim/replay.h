@@ -22,6 +22,15 @@ struct replay_action {
 	uint64_t ckey;  /* ordering mode: the request's content key, 0 unknown */
 	char name[48];  /* RUN: the BH's name */
 	uint8_t *data;  /* INPUT: the bytes (a.data, a.len), owned */
+	size_t slice;   /* -smp: the vCPU turns (slice events) the record logged before it */
+};
+
+/* One recorded vCPU turn of -smp's round robin (a slice event, vcpu_sched.h). */
+struct replay_slice {
+	int64_t icount;   /* the global icount at its end */
+	uint64_t ran;     /* instructions */
+	unsigned cpu;     /* the vCPU's index */
+	unsigned flags;   /* LOG_F_AFTER_EXC */
 };
 
 /* A recorded read of a host clock (gate_clock.h), answered in order. */
@@ -47,6 +56,8 @@ struct replay {
 	struct replay_read *reads; /* the recorded host clock reads, read-only after replay_load */
 	size_t n_reads;
 	size_t next_read;         /* BQL: the next one to answer */
+	struct replay_slice *slices; /* -smp's recorded turns, read-only after replay_load */
+	size_t n_slices;
 };
 
 extern struct replay replay;

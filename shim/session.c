@@ -35,6 +35,7 @@
 #include "selfcheck.h"
 #include "session.h"
 #include "settings.h"
+#include "vcpu_sched.h"
 #include "shim.h"
 #include "vlog.h"
 #include "warp.h"
@@ -149,7 +150,7 @@ session_hook_table(struct hook_spec *t)
 	 */
 	static const struct hook_spec *(*const inputs[])(size_t *) = {
 		gate_chr_hooks, gate_rng_hooks, gate_net_hooks, gate_mon_hooks, gate_clock_hooks,
-		gate_power_hooks, debug_hooks, gate_blk_hooks,
+		gate_power_hooks, debug_hooks, gate_blk_hooks, sched_hooks,
 	};
 
 	for (size_t g = 0; g < sizeof(inputs) / sizeof(inputs[0]); g++) {
@@ -393,6 +394,10 @@ start(void)
 		vlog_error("%s", why);
 		return -1;
 	}
+	if (sched_check(why, sizeof(why)) < 0) {
+		vlog_error("%s; not %s", why, settings_doing(&bhrr_cfg));
+		return -1;
+	}
 	if (bhrr_cfg.debug_sock != NULL && p != &policy_replay) {
 		vlog_error("a debugger needs an exact replay (-icount shift=N,sleep=off); not replaying");
 		return -1;
@@ -415,6 +420,7 @@ start(void)
 	emit_set_writer(w);
 	emit_want_content_keys(p == &policy_order || p == &policy_replay);
 	policy_switch(p);
+	sched_start(p == &policy_record || p == &policy_chaos, p == &policy_replay);
 	gate_chr_start(p == &policy_record && qrt.exact, p == &policy_replay);
 	gate_rng_start(p == &policy_record && qrt.exact, p == &policy_replay);
 	gate_mon_start(p == &policy_record && qrt.exact, p == &policy_replay);
@@ -471,6 +477,7 @@ session_finish(void)
 			 "bhrr (never run)",
 			 held_count(HELD_BH), held_count(HELD_REQ), held_count(HELD_CHR),
 			 held_count(HELD_RNG), held_count(HELD_NET), held_count(HELD_TIMER));
+	sched_flush(); /* the vCPUs' last turn */
 	if (log_writer_seal(emit_writer(), ic) < 0)
 		vlog_error("the log is incomplete");
 	vlog("record: %llu BHs gated (%llu held for the executor), %llu passed through, "

@@ -111,6 +111,13 @@ static const struct qsym sym_table[QS_COUNT] = {
 	[QS_BLK_AIO_IOCTL] = { { "blk_aio_ioctl" } },
 	[QS_BLK_INC_IN_FLIGHT] = { { "blk_inc_in_flight" } },
 	[QS_BLK_DEC_IN_FLIGHT] = { { "blk_dec_in_flight" } },
+	[QS_ICOUNT_PREPARE_FOR_RUN] = { { "icount_prepare_for_run" } },
+	[QS_ICOUNT_PROCESS_DATA] = { { "icount_process_data" } },
+	[QS_ICOUNT_HANDLE_DEADLINE] = { { "icount_handle_deadline" } },
+	[QS_CPU_EXIT] = { { "cpu_exit" } },
+	[QS_CPU_EXEC_INTERRUPT] = { { "x86_cpu_exec_interrupt", "arm_cpu_exec_interrupt" } },
+	[QS_CPU_DO_INTERRUPT] = { { "x86_cpu_do_interrupt", "arm_cpu_do_interrupt" } },
+	[QS_CPU_THREAD_IS_IDLE] = { { "cpu_thread_is_idle" } },
 };
 
 const char *const qemu_known_builds[] = {

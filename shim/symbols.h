@@ -108,20 +108,29 @@ enum qsym_id {
 	QS_BLK_AIO_IOCTL,
 	QS_BLK_INC_IN_FLIGHT, /* called, not hooked */
 	QS_BLK_DEC_IN_FLIGHT,
+	/* the round robin of -smp N vCPUs under -icount (vcpu_sched.h): 8.2 and later */
+	QS_ICOUNT_PREPARE_FOR_RUN,
+	QS_ICOUNT_PROCESS_DATA,
+	QS_ICOUNT_HANDLE_DEADLINE,
+	QS_CPU_EXIT,
+	QS_CPU_EXEC_INTERRUPT, /* the target's: a hardware interrupt delivered */
+	QS_CPU_DO_INTERRUPT,   /* the target's: an exception entered */
+	QS_CPU_THREAD_IS_IDLE, /* called */
 	QS_COUNT
 };
 
 /*
  * Symbols only some runs need, left out of the self-check's count: a
  * replay for a debugger's (debug_start says what it lacks) and the block
- * backend's (gate_blk_hooks says so when a drive needs them).  Where BHs
+ * backend's (gate_blk_hooks says so when a drive needs them), the -smp
+ * round robin's (sched_hooks says so when -smp asks for them).  Where BHs
  * have no name (qsym_bh_named), configure_rtc too: static there, and the
  * host's clock is not gated (gate_clock.c says so).
  */
 static inline int
 qsym_optional(int id)
 {
-	return id >= QS_QEMU_SYSTEM_DEBUG_REQUEST && id <= QS_BLK_DEC_IN_FLIGHT;
+	return id >= QS_QEMU_SYSTEM_DEBUG_REQUEST && id <= QS_CPU_THREAD_IS_IDLE;
 }
 
 struct qsym {

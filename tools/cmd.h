@@ -62,6 +62,11 @@ struct finding {
  * the binary): up to @max findings into @f.  Returns the number found.
  */
 int doctor_findings(int argc, char **argv, struct finding *f, int max);
+/*
+ * Whether QEMU's command line asks for several vCPUs in exact mode of a
+ * QEMU that cannot make their turns (shim/vcpu_sched.h): 1 with @why.
+ */
+int doctor_smp_refused(int argc, char **argv, char *why, size_t len);
 
 int cmd_dump(int argc, char **argv);
 int cmd_record(int argc, char **argv);

@@ -112,6 +112,62 @@ qemu_major(const char *qemu)
 	return major;
 }
 
+/* -smp's vCPU count: "4", "cpus=4,...", or a topology's product; 1 when absent. */
+static int
+smp_asked(const char *v)
+{
+	long n = 0, topo = 1;
+	int have_topo = 0;
+
+	if (v == NULL)
+		return 1;
+	if (*v >= '0' && *v <= '9')
+		return atoi(v);
+	for (const char *p = v; p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL) {
+		static const char *const parts[] = { "sockets=", "dies=", "clusters=", "cores=",
+						     "threads=", "books=", "drawers=", "modules=" };
+
+		if (strncmp(p, "cpus=", 5) == 0)
+			n = atol(p + 5);
+		for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
+			if (strncmp(p, parts[i], strlen(parts[i])) == 0) {
+				topo *= atol(p + strlen(parts[i]));
+				have_topo = 1;
+			}
+	}
+	return (int)(n > 0 ? n : have_topo ? topo : 1);
+}
+
+/* Why -smp cannot be exact on a QEMU of @major (before 8). */
+static const char *
+smp_why(int major)
+{
+	return major == 7 ? "-smp with several vCPUs: QEMU 7.2 has no per-vCPU icount budget "
+			    "(icount_prepare_for_run) for bhrr to make the vCPUs' turns with, so "
+			    "bhrr refuses it in exact mode; and QEMU 7.2 itself, under -icount, does "
+			    "not boot a Linux guest's second vCPU (it stops after \"x86: Booting SMP "
+			    "configuration:\", with bhrr or without)"
+			  : "-smp with several vCPUs: this QEMU has no per-vCPU icount budget "
+			    "(icount_prepare_for_run) for bhrr to make the vCPUs' turns with, so "
+			    "bhrr refuses it in exact mode";
+}
+
+int
+doctor_smp_refused(int argc, char **argv, char *why, size_t len)
+{
+	const char *ic = opt_value(argc, argv, "-icount");
+	int exact = ic != NULL && strstr(ic, "sleep=off") && !strstr(ic, "auto");
+	int major;
+
+	if (smp_asked(opt_value(argc, argv, "-smp")) <= 1 || !exact)
+		return 0;
+	major = qemu_major(argv[0]);
+	if (major <= 0 || major >= 8)
+		return 0;
+	snprintf(why, len, "%s", smp_why(major));
+	return 1;
+}
+
 /* What makes the guest's time and its CPUs depend on the host. */
 static void
 check_clock(int argc, char **argv, struct findings *fs)
@@ -142,22 +198,25 @@ check_clock(int argc, char **argv, struct findings *fs)
 		find(fs, "a hardware accelerator (kvm:tcg too, when KVM is there): no instruction "
 			 "count to tag events with",
 		     "use -accel tcg");
-	if (smp && (atoi(smp) > 1 || (strstr(smp, "cpus=") && atoi(strstr(smp, "cpus=") + 5) > 1)))
-	{
+	if (smp_asked(smp) > 1) {
+		int exact = ic != NULL && strstr(ic, "sleep=off") && !strstr(ic, "auto");
+		int major = exact ? qemu_major(argv[0]) : 0;
+
 		/*
-		 * Measured (issue 13): QEMU 7.2 alone, without bhrr, never brings up a
-		 * Linux guest's second vCPU under -icount (with sleep=off or not):
-		 * the boot stops after "x86: Booting SMP configuration:"; 10.0 boots.
+		 * In exact mode the vCPUs' turns are recorded and made again
+		 * (shim/vcpu_sched.h), through QEMU's per-vCPU icount budget:
+		 * 10.0 has it, 7.2 and 5.2 do not, and bhrr refuses there
+		 * (doctor_smp_refused).  Measured (issue 13): QEMU 7.2 alone,
+		 * without bhrr, never brings up a Linux guest's second vCPU
+		 * under -icount (with sleep=off or not): the boot stops after
+		 * "x86: Booting SMP configuration:"; 10.0 boots.
 		 */
-		if (qemu_major(argv[0]) == 7)
-			find(fs, "-smp with several vCPUs: their interleaving is host timing, and QEMU "
-				 "7.2 itself, under -icount, does not boot a Linux guest's second vCPU "
-				 "(it stops after \"x86: Booting SMP configuration:\", with bhrr or "
-				 "without)",
-			     "use -smp 1");
-		else
-			find(fs, "-smp with several vCPUs: their interleaving is host timing",
-			     "use -smp 1");
+		if (!exact)
+			find(fs, "-smp with several vCPUs: their interleaving is host timing, and bhrr "
+				 "records it only in exact mode",
+			     "use -icount shift=0,sleep=off, or -smp 1");
+		else if (major > 0 && major < 8)
+			find(fs, smp_why(major), "use -smp 1, or QEMU 10.0");
 	}
 	/*
 	 * With clock=vm the host's clock reaches the guest once, as the RTC's

@@ -238,6 +238,10 @@ dump_text(FILE *f, const struct log_reader *r, const struct log_event *ev)
 	case LOG_EV_WARP:
 		fprintf(f, " delta_ns=%" PRId64, ev->delta_ns);
 		break;
+	case LOG_EV_SLICE:
+		fprintf(f, " vcpu=%" PRIu64 " ran=%" PRIu64 "%s", ev->id, ev->bytes,
+			ev->flags & LOG_F_AFTER_EXC ? " after_exc" : "");
+		break;
 	case LOG_EV_CHR_READ:
 	case LOG_EV_RNG_READ:
 		fprintf(f, " %s=%" PRIu64 " bytes=%zu",
@@ -360,6 +364,10 @@ dump_json(FILE *f, const struct log_reader *r, const struct log_event *ev)
 		break;
 	case LOG_EV_WARP:
 		fprintf(f, ",\"delta_ns\":%" PRId64, ev->delta_ns);
+		break;
+	case LOG_EV_SLICE:
+		fprintf(f, ",\"vcpu\":%" PRIu64 ",\"ran\":%" PRIu64 ",\"after_exc\":%s", ev->id,
+			ev->bytes, ev->flags & LOG_F_AFTER_EXC ? "true" : "false");
 		break;
 	case LOG_EV_CHR_READ:
 	case LOG_EV_RNG_READ:

@@ -602,6 +602,14 @@ cmd_record(int argc, char **argv)
 				"\"Iothreads\")\n", io);
 		return 2;
 	}
+	char smp[512];
+
+	/* the shim would refuse it with QEMU started: said before */
+	if (doctor_smp_refused(qargc, qargv, smp, sizeof(smp))) {
+		fprintf(stderr, "bhrr: record: %s; refusing (use -smp 1, QEMU 10.0, or record the "
+				"order of events only: -icount without sleep=off)\n", smp);
+		return 2;
+	}
 	int n = doctor_findings(qargc, qargv, f, DOCTOR_MAX);
 
 	for (int k = 0; k < n && k < DOCTOR_MAX; k++)

@@ -122,7 +122,7 @@ gen() {
 	"$TOOL" setbyte "$LOG" 16 9
 	run "$BHRR" verify "$LOG"
 	[ "$status" -eq 2 ]
-	[ "$output" = "bhrr: $LOG: log format version 9, but this bhrr reads version 6 (upgrade bhrr)" ]
+	[ "$output" = "bhrr: $LOG: log format version 9, but this bhrr reads version 7 (upgrade bhrr)" ]
 }
 
 @test "events of unknown kinds are shown and counted, not fatal" {

@@ -263,8 +263,8 @@ record_short() {
 	refused "$T/foreign.bhlog" 2 "$T/foreign.bhlog was recorded with QEMU build 00112233445566778899aabbccddeeff00112233 (7.2."
 	grep -qF "; $QEMU_BIN is build d9541fd67c4ea37f9ca7fca0f5096f32b3b7e7e0; refusing (--force tries anyway)" "$T/rep.err"
 	cp "$LOG" "$T/future.bhlog"
-	"$TOOL" setbyte "$T/future.bhlog" 16 7
-	refused "$T/future.bhlog" 1 "$T/future.bhlog: log format version 7, but this bhrr reads version 6 (upgrade bhrr)"
+	"$TOOL" setbyte "$T/future.bhlog" 16 8
+	refused "$T/future.bhlog" 1 "$T/future.bhlog: log format version 8, but this bhrr reads version 7 (upgrade bhrr)"
 }
 
 @test "replay refuses, before QEMU starts, a log whose exact icounts go back or run past the end of the run" {
