@@ -9,7 +9,8 @@
 #   3. per QEMU version: exported functions, accepted, refused by reason;
 #   4. whole guest runs with check-mode hooks; 5. record vs plain, log size;
 #   5c. shim instructions per completion, per guest; 5d. the CI-shaped Linux run (issue 14):
-#   record and replay vs plain, its inputs' bytes; 6. replay vs plain and vs record;
+#   record and replay vs plain, its inputs' bytes; 5f. -smp (issue 13): the race
+#   guest and the Linux tier, record and replay vs plain; 6. replay vs plain and vs record;
 #   6b. bhrr beside QEMU's native record/replay on the same guests;
 #   7. the compatibility matrix's QEMUs (make check-compat's chroots, where
 #      they exist) and the aarch64 and riscv64 emulators: self-check, record
@@ -27,7 +28,7 @@ if [ -n "$base" ] && [ ! -f "$base/.libs/libbhrr.so" ]; then
 	echo "BHRR_BENCH_BASELINE=$base: no $base/.libs/libbhrr.so" >&2
 	exit 2
 fi
-# BHRR_BENCH_ONLY="5 6": only those sections (1 1b 2 5 6 6b 5b 5c 5d 5e 7 8; 2 stands for 2-4)
+# BHRR_BENCH_ONLY="5 6": only those sections (1 1b 2 5 6 6b 5b 5c 5d 5e 5f 7 8; 2 stands for 2-4)
 want() { [ -z "${BHRR_BENCH_ONLY:-}" ] || [[ " $BHRR_BENCH_ONLY " == *" $1 "* ]]; }
 mkdir -p "$out"
 
@@ -382,6 +383,36 @@ if want 5e && [ -f "$b/guest-linux/.stamp" ]; then
 		done
 		rr_defaults
 	done
+fi
+if want 5f; then
+	# -smp N (issue 13): the vCPUs' turns logged and made again, QEMU 10.0
+	# only (7.2 is refused); the bare-metal race guest and the Linux tier;
+	# and whether QEMU's native record/replay takes -smp at all
+	select_qemu 10.0
+	echo "== 5f. -smp (QEMU 10.0): record and replay vs plain, medians of 3"
+	# race_args CONFIG SMP: the race guest (tests/guest/smp.c) with SMP CPUs
+	race_args() {
+		guest_argv "$1" "$out"
+		args=($fw "${GUEST_ARGV[@]/smp=2/smp=$2}")
+		for i in "${!args[@]}"; do [ "${args[$i]}" != -smp ] || args[i + 1]=$2; done
+	}
+	for c in smp-race smp-race-virtio; do
+		for n in 2 4; do
+			rr3 "$c -smp $n" "$qemu" race_args "$c" "$n"
+		done
+	done
+	"$b/tools/bhrr" stat "$out/c.bhlog" | grep -E 'events in|^  slice' | sed 's/^/    (the last: /; s/$/)/'
+	if [ -f "$b/guest-linux/.stamp" ]; then
+		smp_linux_args() { linux_argv "bhrr.ops=30"; args=("${LINUX_ARGV[@]:1}" -smp 2); }
+		rr_rec=() rr_rep=() rr_done='^linux-guest: done'
+		rr3 "Linux tier -smp 2" "$qemu" smp_linux_args
+		rr_defaults
+		"$b/tools/bhrr" stat "$out/c.bhlog" | grep -E 'events in|^  slice' | sed 's/^/    (/; s/$/)/'
+	fi
+	guest_argv smp-race-virtio "$out"
+	native_argv record "$out/native.rr"
+	native=$("$qemu" $fw "${GUEST_ARGV[@]}" 2>&1 >/dev/null </dev/null | head -n 2 | tr '\n' ' ')
+	echo "    QEMU's native record/replay with -smp 2: ${native:-ran}"
 fi
 if want 5d && [ -f "$b/guest-linux/.stamp" ]; then
 	# the CI-shaped run of 50-linux.bats (issue 14): the harness drives a plain
