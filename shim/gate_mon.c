@@ -76,7 +76,9 @@ gate_mon_start(int recording, int replaying)
 int
 gate_mon_holding(void)
 {
-	return resume_pending || stop_asked;
+	/* read without the BQL too, as a hint (vcpu_sched.c): written under it */
+	return __atomic_load_n(&resume_pending, __ATOMIC_RELAXED) ||
+	       __atomic_load_n(&stop_asked, __ATOMIC_RELAXED);
 }
 
 int

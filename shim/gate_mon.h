@@ -53,7 +53,7 @@ void gate_mon_due(void);
 /*
  * Whether bhrr keeps the vCPUs stopped for a monitor command (until the
  * next turn of the main loop): they are not idle in the guest's sense, so
- * QEMU must not warp the clock meanwhile.  BQL.
+ * QEMU must not warp the clock meanwhile.  BQL (or a hint without it).
  */
 int gate_mon_holding(void);
 

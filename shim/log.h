@@ -60,6 +60,8 @@ enum log_icount { LOG_IC_EXACT = 0, LOG_IC_LOWER = 1, LOG_IC_UNKNOWN = 2 };
  * the handler's first instruction (vcpu_sched.h)
  */
 #define LOG_F_AFTER_EXC 8u
+/* slice flag: the vCPU took a hardware interrupt in it (the replay's must too) */
+#define LOG_F_DELIVERED 16u
 
 #define LOG_TEXT_MAX 4096 /* longest string a reader accepts */
 

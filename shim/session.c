@@ -99,6 +99,8 @@ vm_change(void *opaque, bool running, int state)
 		debug_vm_running();
 	}
 	policy_current()->vm_change(running);
+	if (running)
+		sched_vm_running();
 	int64_t ic = qrt_icount_now(&how, 0);
 
 	emit_vm_change(running, state, how, ic);
@@ -477,7 +479,10 @@ session_finish(void)
 			 "bhrr (never run)",
 			 held_count(HELD_BH), held_count(HELD_REQ), held_count(HELD_CHR),
 			 held_count(HELD_RNG), held_count(HELD_NET), held_count(HELD_TIMER));
-	sched_flush(); /* the vCPUs' last turn */
+	int64_t last = sched_finish(); /* the vCPUs' last turns */
+
+	if (last > ic)
+		ic = last;
 	if (log_writer_seal(emit_writer(), ic) < 0)
 		vlog_error("the log is incomplete");
 	vlog("record: %llu BHs gated (%llu held for the executor), %llu passed through, "

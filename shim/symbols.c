@@ -118,6 +118,7 @@ static const struct qsym sym_table[QS_COUNT] = {
 	[QS_CPU_EXEC_INTERRUPT] = { { "x86_cpu_exec_interrupt", "arm_cpu_exec_interrupt" } },
 	[QS_CPU_DO_INTERRUPT] = { { "x86_cpu_do_interrupt", "arm_cpu_do_interrupt" } },
 	[QS_CPU_THREAD_IS_IDLE] = { { "cpu_thread_is_idle" } },
+	[QS_CPU_EXEC_HALT] = { { "x86_cpu_exec_halt" } },
 };
 
 const char *const qemu_known_builds[] = {

@@ -116,6 +116,7 @@ enum qsym_id {
 	QS_CPU_EXEC_INTERRUPT, /* the target's: a hardware interrupt delivered */
 	QS_CPU_DO_INTERRUPT,   /* the target's: an exception entered */
 	QS_CPU_THREAD_IS_IDLE, /* called */
+	QS_CPU_EXEC_HALT,      /* the target's: a halted vCPU leaves its halt */
 	QS_COUNT
 };
 
@@ -130,7 +131,7 @@ enum qsym_id {
 static inline int
 qsym_optional(int id)
 {
-	return id >= QS_QEMU_SYSTEM_DEBUG_REQUEST && id <= QS_CPU_THREAD_IS_IDLE;
+	return id >= QS_QEMU_SYSTEM_DEBUG_REQUEST && id <= QS_CPU_EXEC_HALT;
 }
 
 struct qsym {

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "emit.h"
+#include "gate_mon.h"
 #include "log.h"
 #include "policy.h"
 #include "qemu_rt.h"
@@ -35,6 +36,7 @@ static int forcing;                /* replay: the turn is logged turn #done (or 
 static int skipping;               /* replay: the turn is not the log's; it runs nothing */
 static uint64_t done;              /* replay: the logged turns made so far */
 static uint64_t partial;           /* replay: instructions of turn #done run in earlier tries */
+static int got_delivery;           /* replay: turn #done's tries took an interrupt */
 static long long stall_since;      /* replay: host ns since turn #done's tries run nothing, 0 not */
 
 /*
@@ -60,12 +62,13 @@ static void (*real_process)(CPUState *cpu);
 static void (*real_handle_deadline)(void);
 static bool (*real_exec_interrupt)(CPUState *cpu, int request);
 static void (*real_do_interrupt)(CPUState *cpu);
+static bool (*real_exec_halt)(CPUState *cpu);
 
 /* The count of an -smp value: "4", "cpus=4,...", or sockets * dies * clusters * cores * threads. */
 static int
 smp_count(const char *v)
 {
-	long n = 1, topo = 1;
+	long n = 0, max = 0, topo = 1;
 	int have_topo = 0;
 
 	if (*v >= '0' && *v <= '9')
@@ -76,13 +79,16 @@ smp_count(const char *v)
 
 		if (strncmp(p, "cpus=", 5) == 0)
 			n = atol(p + 5);
+		if (strncmp(p, "maxcpus=", 8) == 0)
+			max = atol(p + 8);
 		for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
 			if (strncmp(p, parts[i], strlen(parts[i])) == 0) {
 				topo *= atol(p + strlen(parts[i]));
 				have_topo = 1;
 			}
 	}
-	return (int)(n > 1 || !have_topo ? n : topo);
+	/* QEMU: cpus defaults to maxcpus, then to the topology's product */
+	return (int)(n > 0 ? n : max > 0 ? max : have_topo ? topo : 1);
 }
 
 int
@@ -104,8 +110,13 @@ sched_cpus_asked(void)
 	for (size_t i = 0; i < n; i += strlen(buf + i) + 1) {
 		const char *a = buf + i;
 
-		if ((strcmp(a, "-smp") == 0 || strcmp(a, "--smp") == 0) && i + strlen(a) + 1 < n)
-			asked = smp_count(buf + i + strlen(a) + 1);
+		const char *v = i + strlen(a) + 1 < n ? buf + i + strlen(a) + 1 : "";
+
+		if (strcmp(a, "-smp") == 0 || strcmp(a, "--smp") == 0)
+			asked = smp_count(v);
+		/* -machine ...,smp.cpus=N */
+		else if ((strcmp(a, "-machine") == 0 || strcmp(a, "-M") == 0) && strstr(v, "smp.cpus="))
+			asked = atoi(strstr(v, "smp.cpus=") + 9);
 	}
 	return asked;
 }
@@ -123,12 +134,18 @@ index_of(CPUState *cpu)
 	return -1;
 }
 
-/* Whether the replay makes the logged turns now. */
+/* Whether the replay has recorded control (its turns made, or made already). */
+static int
+replaying(void)
+{
+	return mode == REPLAY && !replay_is_free() && policy_current() == &policy_replay;
+}
+
+/* Whether the replay makes the logged turns now.  Any thread. */
 static int
 making(void)
 {
-	return mode == REPLAY && !replay_is_free() && policy_current() == &policy_replay &&
-	       done < replay.n_slices;
+	return replaying() && __atomic_load_n(&done, __ATOMIC_RELAXED) < replay.n_slices;
 }
 
 int
@@ -152,7 +169,7 @@ sched_turns_left(void)
 uint64_t
 sched_done(void)
 {
-	return done;
+	return __atomic_load_n(&done, __ATOMIC_RELAXED);
 }
 
 /* Name a divergence from outside the BQL (between turns). */
@@ -194,7 +211,8 @@ hk_prepare(CPUState *cpu, int64_t budget)
 		if (making()) {
 			const struct replay_slice *s = &replay.slices[done];
 
-			if (s->cpu == (unsigned)cur && !policy_replay_parked()) {
+			/* a park or a monitor command holds every vCPU where it is */
+			if (s->cpu == (unsigned)cur && !policy_replay_parked() && !gate_mon_holding()) {
 				forcing = 1;
 				/* one more for the faulting instruction; its exception ends the turn */
 				budget = (int64_t)(s->ran - partial) + !!(s->flags & LOG_F_AFTER_EXC);
@@ -244,20 +262,29 @@ turn_made(const struct replay_slice *s)
 {
 	__atomic_store_n(&done, done + 1, __ATOMIC_RELAXED);
 	partial = 0;
+	got_delivery = 0;
 	stall_since = 0;
 	emit_slice(s->cpu, s->ran, s->flags, s->icount);
 	qrt.bql_lock(__FILE__, __LINE__);
 	const struct replay_action *a = replay_due();
 
-	if (a == NULL && done == replay.n_slices)
+	if (a == NULL && done == replay.n_slices) {
 		replay_free("end of the log"); /* the last action was before the last turn */
-	else if (a != NULL && !replay_is_free()) {
+	} else if (a != NULL && !replay_is_free()) {
+		int exact = !a->a.at_io && a->a.icount_how == LOG_IC_EXACT;
+
 		if (a->a.at_io && a->slice < done)
 			replay_diverge("the guest made no device access at icount %lld in vCPU %u's turn "
 				       "#%llu, where the record landed it", (long long)a->a.icount, s->cpu,
 				       (unsigned long long)done - 1);
-		else if (!a->a.at_io && a->slice == done && a->a.icount == s->icount)
+		else if (exact && (a->slice < done || (a->slice == done && a->a.icount != s->icount)))
+			replay_diverge("the vCPUs' turn #%llu ended at icount %lld, and the record landed it "
+				       "after turn #%llu", (unsigned long long)done - 1, (long long)s->icount,
+				       (unsigned long long)a->slice - 1);
+		else if (exact && a->slice == done)
 			end_round_after(cur); /* it lands in the outer iteration that follows */
+		if (done == replay.n_slices && !replay_is_free())
+			policy_replay_arm(); /* the last turn: the executor stops the guest again */
 	}
 	qrt.bql_unlock();
 }
@@ -267,24 +294,40 @@ static void
 replay_turn_end(uint64_t ran, int64_t end)
 {
 	if (skipping) {
+		long long now = shim_now_ns();
+
 		if (ran != 0)
 			diverge("vCPU %d ran %llu instructions in a turn that was to run none",
 				cur, (unsigned long long)ran);
+		else if (stall_since == 0)
+			stall_since = now;
+		else if (now - stall_since > bhrr_cfg.watchdog_ms * 1000000ll &&
+			 !policy_replay_parked() && !gate_mon_holding())
+			diverge("vCPU %u, whose turn #%llu is next, was not given one for %ld ms "
+				"(a vCPU this run does not have?)", replay.slices[done].cpu,
+				(unsigned long long)done, bhrr_cfg.watchdog_ms);
 		return;
 	}
 	const struct replay_slice *s = &replay.slices[done];
 	int want_exc = (s->flags & LOG_F_AFTER_EXC) != 0;
 
 	partial += ran;
-	if (partial > s->ran || (partial == s->ran && want_exc && exc_at != end)) {
+	got_delivery |= delivered;
+	if (partial > s->ran) {
 		diverge("vCPU %u ran %llu instructions in its turn #%llu, the record %llu%s", s->cpu,
 			(unsigned long long)partial, (unsigned long long)done,
 			(unsigned long long)s->ran,
-			want_exc && partial == s->ran ? " and then entered an exception handler, which "
-							"this run did not" : "");
+			want_exc ? " and then entered an exception handler, which this run did not" : "");
 		return;
 	}
-	if (partial < s->ran) {
+	/*
+	 * Cut short (a kick, a deadline), or just short of the exception (one
+	 * instruction's try more), or the record's took an interrupt this one
+	 * has not yet: a timer the main loop runs raises it at a host-timed
+	 * moment while the vCPUs wait at its deadline, so this turn waits too.
+	 */
+	if (partial < s->ran || (want_exc && exc_at != end) ||
+	    ((s->flags & LOG_F_DELIVERED) && !got_delivery)) {
 		/*
 		 * Cut short by a kick, or by a timer due (QEMU gives no budget
 		 * until it ran), or halted until a timer wakes it (as in the
@@ -329,6 +372,7 @@ record_turn(unsigned cpu, uint64_t ran, unsigned flags, int64_t end)
 	pthread_mutex_lock(&pend_mu);
 	if (pend_has && pend.cpu == cpu && !(pend.flags & LOG_F_AFTER_EXC)) {
 		pend.ran += ran;
+		flags |= pend.flags & LOG_F_DELIVERED; /* one of them took an interrupt */
 	} else {
 		if (pend_has)
 			emit_slice(pend.cpu, pend.ran, pend.flags, pend.end);
@@ -350,13 +394,53 @@ hk_process(CPUState *cpu)
 	int64_t end = __atomic_load_n(qrt.qemu_icount, __ATOMIC_ACQUIRE);
 	uint64_t ran = (uint64_t)(end - turn_start);
 
-	if (forcing || skipping) {
+	if ((forcing || skipping) && !replay_is_free()) {
 		replay_turn_end(ran, end);
 	} else if (ran || delivered || exc_at == end) {
-		record_turn((unsigned)cur, ran, exc_at == end ? LOG_F_AFTER_EXC : 0, end);
+		record_turn((unsigned)cur, ran, (exc_at == end ? LOG_F_AFTER_EXC : 0) |
+						(delivered ? LOG_F_DELIVERED : 0), end);
 	}
 	forcing = skipping = 0;
 	cur = -1;
+}
+
+int64_t
+sched_finish(void)
+{
+	unsigned how;
+	int64_t end = -1;
+
+	if (mode != OFF && cur >= 0 && qrt_role() == QRT_ROLE_VCPU &&
+	    (end = qrt_icount_here(&how, QRT_ROLE_VCPU), how == LOG_IC_EXACT)) {
+		uint64_t ran = (uint64_t)(end - turn_start);
+
+		if (forcing) {
+			const struct replay_slice *s = &replay.slices[done];
+
+			if (partial + ran == s->ran) /* made: the record's run ended in it too */
+				emit_slice(s->cpu, s->ran, s->flags, s->icount);
+		} else if (!skipping && (ran || delivered)) {
+			record_turn((unsigned)cur, ran, 0, end);
+		}
+		cur = -1;
+	} else {
+		end = -1;
+	}
+	sched_flush();
+	return end;
+}
+
+void
+sched_vm_running(void)
+{
+	static int said; /* the main thread's */
+
+	if (mode != OFF || !qrt.exact || said || qrt.get_cpu(1) == NULL)
+		return;
+	said = 1;
+	vlog_error("this VM has several vCPUs, but bhrr found no -smp above 1 on QEMU's command "
+		   "line (-readconfig?): their turns are not %s, so this run cannot be repeated; "
+		   "give -smp N", bhrr_cfg.mode == BHRR_REPLAY ? "made as recorded" : "recorded");
 }
 
 /* The outer iteration: the guest's timers due now first, then what the log lands here. */
@@ -364,7 +448,7 @@ static void
 hk_handle_deadline(void)
 {
 	real_handle_deadline();
-	if (making())
+	if (replaying())
 		policy_replay_land();
 }
 
@@ -384,10 +468,17 @@ hk_exec_interrupt(CPUState *cpu, int request)
 static void
 hk_do_interrupt(CPUState *cpu)
 {
+	unsigned how;
+
 	real_do_interrupt(cpu);
-	if (cur < 0 || qrt.icount_get_raw == NULL)
+	if (cur < 0)
 		return;
-	exc_at = qrt.icount_get_raw();
+	/* exact only where QEMU would read it itself (can_do_io): else it exits */
+	int64_t ic = qrt_icount_here(&how, QRT_ROLE_VCPU);
+
+	if (how != LOG_IC_EXACT)
+		return;
+	exc_at = ic;
 	if (forcing) {
 		const struct replay_slice *s = &replay.slices[done];
 
@@ -397,12 +488,27 @@ hk_do_interrupt(CPUState *cpu)
 	}
 }
 
+/*
+ * Not the log's turn: a halted vCPU stays halted, as a trivial turn of the
+ * record's left it - else the interrupt that would wake it, held back by
+ * hk_exec_interrupt, still woke it here, and it ran on from its hlt
+ * without it in its next turn.
+ */
+static bool
+hk_exec_halt(CPUState *cpu)
+{
+	if (skipping)
+		return false;
+	return real_exec_halt(cpu);
+}
+
 static const struct hook_spec hooks[] = {
 	{ QS_ICOUNT_PREPARE_FOR_RUN, (void *)hk_prepare, (void **)&real_prepare },
 	{ QS_ICOUNT_PROCESS_DATA, (void *)hk_process, (void **)&real_process },
 	{ QS_ICOUNT_HANDLE_DEADLINE, (void *)hk_handle_deadline, (void **)&real_handle_deadline },
 	{ QS_CPU_EXEC_INTERRUPT, (void *)hk_exec_interrupt, (void **)&real_exec_interrupt },
 	{ QS_CPU_DO_INTERRUPT, (void *)hk_do_interrupt, (void **)&real_do_interrupt },
+	{ QS_CPU_EXEC_HALT, (void *)hk_exec_halt, (void **)&real_exec_halt }, /* where it exists */
 };
 
 /* The first symbol -smp needs that this QEMU lacks, or NULL. */
@@ -416,6 +522,9 @@ missing(void)
 	for (size_t i = 0; i < sizeof(need) / sizeof(need[0]); i++)
 		if (shim_qemu.sym[need[i]].addr == NULL)
 			return qsym_name(&shim_qemu, need[i]);
+	/* before 8.1 it took no budget (and 7.2's Debian build does not export it) */
+	if (shim_qemu.major > 0 && (shim_qemu.major < 8 || (shim_qemu.major == 8 && shim_qemu.minor < 1)))
+		return "icount_prepare_for_run with a budget";
 	return NULL;
 }
 
@@ -424,7 +533,8 @@ sched_hooks(size_t *n)
 {
 	*n = 0;
 	if (sched_cpus_asked() > 1 && missing() == NULL)
-		*n = sizeof(hooks) / sizeof(hooks[0]);
+		*n = sizeof(hooks) / sizeof(hooks[0]) -
+		     (shim_qemu.sym[QS_CPU_EXEC_HALT].addr == NULL); /* the last */
 	return hooks;
 }
 
@@ -437,7 +547,7 @@ sched_check(char *why, size_t len)
 		return 0;
 	if ((m = missing()) != NULL) {
 		snprintf(why, len, "-smp %d in exact mode: bhrr makes the vCPUs' turns at the "
-			 "recorded icounts through QEMU's per-vCPU icount budget (8.2 and later), and "
+			 "recorded icounts through QEMU's per-vCPU icount budget (8.1 and later), and "
 			 "this QEMU (%s) has no %s; use -smp 1, or record the order of events only "
 			 "(without sleep=off)", asked, shim_qemu.version[0] ? shim_qemu.version : "?", m);
 		return -1;

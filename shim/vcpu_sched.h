@@ -34,9 +34,10 @@
  * instruction (which counts none).  Record flags such a turn; replay gives
  * it one instruction more and ends it from the exception's delivery.
  *
- * Needs QEMU 8.2's per-vCPU budget (icount_prepare_for_run with a budget)
- * and the target's interrupt entry points (x86, arm); without them exact
- * mode refuses -smp above 1 (sched_check says why).
+ * Needs QEMU 8.1's per-vCPU budget (icount_prepare_for_run with a budget)
+ * and the target's exported interrupt entry points (x86; 10.0's arm ones
+ * are static); without them exact mode refuses -smp above 1 (sched_check
+ * says why).
  *
  * Threads: sched_hooks and sched_start in the constructor; the hooks run
  * in the vCPU thread, which owns all of vcpu_sched.c's state.
@@ -76,5 +77,13 @@ uint64_t sched_done(void);
  * (emit.c, for every action); any thread.
  */
 void sched_flush(void);
+/*
+ * At exit: log the turn QEMU exits in (isa-debug-exit, a guest's exit
+ * from its vCPU), and the last one; the icount it ended at when it was
+ * this thread's, else -1.  Any thread.
+ */
+int64_t sched_finish(void);
+/* The VM runs: say once if it has several vCPUs that -smp did not announce.  Main thread. */
+void sched_vm_running(void);
 
 #endif

@@ -112,11 +112,11 @@ qemu_major(const char *qemu)
 	return major;
 }
 
-/* -smp's vCPU count: "4", "cpus=4,...", or a topology's product; 1 when absent. */
+/* -smp's vCPU count: "4", "cpus=4,...", maxcpus, or a topology's product; 1 when absent. */
 static int
 smp_asked(const char *v)
 {
-	long n = 0, topo = 1;
+	long n = 0, max = 0, topo = 1;
 	int have_topo = 0;
 
 	if (v == NULL)
@@ -129,13 +129,16 @@ smp_asked(const char *v)
 
 		if (strncmp(p, "cpus=", 5) == 0)
 			n = atol(p + 5);
+		if (strncmp(p, "maxcpus=", 8) == 0)
+			max = atol(p + 8);
 		for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
 			if (strncmp(p, parts[i], strlen(parts[i])) == 0) {
 				topo *= atol(p + strlen(parts[i]));
 				have_topo = 1;
 			}
 	}
-	return (int)(n > 0 ? n : have_topo ? topo : 1);
+	/* QEMU: cpus defaults to maxcpus, then to the topology's product (as shim/vcpu_sched.c) */
+	return (int)(n > 0 ? n : max > 0 ? max : have_topo ? topo : 1);
 }
 
 /* Why -smp cannot be exact on a QEMU of @major (before 8). */

@@ -239,8 +239,9 @@ dump_text(FILE *f, const struct log_reader *r, const struct log_event *ev)
 		fprintf(f, " delta_ns=%" PRId64, ev->delta_ns);
 		break;
 	case LOG_EV_SLICE:
-		fprintf(f, " vcpu=%" PRIu64 " ran=%" PRIu64 "%s", ev->id, ev->bytes,
-			ev->flags & LOG_F_AFTER_EXC ? " after_exc" : "");
+		fprintf(f, " vcpu=%" PRIu64 " ran=%" PRIu64 "%s%s", ev->id, ev->bytes,
+			ev->flags & LOG_F_AFTER_EXC ? " after_exc" : "",
+			ev->flags & LOG_F_DELIVERED ? " delivered" : "");
 		break;
 	case LOG_EV_CHR_READ:
 	case LOG_EV_RNG_READ:
@@ -366,8 +367,9 @@ dump_json(FILE *f, const struct log_reader *r, const struct log_event *ev)
 		fprintf(f, ",\"delta_ns\":%" PRId64, ev->delta_ns);
 		break;
 	case LOG_EV_SLICE:
-		fprintf(f, ",\"vcpu\":%" PRIu64 ",\"ran\":%" PRIu64 ",\"after_exc\":%s", ev->id,
-			ev->bytes, ev->flags & LOG_F_AFTER_EXC ? "true" : "false");
+		fprintf(f, ",\"vcpu\":%" PRIu64 ",\"ran\":%" PRIu64 ",\"after_exc\":%s,\"delivered\":%s",
+			ev->id, ev->bytes, ev->flags & LOG_F_AFTER_EXC ? "true" : "false",
+			ev->flags & LOG_F_DELIVERED ? "true" : "false");
 		break;
 	case LOG_EV_CHR_READ:
 	case LOG_EV_RNG_READ:
@@ -565,6 +567,8 @@ struct cb_stat {
 };
 
 /* What stat counts in a log. */
+#define STAT_VCPUS 256
+
 struct log_stat {
 	struct kind_stat ks[LOG_EV_COUNT + 1]; /* by kind; [LOG_EV_COUNT]: unknown kinds */
 	struct cb_stat *cbs;                   /* bh_run counts by ident */
@@ -572,6 +576,8 @@ struct log_stat {
 	uint64_t n, wall_ns, wire, size;
 	int64_t ic_min, ic_max;                /* ic_max < ic_min: no exact icount */
 	int damaged;
+	uint64_t vcpu_ran[STAT_VCPUS], vcpu_turns[STAT_VCPUS]; /* slice: per vCPU */
+	unsigned n_vcpus;                      /* 1 + the highest vCPU index seen, 0 none */
 };
 
 static void
@@ -595,6 +601,12 @@ stat_gather(struct log_reader *r, struct log_stat *st)
 		}
 		if (ev.kind == LOG_EV_END)
 			st->wall_ns = ev.wall_ns;
+		if (ev.kind == LOG_EV_SLICE && ev.id < STAT_VCPUS) {
+			st->vcpu_ran[ev.id] += ev.bytes;
+			st->vcpu_turns[ev.id]++;
+			if (ev.id >= st->n_vcpus)
+				st->n_vcpus = (unsigned)ev.id + 1;
+		}
 		if (ev.kind != LOG_EV_BH_RUN)
 			continue;
 		size_t i = 0;
@@ -652,7 +664,15 @@ stat_print_json(const struct log_reader *r, const char *path, const struct log_s
 		printf("%" PRId64 ",\"icount_last\":%" PRId64, st->ic_min, st->ic_max);
 	else
 		printf("null,\"icount_last\":null");
-	printf(",\"wall_ns\":%" PRIu64 "}\n", st->wall_ns);
+	printf(",\"wall_ns\":%" PRIu64, st->wall_ns);
+	if (st->n_vcpus) {
+		printf(",\"vcpus\":[");
+		for (unsigned c = 0; c < st->n_vcpus; c++)
+			printf("%s{\"vcpu\":%u,\"turns\":%" PRIu64 ",\"instructions\":%" PRIu64 "}",
+			       c ? "," : "", c, st->vcpu_turns[c], st->vcpu_ran[c]);
+		printf("]");
+	}
+	printf("}\n");
 }
 
 static void
@@ -677,6 +697,9 @@ stat_print_text(const struct log_reader *r, const char *path, const struct log_s
 	if (st->ic_max >= st->ic_min)
 		printf("  icount span %" PRId64 " .. %" PRId64 " (%" PRId64 " instructions)\n",
 		       st->ic_min, st->ic_max, st->ic_max - st->ic_min);
+	for (unsigned c = 0; c < st->n_vcpus; c++)
+		printf("  vcpu %-3u %10" PRIu64 " turns %14" PRIu64 " instructions\n", c,
+		       st->vcpu_turns[c], st->vcpu_ran[c]);
 	printf("  wall span %.3f s\n", (double)st->wall_ns / 1e9);
 }
 
