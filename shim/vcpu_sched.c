@@ -12,6 +12,7 @@
 #include "gate_mon.h"
 #include "log.h"
 #include "policy.h"
+#include "qemu_args.h"
 #include "qemu_rt.h"
 #include "replay.h"
 #include "settings.h"
@@ -64,33 +65,6 @@ static bool (*real_exec_interrupt)(CPUState *cpu, int request);
 static void (*real_do_interrupt)(CPUState *cpu);
 static bool (*real_exec_halt)(CPUState *cpu);
 
-/* The count of an -smp value: "4", "cpus=4,...", or sockets * dies * clusters * cores * threads. */
-static int
-smp_count(const char *v)
-{
-	long n = 0, max = 0, topo = 1;
-	int have_topo = 0;
-
-	if (*v >= '0' && *v <= '9')
-		return atoi(v);
-	for (const char *p = v; p && *p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL) {
-		static const char *const parts[] = { "sockets=", "dies=", "clusters=", "cores=",
-						     "threads=", "books=", "drawers=", "modules=" };
-
-		if (strncmp(p, "cpus=", 5) == 0)
-			n = atol(p + 5);
-		if (strncmp(p, "maxcpus=", 8) == 0)
-			max = atol(p + 8);
-		for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
-			if (strncmp(p, parts[i], strlen(parts[i])) == 0) {
-				topo *= atol(p + strlen(parts[i]));
-				have_topo = 1;
-			}
-	}
-	/* QEMU: cpus defaults to maxcpus, then to the topology's product */
-	return (int)(n > 0 ? n : max > 0 ? max : have_topo ? topo : 1);
-}
-
 int
 sched_cpus_asked(void)
 {
@@ -113,7 +87,7 @@ sched_cpus_asked(void)
 		const char *v = i + strlen(a) + 1 < n ? buf + i + strlen(a) + 1 : "";
 
 		if (strcmp(a, "-smp") == 0 || strcmp(a, "--smp") == 0)
-			asked = smp_count(v);
+			asked = qemu_smp_count(v);
 		/* -machine ...,smp.cpus=N */
 		else if ((strcmp(a, "-machine") == 0 || strcmp(a, "-M") == 0) && strstr(v, "smp.cpus="))
 			asked = atoi(strstr(v, "smp.cpus=") + 9);

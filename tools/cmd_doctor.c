@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cmd.h"
+#include "qemu_args.h"
 #include "run_command.h"
 
 /* The findings so far: at most max stored, all counted. */
@@ -112,35 +113,6 @@ qemu_major(const char *qemu)
 	return major;
 }
 
-/* -smp's vCPU count: "4", "cpus=4,...", maxcpus, or a topology's product; 1 when absent. */
-static int
-smp_asked(const char *v)
-{
-	long n = 0, max = 0, topo = 1;
-	int have_topo = 0;
-
-	if (v == NULL)
-		return 1;
-	if (*v >= '0' && *v <= '9')
-		return atoi(v);
-	for (const char *p = v; p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL) {
-		static const char *const parts[] = { "sockets=", "dies=", "clusters=", "cores=",
-						     "threads=", "books=", "drawers=", "modules=" };
-
-		if (strncmp(p, "cpus=", 5) == 0)
-			n = atol(p + 5);
-		if (strncmp(p, "maxcpus=", 8) == 0)
-			max = atol(p + 8);
-		for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
-			if (strncmp(p, parts[i], strlen(parts[i])) == 0) {
-				topo *= atol(p + strlen(parts[i]));
-				have_topo = 1;
-			}
-	}
-	/* QEMU: cpus defaults to maxcpus, then to the topology's product (as shim/vcpu_sched.c) */
-	return (int)(n > 0 ? n : max > 0 ? max : have_topo ? topo : 1);
-}
-
 /* Why -smp cannot be exact on a QEMU of @major (before 8). */
 static const char *
 smp_why(int major)
@@ -162,7 +134,7 @@ doctor_smp_refused(int argc, char **argv, char *why, size_t len)
 	int exact = ic != NULL && strstr(ic, "sleep=off") && !strstr(ic, "auto");
 	int major;
 
-	if (smp_asked(opt_value(argc, argv, "-smp")) <= 1 || !exact)
+	if (qemu_smp_count(opt_value(argc, argv, "-smp")) <= 1 || !exact)
 		return 0;
 	major = qemu_major(argv[0]);
 	if (major <= 0 || major >= 8)
@@ -201,7 +173,7 @@ check_clock(int argc, char **argv, struct findings *fs)
 		find(fs, "a hardware accelerator (kvm:tcg too, when KVM is there): no instruction "
 			 "count to tag events with",
 		     "use -accel tcg");
-	if (smp_asked(smp) > 1) {
+	if (qemu_smp_count(smp) > 1) {
 		int exact = ic != NULL && strstr(ic, "sleep=off") && !strstr(ic, "auto");
 		int major = exact ? qemu_major(argv[0]) : 0;
 
