@@ -332,12 +332,49 @@ fi
 # line SETUP sets in args (with fresh disks) before each; prints LABEL with
 # the medians and how many replays were identical to a record that got to
 # its end (a line matching rr_done)
-rr_defaults() { rr_rec=(--force) rr_rep=(--force) rr_done='^done:'; }
+rr_defaults() { rr_rec=(--force) rr_rep=(--force) rr_done='^done:'; rr_native=; }
+# native_args MODE FILE: args rewritten for QEMU's native record/replay
+# (-icount rr=MODE,rrfile=FILE), every disk behind a blkreplay driver: an
+# if=ide drive becomes if=none with an ide-hd on its bus, a virtio-blk-pci
+# gets the blkreplay node; the rest (-snapshot, -smp, 9p) stays as it is
+native_args() {
+	local a prev= k=0 n=() extra=() id
+	for a in "${args[@]}"; do
+		case "$prev:$a" in
+		-icount:*sleep=off*) a="${a/sleep=off/rr=$1,rrfile=$2}" ;;
+		-drive:*if=ide,index=*)
+			k=$((k + 1)); id=nd$k
+			local idx=${a##*index=}
+			idx=${idx%%,*}
+			a="id=$id,${a/if=ide,index=$idx/if=none}"
+			extra+=(-drive "driver=blkreplay,if=none,image=$id,id=r$id"
+				-device "ide-hd,drive=r$id,bus=ide.$((idx / 2)),unit=$((idx % 2))") ;;
+		-device:virtio-blk-pci,drive=*)
+			id=${a#*drive=}; id=${id%%,*}
+			extra+=(-drive "driver=blkreplay,if=none,image=$id,id=r$id")
+			a="${a/drive=$id/drive=r$id}" ;;
+		esac
+		n+=("$a")
+		prev=$a
+	done
+	args=("${n[@]}" "${extra[@]}")
+}
 rr_defaults
 rr3() {
-	local label=$1 q=$2 tp=() tr=() tq=() same=0 p r q2
+	local label=$1 q=$2 tp=() tr=() tq=() tnr=() tnq=() same=0 nsame=0 p r q2 nr nq nerr=
 	shift 2
 	for _ in 1 2 3; do
+		if [ -n "$rr_native" ]; then
+			# QEMU's own record/replay of the same command line, where it runs at all
+			"$@"; native_args record "$out/native.rr"
+			t0=$(now_s); "$q" "${args[@]}" </dev/null >"$out/n.rec" 2>"$out/n.err" || true; t1=$(now_s)
+			"$@"; native_args replay "$out/native.rr"
+			"$q" "${args[@]}" </dev/null >"$out/n.rep" 2>>"$out/n.err" || true; t2=$(now_s)
+			grep -q "$rr_done" "$out/n.rec" && cmp -s "$out/n.rec" "$out/n.rep" && nsame=$((nsame + 1))
+			grep -q "$rr_done" "$out/n.rec" || nerr=$(grep -m1 -i 'error\|not supported\|qemu-system' "$out/n.err" | cut -c1-110)
+			tnr+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')")
+			tnq+=("$(awk -v a="$t1" -v b="$t2" 'BEGIN { print b - a }')")
+		fi
 		"$@"
 		t0=$(now_s); "$q" "${args[@]}" </dev/null >/dev/null 2>&1 || true; t1=$(now_s)
 		"$@"; rm -f "$out/c.bhlog"
@@ -355,6 +392,14 @@ rr3() {
 	p=$(median "${tp[@]}"); r=$(median "${tr[@]}"); q2=$(median "${tq[@]}")
 	awk -v c="$label" -v p="$p" -v r="$r" -v q="$q2" -v s="$same" 'BEGIN {
 		printf "    %-22s plain %.3f s, record %.3fx, replay %.3fx, replays identical %d/3\n", c, p, r / p, q / p, s }'
+	[ -n "$rr_native" ] || return 0
+	if [ -n "$nerr" ]; then
+		echo "    $(printf '%-22s' '')native record/replay: does not run: $nerr"
+	else
+		nr=$(median "${tnr[@]}"); nq=$(median "${tnq[@]}")
+		awk -v p="$p" -v r="$nr" -v q="$nq" -v s="$nsame" 'BEGIN {
+			printf "    %-22s native record %.3fx, replay %.3fx, replays identical %d/3\n", "", r / p, q / p, s }'
+	fi
 }
 if want 5e && [ -f "$b/guest-linux/.stamp" ]; then
 	# the disks CI uses (issue 13), as tests/shell/50-linux.bats runs them:
@@ -372,13 +417,27 @@ if want 5e && [ -f "$b/guest-linux/.stamp" ]; then
 		aio)
 			args=("${args[@]/file=$out\/sda.img,format=raw/file=$out/sda.img,format=raw,aio=native,cache.direct=on}")
 			args=("${args[@]/file=$out\/vda.img,format=raw/file=$out/vda.img,format=raw,aio=io_uring}") ;;
+		9p)
+			# a reader of a read-only share beside the disk workers (50-linux.bats's);
+			# its files modified an hour ago and read once, so no read moves an atime
+			if [ ! -d "$out/share" ]; then
+				mkdir "$out/share"
+				for i in $(seq 1 12); do
+					yes "file $i of the share" | head -c $((i * 3000)) >"$out/share/f$(printf %02d "$i")"
+				done
+				touch -m -d '1 hour ago' "$out/share" "$out/share"/*
+				cat "$out/share"/* >/dev/null
+			fi
+			args=("${args[@]/bhrr.ops=30/bhrr.ops=30 bhrr.9p=host0}"
+				-fsdev "local,id=fs0,path=$out/share,security_model=none,readonly=on"
+				-device virtio-9p-pci,fsdev=fs0,mount_tag=host0) ;;
 		esac
 	}
 	for v in 7.2 10.0; do
 		select_qemu "$v"
 		echo "== 5e. Linux tier (QEMU $v), the disks CI uses: record and replay vs plain, medians of 3"
-		rr_rec=(--as-is) rr_rep=() rr_done='^linux-guest: done'
-		for c in qcow2 aio; do
+		rr_rec=(--as-is) rr_rep=() rr_done='^linux-guest: done' rr_native=yes
+		for c in qcow2 aio 9p; do
 			rr3 "$c" "$qemu" disk_args "$c"
 		done
 		rr_defaults
@@ -396,6 +455,7 @@ if want 5f; then
 		args=($fw "${GUEST_ARGV[@]/smp=2/smp=$2}")
 		for i in "${!args[@]}"; do [ "${args[$i]}" != -smp ] || args[i + 1]=$2; done
 	}
+	rr_native=yes rr_done='^done:'
 	for c in smp-race smp-race-virtio; do
 		for n in 2 4; do
 			rr3 "$c -smp $n" "$qemu" race_args "$c" "$n"
@@ -404,15 +464,11 @@ if want 5f; then
 	"$b/tools/bhrr" stat "$out/c.bhlog" | grep -E 'events in|^  slice' | sed 's/^/    (the last: /; s/$/)/'
 	if [ -f "$b/guest-linux/.stamp" ]; then
 		smp_linux_args() { linux_argv "bhrr.ops=30"; args=("${LINUX_ARGV[@]:1}" -smp 2); }
-		rr_rec=() rr_rep=() rr_done='^linux-guest: done'
+		rr_rec=() rr_rep=() rr_done='^linux-guest: done' rr_native=yes
 		rr3 "Linux tier -smp 2" "$qemu" smp_linux_args
-		rr_defaults
 		"$b/tools/bhrr" stat "$out/c.bhlog" | grep -E 'events in|^  slice' | sed 's/^/    (/; s/$/)/'
 	fi
-	guest_argv smp-race-virtio "$out"
-	native_argv record "$out/native.rr"
-	native=$("$qemu" $fw "${GUEST_ARGV[@]}" 2>&1 >/dev/null </dev/null | head -n 2 | tr '\n' ' ')
-	echo "    QEMU's native record/replay with -smp 2: ${native:-ran}"
+	rr_defaults
 fi
 if want 5d && [ -f "$b/guest-linux/.stamp" ]; then
 	# the CI-shaped run of 50-linux.bats (issue 14): the harness drives a plain
