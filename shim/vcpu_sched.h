@@ -15,8 +15,9 @@
  * next one's begins - the interleaving a racy guest sees - is host timing.
  *
  * Record logs each turn as a slice event: the vCPU, how many instructions
- * it ran, and the global icount at its end; a vCPU's turns in a row as one
- * (vcpu_sched.c says why that is the same to a replay).  A turn that ran nothing and
+ * it ran, and the global icount at its end; a vCPU's turns in a row as one,
+ * unless the later took an interrupt (vcpu_sched.c says why that is the
+ * same to a replay, and why the exception).  A turn that ran nothing and
  * delivered nothing (a halted vCPU passed over) is not logged: how many of
  * those a halted guest gets is host timing too, and they change nothing.
  * The turn's order is QEMU's: the ring of vCPUs in index order, always.
