@@ -363,6 +363,48 @@ drop_args(struct strvec *v, size_t k, size_t n)
 }
 
 /*
+ * The iothread= of each device of @v dropped, so that the device runs in
+ * the main loop, where bhrr's gate and executor see its requests: the guest
+ * sees the same device either way (doc/record.md, "Iothreads").  -device
+ * DRIVER,...,iothread=X loses the key; -global DRIVER.iothread=X and -set
+ * device.ID.iothread=X go.  JSON -device and iothread-vq-mapping stay, for
+ * iothread_user to refuse.  The number of changes, each said on stderr.
+ */
+static int
+drop_iothreads(struct strvec *v, const char *cmd)
+{
+	int changes = 0;
+	char buf[4096];
+
+	for (size_t j = 1; j + 1 < v->n; j++) {
+		const char *a = v->v[j + 1], *io = strstr(a, "iothread=");
+
+		while (io != NULL && io != a && io[-1] != ',' && io[-1] != '.')
+			io = strstr(io + 1, "iothread=");
+		if (io == NULL || io == a)
+			continue;
+		if (qemu_is_opt(v->v[j], "-device") && io[-1] == ',') {
+			size_t n = strcspn(io, ",");
+
+			snprintf(buf, sizeof(buf), "%.*s%s", (int)(io - a - 1), a, io + n);
+			fprintf(stderr, "bhrr: %s: replaced -device %s by -device %s (a device in an "
+					"iothread completes its requests outside bhrr's gate; in the main "
+					"loop the guest sees the same device)\n", cmd, a, buf);
+			set_arg(v, j + 1, buf);
+			changes++;
+		} else if ((qemu_is_opt(v->v[j], "-global") && io[-1] == '.') ||
+			   (qemu_is_opt(v->v[j], "-set") && strncmp(a, "device.", 7) == 0 && io[-1] == '.')) {
+			fprintf(stderr, "bhrr: %s: removed %s %s (a device in an iothread completes its "
+					"requests outside bhrr's gate; in the main loop the guest sees the "
+					"same device)\n", cmd, v->v[j], a);
+			drop_args(v, j--, 2);
+			changes++;
+		}
+	}
+	return changes;
+}
+
+/*
  * What exact mode needs, added to the QEMU command line @v where it lacks
  * it, each change said in one line on stderr: -icount shift=0,sleep=off
  * (or sleep=off added, or a fixed shift for auto), -seed 1, an RTC on the
@@ -443,6 +485,7 @@ make_deterministic(struct strvec *v)
 		}
 		changes++;
 	}
+	changes += drop_iothreads(v, "record");
 	int tcg = 0, changes_accel = 0;
 
 	for (size_t j = 1; j < v->n; j++) {
@@ -597,9 +640,10 @@ cmd_record(int argc, char **argv)
 	if (!force && iothread_user(qargv, io, sizeof(io))) {
 		fprintf(stderr, "bhrr: record: %s: its requests complete in that iothread, outside "
 				"bhrr's gate, so no replay could follow them (a replay would run free "
-				"from the first one, and report no divergence); refusing (remove "
-				"iothread= from it, or --force to record anyway; doc/record.md, "
-				"\"Iothreads\")\n", io);
+				"from the first one, and report no divergence); refusing (without "
+				"--as-is bhrr record moves a -device, -global or -set one to the main "
+				"loop; or remove iothread= from it, or --force to record anyway; "
+				"doc/record.md, \"Iothreads\")\n", io);
 		return 2;
 	}
 	char smp[512];
@@ -612,8 +656,12 @@ cmd_record(int argc, char **argv)
 	}
 	int n = doctor_findings(qargc, qargv, f, DOCTOR_MAX);
 
-	for (int k = 0; k < n && k < DOCTOR_MAX; k++)
+	for (int k = 0; k < n && k < DOCTOR_MAX; k++) {
+		/* an -object iothread no device uses any more (drop_iothreads) changes nothing */
+		if (strncmp(f[k].what, "an iothread", 11) == 0 && !iothread_user(qargv, io, sizeof(io)))
+			continue;
 		fprintf(stderr, "bhrr: record: warning: %s (fix: %s)\n", f[k].what, f[k].fix);
+	}
 	return run_with_shim("record", exe, qargv, out, NULL, force, NULL);
 }
 
@@ -641,8 +689,20 @@ replay_qargv(const char *log, const struct log_header *h, char **given, int n)
 	if (given) {
 		if (given[0] == NULL)
 			usage_error("replay: '--' without a QEMU command line");
-		int same = h->argc == n;
+		int same, kept = 0;
+		struct strvec sv = STRVEC_INIT;
 
+		/* a record that moved devices out of their iothreads: the same here */
+		for (int k = 0; k < h->argc; k++)
+			kept |= strstr(h->argv[k], "iothread=") != NULL;
+		strvec_pushv(&sv, given);
+		if (!kept && drop_iothreads(&sv, "replay") > 0) {
+			given = sv.v; /* the process's to the end */
+			n = (int)sv.n;
+		} else {
+			strvec_clear(&sv);
+		}
+		same = h->argc == n;
 		for (int k = 0; same && k < h->argc; k++)
 			same = strcmp(h->argv[k], given[k]) == 0;
 		if (!same)

@@ -284,7 +284,7 @@ record_linux_as_is() {
 # raw bases, run with -snapshot (QEMU puts a temporary qcow2 overlay on top
 # of each), virtio-blk with its default ioeventfd: the guest's concurrent
 # O_DIRECT writes allocate clusters in those overlays.  Recorded once
-# (--as-is: bhrr record leaves the drives alone anyway), replayed 3 times
+# (--as-is: bhrr record leaves the drives alone anyway), replayed 5 times
 # identically, each replay on fresh overlays.
 linux_qcow2_argv() {
 	linux_argv "$1" 30
@@ -305,18 +305,53 @@ linux_qcow2() {
 	echo "${QEMU_ARGV[*]}"
 	[[ "${QEMU_ARGV[*]}" == *"sda.qcow2,format=qcow2"*"vda.qcow2,format=qcow2"* ]]
 	record_linux_as_is
-	for k in 1 2 3; do
+	for k in 1 2 3 4 5; do
 		linux_qcow2_argv "$1"
 		replay_linux "$k"
 	done
 }
 
-@test "the Linux guest on qcow2 overlays with -snapshot (virtio-blk, default ioeventfd) replays identically, 3 times, on QEMU 7.2" {
+@test "the Linux guest on qcow2 overlays with -snapshot (virtio-blk, default ioeventfd) replays identically, 5 times, on QEMU 7.2" {
 	linux_qcow2 7.2
 }
 
-@test "the Linux guest on qcow2 overlays with -snapshot (virtio-blk, default ioeventfd) replays identically, 3 times, on QEMU 10.0" {
+@test "the Linux guest on qcow2 overlays with -snapshot (virtio-blk, default ioeventfd) replays identically, 5 times, on QEMU 10.0" {
 	linux_qcow2 10.0
+}
+
+# linux_iothread VERSION: linux_qcow2's command line with the virtio disk in
+# an iothread (-object iothread, iothread= on its virtio-blk-pci).  bhrr
+# record moves the device to the main loop and says so (doc/record.md,
+# "Iothreads"); each replay, given the same command line, does the same.
+linux_iothread_argv() {
+	linux_qcow2_argv "$1"
+	QEMU_ARGV=("${QEMU_ARGV[@]/virtio-blk-pci,drive=v/virtio-blk-pci,drive=v,iothread=io0}" -object iothread,id=io0)
+}
+
+linux_iothread() {
+	linux_iothread_argv "$1"
+	[[ "${QEMU_ARGV[*]}" == *"virtio-blk-pci,drive=v,iothread=io0 "* ]]
+	status=0
+	timeout 300 "$BHRR" record -o "$BATS_TEST_TMPDIR/linux.bhlog" -- "${QEMU_ARGV[@]}" \
+		>"$BATS_TEST_TMPDIR/rec.out" 2>"$BATS_TEST_TMPDIR/rec.err" || status=$?
+	cat "$BATS_TEST_TMPDIR/rec.err"
+	output=$(cat "$BATS_TEST_TMPDIR/rec.out")
+	assert_linux_run 30
+	grep -qF "bhrr: record: replaced -device virtio-blk-pci,drive=v,iothread=io0 by -device virtio-blk-pci,drive=v " \
+		"$BATS_TEST_TMPDIR/rec.err"
+	assert_exact_completions
+	for k in 1 2 3 4 5; do
+		linux_iothread_argv "$1"
+		replay_linux "$k"
+	done
+}
+
+@test "the Linux guest with its virtio disk in an iothread (qcow2, -snapshot) replays identically, 5 times, on QEMU 7.2" {
+	linux_iothread 7.2
+}
+
+@test "the Linux guest with its virtio disk in an iothread (qcow2, -snapshot) replays identically, 5 times, on QEMU 10.0" {
+	linux_iothread 10.0
 }
 
 # linux_aio_argv VERSION: the Linux guest with its IDE disk on Linux AIO

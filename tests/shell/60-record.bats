@@ -303,21 +303,48 @@ qmp_quit() {
 
 # An iothread's requests complete outside the gate (doc/record.md,
 # "Iothreads"): a record of the virtio guest with one logged its completions
-# but gave the replay nothing to hold them to.  Refused, naming the device.
-@test "record refuses a device in an iothread, naming it; --force records anyway" {
+# but gave the replay nothing to hold them to.  bhrr record moves such a
+# device to the main loop, saying so, and the replay (given the command line
+# with the iothread again) does the same and is identical; --as-is refuses
+# it, naming the device.
+@test "record moves a device out of its iothread and replays it identically; --as-is refuses it, naming it" {
 	use_qemu 7.2
 	guest_argv virtio "$BATS_TEST_TMPDIR"
 	local argv=("${GUEST_ARGV[@]/virtio-blk-pci,/virtio-blk-pci,id=vd0,iothread=io0,}" -object iothread,id=io0)
+	[[ "${argv[*]}" == *"virtio-blk-pci,id=vd0,iothread=io0,"* ]]
 	run "$BHRR" record -o "$LOG" -- "$QEMU_BIN" "${argv[@]}"
 	echo "$output"
+	[ "$status" -eq "$GUEST_PASS" ]
+	[[ "$output" == *"bhrr: record: replaced -device virtio-blk-pci,id=vd0,iothread=io0,"*" by -device virtio-blk-pci,id=vd0,"*"outside bhrr's gate"* ]]
+	[[ "$output" != *"warning: an iothread"* ]]
+	"$BHRR" dump "$LOG" | grep -q "io_complete"
+	grep '^done:' <<<"$output" >"$BATS_TEST_TMPDIR/rec.done"
+	guest_argv virtio "$BATS_TEST_TMPDIR"
+	argv=("${GUEST_ARGV[@]/virtio-blk-pci,/virtio-blk-pci,id=vd0,iothread=io0,}" -object iothread,id=io0)
+	run "$BHRR" replay "$LOG" -- "$QEMU_BIN" "${argv[@]}"
+	echo "$output"
+	[ "$status" -eq "$GUEST_PASS" ]
+	[[ "$output" == *"bhrr: replay: replaced -device virtio-blk-pci,id=vd0,iothread=io0,"* ]]
+	[[ "$output" != *"differs from the recorded one"* ]]
+	grep -qE 'after ([0-9]+) of \1 recorded events \(end of the log' <<<"$output"
+	[ "$(grep '^done:' <<<"$output")" = "$(cat "$BATS_TEST_TMPDIR/rec.done")" ]
+	# -global and -set: the option goes
+	guest_argv virtio "$BATS_TEST_TMPDIR"
+	rm -f "$LOG"
+	run "$BHRR" record -o "$LOG" -- "$QEMU_BIN" "${GUEST_ARGV[@]}" -global virtio-blk-pci.iothread=io0 -object iothread,id=io0
+	[ "$status" -eq "$GUEST_PASS" ]
+	[[ "$output" == *"bhrr: record: removed -global virtio-blk-pci.iothread=io0"* ]]
+	# --as-is: refused, naming the device; with --force recorded, with the doctor's warning
+	guest_argv virtio "$BATS_TEST_TMPDIR"
+	rm -f "$LOG"
+	run "$BHRR" record --as-is -o "$LOG" -- "$QEMU_BIN" "${argv[@]}"
 	[ "$status" -eq 2 ]
 	[[ "$output" == *"device virtio-blk-pci (id vd0) in iothread io0: its requests complete in that iothread, outside bhrr's gate"*"refusing"* ]]
 	[ ! -e "$LOG" ]
-	run "$BHRR" record -o "$LOG" -- "$QEMU_BIN" "${GUEST_ARGV[@]}" -global virtio-blk-pci.iothread=io0 -object iothread,id=io0
+	run "$BHRR" record --as-is -o "$LOG" -- "$QEMU_BIN" "${GUEST_ARGV[@]}" -global virtio-blk-pci.iothread=io0 -object iothread,id=io0
 	[ "$status" -eq 2 ]
 	[[ "$output" == *"every virtio-blk-pci (-global) in iothread io0"* ]]
-	# --force: recorded, with the doctor's warning
-	run "$BHRR" record --force -o "$LOG" -- "$QEMU_BIN" "${argv[@]}"
+	run "$BHRR" record --as-is --force -o "$LOG" -- "$QEMU_BIN" "${argv[@]}"
 	[ "$status" -eq "$GUEST_PASS" ]
 	[[ "$output" == *"warning: an iothread"* ]]
 	[ -s "$LOG" ]
