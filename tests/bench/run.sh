@@ -28,6 +28,7 @@ if [ -n "$base" ] && [ ! -f "$base/.libs/libbhrr.so" ]; then
 	echo "BHRR_BENCH_BASELINE=$base: no $base/.libs/libbhrr.so" >&2
 	exit 2
 fi
+# BHRR_BENCH_NATIVE_CAP=S: cut each run of QEMU's native record/replay (5e, 5f) at S seconds (240)
 # BHRR_BENCH_ONLY="5 6": only those sections (1 1b 2 5 6 6b 5b 5c 5d 5e 5f 7 8; 2 stands for 2-4)
 want() { [ -z "${BHRR_BENCH_ONLY:-}" ] || [[ " $BHRR_BENCH_ONLY " == *" $1 "* ]]; }
 mkdir -p "$out"
@@ -332,7 +333,10 @@ fi
 # line SETUP sets in args (with fresh disks) before each; prints LABEL with
 # the medians and how many replays were identical to a record that got to
 # its end (a line matching rr_done)
+# rr_native: empty (bhrr only), yes (QEMU's native record/replay too, in the
+# first round only: the Linux tier takes minutes under it), all (every round)
 rr_defaults() { rr_rec=(--force) rr_rep=(--force) rr_done='^done:'; rr_native=; }
+native_cap=${BHRR_BENCH_NATIVE_CAP:-240}
 # native_args MODE FILE: args rewritten for QEMU's native record/replay
 # (-icount rr=MODE,rrfile=FILE), every disk behind a blkreplay driver: an
 # if=ide drive becomes if=none with an ide-hd on its bus, a virtio-blk-pci
@@ -363,15 +367,18 @@ rr_defaults
 rr3() {
 	local label=$1 q=$2 tp=() tr=() tq=() tnr=() tnq=() same=0 nsame=0 p r q2 nr nq nerr=
 	shift 2
-	for _ in 1 2 3; do
-		if [ -n "$rr_native" ]; then
-			# QEMU's own record/replay of the same command line, where it runs at all
+	for it in 1 2 3; do
+		if [ -n "$rr_native" ] && { [ "$it" -eq 1 ] || [ "$rr_native" = all ]; }; then
+			# QEMU's own record/replay of the same command line, where it runs
+			# at all; each run cut at native_cap seconds (it can be 100x plain)
 			"$@"; native_args record "$out/native.rr"
-			t0=$(now_s); "$q" "${args[@]}" </dev/null >"$out/n.rec" 2>"$out/n.err" || true; t1=$(now_s)
+			t0=$(now_s); timeout "$native_cap" "$q" "${args[@]}" </dev/null >"$out/n.rec" 2>"$out/n.err" || true; t1=$(now_s)
 			"$@"; native_args replay "$out/native.rr"
-			"$q" "${args[@]}" </dev/null >"$out/n.rep" 2>>"$out/n.err" || true; t2=$(now_s)
+			timeout "$native_cap" "$q" "${args[@]}" </dev/null >"$out/n.rep" 2>>"$out/n.err" || true; t2=$(now_s)
 			grep -q "$rr_done" "$out/n.rec" && cmp -s "$out/n.rec" "$out/n.rep" && nsame=$((nsame + 1))
 			grep -q "$rr_done" "$out/n.rec" || nerr=$(grep -m1 -i 'error\|not supported\|qemu-system' "$out/n.err" | cut -c1-110)
+			grep -q "$rr_done" "$out/n.rec" || [ -n "$nerr" ] || nerr="its record did not finish in ${native_cap} s"
+			grep -q "$rr_done" "$out/n.rep" || [ -n "$nerr" ] || nerr="its replay did not finish in ${native_cap} s"
 			tnr+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')")
 			tnq+=("$(awk -v a="$t1" -v b="$t2" 'BEGIN { print b - a }')")
 		fi
@@ -397,8 +404,8 @@ rr3() {
 		echo "    $(printf '%-22s' '')native record/replay: does not run: $nerr"
 	else
 		nr=$(median "${tnr[@]}"); nq=$(median "${tnq[@]}")
-		awk -v p="$p" -v r="$nr" -v q="$nq" -v s="$nsame" 'BEGIN {
-			printf "    %-22s native record %.3fx, replay %.3fx, replays identical %d/3\n", "", r / p, q / p, s }'
+		awk -v p="$p" -v r="$nr" -v q="$nq" -v s="$nsame" -v n="${#tnr[@]}" 'BEGIN {
+			printf "    %-22s native record %.3fx, replay %.3fx, replays identical %d/%d\n", "", r / p, q / p, s, n }'
 	fi
 }
 if want 5e && [ -f "$b/guest-linux/.stamp" ]; then
@@ -418,16 +425,8 @@ if want 5e && [ -f "$b/guest-linux/.stamp" ]; then
 			args=("${args[@]/file=$out\/sda.img,format=raw/file=$out/sda.img,format=raw,aio=native,cache.direct=on}")
 			args=("${args[@]/file=$out\/vda.img,format=raw/file=$out/vda.img,format=raw,aio=io_uring}") ;;
 		9p)
-			# a reader of a read-only share beside the disk workers (50-linux.bats's);
-			# its files modified an hour ago and read once, so no read moves an atime
-			if [ ! -d "$out/share" ]; then
-				mkdir "$out/share"
-				for i in $(seq 1 12); do
-					yes "file $i of the share" | head -c $((i * 3000)) >"$out/share/f$(printf %02d "$i")"
-				done
-				touch -m -d '1 hour ago' "$out/share" "$out/share"/*
-				cat "$out/share"/* >/dev/null
-			fi
+			# a reader of a read-only share beside the disk workers (50-linux.bats's)
+			share_9p "$out"
 			args=("${args[@]/bhrr.ops=30/bhrr.ops=30 bhrr.9p=host0}"
 				-fsdev "local,id=fs0,path=$out/share,security_model=none,readonly=on"
 				-device virtio-9p-pci,fsdev=fs0,mount_tag=host0) ;;
@@ -455,7 +454,7 @@ if want 5f; then
 		args=($fw "${GUEST_ARGV[@]/smp=2/smp=$2}")
 		for i in "${!args[@]}"; do [ "${args[$i]}" != -smp ] || args[i + 1]=$2; done
 	}
-	rr_native=yes rr_done='^done:'
+	rr_native=all rr_done='^done:'
 	for c in smp-race smp-race-virtio; do
 		for n in 2 4; do
 			rr3 "$c -smp $n" "$qemu" race_args "$c" "$n"

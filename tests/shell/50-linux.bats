@@ -7,6 +7,8 @@
 # virtio-blk disks.  Slow tier: run by 'make check-linux'.
 
 load helper
+# shellcheck source=tests/guest/guest.sh
+. "$BHRR_SRCDIR/tests/guest/guest.sh"
 
 LINUX_DIR="$BHRR_BUILDDIR/guest-linux"
 LINUX_ARM64_DIR="$BHRR_BUILDDIR/guest-linux-arm64"
@@ -416,17 +418,8 @@ linux_9p_argv() {
 # the guest read (file_read events, shim/gate_fs.c); once one file of the
 # share changed, a replay is refused before QEMU starts, naming that file.
 linux_9p() {
-	mkdir "$BATS_TEST_TMPDIR/share"
-	for i in $(seq 1 12); do
-		yes "file $i of the share" | head -c $((i * 3000)) >"$BATS_TEST_TMPDIR/share/f$(printf %02d "$i")"
-	done
-	# Modified an hour ago and read once since, so that the record's reads
-	# leave the access times as they are (relatime moves them while they
-	# are not past the modification time): the guest's own relatime sees
-	# them, and would ask the server differently in a replay (doc/record.md,
-	# "9p shares").
-	touch -m -d '1 hour ago' "$BATS_TEST_TMPDIR/share" "$BATS_TEST_TMPDIR/share"/*
-	cat "$BATS_TEST_TMPDIR/share"/* >/dev/null
+	# modified an hour ago and read once since (guest.sh says why)
+	share_9p "$BATS_TEST_TMPDIR"
 	linux_9p_argv "$1"
 	rm -f "$BATS_TEST_TMPDIR/linux.bhlog"
 	status=0
