@@ -29,6 +29,8 @@ if [ -n "$base" ] && [ ! -f "$base/.libs/libbhrr.so" ]; then
 	exit 2
 fi
 # BHRR_BENCH_NATIVE_CAP=S: cut each run of QEMU's native record/replay (5e, 5f) at S seconds (240)
+# BHRR_BENCH_QEMUS="10.0": only those QEMUs (7.2 10.0) in the sections run on both
+qemus=${BHRR_BENCH_QEMUS:-7.2 10.0}
 # BHRR_BENCH_ONLY="5 6": only those sections (1 1b 2 5 6 6b 5b 5c 5d 5e 5f 7 8; 2 stands for 2-4)
 want() { [ -z "${BHRR_BENCH_ONLY:-}" ] || [[ " $BHRR_BENCH_ONLY " == *" $1 "* ]]; }
 mkdir -p "$out"
@@ -86,7 +88,7 @@ guest() {
 	"$@"
 }
 
-for v in 7.2 10.0; do
+for v in $qemus; do
 	want 2 || continue
 	select_qemu "$v"
 	echo "== 2. QEMU $v: install time of the 14 targets (5 runs)"
@@ -150,7 +152,7 @@ shim_replay() {
 	shift 2
 	BHRR_MODE=replay BHRR_REPLAY="$from" BHRR_LOG="$log" BHRR_LOG_OVERWRITE=1 LD_PRELOAD="${SHIM:-$b}/.libs/libbhrr.so" "$@"
 }
-for v in 7.2 10.0; do
+for v in $qemus; do
 	want 5 || continue
 	select_qemu "$v"
 	echo "== 5. QEMU $v: record (the shim preloaded) vs plain, each guest with 8x its commands; best of $reps5 alternating runs"
@@ -191,7 +193,7 @@ for v in 7.2 10.0; do
 				c, p, r, r / p, m, o / p, base == "" ? "" : sprintf(", baseline %.3fx, median %.3fx", bb / p, bm), s, s / n, (io ? s / io : 0) }'
 	done
 done
-for v in 7.2 10.0; do
+for v in $qemus; do
 	want 6 || continue
 	select_qemu "$v"
 	echo "== 6. QEMU $v: replay vs plain and vs record (best of 3 alternating runs, shim preloaded)"
@@ -247,7 +249,7 @@ native_argv() {
 	done
 	GUEST_ARGV=("${out_args[@]}" -drive driver=blkreplay,if=none,image=d0,id=rr0)
 }
-for v in 7.2 10.0; do
+for v in $qemus; do
 	want 6b || continue
 	select_qemu "$v"
 	echo "== 6b. QEMU $v: bhrr beside QEMU's native record/replay (-icount rr=, blkreplay), best of 3"
@@ -304,7 +306,7 @@ linux_argv() {
 }
 
 if want 5b && [ -f "$b/guest-linux/.stamp" ]; then
-	for v in 7.2 10.0; do
+	for v in $qemus; do
 		select_qemu "$v"
 		echo "== 5b. Linux tier (QEMU $v): plain, record, replay, one run each"
 		# linux plain | linux CMD BHRR-ARGS...: one run with fresh disks
@@ -432,7 +434,7 @@ if want 5e && [ -f "$b/guest-linux/.stamp" ]; then
 				-device virtio-9p-pci,fsdev=fs0,mount_tag=host0) ;;
 		esac
 	}
-	for v in 7.2 10.0; do
+	for v in $qemus; do
 		select_qemu "$v"
 		echo "== 5e. Linux tier (QEMU $v), the disks CI uses: record and replay vs plain, medians of 3"
 		rr_rec=(--as-is) rr_rep=() rr_done='^linux-guest: done' rr_native=yes
@@ -473,7 +475,7 @@ if want 5d && [ -f "$b/guest-linux/.stamp" ]; then
 	# the CI-shaped run of 50-linux.bats (issue 14): the harness drives a plain
 	# run and a record alike; the replay runs with nothing attached
 	port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-	for v in 7.2 10.0; do
+	for v in $qemus; do
 		select_qemu "$v"
 		echo "== 5d. the CI-shaped Linux run (QEMU $v): plain and record driven by tests/helper/ci-harness.py, replay alone; medians of 3"
 		# ci MODE OUT: one run with fresh disks and sockets; MODE plain, record or replay
@@ -587,7 +589,7 @@ if want 7; then
 		done
 	done
 	# the virt-board guest (tests/guest/mmio/) on the other architectures' QEMUs
-	for v in 7.2 10.0; do
+	for v in $qemus; do
 		select_qemu "$v"
 		for g in aarch64 aarch64-pci riscv64; do
 			case $v in
@@ -617,7 +619,7 @@ if want 8; then
 	echo "   hit) at icount 10 M and 100 M of the virtio guest at n=1000 (about 125 M instructions), timed by gdb;"
 	echo "   bhrr replays the log again to get there, QEMU's native reverse debugging loads its snapshot"
 	echo "   at icount 0 (rrsnapshot=init) and replays from it"
-	for v in 7.2 10.0; do
+	for v in $qemus; do
 		select_qemu "$v"
 		guest_argv virtio "$out"
 		args=("${GUEST_ARGV[@]/ n=64/ n=1000}")
