@@ -412,8 +412,9 @@ rr3() {
 }
 if want 5e && [ -f "$b/guest-linux/.stamp" ]; then
 	# the disks CI uses (issue 13), as tests/shell/50-linux.bats runs them:
-	# qcow2 overlays under -snapshot, and aio=native + aio=io_uring (gated at
-	# the block backend); three rounds of plain, record and replay each
+	# qcow2 overlays under -snapshot (and the virtio disk in an iothread),
+	# aio=native + aio=io_uring (gated at the block backend), a 9p share;
+	# three rounds of plain, record and replay each
 	disk_args() {
 		linux_argv "bhrr.ops=30"
 		args=("${LINUX_ARGV[@]:1}")
@@ -426,6 +427,11 @@ if want 5e && [ -f "$b/guest-linux/.stamp" ]; then
 		aio)
 			args=("${args[@]/file=$out\/sda.img,format=raw/file=$out/sda.img,format=raw,aio=native,cache.direct=on}")
 			args=("${args[@]/file=$out\/vda.img,format=raw/file=$out/vda.img,format=raw,aio=io_uring}") ;;
+		iothread)
+			# qcow2's, the virtio disk in an iothread: plain runs it there,
+			# bhrr record and replay move it to the main loop
+			disk_args qcow2
+			args=("${args[@]/virtio-blk-pci,drive=v/virtio-blk-pci,drive=v,iothread=io0}" -object iothread,id=io0) ;;
 		9p)
 			# a reader of a read-only share beside the disk workers (50-linux.bats's)
 			share_9p "$out"
@@ -438,7 +444,9 @@ if want 5e && [ -f "$b/guest-linux/.stamp" ]; then
 		select_qemu "$v"
 		echo "== 5e. Linux tier (QEMU $v), the disks CI uses: record and replay vs plain, medians of 3"
 		rr_rec=(--as-is) rr_rep=() rr_done='^linux-guest: done' rr_native=yes
-		for c in qcow2 aio 9p; do
+		for c in qcow2 iothread aio 9p; do
+			# an iothread is refused --as-is: plain bhrr record moves it
+			if [ "$c" = iothread ]; then rr_rec=(); else rr_rec=(--as-is); fi
 			rr3 "$c" "$qemu" disk_args "$c"
 		done
 		rr_defaults
