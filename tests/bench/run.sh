@@ -236,18 +236,32 @@ for v in $qemus; do
 				c, p, r, q, q / p, base == "" ? "" : sprintf(" (baseline %.2fx)", bb / p), q / r, k }'
 	done
 done
-# native_argv MODE FILE: GUEST_ARGV for QEMU's own record/replay (rr=MODE,
-# the disk behind a blkreplay driver); only for the -device attached disks.
-native_argv() {
-	local a out_args=()
-	for a in "${GUEST_ARGV[@]}"; do
-		case "$a" in
-		shift=0,sleep=off) a="shift=0,rr=$1,rrfile=$2" ;;
-		*drive=d0,*) a="${a/drive=d0,/drive=rr0,}" ;;
+# native_args MODE FILE: args rewritten for QEMU's native record/replay
+# (-icount rr=MODE,rrfile=FILE), every disk behind a blkreplay driver: an
+# if=ide drive becomes if=none with an ide-hd on its bus, a -device's
+# drive=ID gets the blkreplay node over ID; the rest (-snapshot, -smp, 9p)
+# stays as it is
+native_args() {
+	local a prev= k=0 n=() extra=() id
+	for a in "${args[@]}"; do
+		case "$prev:$a" in
+		-icount:*sleep=off*) a="${a/sleep=off/rr=$1,rrfile=$2}" ;;
+		-drive:*if=ide,index=*)
+			k=$((k + 1)); id=nd$k
+			local idx=${a##*index=}
+			idx=${idx%%,*}
+			a="id=$id,${a/if=ide,index=$idx/if=none}"
+			extra+=(-drive "driver=blkreplay,if=none,image=$id,id=r$id"
+				-device "ide-hd,drive=r$id,bus=ide.$((idx / 2)),unit=$((idx % 2))") ;;
+		-device:*drive=*)
+			id=${a#*drive=}; id=${id%%,*}
+			extra+=(-drive "driver=blkreplay,if=none,image=$id,id=r$id")
+			a="${a/drive=$id/drive=r$id}" ;;
 		esac
-		out_args+=("$a")
+		n+=("$a")
+		prev=$a
 	done
-	GUEST_ARGV=("${out_args[@]}" -drive driver=blkreplay,if=none,image=d0,id=rr0)
+	args=("${n[@]}" "${extra[@]}")
 }
 for v in $qemus; do
 	want 6b || continue
@@ -269,13 +283,13 @@ for v in $qemus; do
 			# shellcheck disable=SC2086
 			shim_replay "$out/rr.bhlog" "$out/rr2.bhlog" "$qemu" $fw "${GUEST_ARGV[@]}" >/dev/null 2>&1 || true
 			t3=$(now_s)
-			guest_argv "$config" "$out"; native_argv record "$out/native.rr"
+			guest_argv "$config" "$out"; args=("${GUEST_ARGV[@]}"); native_args record "$out/native.rr"
 			# shellcheck disable=SC2086
-			"$qemu" $fw "${GUEST_ARGV[@]}" >"$out/native.rec" 2>/dev/null || true
+			"$qemu" $fw "${args[@]}" >"$out/native.rec" 2>/dev/null || true
 			t4=$(now_s)
-			guest_argv "$config" "$out"; native_argv replay "$out/native.rr"
+			guest_argv "$config" "$out"; args=("${GUEST_ARGV[@]}"); native_args replay "$out/native.rr"
 			# shellcheck disable=SC2086
-			"$qemu" $fw "${GUEST_ARGV[@]}" >"$out/native.rep" 2>/dev/null || true
+			"$qemu" $fw "${args[@]}" >"$out/native.rep" 2>/dev/null || true
 			t5=$(now_s)
 			cmp -s "$out/native.rec" "$out/native.rep" || same=no
 			bp=$(best "$bp" "$t0" "$t1")
@@ -339,32 +353,6 @@ fi
 # first round only: the Linux tier takes minutes under it), all (every round)
 rr_defaults() { rr_rec=(--force) rr_rep=(--force) rr_done='^done:'; rr_native=; }
 native_cap=${BHRR_BENCH_NATIVE_CAP:-240}
-# native_args MODE FILE: args rewritten for QEMU's native record/replay
-# (-icount rr=MODE,rrfile=FILE), every disk behind a blkreplay driver: an
-# if=ide drive becomes if=none with an ide-hd on its bus, a virtio-blk-pci
-# gets the blkreplay node; the rest (-snapshot, -smp, 9p) stays as it is
-native_args() {
-	local a prev= k=0 n=() extra=() id
-	for a in "${args[@]}"; do
-		case "$prev:$a" in
-		-icount:*sleep=off*) a="${a/sleep=off/rr=$1,rrfile=$2}" ;;
-		-drive:*if=ide,index=*)
-			k=$((k + 1)); id=nd$k
-			local idx=${a##*index=}
-			idx=${idx%%,*}
-			a="id=$id,${a/if=ide,index=$idx/if=none}"
-			extra+=(-drive "driver=blkreplay,if=none,image=$id,id=r$id"
-				-device "ide-hd,drive=r$id,bus=ide.$((idx / 2)),unit=$((idx % 2))") ;;
-		-device:virtio-blk-pci,drive=*)
-			id=${a#*drive=}; id=${id%%,*}
-			extra+=(-drive "driver=blkreplay,if=none,image=$id,id=r$id")
-			a="${a/drive=$id/drive=r$id}" ;;
-		esac
-		n+=("$a")
-		prev=$a
-	done
-	args=("${n[@]}" "${extra[@]}")
-}
 rr_defaults
 rr3() {
 	local label=$1 q=$2 tp=() tr=() tq=() tnr=() tnq=() same=0 nsame=0 p r q2 nr nq nerr=
@@ -443,7 +431,7 @@ if want 5e && [ -f "$b/guest-linux/.stamp" ]; then
 	for v in $qemus; do
 		select_qemu "$v"
 		echo "== 5e. Linux tier (QEMU $v), the disks CI uses: record and replay vs plain, medians of 3"
-		rr_rec=(--as-is) rr_rep=() rr_done='^linux-guest: done' rr_native=yes
+		rr_rep=() rr_done='^linux-guest: done' rr_native=yes
 		for c in qcow2 iothread aio 9p; do
 			# an iothread is refused --as-is: plain bhrr record moves it
 			if [ "$c" = iothread ]; then rr_rec=(); else rr_rec=(--as-is); fi
