@@ -244,7 +244,8 @@ check_devices(int argc, char **argv, struct findings *fs)
 	 */
 	if (any_arg(argc, argv, "iothread"))
 		find(fs, "an iothread: its AioContext runs outside the gate",
-		     "bhrr record moves the device to the main loop (drops iothread=); by hand: remove iothread=");
+		     "bhrr record moves the device to the main loop (drops iothread=); "
+		     "by hand: remove iothread=");
 	/* aio=native and aio=io_uring are gated at the block backend (shim/gate_blk.h) */
 	const char *display = opt_value(argc, argv, "-display");
 

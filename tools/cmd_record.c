@@ -363,6 +363,20 @@ drop_args(struct strvec *v, size_t k, size_t n)
 }
 
 /*
+ * Where an option value @v sets a key iothread= ("...,iothread=X",
+ * "DRIVER.iothread=X", "device.ID.iothread=X", or at @v's start), or NULL.
+ */
+static const char *
+iothread_key(const char *v)
+{
+	const char *io = strstr(v, "iothread=");
+
+	while (io != NULL && io != v && io[-1] != ',' && io[-1] != '.')
+		io = strstr(io + 1, "iothread=");
+	return io;
+}
+
+/*
  * The iothread= of each device of @v dropped, so that the device runs in
  * the main loop, where bhrr's gate and executor see its requests: the guest
  * sees the same device either way (doc/record.md, "Iothreads").  -device
@@ -377,10 +391,8 @@ drop_iothreads(struct strvec *v, const char *cmd)
 	char buf[4096];
 
 	for (size_t j = 1; j + 1 < v->n; j++) {
-		const char *a = v->v[j + 1], *io = strstr(a, "iothread=");
+		const char *a = v->v[j + 1], *io = iothread_key(a);
 
-		while (io != NULL && io != a && io[-1] != ',' && io[-1] != '.')
-			io = strstr(io + 1, "iothread=");
 		if (io == NULL || io == a)
 			continue;
 		if (qemu_is_opt(v->v[j], "-device") && io[-1] == ',') {
@@ -557,10 +569,8 @@ static int
 iothread_user(char **qargv, char *what, size_t len)
 {
 	for (int i = 0; qargv[i] && qargv[i + 1]; i++) {
-		const char *v = qargv[i + 1], *io = strstr(v, "iothread=");
+		const char *v = qargv[i + 1], *io = iothread_key(v);
 
-		if (io != NULL && io != v && io[-1] != ',' && io[-1] != '.')
-			io = NULL;
 		if (io == NULL && strstr(v, "iothread") != NULL &&
 		    (qemu_is_opt(qargv[i], "-device") || qemu_is_opt(qargv[i], "-global"))) {
 			/* JSON (-device '{"driver":...,"iothread":...}'), iothread-vq-mapping, driver=,property= */
