@@ -58,6 +58,13 @@ gate_req_complete(void *opaque, int ret)
 	policy_current()->complete(r, ret);
 }
 
+/* The nodes and descriptors a submitting thread has checked, by hash. */
+#define SEEN 8
+static __thread struct seen {
+	void *bs;
+	int fd;
+} seen[SEEN];
+
 /*
  * What a request does, when its argument is file-posix's RawPosixAIOData
  * (bs, aio_type, aio_fildes, aio_offset, aio_nbytes: the same in 7.2 and
@@ -80,9 +87,22 @@ req_content(const void *arg, uint64_t *op, uint64_t *offset, uint64_t *bytes)
 	if (arg == NULL)
 		return 0;
 	memcpy(&d, arg, sizeof(d));
-	if (d.bs == NULL || d.fd < 0 || d.offset < 0 || d.nbytes > (1ull << 32) ||
-	    fcntl(d.fd, F_GETFD) < 0)
+	if (d.bs == NULL || d.fd < 0 || d.offset < 0 || d.nbytes > (1ull << 32))
 		return 0;
+	/*
+	 * The descriptor is asked about once per node and descriptor, not per
+	 * request: an IDE PIO record made one system call more per completion,
+	 * where every sector is a request.  A node that reopens its file under
+	 * the same number is still an open descriptor.
+	 */
+	struct seen *c = &seen[((uintptr_t)d.bs >> 4 ^ (unsigned)d.fd) % SEEN];
+
+	if (c->bs != d.bs || c->fd != d.fd) {
+		if (fcntl(d.fd, F_GETFD) < 0)
+			return 0;
+		c->bs = d.bs;
+		c->fd = d.fd;
+	}
 	switch (d.type & 0xff) { /* QEMU_AIO_READ, _WRITE, _FLUSH, _DISCARD */
 	case 0x01: *op = REQ_OP_READ; break;
 	case 0x02: *op = REQ_OP_WRITE; break;
