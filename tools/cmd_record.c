@@ -558,6 +558,16 @@ make_deterministic(struct strvec *v)
 	return changes;
 }
 
+/* Whether @qargv reads a -readconfig file, whose devices bhrr record does not see. */
+static int
+has_readconfig(char **qargv)
+{
+	for (int i = 0; qargv[i]; i++)
+		if (qemu_is_opt(qargv[i], "-readconfig"))
+			return 1;
+	return 0;
+}
+
 /*
  * A device of @qargv that runs in an iothread, into @what ("virtio-blk-pci
  * (id d0) in iothread io0"); 1 if there is one.  Its requests complete in
@@ -667,8 +677,13 @@ cmd_record(int argc, char **argv)
 	int n = doctor_findings(qargc, qargv, f, DOCTOR_MAX);
 
 	for (int k = 0; k < n && k < DOCTOR_MAX; k++) {
-		/* an -object iothread no device uses any more (drop_iothreads) changes nothing */
-		if (strncmp(f[k].what, "an iothread", 11) == 0 && !iothread_user(qargv, io, sizeof(io)))
+		/*
+		 * an -object iothread no device uses any more (drop_iothreads)
+		 * changes nothing - unless a -readconfig file may hold a device
+		 * in it, which bhrr record does not read or move
+		 */
+		if (strncmp(f[k].what, "an iothread", 11) == 0 && !iothread_user(qargv, io, sizeof(io)) &&
+		    !has_readconfig(qargv))
 			continue;
 		fprintf(stderr, "bhrr: record: warning: %s (fix: %s)\n", f[k].what, f[k].fix);
 	}

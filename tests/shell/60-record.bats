@@ -334,6 +334,15 @@ qmp_quit() {
 	run "$BHRR" record -o "$LOG" -- "$QEMU_BIN" "${GUEST_ARGV[@]}" -global virtio-blk-pci.iothread=io0 -object iothread,id=io0
 	[ "$status" -eq "$GUEST_PASS" ]
 	[[ "$output" == *"bhrr: record: removed -global virtio-blk-pci.iothread=io0"* ]]
+	[[ "$output" != *"warning: an iothread"* ]]
+	# a -readconfig file may hold a device in the iothread, which record does not move: the warning stays
+	guest_argv virtio "$BATS_TEST_TMPDIR"
+	rm -f "$LOG"
+	: >"$BATS_TEST_TMPDIR/empty.cfg"
+	run "$BHRR" record -o "$LOG" -- "$QEMU_BIN" "${GUEST_ARGV[@]}" -object iothread,id=io0 \
+		-readconfig "$BATS_TEST_TMPDIR/empty.cfg"
+	[ "$status" -eq "$GUEST_PASS" ]
+	[[ "$output" == *"warning: an iothread"* ]]
 	# --as-is: refused, naming the device; with --force recorded, with the doctor's warning
 	guest_argv virtio "$BATS_TEST_TMPDIR"
 	rm -f "$LOG"
