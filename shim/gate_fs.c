@@ -29,15 +29,17 @@
 #define SHARES_MAX 16
 #define SEEN_MAX 65536 /* files fingerprinted per run; more are said once and left unchecked */
 
-static int fs_on;  /* set once, in the constructor */
+static int fs_on;      /* set once, in the constructor: fingerprinting (recording) */
+static int noatime_on; /* set once, in the constructor: a share exists (record or replay) */
 static struct {
 	char id[64];
 	char root[PATH_MAX]; /* realpath of the shared directory */
 	size_t len;
 } shares[SHARES_MAX]; /* written once, in the constructor */
 static int nshares;
-/* libc's openat64; the constructor resolves it, and before that the syscall answers */
+/* libc's openat64 and fcntl64; the constructor resolves them, and before that the syscall answers */
 static int (*real_openat64)(int, const char *, int, ...);
+static int (*real_fcntl64)(int, int, ...);
 
 static pthread_mutex_t fs_mu = PTHREAD_MUTEX_INITIALIZER;
 static uint64_t *seen;       /* fs_mu: keys of the files fingerprinted (open addressing) */
@@ -50,9 +52,14 @@ void
 gate_fs_start(int recording, int argc, char *const argv[])
 {
 	struct fp_share sh[SHARES_MAX + 1];
-	int n = recording ? fp_shares(argc, argv, sh, SHARES_MAX + 1) : 0;
+	int n = fp_shares(argc, argv, sh, SHARES_MAX + 1);
 
 	__atomic_store_n(&real_openat64, dlsym(RTLD_NEXT, "openat64"), __ATOMIC_RELEASE);
+	__atomic_store_n(&real_fcntl64, dlsym(RTLD_NEXT, "fcntl64"), __ATOMIC_RELEASE);
+	/* record and replay alike: neither may move a share's access times */
+	noatime_on = n > 0;
+	if (!recording)
+		return;
 	if (n > SHARES_MAX) {
 		vlog_say("warning: more than %d 9p shares; the files the guest reads from the rest "
 			 "are not fingerprinted", SHARES_MAX);
@@ -156,6 +163,16 @@ note(int fd)
 	atomic_fetch_add(&n_files, 1);
 }
 
+/* libc's openat64, or before the constructor what it would do. */
+static int
+open_real(int (*real)(int, const char *, int, ...), int dirfd, const char *path, int flags,
+	  mode_t mode)
+{
+	if (real != NULL)
+		return real(dirfd, path, flags, mode);
+	return (int)syscall(SYS_openat, dirfd, path, flags, mode);
+}
+
 /*
  * QEMU's open of a file by directory: the local 9p backend's every open.
  * Exported by libbhrr.so (libbhrr.map) to interpose on libc's.
@@ -176,10 +193,22 @@ openat64(int dirfd, const char *path, int flags, ...)
 		mode = (mode_t)va_arg(ap, int);
 		va_end(ap);
 	}
-	if (real != NULL)
-		fd = real(dirfd, path, flags, mode);
-	else /* before the constructor: what libc's would do */
-		fd = (int)syscall(SYS_openat, dirfd, path, flags, mode);
+	/*
+	 * Where a 9p share exists, QEMU's opens to read do not move access
+	 * times: with relatime, a record's first read of a file written since
+	 * its last read moved its access time, the guest saw the moved time in
+	 * the replay, and its own relatime asked the server differently (every
+	 * record of freshly written files diverged so).  O_NOATIME is only for
+	 * the file's owner or a privileged process: elsewhere the open is
+	 * made as it was asked (doc/record.md, "9p shares").  O_PATH opens
+	 * read nothing.
+	 */
+	int noatime = __atomic_load_n(&noatime_on, __ATOMIC_RELAXED) &&
+		      (flags & O_ACCMODE) == O_RDONLY && !(flags & (O_PATH | O_CREAT | O_TRUNC));
+
+	fd = open_real(real, dirfd, path, noatime ? flags | O_NOATIME : flags, mode);
+	if (fd < 0 && noatime && errno == EPERM)
+		fd = open_real(real, dirfd, path, flags, mode);
 	/*
 	 * Only opens to read what is there: one that writes, creates or
 	 * truncates changes the file (restore such a share as a disk), and
@@ -196,4 +225,44 @@ openat64(int dirfd, const char *path, int flags, ...)
 		errno = e;
 	}
 	return fd;
+}
+
+/*
+ * QEMU's fcntl, interposed for one thing: the local 9p backend opens a file
+ * and then sets its status flags back to the ones it asked for
+ * (openat_file: fcntl(fd, F_SETFL, flags), to drop O_NONBLOCK), which would
+ * drop the O_NOATIME openat64 added.  Where a share exists, F_SETFL keeps
+ * an O_NOATIME the descriptor has.  Everything else is passed on as it is.
+ */
+__attribute__((visibility("default"))) int fcntl64(int fd, int cmd, ...);
+
+static int
+fcntl_real(int fd, int cmd, void *arg)
+{
+	int (*real)(int, int, ...) = __atomic_load_n(&real_fcntl64, __ATOMIC_ACQUIRE);
+
+	if (real != NULL)
+		return real(fd, cmd, arg);
+	return (int)syscall(SYS_fcntl, fd, cmd, arg);
+}
+
+int
+fcntl64(int fd, int cmd, ...)
+{
+	va_list ap;
+
+	/* as libc's own: the argument, if any, is read as a pointer-sized word */
+	va_start(ap, cmd);
+	void *arg = va_arg(ap, void *);
+
+	va_end(ap);
+	if (cmd == F_SETFL && __atomic_load_n(&noatime_on, __ATOMIC_RELAXED) &&
+	    !((intptr_t)arg & O_NOATIME)) {
+		int e = errno, cur = fcntl_real(fd, F_GETFL, NULL);
+
+		errno = e;
+		if (cur >= 0 && (cur & O_NOATIME))
+			arg = (void *)((intptr_t)arg | O_NOATIME);
+	}
+	return fcntl_real(fd, cmd, arg);
 }

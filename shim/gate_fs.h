@@ -15,8 +15,12 @@
  * `bhrr replay` checks them all before QEMU starts, naming the first file
  * that differs (fingerprint.h's fp_check_read).
  *
+ * Wherever a share exists, in record and replay, QEMU's opens to read get
+ * O_NOATIME (and the interposed fcntl64 keeps it through the backend's
+ * F_SETFL), so that neither moves the access times the guest sees.
+ *
  * Threads: gate_fs_start runs in the constructor; the interposed openat64
- * runs in any thread (QEMU opens from its 9p workers), hashes there, and
+ * and fcntl64 run in any thread (QEMU opens from its 9p workers), hashes there, and
  * takes fs_mu only for the set of files already fingerprinted.
  */
 #ifndef BHRR_GATE_FS_H
@@ -24,7 +28,9 @@
 
 /*
  * Start fingerprinting the shares of command line @argv when @recording
- * (exact, ordering or chaos); constructor only.
+ * (exact, ordering or chaos); in every mode, QEMU's opens to read (where a
+ * share exists) then leave access times alone (O_NOATIME).  Constructor
+ * only.
  */
 void gate_fs_start(int recording, int argc, char *const argv[]);
 

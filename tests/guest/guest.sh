@@ -159,10 +159,8 @@ virt_argv() {
 }
 
 # share_9p DIR: DIR/share, the read-only 9p share the Linux tier's reader
-# (bhrr.9p=) reads: 12 files, modified an hour ago and read once since, so
-# that a record's reads leave the access times as they are (relatime moves
-# them while they are not past the modification time): the guest's own
-# relatime sees them, and would ask the server differently in a replay
+# (bhrr.9p=) reads: 12 files, freshly written, so that relatime would move
+# their access times at the first read - which bhrr's record must not do
 # (doc/record.md, "9p shares").  An existing DIR/share is kept.
 share_9p() {
 	if [ -d "$1/share" ]; then
@@ -172,6 +170,4 @@ share_9p() {
 	for i in $(seq 1 12); do
 		yes "file $i of the share" | head -c $((i * 3000)) >"$1/share/f$(printf %02d "$i")"
 	done
-	touch -m -d '1 hour ago' "$1/share" "$1/share"/*
-	cat "$1/share"/* >/dev/null
 }

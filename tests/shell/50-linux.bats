@@ -418,8 +418,10 @@ linux_9p_argv() {
 # the guest read (file_read events, shim/gate_fs.c); once one file of the
 # share changed, a replay is refused before QEMU starts, naming that file.
 linux_9p() {
-	# modified an hour ago and read once since (guest.sh says why)
+	# freshly written: the record's reads must leave their access times alone
 	share_9p "$BATS_TEST_TMPDIR"
+	local before
+	before=$(stat -c '%n %x' "$BATS_TEST_TMPDIR/share" "$BATS_TEST_TMPDIR/share"/*)
 	linux_9p_argv "$1"
 	rm -f "$BATS_TEST_TMPDIR/linux.bhlog"
 	status=0
@@ -433,10 +435,12 @@ linux_9p() {
 	grep -q '^9p 11 f12 36000 ' "$BATS_TEST_TMPDIR/rec.out"
 	! grep -q 'FAIL' "$BATS_TEST_TMPDIR/rec.out" || false
 	[ "$("$BHRR" dump "$BATS_TEST_TMPDIR/linux.bhlog" | grep -c ' file_read .* share=fs0 path=f[0-9][0-9] ')" -eq 12 ]
+	[ "$(stat -c '%n %x' "$BATS_TEST_TMPDIR/share" "$BATS_TEST_TMPDIR/share"/*)" = "$before" ]
 	for k in 1 2 3 4 5; do
 		linux_9p_argv "$1"
 		replay_linux "$k"
 	done
+	[ "$(stat -c '%n %x' "$BATS_TEST_TMPDIR/share" "$BATS_TEST_TMPDIR/share"/*)" = "$before" ]
 	echo "changed on the host" >>"$BATS_TEST_TMPDIR/share/f05"
 	linux_9p_argv "$1"
 	run "$BHRR" replay "$BATS_TEST_TMPDIR/linux.bhlog" -o "$BATS_TEST_TMPDIR/refused.bhlog" -- "${QEMU_ARGV[@]}"
