@@ -127,6 +127,10 @@ min() { awk -v a="$1" -v b="$2" 'BEGIN { print (b < a) ? b : a }'; }
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 # section 5's rounds: BHRR_BENCH_REPS (default 9); fewer than that let one noisy moment set a ratio
 reps5=${BHRR_BENCH_REPS:-9}
+# BHRR_BENCH_CONFIGS="ide-pio": only those guest configurations in sections 5, 5c and 6
+GUEST_CONFIGS=${BHRR_BENCH_CONFIGS:-$GUEST_CONFIGS}
+# quartiles X...: "Q1-Q3" of the numbers, the spread of a median's rounds
+quartiles() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { printf "%.3f-%.3f", v[int((NR + 3) / 4)], v[int((3 * NR + 3) / 4)] }'; }
 # best CUR T0 T1: the smaller of CUR and the time from T0 to T1
 best() { min "$1" "$(awk -v a="$2" -v b="$3" 'BEGIN { print b - a }')"; }
 # plain_run CONFIG N: args = CONFIG's command line at 8x its N commands, one
@@ -184,13 +188,13 @@ for v in $qemus; do
 			ratios="$ratios $(awk -v a="$t0" -v b="$t1" -v c="$t2" 'BEGIN { print (c - b) / (b - a) }')"
 			bratios="$bratios $(awk -v a="$t0" -v b="$t1" -v c="$t3" -v d="$t4" 'BEGIN { print (d - c) / (b - a) }')"
 		done
-		med=$(median $ratios); bmed=$(median $bratios)
+		med=$(median $ratios); bmed=$(median $bratios); q=$(quartiles $ratios); bq=$(quartiles $bratios)
 		size=$(stat -c %s "$out/rec.bhlog")
 		ios=$("$b/tools/bhrr" stat --json "$out/rec.bhlog" | sed -n 's/.*"io_complete":{"count":\([0-9]*\).*/\1/p')
 		cmds=$((8 * n))
-		awk -v c="$config" -v p="$bp" -v r="$br" -v o="$bo" -v bb="$bb" -v base="$base" -v s="$size" -v io="${ios:-0}" -v n="$cmds" -v m="$med" -v bm="$bmed" 'BEGIN {
-			printf "  %-13s plain %.3f s, record %.3f s, ratio %.3fx, median %.3fx (old landing %.3fx%s); log %d bytes: %.1f per guest command, %.1f per I/O request\n",
-				c, p, r, r / p, m, o / p, base == "" ? "" : sprintf(", baseline %.3fx, median %.3fx", bb / p, bm), s, s / n, (io ? s / io : 0) }'
+		awk -v c="$config" -v p="$bp" -v r="$br" -v o="$bo" -v bb="$bb" -v base="$base" -v s="$size" -v io="${ios:-0}" -v n="$cmds" -v m="$med" -v bm="$bmed" -v q="$q" -v bq="$bq" 'BEGIN {
+			printf "  %-13s plain %.3f s, record %.3f s, ratio %.3fx, median %.3fx (quartiles %s; old landing %.3fx%s); log %d bytes: %.1f per guest command, %.1f per I/O request\n",
+				c, p, r, r / p, m, q, o / p, base == "" ? "" : sprintf(", baseline %.3fx, median %.3fx, quartiles %s", bb / p, bm, bq), s, s / n, (io ? s / io : 0) }'
 	done
 done
 for v in $qemus; do
