@@ -20,8 +20,9 @@
  * F_SETFL), so that neither moves the access times the guest sees.
  *
  * Threads: gate_fs_start runs in the constructor; the interposed openat64
- * and fcntl64 run in any thread (QEMU opens from its 9p workers), hashes there, and
- * takes fs_mu only for the set of files already fingerprinted.
+ * and fcntl64 run in any thread (QEMU opens from its 9p workers); openat64
+ * hashes there, and takes fs_mu only for the set of files already
+ * fingerprinted.
  */
 #ifndef BHRR_GATE_FS_H
 #define BHRR_GATE_FS_H
