@@ -42,6 +42,8 @@ void shim_env(struct strvec *env, const char *mode, const char *out, const char 
 
 /* Whether QEMU argument @a is option @opt (e.g. "-icount", also as "--icount"). */
 int qemu_is_opt(const char *a, const char *opt);
+/* Whether QEMU command line @argv (@argv[0] the binary) has option @opt. */
+int qemu_has_opt(int argc, char **argv, const char *opt);
 /*
  * Whether QEMU's accelerator list @a ("kvm:tcg", an -accel value or what
  * follows a -machine value's accel=, up to a comma) names a hardware

@@ -45,8 +45,8 @@ opt_value(int argc, char **argv, const char *opt)
 	return v;
 }
 
-static int
-has_opt(int argc, char **argv, const char *opt)
+int
+qemu_has_opt(int argc, char **argv, const char *opt)
 {
 	for (int i = 1; i < argc; i++)
 		if (qemu_is_opt(argv[i], opt))
@@ -168,7 +168,7 @@ check_clock(int argc, char **argv, struct findings *fs)
 			find(fs, "-icount without sleep=off: the clock warps by real time",
 			     "add sleep=off to -icount");
 	}
-	if (has_opt(argc, argv, "-enable-kvm") || (accel && qemu_hw_accel(accel, 0)) ||
+	if (qemu_has_opt(argc, argv, "-enable-kvm") || (accel && qemu_hw_accel(accel, 0)) ||
 	    (machine && strstr(machine, "accel=") && qemu_hw_accel(strstr(machine, "accel=") + 6, 0)))
 		find(fs, "a hardware accelerator (kvm:tcg too, when KVM is there): no instruction "
 			 "count to tag events with",
@@ -203,7 +203,7 @@ check_clock(int argc, char **argv, struct findings *fs)
 	if (ic == NULL && (rtc == NULL || !strstr(rtc, "clock=vm")))
 		find(fs, "the guest RTC follows the host clock, which only exact mode (-icount) records",
 		     "add -rtc clock=vm,base=2020-01-01T00:00:00");
-	if (!has_opt(argc, argv, "-seed"))
+	if (!qemu_has_opt(argc, argv, "-seed"))
 		find(fs, "no -seed: RDRAND and QEMU's own random numbers differ per run", "add -seed 1");
 }
 
@@ -249,7 +249,7 @@ check_devices(int argc, char **argv, struct findings *fs)
 	/* aio=native and aio=io_uring are gated at the block backend (shim/gate_blk.h) */
 	const char *display = opt_value(argc, argv, "-display");
 
-	if (!has_opt(argc, argv, "-nographic") && !(display && strcmp(display, "none") == 0))
+	if (!qemu_has_opt(argc, argv, "-nographic") && !(display && strcmp(display, "none") == 0))
 		find(fs, "a display: keyboard and mouse input arrive at host timing", "add -display none");
 }
 

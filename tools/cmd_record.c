@@ -558,16 +558,6 @@ make_deterministic(struct strvec *v)
 	return changes;
 }
 
-/* Whether @qargv reads a -readconfig file, whose devices bhrr record does not see. */
-static int
-has_readconfig(char **qargv)
-{
-	for (int i = 0; qargv[i]; i++)
-		if (qemu_is_opt(qargv[i], "-readconfig"))
-			return 1;
-	return 0;
-}
-
 /*
  * A device of @qargv that runs in an iothread, into @what ("virtio-blk-pci
  * (id d0) in iothread io0"); 1 if there is one.  Its requests complete in
@@ -683,7 +673,7 @@ cmd_record(int argc, char **argv)
 		 * in it, which bhrr record does not read or move
 		 */
 		if (strncmp(f[k].what, "an iothread", 11) == 0 && !iothread_user(qargv, io, sizeof(io)) &&
-		    !has_readconfig(qargv))
+		    !qemu_has_opt(qargc, qargv, "-readconfig"))
 			continue;
 		fprintf(stderr, "bhrr: record: warning: %s (fix: %s)\n", f[k].what, f[k].fix);
 	}
