@@ -164,6 +164,32 @@ FUNC(fx_backjump)
 	ret
 END(fx_backjump)
 
+/*
+ * R2b. the same loop, its branch back to +4 a jg rel32 from 170 bytes on:
+ * found by the byte scan that spares decoding the body.  x * x (x >= 0)
+ */
+FUNC(fx_backjump_far)
+	xor %eax, %eax
+	mov %edi, %ecx
+1:	add %edi, %eax
+	.fill 160, 1, 0x90
+	dec %ecx
+	jg 1b
+	ret
+END(fx_backjump_far)
+
+/*
+ * A2. bytes that read as "jmp +2", into the window, inside a mov's
+ * immediate: the byte scan finds a candidate, and decoding the body
+ * shows it is none.  x + 1
+ */
+FUNC(fx_fake_branch)
+	mov %edi, %eax
+	add $1, %eax
+	mov $0xfaeb, %ecx
+	ret
+END(fx_fake_branch)
+
 /* R3. jrcxz cannot be relocated. */
 FUNC(fx_jrcxz)
 	mov %edi, %ecx

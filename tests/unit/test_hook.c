@@ -27,7 +27,8 @@ typedef int (*fn_t)(int);
 	X(fx_clean) X(fx_riprel) X(fx_riprel_imm) X(fx_lea_rip) X(fx_sse_rip)        \
 	X(fx_call_rel) X(fx_jcc_short) X(fx_jcc_near) X(fx_jmp_short) X(fx_tail5)    \
 	X(fx_endbr) X(fx_tail_window) X(fx_far) X(fx_cross_page) X(fx_too_short)     \
-	X(fx_backjump) X(fx_jrcxz) X(fx_internal) X(fx_eiprel) X(fx_jmp_first)
+	X(fx_backjump) X(fx_jrcxz) X(fx_internal) X(fx_eiprel) X(fx_jmp_first)       \
+	X(fx_backjump_far) X(fx_fake_branch)
 
 #define DECLARE(f) extern int f(int);
 FIXTURES(DECLARE)
@@ -91,6 +92,8 @@ static const struct shape shapes[] = {
 	S(fx_internal, HOOK_E_BACKJUMP, 0, 1)
 	S(fx_eiprel, HOOK_E_UNSUPPORTED, 0, 0)
 	S(fx_jmp_first, HOOK_E_TOO_SHORT, 0, 1)
+	S(fx_backjump_far, HOOK_E_BACKJUMP, 0, 1)
+	S(fx_fake_branch, 0, 0, 1)
 #undef S
 };
 
