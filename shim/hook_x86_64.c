@@ -161,6 +161,13 @@ hook_thread_count(void)
 	return n;
 }
 
+/*
+ * 1 once an install of the current batch has counted one thread
+ * (/proc/self/task read 36 times before main() cost more than the
+ * hooks' decoding); installation is single-threaded (hook.h), so no lock.
+ */
+static int batch_single;
+
 /* ---- analysis ---- */
 
 static int
@@ -524,8 +531,14 @@ hook_install_ex(void *target, void *replacement, void **original, unsigned flags
 	info->target = target;
 	if (target == NULL || (replacement == NULL && !(flags & HOOK_F_NULL)))
 		return refuse(info, HOOK_E_ARG, "no target or replacement");
-	if (!(flags & (HOOK_F_ALLOW_THREADS | HOOK_F_DRY_RUN)) && hook_thread_count() != 1)
-		return refuse(info, HOOK_E_THREADS, "%d threads exist", hook_thread_count());
+	if (!(flags & (HOOK_F_ALLOW_THREADS | HOOK_F_DRY_RUN)) && !batch_single) {
+		int threads = hook_thread_count();
+
+		if (threads != 1)
+			return refuse(info, HOOK_E_THREADS, "%d threads exist", threads);
+		/* only this thread runs, and within a batch it only installs: it stays alone */
+		batch_single = hook_mem_in_batch();
+	}
 	if (insn_decoder_open() < 0)
 		return refuse(info, HOOK_E_DECODE, "cannot open the decoder");
 	if ((err = hook_maps_get()) < 0)
@@ -688,11 +701,17 @@ hook_install_sym(const char *name, void *replacement, void **original)
 int
 hook_batch_begin(void)
 {
+	if (!hook_mem_in_batch())
+		batch_single = 0;
 	return hook_mem_batch_begin();
 }
 
 int
 hook_batch_end(void)
 {
-	return hook_mem_batch_end();
+	int err = hook_mem_batch_end();
+
+	if (!hook_mem_in_batch())
+		batch_single = 0;
+	return err;
 }
