@@ -229,13 +229,19 @@ elf_file_build_id(const char *path, char *out, size_t len)
 	return rc;
 }
 
-/* The version banner is a string literal in the executable's rodata. */
+/*
+ * The version banner is a string literal in the executable's rodata, the
+ * read-only segment after the code.  The segments are searched from the
+ * last: the first read-only one holds the dynamic symbols and relocations
+ * (4 MB in Debian's 7.2), which searching first made this, before main(),
+ * cost more than all the hooks' back-jump checks.
+ */
 static void
 read_version(struct dl_phdr_info *info, struct qemu_build *b)
 {
 	static const char banner[] = "QEMU emulator version ";
 
-	for (int i = 0; i < info->dlpi_phnum && !b->version[0]; i++) {
+	for (int i = info->dlpi_phnum - 1; i >= 0 && !b->version[0]; i--) {
 		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
 
 		if (ph->p_type != PT_LOAD || (ph->p_flags & (PF_X | PF_W)) || !(ph->p_flags & PF_R))
