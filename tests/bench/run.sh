@@ -8,7 +8,8 @@
 #   2. hook install time of the full target set, per QEMU version;
 #   3. per QEMU version: exported functions, accepted, refused by reason;
 #   4. whole guest runs with check-mode hooks; 5. record vs plain, log size;
-#   5c. shim instructions per completion, per guest; 5d. the CI-shaped Linux run (issue 14):
+#   5c. shim instructions per completion, per guest; 5s. start-up: the
+#   constructor's instructions and a QEMU that stops at once, record vs plain; 5d. the CI-shaped Linux run (issue 14):
 #   record and replay vs plain, its inputs' bytes; 5f. -smp (issue 13): the race
 #   guest and the Linux tier, record and replay vs plain; 6. replay vs plain and vs record;
 #   6b. bhrr beside QEMU's native record/replay on the same guests;
@@ -31,7 +32,7 @@ fi
 # BHRR_BENCH_NATIVE_CAP=S: cut each run of QEMU's native record/replay (5e, 5f) at S seconds (240)
 # BHRR_BENCH_QEMUS="10.0": only those QEMUs (7.2 10.0) in the sections run on both
 qemus=${BHRR_BENCH_QEMUS:-7.2 10.0}
-# BHRR_BENCH_ONLY="5 6": only those sections (1 1b 2 5 6 6b 5b 5c 5d 5e 5f 7 8; 2 stands for 2-4)
+# BHRR_BENCH_ONLY="5 6": only those sections (1 1b 2 5 6 6b 5b 5c 5s 5d 5e 5f 7 8; 2 stands for 2-4)
 want() { [ -z "${BHRR_BENCH_ONLY:-}" ] || [[ " $BHRR_BENCH_ONLY " == *" $1 "* ]]; }
 mkdir -p "$out"
 
@@ -547,6 +548,54 @@ if want 5c && command -v valgrind >/dev/null && command -v callgrind_annotate >/
 					printf "  %-24s %4d completions, %6d accesses, %4d BHs gated: access %3.0f instructions per access; the rest %5.0f per completion, %4.0f per gated BH, %3.0f per logged event (total %6.0f per completion)\n",
 					c, io, acc, g, acc ? a / acc : 0, io ? r / io : 0, g ? r / g : 0, e ? r / e : 0, io ? s / io : 0 }'
 	done
+	done
+fi
+
+# ---- 5s. start-up: what preloading the shim costs before the guest's first instruction
+# The constructor's instructions (callgrind, repeatable), then the wall time of a QEMU
+# that stops at once: its kernel is missing, so it exits after parsing its command
+# line and making its machine, having run the shim's constructor and destructor.
+if want 5s; then
+	reps_s=${BHRR_BENCH_REPS_START:-21}
+	for v in $qemus; do
+		select_qemu "$v"
+		echo "== 5s. QEMU $v: start-up, the ide-pio command line with a missing kernel: record vs plain"
+		guest_argv ide-pio "$out"
+		sargs=("${GUEST_ARGV[@]/#$GUEST_DIR\/guest.elf/$out/no-such-kernel.elf}")
+		if command -v valgrind >/dev/null && command -v callgrind_annotate >/dev/null; then
+			for shim in "$b" $base; do
+				# shellcheck disable=SC2086
+				BHRR_MODE=record BHRR_LOG="$out/su.bhlog" BHRR_LOG_OVERWRITE=1 LD_PRELOAD="$shim/.libs/libbhrr.so" \
+					valgrind --tool=callgrind --callgrind-out-file="$out/cg.su" --toggle-collect=shim_init \
+					"$qemu" $fw "${sargs[@]}" >/dev/null 2>&1 || true
+				ir=$(callgrind_annotate "$out/cg.su" 2>/dev/null | sed -n 's/^ *\([0-9,]*\) .*PROGRAM TOTALS.*/\1/p' | tr -d ,)
+				printf "  constructor (callgrind): %s instructions%s\n" "${ir:-?}" \
+					"$([ "$shim" = "$b" ] || echo " (baseline)")"
+			done
+		fi
+		tp=; tr=; tb=
+		for _ in $(seq "$reps_s"); do
+			t0=$(now_s)
+			# shellcheck disable=SC2086
+			"$qemu" $fw "${sargs[@]}" >/dev/null 2>&1 || true
+			t1=$(now_s)
+			# shellcheck disable=SC2086
+			shim_record "$out/su.bhlog" "$qemu" $fw "${sargs[@]}" >/dev/null 2>&1 || true
+			t2=$(now_s)
+			if [ -n "$base" ]; then
+				# shellcheck disable=SC2086
+				SHIM=$base shim_record "$out/su.bhlog" "$qemu" $fw "${sargs[@]}" >/dev/null 2>&1 || true
+			fi
+			t3=$(now_s)
+			tp="$tp $(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')"
+			tr="$tr $(awk -v a="$t1" -v b="$t2" 'BEGIN { print b - a }')"
+			tb="$tb $(awk -v a="$t2" -v b="$t3" 'BEGIN { print b - a }')"
+		done
+		mp=$(median $tp); mr=$(median $tr); mb=$(median $tb)
+		awk -v p="$mp" -v r="$mr" -v bb="$mb" -v base="$base" -v n="$reps_s" 'BEGIN {
+			printf "  median of %d alternating runs: plain %.1f ms, record %.1f ms: %+.1f ms, ratio %.3fx%s\n",
+				n, p * 1000, r * 1000, (r - p) * 1000, r / p,
+				base == "" ? "" : sprintf("; baseline %.1f ms: %+.1f ms, ratio %.3fx", bb * 1000, (bb - p) * 1000, bb / p) }'
 	done
 fi
 
