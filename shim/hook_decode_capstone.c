@@ -9,7 +9,6 @@
  * refuse if the 4 bytes there do not equal the decoded displacement.
  */
 #include <capstone/capstone.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "hook_decode.h"
