@@ -6,11 +6,11 @@
  * the object on each call: about 1 ms per call in QEMU 7.2, whose
  * --export-dynamic .dynsym holds tens of thousands of symbols, and a
  * session asks about 36 times before QEMU's main() (a dry run and an
- * install per hook).  So the defined symbols of each object asked about
+ * install per hook).  So the defined functions of each object asked about
  * are read once from its loaded dynamic section into a hash table keyed by
- * address (sorting its ~30,000 symbols instead cost about 12 ms of QEMU's
- * start-up).  An object whose dynamic section cannot be read that way is
- * left to dladdr1.
+ * their offset from the object's base (sorting its ~20,000 symbols instead
+ * cost about 12 ms of QEMU's start-up).  An object whose dynamic section
+ * cannot be read that way is left to dladdr1.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
