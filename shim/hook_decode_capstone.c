@@ -74,7 +74,6 @@ is_terminator(unsigned id)
 	}
 }
 
-/* Classify a relative branch by its opcode bytes (prefixes already stripped). */
 /*
  * "mnemonic op_str" into @buf, truncated; what snprintf("%.15s%s%.30s")
  * gave, at a tenth of its cost: every decoded instruction gets its text,
@@ -94,6 +93,7 @@ insn_text(char *buf, size_t cap, const char *mnemonic, const char *op_str)
 	buf[k] = '\0';
 }
 
+/* Classify a relative branch by its opcode bytes (prefixes already stripped). */
 static void
 classify_relative(const cs_x86 *x, struct insn *out)
 {
