@@ -76,8 +76,9 @@ is_terminator(unsigned id)
 
 /*
  * "mnemonic op_str" into @buf, truncated; what snprintf("%.15s%s%.30s")
- * gave, at a tenth of its cost: every decoded instruction gets its text,
- * which only messages read.
+ * gave, without parsing a format for every decoded instruction (4.7 M
+ * instructions of the constructor's 25.1 M, callgrind): only messages
+ * read the text.
  */
 static void
 insn_text(char *buf, size_t cap, const char *mnemonic, const char *op_str)
